@@ -1,0 +1,38 @@
+"""pipesim: Monte Carlo forecasts of a sales pipeline.
+
+>>> import pipesim
+>>> scenario = pipesim.load_scenario("scenarios/demo")        # doctest: +SKIP
+>>> result = pipesim.simulate(scenario, trials=10_000, seed=0)  # doctest: +SKIP
+>>> result.summary(by="region")                                # doctest: +SKIP
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("pipesim")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+source"
+
+from pipesim.api import init_scenario, run_scenario, write_results  # noqa: E402
+from pipesim.demo import demo_path  # noqa: E402
+from pipesim.errors import PipesimError, PipesimWarning, ScenarioError  # noqa: E402
+from pipesim.model import Scenario, make_scenario  # noqa: E402
+from pipesim.result import Result  # noqa: E402
+from pipesim.simulate import simulate  # noqa: E402
+from pipesim.storage import load_scenario  # noqa: E402
+
+__all__ = [
+    "PipesimError",
+    "PipesimWarning",
+    "Result",
+    "Scenario",
+    "ScenarioError",
+    "__version__",
+    "demo_path",
+    "init_scenario",
+    "load_scenario",
+    "make_scenario",
+    "run_scenario",
+    "simulate",
+    "write_results",
+]

@@ -1,0 +1,227 @@
+"""The Monte Carlo kernel: arrays and scalars in, ``out`` arrays filled. No validation here.
+
+Layout of the inputs (built by :mod:`pipesim.prepare`):
+
+- ``funnel`` = (unit_key, unit_conv, unit_n, unit_of, dwell_code, dwell_p1, dwell_p2,
+  value_sigma). A *unit* is one conversion parameter that is drawn once per trial
+  (Beta(conv*n, (1-conv)*n) when n > 0). ``unit_of[g, s]`` is the unit used by
+  parameter group g at stage s; dwell and value arrays are flat, indexed ``g * S + s``.
+- ``deals`` = (key, gs, amount, age, by): ``gs = g * n_stages + stage``.
+- ``arrivals`` = (key, g, t0, t1, lam, n, amount_mu, amount_sigma, by): one row per
+  (month, segment): Poisson(lam) leads spread uniformly on [t0, t1) days.
+- ``day_period``: the period of each whole day after as_of; its length is the horizon
+  in days (month boundaries fall on whole days, so ``day_period[int(t)]`` is exact).
+- ``out_rev``, ``out_won``: [trial, period, 1 + by-group]; column 0 is the whole book.
+
+Every random number comes from a stream derived from (seed, trial, key), so the
+result does not depend on the thread count or on ``block`` and ``chunk``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from pipesim._random import (
+    OPTS,
+    beta,
+    derive,
+    exponential,
+    gamma,
+    gamma_tail,
+    mix,
+    normal,
+    normal_tail,
+    poisson_inverse,
+    to_unit,
+)
+
+EXPONENTIAL, GAMMA, LOGNORMAL, FIXED = 0, 1, 2, 3
+
+_SEED_DOMAIN = np.uint64(0x5EED5EED5EED5EED)
+_CONV_DOMAIN = np.uint64(0xC0C0C0C0C0C0C0C0)
+_ARRIVAL_DOMAIN = np.uint64(0xA77A77A77A77A77A)
+_VALUE_KEY = np.uint64(0x7A1E7A1E7A1E7A1E)
+_AMOUNT_KEY = np.uint64(0xA0A0A0A0A0A0A0A0)
+_RATE_KEY = np.uint64(0x1EAD1EAD1EAD1EAD)
+_COUNT_KEY = np.uint64(0xC0117C0117C01170)
+
+
+@njit(**OPTS)
+def trial_state(seed: np.uint64, trial: int) -> np.uint64:
+    """The root stream of one trial."""
+    return derive(mix(seed ^ _SEED_DOMAIN), np.uint64(trial))
+
+
+@njit(**OPTS)
+def dwell(state: np.uint64, code: int, p1: float, p2: float) -> tuple[np.uint64, float]:
+    """Draw a full dwell time (days)."""
+    if code == EXPONENTIAL:
+        state, e = exponential(state)
+        return state, p1 * e
+    if code == GAMMA:
+        state, x = gamma(state, p1)
+        return state, p2 * x
+    if code == LOGNORMAL:
+        state, z = normal(state)
+        return state, math.exp(p1 + p2 * z)
+    return state, p1
+
+
+@njit(**OPTS)
+def dwell_left(state: np.uint64, code: int, p1: float, p2: float,
+               age: float) -> tuple[np.uint64, float]:
+    """Draw the dwell still to come for a deal already ``age`` days in the stage."""
+    if age <= 0.0 or code == EXPONENTIAL:
+        return dwell(state, code, p1, p2)
+    if code == GAMMA:
+        state, x = gamma_tail(state, p1, age / p2)
+        return state, max(p2 * x - age, 0.0)
+    if code == LOGNORMAL:
+        state, z = normal_tail(state, (math.log(age) - p1) / p2)
+        return state, max(math.exp(p1 + p2 * z) - age, 0.0)
+    return state, max(p1 - age, 0.0)
+
+
+@njit(**OPTS)
+def multiplier(state: np.uint64, sigma: float) -> float:
+    """A lognormal multiplier of mean 1 and log-sd ``sigma`` (1.0 when sigma is 0)."""
+    if sigma <= 0.0:
+        return 1.0
+    state, z = normal(state)
+    return math.exp(sigma * z - 0.5 * sigma * sigma)
+
+
+@njit(**OPTS)
+def win_probabilities(state: np.uint64, funnel: tuple, out: np.ndarray) -> None:  # type: ignore[type-arg]
+    """Draw this trial's conversions and fill out[g * S + s] = P(win | in stage s)."""
+    unit_key, unit_conv, unit_n, unit_of = funnel[0], funnel[1], funnel[2], funnel[3]
+    n_units = unit_key.shape[0]
+    conv = np.empty(n_units)
+    base = state ^ _CONV_DOMAIN
+    for u in range(n_units):
+        c = unit_conv[u]
+        n = unit_n[u]
+        if n > 0.0 and 0.0 < c < 1.0:
+            _, c = beta(derive(base, unit_key[u]), c * n, (1.0 - c) * n)
+        conv[u] = c
+    n_groups, n_stages = unit_of.shape
+    for g in range(n_groups):
+        p = 1.0
+        for s in range(n_stages - 1, -1, -1):
+            p *= conv[unit_of[g, s]]
+            out[g * n_stages + s] = p
+
+
+@njit(**OPTS)
+def _book(out_rev: np.ndarray, out_won: np.ndarray, i: int, k: int, by: int,
+          value: float) -> None:
+    out_rev[i, k, 0] += value
+    out_won[i, k, 0] += 1.0
+    if out_rev.shape[2] > 1:
+        out_rev[i, k, 1 + by] += value
+        out_won[i, k, 1 + by] += 1.0
+
+
+@njit(**OPTS)
+def _deal_chunk(ts: np.uint64, pwin: np.ndarray, funnel: tuple, deals: tuple,  # type: ignore[type-arg]
+                start: int, stop: int, day_period: np.ndarray, out_rev: np.ndarray,
+                out_won: np.ndarray, i: int) -> None:
+    n_stages, code, p1, p2, value_sigma = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6],
+                                           funnel[7])
+    key, gs_of, amount, age, by = deals[0], deals[1], deals[2], deals[3], deals[4]
+    end = float(day_period.shape[0])
+    for d in range(start, stop):
+        ds = derive(ts, key[d])
+        gs = gs_of[d]
+        if to_unit(ds) >= pwin[gs]:
+            continue  # lost (or still open past the horizon): no timing draws needed
+        last = gs - gs % n_stages + n_stages  # one past the group's final stage
+        _, t = dwell_left(derive(ds, np.uint64(1)), code[gs], p1[gs], p2[gs], age[d])
+        for c in range(gs + 1, last):
+            if t >= end:
+                break
+            _, r = dwell(derive(ds, np.uint64(c - gs + 1)), code[c], p1[c], p2[c])
+            t += r
+        if t >= end:
+            continue
+        value = amount[d]
+        if value_sigma[gs] > 0.0:
+            value *= multiplier(derive(ds, _VALUE_KEY), value_sigma[gs])
+        _book(out_rev, out_won, i, day_period[int(t)], by[d], value)
+
+
+@njit(**OPTS)
+def _arrivals(ts: np.uint64, pwin: np.ndarray, funnel: tuple, arrivals: tuple,  # type: ignore[type-arg]
+              day_period: np.ndarray, out_rev: np.ndarray, out_won: np.ndarray, i: int) -> None:
+    n_stages, code, p1, p2, value_sigma = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6],
+                                           funnel[7])
+    key, g_of, t0, t1, lam_of, n_of = (arrivals[0], arrivals[1], arrivals[2], arrivals[3],
+                                       arrivals[4], arrivals[5])
+    amount_mu, amount_sigma, by = arrivals[6], arrivals[7], arrivals[8]
+    end = float(day_period.shape[0])
+    base = ts ^ _ARRIVAL_DOMAIN
+    for r in range(key.shape[0]):
+        rs = derive(base, key[r])
+        lam = lam_of[r]
+        n = n_of[r]
+        if n > 0.0:
+            _, x = gamma(derive(rs, _RATE_KEY), n)
+            lam *= x / n
+        top = g_of[r] * n_stages
+        # Thinning: the leads that go on to win are Poisson(lam * P(win from the top)).
+        winners = poisson_inverse(to_unit(derive(rs, _COUNT_KEY)), lam * pwin[top])
+        for j in range(winners):
+            ws = derive(rs, np.uint64(j))
+            t = t0[r] + (t1[r] - t0[r]) * to_unit(ws)
+            for c in range(top, top + n_stages):
+                if t >= end:
+                    break
+                _, dt = dwell(derive(ws, np.uint64(c - top + 1)), code[c], p1[c], p2[c])
+                t += dt
+            if t >= end:
+                continue
+            value = math.exp(amount_mu[r])
+            if amount_sigma[r] > 0.0:
+                _, z = normal(derive(ws, _AMOUNT_KEY))
+                value = math.exp(amount_mu[r] + amount_sigma[r] * z)
+            if value_sigma[top] > 0.0:
+                value *= multiplier(derive(ws, _VALUE_KEY), value_sigma[top])
+            _book(out_rev, out_won, i, day_period[int(t)], by[r], value)
+
+
+@njit(parallel=True, **OPTS)
+def simulate_trials(seed: np.uint64, trial0: int, funnel: tuple, deals: tuple,  # type: ignore[type-arg]
+                    arrivals: tuple, day_period: np.ndarray, block: int, chunk: int,  # type: ignore[type-arg]
+                    out_rev: np.ndarray, out_won: np.ndarray) -> None:
+    """Simulate trials ``trial0 ..`` into ``out_rev``/``out_won`` (zeroed by the caller).
+
+    Parallel over blocks of ``block`` trials; within a block the deals are read
+    in chunks of ``chunk`` so a chunk stays in cache for all the block's trials.
+    Each trial adds its deals in deal order, then its arrivals in row order, so
+    the sums are the same bits whatever ``block``, ``chunk`` and thread count.
+    """
+    n_trials = out_rev.shape[0]
+    n_cells = funnel[3].shape[0] * funnel[3].shape[1]
+    n_deals = deals[0].shape[0]
+    n_blocks = (n_trials + block - 1) // block
+    for b in prange(n_blocks):
+        first = b * block
+        last = min(first + block, n_trials)
+        pwin = np.empty((last - first, n_cells))
+        states = np.empty(last - first, dtype=np.uint64)
+        for i in range(first, last):
+            states[i - first] = trial_state(seed, trial0 + i)
+            win_probabilities(states[i - first], funnel, pwin[i - first])
+        for start in range(0, n_deals, chunk):
+            stop = min(start + chunk, n_deals)
+            for i in range(first, last):
+                _deal_chunk(states[i - first], pwin[i - first], funnel, deals, start, stop,
+                            day_period, out_rev, out_won, i)
+        for i in range(first, last):
+            _arrivals(states[i - first], pwin[i - first], funnel, arrivals, day_period, out_rev,
+                      out_won, i)
+
+

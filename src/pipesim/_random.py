@@ -1,0 +1,279 @@
+"""Counter-based random streams and the samplers the kernels need, all ``@njit``.
+
+A stream is a ``uint64`` state advanced by SplitMix64. Streams are derived by
+hashing (seed, trial, key), never by sharing a generator, so the numbers a deal
+uses depend only on the seed, the trial and the deal's own key: not on thread
+count, block sizes or the other deals. Each sampler takes a state and returns
+``(state, value)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_KEY_MULT = np.uint64(0xD1B54A32D192ED03)
+_TWO_M53 = 1.0 / 9007199254740992.0
+
+OPTS = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": False}
+
+
+def _ziggurat(r: float, v: float, f: object, f_inv: object, n: int = 256) -> tuple:  # type: ignore[type-arg]
+    """Layer edges x[0..n] and heights f(x) of a ziggurat (Marsaglia and Tsang, 2000)."""
+    x = np.empty(n + 1)
+    x[0] = v / f(r)  # type: ignore[operator]
+    x[1] = r
+    for i in range(1, n - 1):
+        x[i + 1] = f_inv(v / x[i] + f(x[i]))  # type: ignore[operator]
+    x[n] = 0.0
+    return x, np.array([f(xi) for xi in x])  # type: ignore[operator]
+
+
+# 256-layer ziggurats for the standard normal (right half) and the exponential.
+_NR = 3.6541528853610088
+_ZN_X, _ZN_F = _ziggurat(
+    _NR, _NR * math.exp(-0.5 * _NR * _NR) + math.sqrt(math.pi / 2) * math.erfc(_NR / math.sqrt(2)),
+    lambda x: math.exp(-0.5 * x * x), lambda y: math.sqrt(-2.0 * math.log(y)))
+_ER = 7.69711747013104972
+_ZE_X, _ZE_F = _ziggurat(_ER, (_ER + 1.0) * math.exp(-_ER), lambda x: math.exp(-x),
+                         lambda y: -math.log(y))
+_LOW8 = np.uint64(0xFF)
+_S8 = np.uint64(8)
+_ONE = np.uint64(1)
+
+
+@njit(**OPTS)
+def mix(z: np.uint64) -> np.uint64:
+    """SplitMix64 finaliser: a bijective hash of 64 bits."""
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@njit(**OPTS)
+def derive(state: np.uint64, key: np.uint64) -> np.uint64:
+    """Start a new stream from a parent state and a key (a trial, deal or stage number).
+
+    The parent is itself a hash output, so one finaliser round on (parent + key
+    times an odd constant) separates the children; the result's top 53 bits can
+    serve directly as one uniform (see :func:`to_unit`).
+    """
+    return mix(state + key * _KEY_MULT)
+
+
+@njit(**OPTS)
+def to_unit(bits: np.uint64) -> float:
+    """The top 53 bits of a hash as a uniform in [0, 1)."""
+    return float(bits >> _S11) * _TWO_M53
+
+
+@njit(**OPTS)
+def uniform(state: np.uint64) -> tuple[np.uint64, float]:
+    """Draw U in [0, 1) with 53 random bits."""
+    state = state + _GOLDEN
+    return state, float(mix(state) >> _S11) * _TWO_M53
+
+
+@njit(**OPTS)
+def uniform_open(state: np.uint64) -> tuple[np.uint64, float]:
+    """Draw U in (0, 1), safe for logarithms."""
+    state = state + _GOLDEN
+    return state, (float(mix(state) >> _S11) + 0.5) * _TWO_M53
+
+
+@njit(**OPTS)
+def exponential(state: np.uint64) -> tuple[np.uint64, float]:
+    """Draw a standard exponential (ziggurat: one hash and a table look-up, mostly)."""
+    while True:
+        state = state + _GOLDEN
+        z = mix(state)
+        i = int(z & _LOW8)
+        x = float(z >> _S11) * _TWO_M53 * _ZE_X[i]
+        if x < _ZE_X[i + 1]:
+            return state, x
+        if i == 0:
+            state, u = uniform_open(state)
+            return state, _ER - math.log(u)
+        state, u = uniform(state)
+        if _ZE_F[i] + u * (_ZE_F[i + 1] - _ZE_F[i]) < math.exp(-x):
+            return state, x
+
+
+@njit(**OPTS)
+def normal(state: np.uint64) -> tuple[np.uint64, float]:
+    """Draw a standard normal (ziggurat: one hash and a table look-up, mostly)."""
+    while True:
+        state = state + _GOLDEN
+        z = mix(state)
+        i = int(z & _LOW8)
+        sign = 1.0 if ((z >> _S8) & _ONE) == _ONE else -1.0
+        x = float(z >> _S11) * _TWO_M53 * _ZN_X[i]
+        if x < _ZN_X[i + 1]:
+            return state, sign * x
+        if i == 0:
+            while True:
+                state, u1 = uniform_open(state)
+                state, u2 = uniform_open(state)
+                xx = -math.log(u1) / _NR
+                if -2.0 * math.log(u2) > xx * xx:
+                    return state, sign * (_NR + xx)
+        state, u = uniform(state)
+        if _ZN_F[i] + u * (_ZN_F[i + 1] - _ZN_F[i]) < math.exp(-0.5 * x * x):
+            return state, sign * x
+
+
+@njit(**OPTS)
+def gamma(state: np.uint64, shape: float) -> tuple[np.uint64, float]:
+    """Draw Gamma(shape, 1) (Marsaglia-Tsang; boosted by U^(1/shape) below 1)."""
+    boost = 1.0
+    if shape < 1.0:
+        state, u = uniform_open(state)
+        boost = u ** (1.0 / shape)
+        shape = shape + 1.0
+    d = shape - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        state, x = normal(state)
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        state, u = uniform_open(state)
+        x2 = x * x
+        if u < 1.0 - 0.0331 * x2 * x2:
+            return state, d * v * boost
+        if math.log(u) < 0.5 * x2 + d * (1.0 - v + math.log(v)):
+            return state, d * v * boost
+
+
+@njit(**OPTS)
+def gamma_tail(state: np.uint64, shape: float, a: float) -> tuple[np.uint64, float]:
+    """Draw Gamma(shape, 1) conditioned on exceeding ``a`` (exact rejection samplers).
+
+    Below the mean, plain rejection (at most a few tries). Above it, a shifted
+    exponential proposal: rate ``lam`` near the tail's hazard for shape >= 1,
+    rate 1 for shape < 1 (then the density ratio ``(x/a)^(shape-1)`` is <= 1).
+    """
+    if a <= 0.0:
+        return gamma(state, shape)
+    if a < shape:
+        while True:
+            state, x = gamma(state, shape)
+            if x > a:
+                return state, x
+    if shape < 1.0:
+        while True:
+            state, e = exponential(state)
+            x = a + e
+            state, u = uniform_open(state)
+            if math.log(u) <= (shape - 1.0) * math.log(x / a):
+                return state, x
+    b = a - shape
+    lam = (b + math.sqrt(b * b + 4.0 * a)) / (2.0 * a)
+    if lam >= 1.0:
+        state, e = exponential(state)
+        return state, a + e
+    # f/g is proportional to x^(shape-1) exp(-(1-lam) x); its maximum on x >= a:
+    xmax = (shape - 1.0) / (1.0 - lam)
+    if xmax < a:
+        xmax = a
+    while True:
+        state, e = exponential(state)
+        x = a + e / lam
+        state, u = uniform_open(state)
+        log_ratio = (shape - 1.0) * math.log(x / xmax) - (1.0 - lam) * (x - xmax)
+        if math.log(u) <= log_ratio:
+            return state, x
+
+
+@njit(**OPTS)
+def normal_tail(state: np.uint64, z0: float) -> tuple[np.uint64, float]:
+    """Draw a standard normal conditioned on exceeding ``z0`` (Robert's sampler above 0)."""
+    if z0 < 0.0:
+        while True:
+            state, z = normal(state)
+            if z > z0:
+                return state, z
+    alpha = 0.5 * (z0 + math.sqrt(z0 * z0 + 4.0))
+    while True:
+        state, e = exponential(state)
+        z = z0 + e / alpha
+        state, u = uniform_open(state)
+        d = z - alpha
+        if math.log(u) <= -0.5 * d * d:
+            return state, z
+
+
+@njit(**OPTS)
+def beta(state: np.uint64, a: float, b: float) -> tuple[np.uint64, float]:
+    """Draw Beta(a, b) as a ratio of gammas."""
+    state, x = gamma(state, a)
+    state, y = gamma(state, b)
+    total = x + y
+    if total <= 0.0:
+        return state, a / (a + b)
+    return state, x / total
+
+
+@njit(**OPTS)
+def poisson_inverse(u: float, mu: float) -> int:
+    """Return the Poisson(mu) quantile of ``u``: inversion, so it is monotone in u and mu.
+
+    Small means search up from 0; large ones start at the mode, with the CDF
+    there summed from the pmf (a few times sqrt(mu) terms), and walk from it.
+    """
+    if mu <= 0.0:
+        return 0
+    if mu < 30.0:
+        p = math.exp(-mu)
+        cdf = p
+        k = 0
+        while u >= cdf and k < 1000:
+            k += 1
+            p *= mu / k
+            cdf += p
+            if p == 0.0:
+                break
+        return k
+    mode = int(math.floor(mu))
+    log_pm = -mu + mode * math.log(mu) - math.lgamma(mode + 1.0)
+    pm = math.exp(log_pm)
+    # CDF at the mode: sum the pmf downwards until the terms stop counting.
+    cdf = pm
+    p = pm
+    j = mode
+    while j > 0:
+        p *= j / mu
+        j -= 1
+        cdf += p
+        if p < 1e-17 * cdf:
+            break
+    k = mode
+    if u < cdf:
+        p = pm
+        while k > 0:
+            below = cdf - p
+            if u >= below:
+                break
+            cdf = below
+            p *= k / mu
+            k -= 1
+        return k
+    p = pm
+    limit = mode + 60.0 * math.sqrt(mu) + 100.0
+    while u >= cdf and k < limit:
+        k += 1
+        p *= mu / k
+        cdf += p
+        if p == 0.0:
+            break
+    return k

@@ -1,0 +1,71 @@
+"""Plain-text tables for the terminal: aligned columns, thousands separators, currency."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from pipesim.result import Result
+
+
+def _num(value: float, decimals: int = 0) -> str:
+    return f"{value:,.{decimals}f}"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
+    """Align columns: the first ``left`` columns to the left, the rest to the right."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for r in [header, *rows]:
+        cells = [str(c).ljust(w) if i < left else str(c).rjust(w)
+                 for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _block(summary: pd.DataFrame, cumulative: bool) -> list[list[str]]:
+    part = summary[summary["cumulative"] == cumulative]
+    rev = part[part["metric"] == "revenue"].set_index("period")
+    won = part[part["metric"] == "won_deals"].set_index("period")
+    rows = []
+    for period in rev.index:
+        r, w = rev.loc[period], won.loc[period]
+        rows.append([period, *(_num(r[c]) for c in ("mean", "p10", "p50", "p90")),
+                     *(_num(w[c], 1 if c == "mean" else 0) for c in ("mean", "p10", "p50",
+                                                                        "p90"))])
+    return rows
+
+
+def run_report(result: Result) -> str:
+    """The text ``pipesim run`` prints: monthly and cumulative bands, then segments."""
+    sc = result.scenario
+    cur = f" ({sc.currency})" if sc.currency else ""
+    head = [
+        f"pipesim · {sc.name or 'scenario'} · as of {sc.as_of} · {sc.horizon_months} months · "
+        f"{len(sc.deals):,} open deals · {result.trials_count:,} trials · seed {result.seed}",
+    ]
+    whole = result.summary()
+    header = ["period", f"revenue mean{cur}", "P10", "P50", "P90", "won mean", "P10", "P50",
+              "P90"]
+    out = [*head, "", "Per month", table(header, _block(whole, False)), "",
+           "Cumulative", table(header, _block(whole, True))]
+    if result.by:
+        full = result.summary(result.by)
+        last = full[(full["cumulative"]) & (full["period"] == result.periods[-1])]
+        rows = []
+        for _, grp in last.groupby(list(result.by), dropna=False, sort=False):
+            first = grp.iloc[0]
+            if all(first[c] is None for c in result.by):
+                continue
+            r = grp[grp["metric"] == "revenue"].iloc[0]
+            w = grp[grp["metric"] == "won_deals"].iloc[0]
+            rows.append([*(str(first[c]) for c in result.by),
+                         *(_num(r[c]) for c in ("mean", "p10", "p50", "p90")),
+                         _num(w["mean"], 1), _num(w["p10"]), _num(w["p50"]), _num(w["p90"])])
+        seg_header = [*result.by, f"revenue mean{cur}", "P10", "P50", "P90", "won mean", "P10",
+                      "P50", "P90"]
+        out += ["", f"Over the horizon, by {', '.join(result.by)}",
+                table(seg_header, rows, left=len(result.by))]
+    return "\n".join(out)

@@ -1,0 +1,1 @@
+"""Engines run prepared arrays into per-trial outputs: ``numba`` (local threads), ``numpy``."""

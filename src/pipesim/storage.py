@@ -1,0 +1,139 @@
+"""Parquet in and out: scenario folders and results folders. The only module that knows Parquet.
+
+Results are written under temporary names in the target folder and renamed
+once every file is complete, so a failed or interrupted run leaves no
+half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipesim.errors import ScenarioError
+from pipesim.model import Scenario, make_scenario
+
+SCENARIO_FILES = ("stages", "deals", "arrivals", "scenario")
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise ScenarioError(
+            f"{path}: cannot be read as a Parquet file ({str(exc).splitlines()[0]}). "
+            "Write it with pandas: DataFrame.to_parquet(path), or run `pipesim init DIR` "
+            "for an example."
+        ) from None
+    return table.to_pandas()
+
+
+def load_scenario(path: str | os.PathLike[str]) -> Scenario:
+    """Read and validate a scenario folder.
+
+    The folder holds ``stages.parquet``, ``deals.parquet``, ``scenario.parquet``
+    and optionally ``arrivals.parquet`` (see the README for their columns).
+
+    Raises
+    ------
+    ScenarioError
+        When a file is missing, unreadable or invalid; the message names it.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ScenarioError(
+            f"{folder}: no such scenario folder. Give a folder holding stages.parquet, "
+            "deals.parquet and scenario.parquet (`pipesim init DIR` writes an example)."
+        )
+    files = {name: folder / f"{name}.parquet" for name in SCENARIO_FILES}
+    for name in ("stages", "deals", "scenario"):
+        if not files[name].is_file():
+            raise ScenarioError(
+                f"{files[name]}: missing. A scenario folder needs stages.parquet, deals.parquet "
+                "(zero rows is fine) and scenario.parquet; `pipesim init DIR` writes an example."
+            )
+    tables = {name: _read_table(p) for name, p in files.items() if p.is_file()}
+    settings = tables["scenario"]
+    src = str(files["scenario"])
+    if len(settings) != 1:
+        raise ScenarioError(f"{src}: has {len(settings)} rows; it must have exactly one "
+                            "(as_of, horizon_months, optional name and currency).")
+    for col in ("as_of", "horizon_months"):
+        if col not in settings.columns:
+            raise ScenarioError(f"{src}: required column {col!r} missing (columns present: "
+                                f"{', '.join(map(str, settings.columns)) or 'none'}). "
+                                "Add it, e.g. as_of=2027-01-01, horizon_months=12.")
+    row = settings.iloc[0]
+
+    def text(col: str) -> str:
+        value = row.get(col)
+        return "" if value is None or pd.isna(value) else str(value)
+
+    return make_scenario(
+        tables["stages"],
+        tables["deals"],
+        tables.get("arrivals"),
+        as_of=row["as_of"],
+        horizon_months=row["horizon_months"],
+        name=text("name") or folder.name,
+        currency=text("currency"),
+        sources={**{k: str(v) for k, v in files.items()}, "path": str(folder)},
+    )
+
+
+def _with_metadata(frame: pd.DataFrame, metadata: Mapping[str, str]) -> pa.Table:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta.update({f"pipesim.{k}".encode(): str(v).encode() for k, v in metadata.items()})
+    return table.replace_schema_metadata(meta)
+
+
+def write_tables(folder: str | os.PathLike[str], frames: Mapping[str, pd.DataFrame],
+                 metadata: Mapping[str, str] | None = None) -> list[Path]:
+    """Write ``{name: frame}`` as ``folder/name.parquet``, all or nothing.
+
+    Every file is first written as a hidden temporary file in ``folder``; only
+    when all are complete are they renamed into place.
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    done: list[tuple[Path, Path]] = []
+    try:
+        for name, frame in frames.items():
+            final = out / f"{name}.parquet"
+            temp = out / f".{name}.parquet.tmp-{os.getpid()}"
+            done.append((temp, final))
+            pq.write_table(_with_metadata(frame, metadata or {}), temp)
+    except BaseException:
+        for temp, _ in done:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+        raise
+    for temp, final in done:
+        os.replace(temp, final)
+    return [final for _, final in done]
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``pipesim.*`` metadata of a results file, keys without the prefix."""
+    meta = pq.read_schema(path).metadata or {}
+    return {k.decode()[len("pipesim."):]: v.decode() for k, v in meta.items()
+            if k.startswith(b"pipesim.")}
+
+
+def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[Path]:
+    """Write a scenario as a folder of Parquet files that :func:`load_scenario` reads back."""
+    settings = pd.DataFrame({
+        "as_of": [scenario.as_of],
+        "horizon_months": [scenario.horizon_months],
+        "name": [scenario.name],
+        "currency": [scenario.currency],
+    })
+    return write_tables(folder, {"stages": scenario.stages, "deals": scenario.deals,
+                                 "arrivals": scenario.arrivals, "scenario": settings})
