@@ -1,0 +1,136 @@
+"""The command line as a user meets it: the demo run, its files, and `pipesim init`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import pipesim
+from pipesim.cli import main
+from pipesim.demo import demo_tables
+from pipesim.storage import read_metadata
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    result = CliRunner().invoke(main, ["run", "--trials", "400", "--seed", "3", "--out", str(out),
+                                       "--by", "region"])
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_run_prints_monthly_and_cumulative_bands(demo_run):
+    _, result = demo_run
+    text = result.output
+    assert "Per month" in text and "Cumulative" in text
+    for word in ("P10", "P50", "P90", "2027-01", "2027-12", "North", "EUR"):
+        assert word in text
+
+
+def test_summary_parquet_long_form(demo_run):
+    out, _ = demo_run
+    summary = pd.read_parquet(out / "summary.parquet")
+    assert list(summary.columns) == ["region", "period", "cumulative", "metric", "mean", "p10",
+                                     "p50", "p90"]
+    assert set(summary["metric"]) == {"revenue", "won_deals"}
+    whole = summary[summary["region"].isna()]
+    assert len(whole) == 12 * 2 * 2
+    assert set(summary["region"].dropna()) == {"North", "South", "East", "West"}
+    assert (summary["p10"] <= summary["p50"]).all() and (summary["p50"] <= summary["p90"]).all()
+    # Quantiles are numpy's linear ones of the per-trial values in trials.parquet.
+    trials = pd.read_parquet(out / "trials.parquet")
+    assert list(trials.columns) == ["region", "trial", "period", "revenue", "won_deals"]
+    north = trials[trials["region"] == "North"]
+    cum = north.pivot(index="trial", columns="period", values="revenue").cumsum(axis=1)
+    row = summary[(summary.region == "North") & summary.cumulative
+                  & (summary.metric == "revenue") & (summary.period == "2027-06")].iloc[0]
+    assert row["p90"] == pytest.approx(np.quantile(cum["2027-06"], 0.9), rel=1e-12)
+    assert row["mean"] == pytest.approx(cum["2027-06"].mean(), rel=1e-12)
+
+
+def test_segments_add_up_to_the_whole_book(demo_run):
+    out, _ = demo_run
+    trials = pd.read_parquet(out / "trials.parquet")
+    seg = trials[trials.region.notna()].groupby(["trial", "period"])[["revenue", "won_deals"]]
+    whole = trials[trials.region.isna()].set_index(["trial", "period"])
+    summed = seg.sum().loc[whole.index]
+    np.testing.assert_allclose(summed["revenue"], whole["revenue"], rtol=1e-12)
+    np.testing.assert_array_equal(summed["won_deals"], whole["won_deals"])
+
+
+def test_result_files_carry_their_provenance(demo_run):
+    out, _ = demo_run
+    for name in ("summary", "trials"):
+        meta = read_metadata(out / f"{name}.parquet")
+        assert meta["seed"] == "3" and meta["trials"] == "400"
+        assert meta["pipesim_version"] == pipesim.__version__
+        assert meta["scenario"].endswith("demo")
+    assert not list(out.glob(".*tmp*"))
+
+
+def test_whole_book_rows_do_not_depend_on_by(demo):
+    plain = pipesim.simulate(demo, trials=300, seed=8)
+    split = pipesim.simulate(demo, trials=300, seed=8, by="product_line")
+    np.testing.assert_array_equal(plain.revenue[:, :, 0], split.revenue[:, :, 0])
+    pd.testing.assert_frame_equal(plain.summary(), split.summary())
+    # Asking an existing result for another breakdown re-runs the same trials.
+    by_region = plain.summary(by="region")
+    assert by_region[by_region.region.isna()].drop(columns="region").reset_index(
+        drop=True).equals(plain.summary())
+
+
+def test_deals_without_the_by_column_are_reported_as_none(tmp_path):
+    tables = demo_tables(n_deals=200)
+    tables["arrivals"] = tables["arrivals"].drop(columns=["region"])
+    tables["deals"].loc[:9, "region"] = None
+    folder = tmp_path / "sc"
+    folder.mkdir()
+    for name, frame in tables.items():
+        frame.to_parquet(folder / f"{name}.parquet")
+    sc = pipesim.load_scenario(folder)
+    summary = pipesim.simulate(sc, trials=100, seed=0).summary(by="region")
+    assert "(none)" in set(summary["region"].dropna())
+
+
+def test_default_out_is_results_in_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run", "--trials", "50"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "results" / "summary.parquet").is_file()
+    assert read_metadata(tmp_path / "results" / "summary.parquet")["trials"] == "50"
+
+
+def test_init_writes_the_demo_scenario_that_ships(tmp_path):
+    result = CliRunner().invoke(main, ["init", str(tmp_path / "mine")])
+    assert result.exit_code == 0, result.output
+    for name in ("stages", "deals", "arrivals", "scenario"):
+        written = pd.read_parquet(tmp_path / "mine" / f"{name}.parquet")
+        shipped = pd.read_parquet(pipesim.demo_path() / f"{name}.parquet")
+        pd.testing.assert_frame_equal(written, shipped)
+    assert (tmp_path / "mine" / "README.md").is_file()
+    sc = pipesim.load_scenario(tmp_path / "mine")
+    assert sc.funnel == ("Prospect", "Qualified", "Visited", "Offer")
+    assert {"region", "product_line"} <= set(sc.deal_segments)
+    assert len(sc.deals) >= 2_000
+    assert sorted(sc.arrivals.period.unique()) == [f"2027-{m:02d}" for m in range(1, 13)]
+    assert len(sc.arrivals) == 12 * 4 * 3  # every month for every region x product line
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", str(tmp_path)]).exit_code == 0
+    again = runner.invoke(main, ["init", str(tmp_path)])
+    assert again.exit_code == 2
+    assert "--force" in again.output
+    assert runner.invoke(main, ["init", str(tmp_path), "--force"]).exit_code == 0
+
+
+def test_run_with_numpy_engine(tmp_path):
+    result = CliRunner().invoke(main, ["run", "--trials", "30", "--engine", "numpy", "--out",
+                                       str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert pq.read_metadata(tmp_path / "summary.parquet").num_rows == 48
