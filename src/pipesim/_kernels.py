@@ -3,7 +3,8 @@
 Layout of the inputs (built by :mod:`pipesim.prepare`):
 
 - ``funnel`` = (unit_key, unit_conv, unit_n, unit_of, dwell_code, dwell_p1, dwell_p2,
-  value_sigma). A *unit* is one conversion parameter that is drawn once per trial
+  dwell_p3, value_sigma). Dwell parameters by code: exponential (mean), gamma (shape,
+  scale, Marsaglia-Tsang c), lognormal (mu, sigma), fixed (days). A *unit* is one conversion parameter that is drawn once per trial
   (Beta(conv*n, (1-conv)*n) when n > 0). ``unit_of[g, s]`` is the unit used by
   parameter group g at stage s; dwell and value arrays are flat, indexed ``g * S + s``.
 - ``deals`` = (key, gs, amount, age, by): ``gs = g * n_stages + stage``.
@@ -30,6 +31,7 @@ from pipesim._random import (
     derive,
     exponential,
     gamma,
+    gamma_fast,
     gamma_tail,
     mix,
     normal,
@@ -56,13 +58,14 @@ def trial_state(seed: np.uint64, trial: int) -> np.uint64:
 
 
 @njit(**OPTS)
-def dwell(state: np.uint64, code: int, p1: float, p2: float) -> tuple[np.uint64, float]:
+def dwell(state: np.uint64, code: int, p1: float, p2: float,
+          p3: float) -> tuple[np.uint64, float]:
     """Draw a full dwell time (days)."""
     if code == EXPONENTIAL:
         state, e = exponential(state)
         return state, p1 * e
     if code == GAMMA:
-        state, x = gamma(state, p1)
+        state, x = gamma_fast(state, p1, p3)
         return state, p2 * x
     if code == LOGNORMAL:
         state, z = normal(state)
@@ -71,11 +74,11 @@ def dwell(state: np.uint64, code: int, p1: float, p2: float) -> tuple[np.uint64,
 
 
 @njit(**OPTS)
-def dwell_left(state: np.uint64, code: int, p1: float, p2: float,
+def dwell_left(state: np.uint64, code: int, p1: float, p2: float, p3: float,
                age: float) -> tuple[np.uint64, float]:
     """Draw the dwell still to come for a deal already ``age`` days in the stage."""
     if age <= 0.0 or code == EXPONENTIAL:
-        return dwell(state, code, p1, p2)
+        return dwell(state, code, p1, p2, p3)
     if code == GAMMA:
         state, x = gamma_tail(state, p1, age / p2)
         return state, max(p2 * x - age, 0.0)
@@ -128,22 +131,32 @@ def _book(out_rev: np.ndarray, out_won: np.ndarray, i: int, k: int, by: int,
 @njit(**OPTS)
 def _deal_chunk(ts: np.uint64, pwin: np.ndarray, funnel: tuple, deals: tuple,  # type: ignore[type-arg]
                 start: int, stop: int, day_period: np.ndarray, out_rev: np.ndarray,
-                out_won: np.ndarray, i: int) -> None:
-    n_stages, code, p1, p2, value_sigma = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6],
-                                           funnel[7])
+                out_won: np.ndarray, i: int, won_idx: np.ndarray, won_state: np.ndarray) -> None:
+    n_stages, code, p1, p2, p3 = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6],
+                                   funnel[7])
+    value_sigma = funnel[8]
     key, gs_of, amount, age, by = deals[0], deals[1], deals[2], deals[3], deals[4]
     end = float(day_period.shape[0])
+    # Pass 1, without branches: one uniform per deal decides whether it is won (a lost
+    # deal, or one still open at the horizon, needs no timing draws).
+    n_won = 0
     for d in range(start, stop):
         ds = derive(ts, key[d])
+        won_idx[n_won] = d
+        won_state[n_won] = ds
+        n_won += to_unit(ds) < pwin[gs_of[d]]
+    # Pass 2: time and value the winners (in deal order, so sums do not depend on chunks).
+    for w in range(n_won):
+        d = won_idx[w]
+        ds = won_state[w]
         gs = gs_of[d]
-        if to_unit(ds) >= pwin[gs]:
-            continue  # lost (or still open past the horizon): no timing draws needed
         last = gs - gs % n_stages + n_stages  # one past the group's final stage
-        _, t = dwell_left(derive(ds, np.uint64(1)), code[gs], p1[gs], p2[gs], age[d])
+        _, t = dwell_left(derive(ds, np.uint64(1)), code[gs], p1[gs], p2[gs], p3[gs],
+                          age[d])
         for c in range(gs + 1, last):
             if t >= end:
                 break
-            _, r = dwell(derive(ds, np.uint64(c - gs + 1)), code[c], p1[c], p2[c])
+            _, r = dwell(derive(ds, np.uint64(c - gs + 1)), code[c], p1[c], p2[c], p3[c])
             t += r
         if t >= end:
             continue
@@ -156,8 +169,9 @@ def _deal_chunk(ts: np.uint64, pwin: np.ndarray, funnel: tuple, deals: tuple,  #
 @njit(**OPTS)
 def _arrivals(ts: np.uint64, pwin: np.ndarray, funnel: tuple, arrivals: tuple,  # type: ignore[type-arg]
               day_period: np.ndarray, out_rev: np.ndarray, out_won: np.ndarray, i: int) -> None:
-    n_stages, code, p1, p2, value_sigma = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6],
-                                           funnel[7])
+    n_stages, code, p1, p2, p3 = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6],
+                                   funnel[7])
+    value_sigma = funnel[8]
     key, g_of, t0, t1, lam_of, n_of = (arrivals[0], arrivals[1], arrivals[2], arrivals[3],
                                        arrivals[4], arrivals[5])
     amount_mu, amount_sigma, by = arrivals[6], arrivals[7], arrivals[8]
@@ -179,7 +193,8 @@ def _arrivals(ts: np.uint64, pwin: np.ndarray, funnel: tuple, arrivals: tuple,  
             for c in range(top, top + n_stages):
                 if t >= end:
                     break
-                _, dt = dwell(derive(ws, np.uint64(c - top + 1)), code[c], p1[c], p2[c])
+                _, dt = dwell(derive(ws, np.uint64(c - top + 1)), code[c], p1[c], p2[c],
+                              p3[c])
                 t += dt
             if t >= end:
                 continue
@@ -212,6 +227,8 @@ def simulate_trials(seed: np.uint64, trial0: int, funnel: tuple, deals: tuple,  
         last = min(first + block, n_trials)
         pwin = np.empty((last - first, n_cells))
         states = np.empty(last - first, dtype=np.uint64)
+        won_idx = np.empty(chunk, dtype=np.int64)
+        won_state = np.empty(chunk, dtype=np.uint64)
         for i in range(first, last):
             states[i - first] = trial_state(seed, trial0 + i)
             win_probabilities(states[i - first], funnel, pwin[i - first])
@@ -219,7 +236,7 @@ def simulate_trials(seed: np.uint64, trial0: int, funnel: tuple, deals: tuple,  
             stop = min(start + chunk, n_deals)
             for i in range(first, last):
                 _deal_chunk(states[i - first], pwin[i - first], funnel, deals, start, stop,
-                            day_period, out_rev, out_won, i)
+                            day_period, out_rev, out_won, i, won_idx, won_state)
         for i in range(first, last):
             _arrivals(states[i - first], pwin[i - first], funnel, arrivals, day_period, out_rev,
                       out_won, i)

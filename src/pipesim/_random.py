@@ -132,15 +132,8 @@ def normal(state: np.uint64) -> tuple[np.uint64, float]:
 
 
 @njit(**OPTS)
-def gamma(state: np.uint64, shape: float) -> tuple[np.uint64, float]:
-    """Draw Gamma(shape, 1) (Marsaglia-Tsang; boosted by U^(1/shape) below 1)."""
-    boost = 1.0
-    if shape < 1.0:
-        state, u = uniform_open(state)
-        boost = u ** (1.0 / shape)
-        shape = shape + 1.0
-    d = shape - 1.0 / 3.0
-    c = 1.0 / math.sqrt(9.0 * d)
+def gamma_mt(state: np.uint64, d: float, c: float) -> tuple[np.uint64, float]:
+    """Marsaglia-Tsang for Gamma(d + 1/3, 1), d >= 2/3, with ``c = 1/sqrt(9 d)`` given."""
     while True:
         state, x = normal(state)
         v = 1.0 + c * x
@@ -150,22 +143,45 @@ def gamma(state: np.uint64, shape: float) -> tuple[np.uint64, float]:
         state, u = uniform_open(state)
         x2 = x * x
         if u < 1.0 - 0.0331 * x2 * x2:
-            return state, d * v * boost
+            return state, d * v
         if math.log(u) < 0.5 * x2 + d * (1.0 - v + math.log(v)):
-            return state, d * v * boost
+            return state, d * v
+
+
+@njit(**OPTS)
+def gamma_c(shape: float) -> float:
+    """The Marsaglia-Tsang constant c for ``shape`` (shapes below 1 are boosted by 1)."""
+    return 1.0 / math.sqrt(9.0 * ((shape if shape >= 1.0 else shape + 1.0) - 1.0 / 3.0))
+
+
+@njit(**OPTS)
+def gamma_fast(state: np.uint64, shape: float, c: float) -> tuple[np.uint64, float]:
+    """Draw Gamma(shape, 1) given ``c = gamma_c(shape)`` (kernels precompute it)."""
+    if shape >= 1.0:
+        return gamma_mt(state, shape - 1.0 / 3.0, c)
+    state, u = uniform_open(state)
+    state, x = gamma_mt(state, shape + 2.0 / 3.0, c)
+    return state, x * u ** (1.0 / shape)
+
+
+@njit(**OPTS)
+def gamma(state: np.uint64, shape: float) -> tuple[np.uint64, float]:
+    """Draw Gamma(shape, 1) (Marsaglia-Tsang; boosted by U^(1/shape) below 1)."""
+    return gamma_fast(state, shape, gamma_c(shape))
 
 
 @njit(**OPTS)
 def gamma_tail(state: np.uint64, shape: float, a: float) -> tuple[np.uint64, float]:
     """Draw Gamma(shape, 1) conditioned on exceeding ``a`` (exact rejection samplers).
 
-    Below the mean, plain rejection (at most a few tries). Above it, a shifted
+    Well below the mean, plain rejection (few tries). Above it, a shifted
     exponential proposal: rate ``lam`` near the tail's hazard for shape >= 1,
     rate 1 for shape < 1 (then the density ratio ``(x/a)^(shape-1)`` is <= 1).
+    Acceptance tests compare with ``-E`` (E exponential) rather than ``log(U)``.
     """
     if a <= 0.0:
         return gamma(state, shape)
-    if a < shape:
+    if a < 0.6 * shape:
         while True:
             state, x = gamma(state, shape)
             if x > a:
@@ -174,8 +190,8 @@ def gamma_tail(state: np.uint64, shape: float, a: float) -> tuple[np.uint64, flo
         while True:
             state, e = exponential(state)
             x = a + e
-            state, u = uniform_open(state)
-            if math.log(u) <= (shape - 1.0) * math.log(x / a):
+            state, e2 = exponential(state)
+            if -e2 <= (shape - 1.0) * math.log(x / a):
                 return state, x
     b = a - shape
     lam = (b + math.sqrt(b * b + 4.0 * a)) / (2.0 * a)
@@ -189,9 +205,8 @@ def gamma_tail(state: np.uint64, shape: float, a: float) -> tuple[np.uint64, flo
     while True:
         state, e = exponential(state)
         x = a + e / lam
-        state, u = uniform_open(state)
-        log_ratio = (shape - 1.0) * math.log(x / xmax) - (1.0 - lam) * (x - xmax)
-        if math.log(u) <= log_ratio:
+        state, e2 = exponential(state)
+        if -e2 <= (shape - 1.0) * math.log(x / xmax) - (1.0 - lam) * (x - xmax):
             return state, x
 
 
@@ -207,9 +222,9 @@ def normal_tail(state: np.uint64, z0: float) -> tuple[np.uint64, float]:
     while True:
         state, e = exponential(state)
         z = z0 + e / alpha
-        state, u = uniform_open(state)
+        state, e2 = exponential(state)
         d = z - alpha
-        if math.log(u) <= -0.5 * d * d:
+        if e2 >= 0.5 * d * d:
             return state, z
 
 

@@ -109,10 +109,11 @@ def _resolve(scenario: Scenario, groups: pd.DataFrame, source: str) -> dict[str,
 
 
 def _dwell_arrays(dist: np.ndarray, mean: np.ndarray,
-                  cv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  cv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     code = np.full(mean.shape, K.GAMMA, dtype=np.int64)
     p1 = np.zeros(mean.shape)
     p2 = np.zeros(mean.shape)
+    p3 = np.zeros(mean.shape)
     fixed = cv <= 0
     expo = (dist == "gamma") & (cv == 1.0)
     gam = (dist == "gamma") & ~fixed & ~expo
@@ -120,11 +121,13 @@ def _dwell_arrays(dist: np.ndarray, mean: np.ndarray,
     code[fixed], p1[fixed] = K.FIXED, mean[fixed]
     code[expo], p1[expo] = K.EXPONENTIAL, mean[expo]
     code[gam], p1[gam], p2[gam] = K.GAMMA, 1.0 / cv[gam] ** 2, mean[gam] * cv[gam] ** 2
+    boosted = np.where(p1[gam] >= 1.0, p1[gam], p1[gam] + 1.0)
+    p3[gam] = 1.0 / np.sqrt(9.0 * (boosted - 1.0 / 3.0))
     sigma2 = np.log1p(cv[logn] ** 2)
     code[logn] = K.LOGNORMAL
     p1[logn] = np.log(mean[logn]) - 0.5 * sigma2
     p2[logn] = np.sqrt(sigma2)
-    return code, p1, p2
+    return code, p1, p2, p3
 
 
 def _by_groups(scenario: Scenario, arrivals: pd.DataFrame,
@@ -213,20 +216,24 @@ def prepare(scenario: Scenario, by: Sequence[str] = ()) -> Prepared:
     unit_key = stable_hash([f"conv|{a}|{b}" for a, b in zip(
         _row_labels(stages, conv_row, segs), _row_labels(stages, n_row, segs), strict=True)])
 
-    code, p1, p2 = _dwell_arrays(dist, dwell_mean, dwell_cv)
+    code, p1, p2, p3 = _dwell_arrays(dist, dwell_mean, dwell_cv)
     value_sigma = np.sqrt(np.log1p(value_cv ** 2))
     funnel_arrays = (unit_key, unit_conv, unit_n, unit_of, code.ravel(), p1.ravel(), p2.ravel(),
-                     value_sigma.ravel())
+                     p3.ravel(), value_sigma.ravel())
 
     deal_by, arr_by, by_values = _by_groups(scenario, arr, by)
     stage_index = {name: s for s, name in enumerate(funnel)}
     deal_stage = deals["stage"].map(stage_index).to_numpy(dtype=np.int64)
+    deal_gs = deal_g * n_stages + deal_stage
+    # Deals of one group and stage side by side: the kernel's branches then repeat
+    # the same path (same stages left, same dwell laws) and predict well.
+    order = np.argsort(deal_gs, kind="stable")
     deal_arrays = (
-        stable_hash(deals["deal_id"].map(str).to_numpy(dtype=object)),
-        deal_g * n_stages + deal_stage,
-        deals["amount"].to_numpy(dtype=np.float64),
-        deals["days_in_stage"].to_numpy(dtype=np.float64),
-        deal_by.astype(np.int64),
+        stable_hash(deals["deal_id"].map(str).to_numpy(dtype=object))[order],
+        deal_gs[order].astype(np.int64),
+        deals["amount"].to_numpy(dtype=np.float64)[order],
+        deals["days_in_stage"].to_numpy(dtype=np.float64)[order],
+        deal_by.astype(np.int64)[order],
     )
 
     bounds = period_bounds(scenario.as_of, scenario.horizon_months)
