@@ -33,32 +33,44 @@ STAGES = ["Lead", "Qualified", "Visited", "Offer", "Negotiation"]
 def bench_tables(n_deals: int, leads_per_month: float = 1_000.0, seed: int = 1) -> dict:
     """A realistic 5-stage book: most deals near the top, gamma dwell, value spread."""
     rng = np.random.default_rng(seed)
-    stages = pd.DataFrame({
-        "stage": STAGES,
-        "conversion": [0.40, 0.50, 0.60, 0.55, 0.70],
-        "dwell_days": [15.0, 20.0, 25.0, 20.0, 15.0],
-        "dwell_cv": [1.0, 0.8, 0.7, 0.6, 0.5],
-        "value_cv": [0.0, 0.0, 0.0, 0.1, 0.2],
-        "conversion_n": [500.0, 300.0, 200.0, 150.0, 100.0],
-    })
+    stages = pd.DataFrame(
+        {
+            "stage": STAGES,
+            "conversion": [0.40, 0.50, 0.60, 0.55, 0.70],
+            "dwell_days": [15.0, 20.0, 25.0, 20.0, 15.0],
+            "dwell_cv": [1.0, 0.8, 0.7, 0.6, 0.5],
+            "value_cv": [0.0, 0.0, 0.0, 0.1, 0.2],
+            "conversion_n": [500.0, 300.0, 200.0, 150.0, 100.0],
+        }
+    )
     stage = rng.choice(STAGES, n_deals, p=[0.35, 0.25, 0.20, 0.12, 0.08])
-    deals = pd.DataFrame({
-        "deal_id": np.arange(n_deals),
-        "stage": stage,
-        "amount": rng.lognormal(np.log(8_000.0), 0.6, n_deals).round(2),
-        "days_in_stage": rng.exponential(15.0, n_deals).round(),
-        "region": rng.choice(["North", "South", "East", "West"], n_deals),
-    })
+    deals = pd.DataFrame(
+        {
+            "deal_id": np.arange(n_deals),
+            "stage": stage,
+            "amount": rng.lognormal(np.log(8_000.0), 0.6, n_deals).round(2),
+            "days_in_stage": rng.exponential(15.0, n_deals).round(),
+            "region": rng.choice(["North", "South", "East", "West"], n_deals),
+        }
+    )
     months = [f"2027-{m:02d}" for m in range(1, 13)]
-    arrivals = pd.DataFrame({
-        "period": np.repeat(months, 4),
-        "leads": leads_per_month / 4,
-        "amount": 8_000.0,
-        "amount_cv": 0.6,
-        "region": np.tile(["North", "South", "East", "West"], 12),
-    })
-    scenario = pd.DataFrame({"as_of": [pd.Timestamp("2027-01-01").date()],
-                             "horizon_months": [12], "name": ["bench"], "currency": ["EUR"]})
+    arrivals = pd.DataFrame(
+        {
+            "period": np.repeat(months, 4),
+            "leads": leads_per_month / 4,
+            "amount": 8_000.0,
+            "amount_cv": 0.6,
+            "region": np.tile(["North", "South", "East", "West"], 12),
+        }
+    )
+    scenario = pd.DataFrame(
+        {
+            "as_of": [pd.Timestamp("2027-01-01").date()],
+            "horizon_months": [12],
+            "name": ["bench"],
+            "currency": ["EUR"],
+        }
+    )
     return {"stages": stages, "deals": deals, "arrivals": arrivals, "scenario": scenario}
 
 
@@ -79,9 +91,11 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
     except (OSError, StopIteration):
         pass
-    return (f"{cpu}, {os.cpu_count()} cores, numba {numba.__version__} "
-            f"({numba.get_num_threads()} threads), numpy {np.__version__}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, numba {numba.__version__} "
+        f"({numba.get_num_threads()} threads), numpy {np.__version__}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def main() -> None:
@@ -90,24 +104,33 @@ def main() -> None:
     parser.add_argument("--deals", type=int, default=100_000)
     parser.add_argument("--trials", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--run-deals", type=int, default=400_000,
-                        help="book size for the whole-process `pipesim run` timing (0: skip)")
+    parser.add_argument(
+        "--run-deals",
+        type=int,
+        default=400_000,
+        help="book size for the whole-process `pipesim run` timing (0: skip)",
+    )
     args = parser.parse_args()
 
     tables = bench_tables(args.deals)
-    scenario = pipesim.make_scenario(tables["stages"], tables["deals"], tables["arrivals"],
-                                     as_of="2027-01-01", horizon_months=12)
+    scenario = pipesim.make_scenario(
+        tables["stages"], tables["deals"], tables["arrivals"], as_of="2027-01-01", horizon_months=12
+    )
     prepared = prepare(scenario)
     start = time.perf_counter()
     local.run(prepared, 4, seed=0)  # compile, or load the on-disk cache
     warm = time.perf_counter() - start
     work = args.deals * args.trials
     t_numba = _best(lambda: local.run(prepared, args.trials, seed=0), args.repeat)
-    t_numpy = _best(lambda: reference.run(prepared, args.trials, seed=0, thin_arrivals=True),
-                    max(1, args.repeat - 2))
+    t_numpy = _best(
+        lambda: reference.run(prepared, args.trials, seed=0, thin_arrivals=True),
+        max(1, args.repeat - 2),
+    )
     print(f"machine: {machine()}")
-    print(f"scenario: {args.deals:,} open deals, 5 stages, 1,000 new leads/month, "
-          f"{args.trials:,} trials, 12 months")
+    print(
+        f"scenario: {args.deals:,} open deals, 5 stages, 1,000 new leads/month, "
+        f"{args.trials:,} trials, 12 months"
+    )
     print(f"first call (compile or cache load): {warm:.2f} s")
     print(f"numba engine : {t_numba:8.3f} s  {work / t_numba / 1e6:8.1f} M deal-trials/s")
     print(f"numpy engine : {t_numpy:8.3f} s  {work / t_numpy / 1e6:8.1f} M deal-trials/s")
@@ -119,13 +142,24 @@ def main() -> None:
             folder.mkdir()
             for name, frame in bench_tables(args.run_deals).items():
                 frame.to_parquet(folder / f"{name}.parquet")
-            cmd = [sys.executable, "-m", "pipesim.cli", "run", str(folder), "--trials",
-                   str(args.trials), "--out", str(Path(tmp) / "out")]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pipesim.cli",
+                "run",
+                str(folder),
+                "--trials",
+                str(args.trials),
+                "--out",
+                str(Path(tmp) / "out"),
+            ]
             start = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True)
             whole = time.perf_counter() - start
-        print(f"`pipesim run` on {args.run_deals:,} deals x {args.trials:,} trials, "
-              f"whole process: {whole:.2f} s")
+        print(
+            f"`pipesim run` on {args.run_deals:,} deals x {args.trials:,} trials, "
+            f"whole process: {whole:.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -17,12 +17,14 @@ Z = 4.5  # tolerance in Monte Carlo standard errors for mean checks (two-sided p
 def stages_frame(conversion, dwell_days=10.0, dwell_cv=1.0, names=None, **extra):
     n = len(conversion)
     names = names or [f"S{i + 1}" for i in range(n)]
-    frame = pd.DataFrame({
-        "stage": names,
-        "conversion": conversion,
-        "dwell_days": np.broadcast_to(dwell_days, n).astype(float),
-        "dwell_cv": np.broadcast_to(dwell_cv, n).astype(float),
-    })
+    frame = pd.DataFrame(
+        {
+            "stage": names,
+            "conversion": conversion,
+            "dwell_days": np.broadcast_to(dwell_days, n).astype(float),
+            "dwell_cv": np.broadcast_to(dwell_cv, n).astype(float),
+        }
+    )
     for key, value in extra.items():
         frame[key] = np.broadcast_to(np.asarray(value, dtype=object), n)
     return frame
@@ -30,20 +32,23 @@ def stages_frame(conversion, dwell_days=10.0, dwell_cv=1.0, names=None, **extra)
 
 def deals_frame(stages, amounts, ages=0.0, **segments):
     n = len(stages)
-    frame = pd.DataFrame({
-        "deal_id": [f"d{i}" for i in range(n)],
-        "stage": stages,
-        "amount": np.broadcast_to(amounts, n).astype(float),
-        "days_in_stage": np.broadcast_to(ages, n).astype(float),
-    })
+    frame = pd.DataFrame(
+        {
+            "deal_id": [f"d{i}" for i in range(n)],
+            "stage": stages,
+            "amount": np.broadcast_to(amounts, n).astype(float),
+            "days_in_stage": np.broadcast_to(ages, n).astype(float),
+        }
+    )
     for key, value in segments.items():
         frame[key] = value
     return frame
 
 
 def build(stages, deals=None, arrivals=None, as_of="2027-01-01", horizon_months=12, **kw):
-    return pipesim.make_scenario(stages, deals, arrivals, as_of=as_of,
-                                 horizon_months=horizon_months, **kw)
+    return pipesim.make_scenario(
+        stages, deals, arrivals, as_of=as_of, horizon_months=horizon_months, **kw
+    )
 
 
 @pytest.fixture(scope="session")

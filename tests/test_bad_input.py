@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import build, stages_frame
 
 import pipesim
+from conftest import build, stages_frame
 from pipesim.cli import main
 
 
@@ -22,54 +22,112 @@ def _edit(folder: Path, name: str, change) -> None:
 
 
 def _run(folder: Path, out: Path, *extra: str):
-    return CliRunner().invoke(main, ["run", str(folder), "--trials", "20", "--out", str(out),
-                                     *extra])
+    return CliRunner().invoke(
+        main, ["run", str(folder), "--trials", "20", "--out", str(out), *extra]
+    )
 
 
 def _set(column, rows, value):
     def change(frame):
         frame = frame.copy()
-        if column in frame.columns and frame[column].dtype.kind in "iu" and isinstance(value,
-                                                                                       float):
+        if (
+            column in frame.columns
+            and frame[column].dtype.kind in "iu"
+            and isinstance(value, float)
+        ):
             frame[column] = frame[column].astype(float)
         frame.loc[rows, column] = value
         return frame
+
     return change
 
 
 CASES = [
-    ("conversion above 1", "stages", _set("conversion", [1], 1.2),
-     ["stages.parquet", "'conversion'", "row 2 (1.2)", "between 0 and 1"]),
-    ("conversion NaN", "stages", _set("conversion", [0], np.nan),
-     ["stages.parquet", "'conversion'", "row 1", "between 0 and 1"]),
-    ("dwell_days zero", "stages", _set("dwell_days", [2], 0.0),
-     ["stages.parquet", "'dwell_days'", "row 3 (0.0)", "in days (> 0)"]),
-    ("negative amount", "deals", _set("amount", [4, 9], -5.0),
-     ["deals.parquet", "'amount'", "row 5 (-5.0)", "row 10 (-5.0)", "0 or more"]),
-    ("NaN amount", "deals", _set("amount", [0], np.nan),
-     ["deals.parquet", "'amount'", "row 1 (nan)"]),
-    ("unknown stage", "deals", _set("stage", [6], "Negotiation"),
-     ["deals.parquet", "'stage'", "row 7 ('Negotiation')", "Prospect", "not in the funnel"]),
-    ("duplicate deal_id", "deals", _set("deal_id", [3], "D00001"),
-     ["deals.parquet", "'deal_id'", "row 4 ('D00001')", "duplicates"]),
-    ("missing column", "deals", lambda f: f.drop(columns=["amount"]),
-     ["deals.parquet", "'amount' missing", "Add the column"]),
-    ("missing stages column", "stages", lambda f: f.drop(columns=["dwell_days"]),
-     ["stages.parquet", "'dwell_days' missing"]),
-    ("empty funnel", "stages", lambda f: f.iloc[0:0],
-     ["stages.parquet", "funnel is empty", "Add one row per stage"]),
-    ("horizon zero", "scenario", _set("horizon_months", [0], 0),
-     ["scenario.parquet", "'horizon_months'", "positive whole number"]),
-    ("negative arrival leads", "arrivals", _set("leads", [2], -1.0),
-     ["arrivals.parquet", "'leads'", "row 3 (-1.0)"]),
-    ("bad period", "arrivals", _set("period", [0], "January"),
-     ["arrivals.parquet", "'period'", "row 1 ('January')", "YYYY-MM"]),
+    (
+        "conversion above 1",
+        "stages",
+        _set("conversion", [1], 1.2),
+        ["stages.parquet", "'conversion'", "row 2 (1.2)", "between 0 and 1"],
+    ),
+    (
+        "conversion NaN",
+        "stages",
+        _set("conversion", [0], np.nan),
+        ["stages.parquet", "'conversion'", "row 1", "between 0 and 1"],
+    ),
+    (
+        "dwell_days zero",
+        "stages",
+        _set("dwell_days", [2], 0.0),
+        ["stages.parquet", "'dwell_days'", "row 3 (0.0)", "in days (> 0)"],
+    ),
+    (
+        "negative amount",
+        "deals",
+        _set("amount", [4, 9], -5.0),
+        ["deals.parquet", "'amount'", "row 5 (-5.0)", "row 10 (-5.0)", "0 or more"],
+    ),
+    (
+        "NaN amount",
+        "deals",
+        _set("amount", [0], np.nan),
+        ["deals.parquet", "'amount'", "row 1 (nan)"],
+    ),
+    (
+        "unknown stage",
+        "deals",
+        _set("stage", [6], "Negotiation"),
+        ["deals.parquet", "'stage'", "row 7 ('Negotiation')", "Prospect", "not in the funnel"],
+    ),
+    (
+        "duplicate deal_id",
+        "deals",
+        _set("deal_id", [3], "D00001"),
+        ["deals.parquet", "'deal_id'", "row 4 ('D00001')", "duplicates"],
+    ),
+    (
+        "missing column",
+        "deals",
+        lambda f: f.drop(columns=["amount"]),
+        ["deals.parquet", "'amount' missing", "Add the column"],
+    ),
+    (
+        "missing stages column",
+        "stages",
+        lambda f: f.drop(columns=["dwell_days"]),
+        ["stages.parquet", "'dwell_days' missing"],
+    ),
+    (
+        "empty funnel",
+        "stages",
+        lambda f: f.iloc[0:0],
+        ["stages.parquet", "funnel is empty", "Add one row per stage"],
+    ),
+    (
+        "horizon zero",
+        "scenario",
+        _set("horizon_months", [0], 0),
+        ["scenario.parquet", "'horizon_months'", "positive whole number"],
+    ),
+    (
+        "negative arrival leads",
+        "arrivals",
+        _set("leads", [2], -1.0),
+        ["arrivals.parquet", "'leads'", "row 3 (-1.0)"],
+    ),
+    (
+        "bad period",
+        "arrivals",
+        _set("period", [0], "January"),
+        ["arrivals.parquet", "'period'", "row 1 ('January')", "YYYY-MM"],
+    ),
 ]
 
 
 @pytest.mark.parametrize("label, name, change, expected", CASES, ids=[c[0] for c in CASES])
-def test_bad_scenario_exits_2_with_message_and_writes_nothing(demo_copy, tmp_path, label, name,
-                                                             change, expected):
+def test_bad_scenario_exits_2_with_message_and_writes_nothing(
+    demo_copy, tmp_path, label, name, change, expected
+):
     _edit(demo_copy, name, change)
     out = tmp_path / "out"
     result = _run(demo_copy, out)
@@ -107,8 +165,9 @@ def test_trials_must_be_positive(tmp_path, value):
 
 
 def test_unknown_by_column(tmp_path):
-    result = CliRunner().invoke(main, ["run", "--trials", "5", "--by", "country", "--out",
-                                       str(tmp_path / "o")])
+    result = CliRunner().invoke(
+        main, ["run", "--trials", "5", "--by", "country", "--out", str(tmp_path / "o")]
+    )
     assert result.exit_code == 2
     assert "'country'" in result.output and "region" in result.output
     assert not (tmp_path / "o").exists()
@@ -136,9 +195,15 @@ def test_stage_count_outside_3_to_6_is_a_warning_not_an_error(demo_copy, tmp_pat
 
 def test_override_rows_are_checked():
     stages = stages_frame([0.5, 0.5, 0.5], region=None)
-    bad = pd.concat([stages, pd.DataFrame({"stage": ["S9"], "conversion": [0.2],
-                                           "dwell_days": [1.0], "region": ["North"]})],
-                    ignore_index=True)
+    bad = pd.concat(
+        [
+            stages,
+            pd.DataFrame(
+                {"stage": ["S9"], "conversion": [0.2], "dwell_days": [1.0], "region": ["North"]}
+            ),
+        ],
+        ignore_index=True,
+    )
     with pytest.raises(pipesim.ScenarioError, match=r"not in the funnel.*row 4 \('S9'\)"):
         build(bad)
 
@@ -162,4 +227,3 @@ def test_nothing_half_written_when_writing_fails(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["run", "--trials", "5", "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and len(calls) == 2
     assert list((tmp_path / "o").iterdir()) == []
-

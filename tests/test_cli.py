@@ -17,8 +17,9 @@ from pipesim.storage import read_metadata
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "out"
-    result = CliRunner().invoke(main, ["run", "--trials", "400", "--seed", "3", "--out", str(out),
-                                       "--by", "region"])
+    result = CliRunner().invoke(
+        main, ["run", "--trials", "400", "--seed", "3", "--out", str(out), "--by", "region"]
+    )
     assert result.exit_code == 0, result.output
     return out, result
 
@@ -34,8 +35,16 @@ def test_run_prints_monthly_and_cumulative_bands(demo_run):
 def test_summary_parquet_long_form(demo_run):
     out, _ = demo_run
     summary = pd.read_parquet(out / "summary.parquet")
-    assert list(summary.columns) == ["region", "period", "cumulative", "metric", "mean", "p10",
-                                     "p50", "p90"]
+    assert list(summary.columns) == [
+        "region",
+        "period",
+        "cumulative",
+        "metric",
+        "mean",
+        "p10",
+        "p50",
+        "p90",
+    ]
     assert set(summary["metric"]) == {"revenue", "won_deals"}
     whole = summary[summary["region"].isna()]
     assert len(whole) == 12 * 2 * 2
@@ -46,8 +55,12 @@ def test_summary_parquet_long_form(demo_run):
     assert list(trials.columns) == ["region", "trial", "period", "revenue", "won_deals"]
     north = trials[trials["region"] == "North"]
     cum = north.pivot(index="trial", columns="period", values="revenue").cumsum(axis=1)
-    row = summary[(summary.region == "North") & summary.cumulative
-                  & (summary.metric == "revenue") & (summary.period == "2027-06")].iloc[0]
+    row = summary[
+        (summary.region == "North")
+        & summary.cumulative
+        & (summary.metric == "revenue")
+        & (summary.period == "2027-06")
+    ].iloc[0]
     assert row["p90"] == pytest.approx(np.quantile(cum["2027-06"], 0.9), rel=1e-12)
     assert row["mean"] == pytest.approx(cum["2027-06"].mean(), rel=1e-12)
 
@@ -79,8 +92,12 @@ def test_whole_book_rows_do_not_depend_on_by(demo):
     pd.testing.assert_frame_equal(plain.summary(), split.summary())
     # Asking an existing result for another breakdown re-runs the same trials.
     by_region = plain.summary(by="region")
-    assert by_region[by_region.region.isna()].drop(columns="region").reset_index(
-        drop=True).equals(plain.summary())
+    assert (
+        by_region[by_region.region.isna()]
+        .drop(columns="region")
+        .reset_index(drop=True)
+        .equals(plain.summary())
+    )
 
 
 def test_deals_without_the_by_column_are_reported_as_none(tmp_path):
@@ -130,7 +147,8 @@ def test_init_refuses_to_overwrite_without_force(tmp_path):
 
 
 def test_run_with_numpy_engine(tmp_path):
-    result = CliRunner().invoke(main, ["run", "--trials", "30", "--engine", "numpy", "--out",
-                                       str(tmp_path)])
+    result = CliRunner().invoke(
+        main, ["run", "--trials", "30", "--engine", "numpy", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 0, result.output
     assert pq.read_metadata(tmp_path / "summary.parquet").num_rows == 48

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Z, build, deals_frame, stages_frame
 
 import pipesim
+from conftest import Z, build, deals_frame, stages_frame
 
 
 def _compare(scenario, trials, by=None):
@@ -32,18 +32,32 @@ def test_demo_numba_matches_numpy_reference(demo):
 
 
 def test_mixed_dwell_laws_match_reference():
-    stages = stages_frame([0.5, 0.6, 0.7, 0.8], dwell_days=[12.0, 20.0, 30.0, 15.0],
-                          dwell_cv=[1.0, 0.4, 2.0, 0.0],
-                          dwell_dist=["gamma", "gamma", "gamma", "gamma"],
-                          value_cv=[0.0, 0.1, 0.2, 0.5], conversion_n=[50.0, np.nan, 20.0, 80.0])
+    stages = stages_frame(
+        [0.5, 0.6, 0.7, 0.8],
+        dwell_days=[12.0, 20.0, 30.0, 15.0],
+        dwell_cv=[1.0, 0.4, 2.0, 0.0],
+        dwell_dist=["gamma", "gamma", "gamma", "gamma"],
+        value_cv=[0.0, 0.1, 0.2, 0.5],
+        conversion_n=[50.0, np.nan, 20.0, 80.0],
+    )
     stages.loc[2, "dwell_dist"] = "lognormal"
     rng = np.random.default_rng(1)
     n = 3_000
-    deals = deals_frame(rng.choice(["S1", "S2", "S3", "S4"], n), rng.uniform(10, 1_000, n),
-                        ages=rng.exponential(25, n), region=rng.choice(["N", "S"], n))
-    arrivals = pd.DataFrame({"period": ["2027-01", "2027-02", "2027-03", "2027-04"],
-                             "leads": [200.0, 180.0, 220.0, 150.0], "amount": 400.0,
-                             "amount_cv": 0.5, "leads_n": [10.0, np.nan, 30.0, 5.0],
-                             "region": ["N", "S", "N", "S"]})
+    deals = deals_frame(
+        rng.choice(["S1", "S2", "S3", "S4"], n),
+        rng.uniform(10, 1_000, n),
+        ages=rng.exponential(25, n),
+        region=rng.choice(["N", "S"], n),
+    )
+    arrivals = pd.DataFrame(
+        {
+            "period": ["2027-01", "2027-02", "2027-03", "2027-04"],
+            "leads": [200.0, 180.0, 220.0, 150.0],
+            "amount": 400.0,
+            "amount_cv": 0.5,
+            "leads_n": [10.0, np.nan, 30.0, 5.0],
+            "region": ["N", "S", "N", "S"],
+        }
+    )
     sc = build(stages, deals, arrivals, as_of="2027-01-10", horizon_months=6)
     _compare(sc, 3_000, by="region")

@@ -10,9 +10,9 @@ import numba
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import build, deals_frame, stages_frame
 
 import pipesim
+from conftest import build, deals_frame, stages_frame
 from pipesim.engines import local
 from pipesim.prepare import prepare
 
@@ -62,13 +62,18 @@ def test_different_seeds_differ(demo):
 def test_adding_a_deal_leaves_the_other_deals_draws_alone():
     stages = stages_frame([0.5, 0.6, 0.7], dwell_days=20.0, dwell_cv=0.7)
     rng = np.random.default_rng(0)
-    deals = deals_frame(rng.choice(["S1", "S2", "S3"], 300), rng.uniform(1, 100, 300).round(2),
-                        ages=rng.uniform(0, 30, 300))
-    extra = pd.DataFrame({"deal_id": ["new"], "stage": ["S3"], "amount": [1e6],
-                          "days_in_stage": [0.0]})
+    deals = deals_frame(
+        rng.choice(["S1", "S2", "S3"], 300),
+        rng.uniform(1, 100, 300).round(2),
+        ages=rng.uniform(0, 30, 300),
+    )
+    extra = pd.DataFrame(
+        {"deal_id": ["new"], "stage": ["S3"], "amount": [1e6], "days_in_stage": [0.0]}
+    )
     without = pipesim.simulate(build(stages, deals), trials=400, seed=4)
-    with_one = pipesim.simulate(build(stages, pd.concat([deals, extra], ignore_index=True)),
-                                trials=400, seed=4)
+    with_one = pipesim.simulate(
+        build(stages, pd.concat([deals, extra], ignore_index=True)), trials=400, seed=4
+    )
     diff = with_one.revenue[:, :, 0] - without.revenue[:, :, 0]
     won_diff = with_one.won[:, :, 0] - without.won[:, :, 0]
     # Per trial, the only change is the new deal: +1e6 in one month, or nothing.
@@ -84,9 +89,25 @@ def test_threads_via_environment_give_identical_files(tmp_path):
     for threads in ("1", "2"):
         out = tmp_path / f"t{threads}"
         env = {**os.environ, "NUMBA_NUM_THREADS": threads}
-        subprocess.run([sys.executable, "-m", "pipesim.cli", "run", "--trials", "300",
-                        "--seed", "7", "--out", str(out), "--by", "region"],
-                       check=True, env=env, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipesim.cli",
+                "run",
+                "--trials",
+                "300",
+                "--seed",
+                "7",
+                "--out",
+                str(out),
+                "--by",
+                "region",
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
         outs.append(out)
     for name in ("summary", "trials"):
         a = pd.read_parquet(outs[0] / f"{name}.parquet")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Z, build, deals_frame, stages_frame
 from scipy import stats
 
 import pipesim
+from conftest import Z, build, deals_frame, stages_frame
 from pipesim.calendar import period_bounds
 from pipesim.calendar import to_date as _date
 
@@ -35,7 +35,7 @@ def test_mean_revenue_is_amount_times_remaining_conversions():
     var = float((amounts**2 * (p * m2 - p**2)).sum())
     se = np.sqrt(var / total.size)
     assert abs(total.mean() - expected) < Z * se, (total.mean(), expected, se)
-    # Per-trial variance matches too (SE of a variance ~ sigma^2 * sqrt(2 / T) for a near-normal sum).
+    # Per-trial variance matches too (SE of a variance ~ var * sqrt(2 / T), near-normal sum).
     assert abs(total.var() / var - 1) < Z * np.sqrt(2 / total.size)
 
 
@@ -52,8 +52,9 @@ def test_won_count_of_identical_deals_is_binomial():
     deals = deals_frame(["S3"] * n, 100.0)
     res = pipesim.simulate(build(stages, deals), trials=trials, seed=5)
     summary = res.summary()
-    row = summary[(summary.metric == "won_deals") & summary.cumulative
-                  & (summary.period == "2027-12")].iloc[0]
+    row = summary[
+        (summary.metric == "won_deals") & summary.cumulative & (summary.period == "2027-12")
+    ].iloc[0]
     dist = stats.binom(n, c)
     for q, col in ((0.1, "p10"), (0.5, "p50"), (0.9, "p90")):
         assert _quantile_margin_ok(dist, q, trials), q
@@ -82,8 +83,9 @@ def test_exponential_dwell_books_wins_in_real_calendar_months():
     as_of = "2027-01-17"  # mid-month: the first period is 15 days long
     stages = stages_frame([0.5, 0.5, c], dwell_days=m, dwell_cv=1.0)
     deals = deals_frame(["S3"] * n, 10.0, ages=np.linspace(0, 200, n))  # memoryless: age moot
-    res = pipesim.simulate(build(stages, deals, as_of=as_of, horizon_months=8), trials=4_000,
-                           seed=7)
+    res = pipesim.simulate(
+        build(stages, deals, as_of=as_of, horizon_months=8), trials=4_000, seed=7
+    )
     bounds = period_bounds(_date(as_of), 8)
     assert list(np.diff(bounds)[:3]) == [15.0, 28.0, 31.0]
     p = c * (np.exp(-bounds[:-1] / m) - np.exp(-bounds[1:] / m))
@@ -134,8 +136,9 @@ def test_poisson_arrivals_monthly_mean_and_variance():
     t = won.shape[0]
     np.testing.assert_array_less(np.abs(won.mean(axis=0) - mu), Z * np.sqrt(mu / t))
     # Poisson: variance = mean; SE of a sample variance = sqrt((mu + 2 mu^2) / T).
-    np.testing.assert_array_less(np.abs(won.var(axis=0, ddof=1) - mu),
-                                 Z * np.sqrt((mu + 2 * mu**2) / t))
+    np.testing.assert_array_less(
+        np.abs(won.var(axis=0, ddof=1) - mu), Z * np.sqrt((mu + 2 * mu**2) / t)
+    )
     # Revenue = 100 per win.
     np.testing.assert_allclose(res.revenue[:, :, 0], 100.0 * won)
 
@@ -178,8 +181,15 @@ def test_amount_cv_gives_lognormal_amounts_of_the_right_mean():
 
 def test_segment_override_changes_only_matching_deals():
     stages = stages_frame([0.5, 0.5, 0.5], dwell_days=2.0, region=None)
-    override = pd.DataFrame({"stage": ["S3"], "conversion": [0.9], "dwell_days": [None],
-                             "dwell_cv": [None], "region": ["North"]})
+    override = pd.DataFrame(
+        {
+            "stage": ["S3"],
+            "conversion": [0.9],
+            "dwell_days": [None],
+            "dwell_cv": [None],
+            "region": ["North"],
+        }
+    )
     stages = pd.concat([stages, override], ignore_index=True)
     n = 2_000
     deals = deals_frame(["S3"] * n, 1.0, region=["North", "South"] * (n // 2))

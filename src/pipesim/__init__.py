@@ -13,13 +13,13 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+source"
 
-from pipesim.api import init_scenario, run_scenario, write_results  # noqa: E402
-from pipesim.demo import demo_path  # noqa: E402
-from pipesim.errors import PipesimError, PipesimWarning, ScenarioError  # noqa: E402
-from pipesim.model import Scenario, make_scenario  # noqa: E402
-from pipesim.result import Result  # noqa: E402
-from pipesim.simulate import simulate  # noqa: E402
-from pipesim.storage import load_scenario  # noqa: E402
+from pipesim.api import init_scenario, run_scenario, write_results
+from pipesim.demo import demo_path
+from pipesim.errors import PipesimError, PipesimWarning, ScenarioError
+from pipesim.model import Scenario, make_scenario
+from pipesim.result import Result
+from pipesim.simulate import simulate
+from pipesim.storage import load_scenario
 
 __all__ = [
     "PipesimError",

@@ -4,9 +4,10 @@ Layout of the inputs (built by :mod:`pipesim.prepare`):
 
 - ``funnel`` = (unit_key, unit_conv, unit_n, unit_of, dwell_code, dwell_p1, dwell_p2,
   dwell_p3, value_sigma). Dwell parameters by code: exponential (mean), gamma (shape,
-  scale, Marsaglia-Tsang c), lognormal (mu, sigma), fixed (days). A *unit* is one conversion parameter that is drawn once per trial
-  (Beta(conv*n, (1-conv)*n) when n > 0). ``unit_of[g, s]`` is the unit used by
-  parameter group g at stage s; dwell and value arrays are flat, indexed ``g * S + s``.
+  scale, Marsaglia-Tsang c), lognormal (mu, sigma), fixed (days). A *unit* is one
+  conversion parameter that is drawn once per trial (Beta(conv*n, (1-conv)*n) when
+  n > 0). ``unit_of[g, s]`` is the unit used by parameter group g at stage s; dwell
+  and value arrays are flat, indexed ``g * S + s``.
 - ``deals`` = (key, gs, amount, age, by): ``gs = g * n_stages + stage``.
 - ``arrivals`` = (key, g, t0, t1, lam, n, amount_mu, amount_sigma, by): one row per
   (month, segment): Poisson(lam) leads spread uniformly on [t0, t1) days.
@@ -23,16 +24,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from pipesim._random import (
-    OPTS,
     beta,
     derive,
     exponential,
     gamma,
     gamma_fast,
     gamma_tail,
+    jit,
     mix,
     normal,
     normal_tail,
@@ -51,15 +52,14 @@ _RATE_KEY = np.uint64(0x1EAD1EAD1EAD1EAD)
 _COUNT_KEY = np.uint64(0xC0117C0117C01170)
 
 
-@njit(**OPTS)
+@jit
 def trial_state(seed: np.uint64, trial: int) -> np.uint64:
     """The root stream of one trial."""
     return derive(mix(seed ^ _SEED_DOMAIN), np.uint64(trial))
 
 
-@njit(**OPTS)
-def dwell(state: np.uint64, code: int, p1: float, p2: float,
-          p3: float) -> tuple[np.uint64, float]:
+@jit
+def dwell(state: np.uint64, code: int, p1: float, p2: float, p3: float) -> tuple[np.uint64, float]:
     """Draw a full dwell time (days)."""
     if code == EXPONENTIAL:
         state, e = exponential(state)
@@ -73,9 +73,10 @@ def dwell(state: np.uint64, code: int, p1: float, p2: float,
     return state, p1
 
 
-@njit(**OPTS)
-def dwell_left(state: np.uint64, code: int, p1: float, p2: float, p3: float,
-               age: float) -> tuple[np.uint64, float]:
+@jit
+def dwell_left(
+    state: np.uint64, code: int, p1: float, p2: float, p3: float, age: float
+) -> tuple[np.uint64, float]:
     """Draw the dwell still to come for a deal already ``age`` days in the stage."""
     if age <= 0.0 or code == EXPONENTIAL:
         return dwell(state, code, p1, p2, p3)
@@ -88,7 +89,7 @@ def dwell_left(state: np.uint64, code: int, p1: float, p2: float, p3: float,
     return state, max(p1 - age, 0.0)
 
 
-@njit(**OPTS)
+@jit
 def multiplier(state: np.uint64, sigma: float) -> float:
     """A lognormal multiplier of mean 1 and log-sd ``sigma`` (1.0 when sigma is 0)."""
     if sigma <= 0.0:
@@ -97,8 +98,8 @@ def multiplier(state: np.uint64, sigma: float) -> float:
     return math.exp(sigma * z - 0.5 * sigma * sigma)
 
 
-@njit(**OPTS)
-def win_probabilities(state: np.uint64, funnel: tuple, out: np.ndarray) -> None:  # type: ignore[type-arg]
+@jit
+def win_probabilities(state: np.uint64, funnel: tuple, out: np.ndarray) -> None:
     """Draw this trial's conversions and fill out[g * S + s] = P(win | in stage s)."""
     unit_key, unit_conv, unit_n, unit_of = funnel[0], funnel[1], funnel[2], funnel[3]
     n_units = unit_key.shape[0]
@@ -118,9 +119,8 @@ def win_probabilities(state: np.uint64, funnel: tuple, out: np.ndarray) -> None:
             out[g * n_stages + s] = p
 
 
-@njit(**OPTS)
-def _book(out_rev: np.ndarray, out_won: np.ndarray, i: int, k: int, by: int,
-          value: float) -> None:
+@jit
+def _book(out_rev: np.ndarray, out_won: np.ndarray, i: int, k: int, by: int, value: float) -> None:
     out_rev[i, k, 0] += value
     out_won[i, k, 0] += 1.0
     if out_rev.shape[2] > 1:
@@ -128,12 +128,22 @@ def _book(out_rev: np.ndarray, out_won: np.ndarray, i: int, k: int, by: int,
         out_won[i, k, 1 + by] += 1.0
 
 
-@njit(**OPTS)
-def _deal_chunk(ts: np.uint64, pwin: np.ndarray, funnel: tuple, deals: tuple,  # type: ignore[type-arg]
-                start: int, stop: int, day_period: np.ndarray, out_rev: np.ndarray,
-                out_won: np.ndarray, i: int, won_idx: np.ndarray, won_state: np.ndarray) -> None:
-    n_stages, code, p1, p2, p3 = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6],
-                                   funnel[7])
+@jit
+def _deal_chunk(
+    ts: np.uint64,
+    pwin: np.ndarray,
+    funnel: tuple,
+    deals: tuple,
+    start: int,
+    stop: int,
+    day_period: np.ndarray,
+    out_rev: np.ndarray,
+    out_won: np.ndarray,
+    i: int,
+    won_idx: np.ndarray,
+    won_state: np.ndarray,
+) -> None:
+    n_stages, code, p1, p2, p3 = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6], funnel[7])
     value_sigma = funnel[8]
     key, gs_of, amount, age, by = deals[0], deals[1], deals[2], deals[3], deals[4]
     end = float(day_period.shape[0])
@@ -151,8 +161,7 @@ def _deal_chunk(ts: np.uint64, pwin: np.ndarray, funnel: tuple, deals: tuple,  #
         ds = won_state[w]
         gs = gs_of[d]
         last = gs - gs % n_stages + n_stages  # one past the group's final stage
-        _, t = dwell_left(derive(ds, np.uint64(1)), code[gs], p1[gs], p2[gs], p3[gs],
-                          age[d])
+        _, t = dwell_left(derive(ds, np.uint64(1)), code[gs], p1[gs], p2[gs], p3[gs], age[d])
         for c in range(gs + 1, last):
             if t >= end:
                 break
@@ -166,14 +175,27 @@ def _deal_chunk(ts: np.uint64, pwin: np.ndarray, funnel: tuple, deals: tuple,  #
         _book(out_rev, out_won, i, day_period[int(t)], by[d], value)
 
 
-@njit(**OPTS)
-def _arrivals(ts: np.uint64, pwin: np.ndarray, funnel: tuple, arrivals: tuple,  # type: ignore[type-arg]
-              day_period: np.ndarray, out_rev: np.ndarray, out_won: np.ndarray, i: int) -> None:
-    n_stages, code, p1, p2, p3 = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6],
-                                   funnel[7])
+@jit
+def _arrivals(
+    ts: np.uint64,
+    pwin: np.ndarray,
+    funnel: tuple,
+    arrivals: tuple,
+    day_period: np.ndarray,
+    out_rev: np.ndarray,
+    out_won: np.ndarray,
+    i: int,
+) -> None:
+    n_stages, code, p1, p2, p3 = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6], funnel[7])
     value_sigma = funnel[8]
-    key, g_of, t0, t1, lam_of, n_of = (arrivals[0], arrivals[1], arrivals[2], arrivals[3],
-                                       arrivals[4], arrivals[5])
+    key, g_of, t0, t1, lam_of, n_of = (
+        arrivals[0],
+        arrivals[1],
+        arrivals[2],
+        arrivals[3],
+        arrivals[4],
+        arrivals[5],
+    )
     amount_mu, amount_sigma, by = arrivals[6], arrivals[7], arrivals[8]
     end = float(day_period.shape[0])
     base = ts ^ _ARRIVAL_DOMAIN
@@ -193,8 +215,7 @@ def _arrivals(ts: np.uint64, pwin: np.ndarray, funnel: tuple, arrivals: tuple,  
             for c in range(top, top + n_stages):
                 if t >= end:
                     break
-                _, dt = dwell(derive(ws, np.uint64(c - top + 1)), code[c], p1[c], p2[c],
-                              p3[c])
+                _, dt = dwell(derive(ws, np.uint64(c - top + 1)), code[c], p1[c], p2[c], p3[c])
                 t += dt
             if t >= end:
                 continue
@@ -207,10 +228,19 @@ def _arrivals(ts: np.uint64, pwin: np.ndarray, funnel: tuple, arrivals: tuple,  
             _book(out_rev, out_won, i, day_period[int(t)], by[r], value)
 
 
-@njit(parallel=True, **OPTS)
-def simulate_trials(seed: np.uint64, trial0: int, funnel: tuple, deals: tuple,  # type: ignore[type-arg]
-                    arrivals: tuple, day_period: np.ndarray, block: int, chunk: int,  # type: ignore[type-arg]
-                    out_rev: np.ndarray, out_won: np.ndarray) -> None:
+@jit(parallel=True)
+def simulate_trials(
+    seed: np.uint64,
+    trial0: int,
+    funnel: tuple,
+    deals: tuple,
+    arrivals: tuple,
+    day_period: np.ndarray,
+    block: int,
+    chunk: int,
+    out_rev: np.ndarray,
+    out_won: np.ndarray,
+) -> None:
     """Simulate trials ``trial0 ..`` into ``out_rev``/``out_won`` (zeroed by the caller).
 
     Parallel over blocks of ``block`` trials; within a block the deals are read
@@ -235,10 +265,28 @@ def simulate_trials(seed: np.uint64, trial0: int, funnel: tuple, deals: tuple,  
         for start in range(0, n_deals, chunk):
             stop = min(start + chunk, n_deals)
             for i in range(first, last):
-                _deal_chunk(states[i - first], pwin[i - first], funnel, deals, start, stop,
-                            day_period, out_rev, out_won, i, won_idx, won_state)
+                _deal_chunk(
+                    states[i - first],
+                    pwin[i - first],
+                    funnel,
+                    deals,
+                    start,
+                    stop,
+                    day_period,
+                    out_rev,
+                    out_won,
+                    i,
+                    won_idx,
+                    won_state,
+                )
         for i in range(first, last):
-            _arrivals(states[i - first], pwin[i - first], funnel, arrivals, day_period, out_rev,
-                      out_won, i)
-
-
+            _arrivals(
+                states[i - first],
+                pwin[i - first],
+                funnel,
+                arrivals,
+                day_period,
+                out_rev,
+                out_won,
+                i,
+            )

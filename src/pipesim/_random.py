@@ -10,6 +10,7 @@ count, block sizes or the other deals. Each sampler takes a state and returns
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -24,34 +25,51 @@ _S11 = np.uint64(11)
 _KEY_MULT = np.uint64(0xD1B54A32D192ED03)
 _TWO_M53 = 1.0 / 9007199254740992.0
 
-OPTS = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": False}
+
+def jit(fn: Any = None, *, parallel: bool = False) -> Any:
+    """``numba.njit`` with pipesim's options, set here once (cached to disk, no GIL)."""
+    options: dict[str, Any] = {
+        "cache": True,
+        "nogil": True,
+        "error_model": "numpy",
+        "parallel": parallel,
+    }
+    if fn is None:
+        return lambda f: njit(f, **options)
+    return njit(fn, **options)
 
 
-def _ziggurat(r: float, v: float, f: object, f_inv: object, n: int = 256) -> tuple:  # type: ignore[type-arg]
+def _ziggurat(
+    r: float, v: float, f: Any, f_inv: Any, n: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     """Layer edges x[0..n] and heights f(x) of a ziggurat (Marsaglia and Tsang, 2000)."""
     x = np.empty(n + 1)
-    x[0] = v / f(r)  # type: ignore[operator]
+    x[0] = v / f(r)
     x[1] = r
     for i in range(1, n - 1):
-        x[i + 1] = f_inv(v / x[i] + f(x[i]))  # type: ignore[operator]
+        x[i + 1] = f_inv(v / x[i] + f(x[i]))
     x[n] = 0.0
-    return x, np.array([f(xi) for xi in x])  # type: ignore[operator]
+    return x, np.array([f(xi) for xi in x])
 
 
 # 256-layer ziggurats for the standard normal (right half) and the exponential.
 _NR = 3.6541528853610088
 _ZN_X, _ZN_F = _ziggurat(
-    _NR, _NR * math.exp(-0.5 * _NR * _NR) + math.sqrt(math.pi / 2) * math.erfc(_NR / math.sqrt(2)),
-    lambda x: math.exp(-0.5 * x * x), lambda y: math.sqrt(-2.0 * math.log(y)))
+    _NR,
+    _NR * math.exp(-0.5 * _NR * _NR) + math.sqrt(math.pi / 2) * math.erfc(_NR / math.sqrt(2)),
+    lambda x: math.exp(-0.5 * x * x),
+    lambda y: math.sqrt(-2.0 * math.log(y)),
+)
 _ER = 7.69711747013104972
-_ZE_X, _ZE_F = _ziggurat(_ER, (_ER + 1.0) * math.exp(-_ER), lambda x: math.exp(-x),
-                         lambda y: -math.log(y))
+_ZE_X, _ZE_F = _ziggurat(
+    _ER, (_ER + 1.0) * math.exp(-_ER), lambda x: math.exp(-x), lambda y: -math.log(y)
+)
 _LOW8 = np.uint64(0xFF)
 _S8 = np.uint64(8)
 _ONE = np.uint64(1)
 
 
-@njit(**OPTS)
+@jit
 def mix(z: np.uint64) -> np.uint64:
     """SplitMix64 finaliser: a bijective hash of 64 bits."""
     z = (z ^ (z >> _S30)) * _M1
@@ -59,7 +77,7 @@ def mix(z: np.uint64) -> np.uint64:
     return z ^ (z >> _S31)
 
 
-@njit(**OPTS)
+@jit
 def derive(state: np.uint64, key: np.uint64) -> np.uint64:
     """Start a new stream from a parent state and a key (a trial, deal or stage number).
 
@@ -70,27 +88,27 @@ def derive(state: np.uint64, key: np.uint64) -> np.uint64:
     return mix(state + key * _KEY_MULT)
 
 
-@njit(**OPTS)
+@jit
 def to_unit(bits: np.uint64) -> float:
     """The top 53 bits of a hash as a uniform in [0, 1)."""
     return float(bits >> _S11) * _TWO_M53
 
 
-@njit(**OPTS)
+@jit
 def uniform(state: np.uint64) -> tuple[np.uint64, float]:
     """Draw U in [0, 1) with 53 random bits."""
     state = state + _GOLDEN
     return state, float(mix(state) >> _S11) * _TWO_M53
 
 
-@njit(**OPTS)
+@jit
 def uniform_open(state: np.uint64) -> tuple[np.uint64, float]:
     """Draw U in (0, 1), safe for logarithms."""
     state = state + _GOLDEN
     return state, (float(mix(state) >> _S11) + 0.5) * _TWO_M53
 
 
-@njit(**OPTS)
+@jit
 def exponential(state: np.uint64) -> tuple[np.uint64, float]:
     """Draw a standard exponential (ziggurat: one hash and a table look-up, mostly)."""
     while True:
@@ -108,7 +126,7 @@ def exponential(state: np.uint64) -> tuple[np.uint64, float]:
             return state, x
 
 
-@njit(**OPTS)
+@jit
 def normal(state: np.uint64) -> tuple[np.uint64, float]:
     """Draw a standard normal (ziggurat: one hash and a table look-up, mostly)."""
     while True:
@@ -131,7 +149,7 @@ def normal(state: np.uint64) -> tuple[np.uint64, float]:
             return state, sign * x
 
 
-@njit(**OPTS)
+@jit
 def gamma_mt(state: np.uint64, d: float, c: float) -> tuple[np.uint64, float]:
     """Marsaglia-Tsang for Gamma(d + 1/3, 1), d >= 2/3, with ``c = 1/sqrt(9 d)`` given."""
     while True:
@@ -148,13 +166,13 @@ def gamma_mt(state: np.uint64, d: float, c: float) -> tuple[np.uint64, float]:
             return state, d * v
 
 
-@njit(**OPTS)
+@jit
 def gamma_c(shape: float) -> float:
     """The Marsaglia-Tsang constant c for ``shape`` (shapes below 1 are boosted by 1)."""
     return 1.0 / math.sqrt(9.0 * ((shape if shape >= 1.0 else shape + 1.0) - 1.0 / 3.0))
 
 
-@njit(**OPTS)
+@jit
 def gamma_fast(state: np.uint64, shape: float, c: float) -> tuple[np.uint64, float]:
     """Draw Gamma(shape, 1) given ``c = gamma_c(shape)`` (kernels precompute it)."""
     if shape >= 1.0:
@@ -164,13 +182,13 @@ def gamma_fast(state: np.uint64, shape: float, c: float) -> tuple[np.uint64, flo
     return state, x * u ** (1.0 / shape)
 
 
-@njit(**OPTS)
+@jit
 def gamma(state: np.uint64, shape: float) -> tuple[np.uint64, float]:
     """Draw Gamma(shape, 1) (Marsaglia-Tsang; boosted by U^(1/shape) below 1)."""
     return gamma_fast(state, shape, gamma_c(shape))
 
 
-@njit(**OPTS)
+@jit
 def gamma_tail(state: np.uint64, shape: float, a: float) -> tuple[np.uint64, float]:
     """Draw Gamma(shape, 1) conditioned on exceeding ``a`` (exact rejection samplers).
 
@@ -210,7 +228,7 @@ def gamma_tail(state: np.uint64, shape: float, a: float) -> tuple[np.uint64, flo
             return state, x
 
 
-@njit(**OPTS)
+@jit
 def normal_tail(state: np.uint64, z0: float) -> tuple[np.uint64, float]:
     """Draw a standard normal conditioned on exceeding ``z0`` (Robert's sampler above 0)."""
     if z0 < 0.0:
@@ -228,7 +246,7 @@ def normal_tail(state: np.uint64, z0: float) -> tuple[np.uint64, float]:
             return state, z
 
 
-@njit(**OPTS)
+@jit
 def beta(state: np.uint64, a: float, b: float) -> tuple[np.uint64, float]:
     """Draw Beta(a, b) as a ratio of gammas."""
     state, x = gamma(state, a)
@@ -239,7 +257,7 @@ def beta(state: np.uint64, a: float, b: float) -> tuple[np.uint64, float]:
     return state, x / total
 
 
-@njit(**OPTS)
+@jit
 def poisson_inverse(u: float, mu: float) -> int:
     """Return the Poisson(mu) quantile of ``u``: inversion, so it is monotone in u and mu.
 
@@ -259,7 +277,7 @@ def poisson_inverse(u: float, mu: float) -> int:
             if p == 0.0:
                 break
         return k
-    mode = int(math.floor(mu))
+    mode = math.floor(mu)
     log_pm = -mu + mode * math.log(mu) - math.lgamma(mode + 1.0)
     pm = math.exp(log_pm)
     # CDF at the mode: sum the pmf downwards until the terms stop counting.

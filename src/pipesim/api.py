@@ -13,9 +13,15 @@ from pipesim.result import Result
 from pipesim.simulate import simulate
 
 
-def run_scenario(scenario: str | os.PathLike[str] | None = None, *, trials: int = 10_000,
-                 seed: int = 0, by: str | Sequence[str] | None = None, engine: str = "numba",
-                 threads: int | None = None) -> Result:
+def run_scenario(
+    scenario: str | os.PathLike[str] | None = None,
+    *,
+    trials: int = 10_000,
+    seed: int = 0,
+    by: str | Sequence[str] | None = None,
+    engine: str = "numba",
+    threads: int | None = None,
+) -> Result:
     """Load a scenario folder (default: the bundled demo) and simulate it."""
     if threads is not None:
         set_threads(threads)
@@ -29,7 +35,7 @@ def set_threads(threads: int) -> None:
 
     if threads <= 0:
         raise PipesimError(f"threads must be positive, got {threads}.")
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(min(threads, int(numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
 
 
 def format_run(result: Result) -> str:
@@ -41,8 +47,11 @@ def format_run(result: Result) -> str:
 
 def write_results(result: Result, out: str | os.PathLike[str]) -> list[Path]:
     """Write ``summary.parquet`` and ``trials.parquet`` (with their metadata) into ``out``."""
-    return storage.write_tables(out, {"summary": result.summary(result.by),
-                                      "trials": result.trials(result.by)}, result.metadata())
+    return storage.write_tables(
+        out,
+        {"summary": result.summary(result.by), "trials": result.trials(result.by)},
+        result.metadata(),
+    )
 
 
 def init_scenario(directory: str | os.PathLike[str], force: bool = False) -> list[Path]:
@@ -50,11 +59,16 @@ def init_scenario(directory: str | os.PathLike[str], force: bool = False) -> lis
     folder = Path(directory)
     if folder.exists() and not folder.is_dir():
         raise PipesimError(f"{folder} is a file; give a folder for the scenario.")
-    clash = [folder / f"{n}.parquet" for n in storage.SCENARIO_FILES
-             if (folder / f"{n}.parquet").exists()]
+    clash = [
+        folder / f"{n}.parquet"
+        for n in storage.SCENARIO_FILES
+        if (folder / f"{n}.parquet").exists()
+    ]
     if clash and not force:
-        raise PipesimError(f"{folder} already holds {', '.join(p.name for p in clash)}; "
-                           "choose another folder or add --force to overwrite them.")
+        raise PipesimError(
+            f"{folder} already holds {', '.join(p.name for p in clash)}; "
+            "choose another folder or add --force to overwrite them."
+        )
     tables = demo_tables()
     written = storage.write_tables(folder, tables)
     readme = folder / "README.md"

@@ -20,6 +20,7 @@ class UserError(click.ClickException):
     exit_code = 2
 
     def show(self, file: object = None) -> None:
+        """Print the message alone: the user needs no usage text for a data problem."""
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
@@ -54,20 +55,56 @@ def main() -> None:
 
 @main.command()
 @click.argument("scenario", required=False, type=click.Path(path_type=Path))
-@click.option("--trials", default=10_000, show_default=True, type=int, callback=_positive,
-              help="Number of simulated futures.")
-@click.option("--seed", default=0, show_default=True, type=int,
-              help="Random seed: the same seed gives the same numbers.")
-@click.option("--out", default="results", show_default=True, type=click.Path(path_type=Path),
-              help="Folder for summary.parquet and trials.parquet.")
-@click.option("--by", default=None, help="Segment column(s) to break results down by, "
-              "comma-separated (e.g. region,product_line).")
-@click.option("--engine", type=click.Choice(["numba", "numpy"]), default="numba",
-              show_default=True, help="numba (fast) or numpy (the reference implementation).")
-@click.option("--threads", type=int, default=None, callback=_positive,
-              help="Threads for the numba engine (default: all cores).")
-def run(scenario: Path | None, trials: int, seed: int, out: Path, by: str | None, engine: str,
-        threads: int | None) -> None:
+@click.option(
+    "--trials",
+    default=10_000,
+    show_default=True,
+    type=int,
+    callback=_positive,
+    help="Number of simulated futures.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Random seed: the same seed gives the same numbers.",
+)
+@click.option(
+    "--out",
+    default="results",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder for summary.parquet and trials.parquet.",
+)
+@click.option(
+    "--by",
+    default=None,
+    help="Segment column(s) to break results down by, comma-separated (e.g. region,product_line).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["numba", "numpy"]),
+    default="numba",
+    show_default=True,
+    help="numba (fast) or numpy (the reference implementation).",
+)
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    callback=_positive,
+    help="Threads for the numba engine (default: all cores).",
+)
+def run(
+    scenario: Path | None,
+    trials: int,
+    seed: int,
+    out: Path,
+    by: str | None,
+    engine: str,
+    threads: int | None,
+) -> None:
     """Simulate SCENARIO (a folder of Parquet files; default: the bundled demo).
 
     Prints mean, P10, P50 and P90 of revenue and won deals per month and
@@ -76,8 +113,9 @@ def run(scenario: Path | None, trials: int, seed: int, out: Path, by: str | None
     from pipesim import api
 
     with _user_errors():
-        result = api.run_scenario(scenario, trials=trials, seed=seed, by=by, engine=engine,
-                                  threads=threads)
+        result = api.run_scenario(
+            scenario, trials=trials, seed=seed, by=by, engine=engine, threads=threads
+        )
         click.echo(api.format_run(result))
         for note in result.notes:
             click.echo(f"Note: {note}", err=True)
@@ -94,8 +132,10 @@ def init(directory: Path, force: bool) -> None:
 
     with _user_errors():
         written = api.init_scenario(directory, force=force)
-    click.echo(f"Wrote the example scenario to {directory}: "
-               f"{', '.join(p.name for p in written)}\nRun it with: pipesim run {directory}")
+    click.echo(
+        f"Wrote the example scenario to {directory}: "
+        f"{', '.join(p.name for p in written)}\nRun it with: pipesim run {directory}"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

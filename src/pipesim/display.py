@@ -18,8 +18,10 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = []
     for r in [header, *rows]:
-        cells = [str(c).ljust(w) if i < left else str(c).rjust(w)
-                 for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        cells = [
+            str(c).ljust(w) if i < left else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
         lines.append("  ".join(cells).rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -32,9 +34,13 @@ def _block(summary: pd.DataFrame, cumulative: bool) -> list[list[str]]:
     rows = []
     for period in rev.index:
         r, w = rev.loc[period], won.loc[period]
-        rows.append([period, *(_num(r[c]) for c in ("mean", "p10", "p50", "p90")),
-                     *(_num(w[c], 1 if c == "mean" else 0) for c in ("mean", "p10", "p50",
-                                                                        "p90"))])
+        rows.append(
+            [
+                period,
+                *(_num(r[c]) for c in ("mean", "p10", "p50", "p90")),
+                *(_num(w[c], 1 if c == "mean" else 0) for c in ("mean", "p10", "p50", "p90")),
+            ]
+        )
     return rows
 
 
@@ -47,10 +53,16 @@ def run_report(result: Result) -> str:
         f"{len(sc.deals):,} open deals · {result.trials_count:,} trials · seed {result.seed}",
     ]
     whole = result.summary()
-    header = ["period", f"revenue mean{cur}", "P10", "P50", "P90", "won mean", "P10", "P50",
-              "P90"]
-    out = [*head, "", "Per month", table(header, _block(whole, False)), "",
-           "Cumulative", table(header, _block(whole, True))]
+    header = ["period", f"revenue mean{cur}", "P10", "P50", "P90", "won mean", "P10", "P50", "P90"]
+    out = [
+        *head,
+        "",
+        "Per month",
+        table(header, _block(whole, False)),
+        "",
+        "Cumulative",
+        table(header, _block(whole, True)),
+    ]
     if result.by:
         full = result.summary(result.by)
         last = full[(full["cumulative"]) & (full["period"] == result.periods[-1])]
@@ -61,11 +73,30 @@ def run_report(result: Result) -> str:
                 continue
             r = grp[grp["metric"] == "revenue"].iloc[0]
             w = grp[grp["metric"] == "won_deals"].iloc[0]
-            rows.append([*(str(first[c]) for c in result.by),
-                         *(_num(r[c]) for c in ("mean", "p10", "p50", "p90")),
-                         _num(w["mean"], 1), _num(w["p10"]), _num(w["p50"]), _num(w["p90"])])
-        seg_header = [*result.by, f"revenue mean{cur}", "P10", "P50", "P90", "won mean", "P10",
-                      "P50", "P90"]
-        out += ["", f"Over the horizon, by {', '.join(result.by)}",
-                table(seg_header, rows, left=len(result.by))]
+            rows.append(
+                [
+                    *(str(first[c]) for c in result.by),
+                    *(_num(r[c]) for c in ("mean", "p10", "p50", "p90")),
+                    _num(w["mean"], 1),
+                    _num(w["p10"]),
+                    _num(w["p50"]),
+                    _num(w["p90"]),
+                ]
+            )
+        seg_header = [
+            *result.by,
+            f"revenue mean{cur}",
+            "P10",
+            "P50",
+            "P90",
+            "won mean",
+            "P10",
+            "P50",
+            "P90",
+        ]
+        out += [
+            "",
+            f"Over the horizon, by {', '.join(result.by)}",
+            table(seg_header, rows, left=len(result.by)),
+        ]
     return "\n".join(out)

@@ -22,8 +22,9 @@ def show_rows(values: object, rows: object, limit: int = 5) -> str:
     spreadsheet would number the data rows.
     """
     pairs = list(zip(list(rows), list(values), strict=True))  # type: ignore[call-overload]
-    shown = ", ".join(f"row {int(r) + 1} ({getattr(v, 'item', lambda v=v: v)()!r})"
-                      for r, v in pairs[:limit])
+    shown = ", ".join(
+        f"row {int(r) + 1} ({getattr(v, 'item', lambda v=v: v)()!r})" for r, v in pairs[:limit]
+    )
     more = len(pairs) - limit
     if more > 0:
         shown += f" and {more} more"

@@ -18,8 +18,15 @@ import pandas as pd
 from pipesim import validation
 from pipesim.calendar import to_date
 
-STAGE_COLUMNS = ("stage", "conversion", "dwell_days", "dwell_cv", "dwell_dist", "value_cv",
-                 "conversion_n")
+STAGE_COLUMNS = (
+    "stage",
+    "conversion",
+    "dwell_days",
+    "dwell_cv",
+    "dwell_dist",
+    "value_cv",
+    "conversion_n",
+)
 DEAL_COLUMNS = ("deal_id", "stage", "amount", "days_in_stage")
 ARRIVAL_COLUMNS = ("period", "leads", "amount", "amount_cv", "leads_n")
 DWELL_DISTS = ("gamma", "lognormal")
@@ -94,7 +101,7 @@ class Scenario:
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         fields.update(changes)
         path = fields.pop("path")
-        return make_scenario(**fields, sources={"path": path})  # type: ignore[arg-type]
+        return make_scenario(**fields, sources={"path": path})
 
 
 def make_scenario(
@@ -130,18 +137,30 @@ def make_scenario(
     ScenarioError
         When a table is invalid; the message names the table, column, rows and fix.
     """
-    src = {"stages": "stages table", "deals": "deals table", "arrivals": "arrivals table",
-           "scenario": "scenario settings"}
+    src = {
+        "stages": "stages table",
+        "deals": "deals table",
+        "arrivals": "arrivals table",
+        "scenario": "scenario settings",
+    }
     if sources:
         src.update({k: v for k, v in sources.items() if v is not None})
     if deals is None:
-        deals = pd.DataFrame({"deal_id": pd.Series([], dtype=object),
-                              "stage": pd.Series([], dtype=object),
-                              "amount": pd.Series([], dtype=float)})
+        deals = pd.DataFrame(
+            {
+                "deal_id": pd.Series([], dtype=object),
+                "stage": pd.Series([], dtype=object),
+                "amount": pd.Series([], dtype=float),
+            }
+        )
     if arrivals is None:
-        arrivals = pd.DataFrame({"period": pd.Series([], dtype=object),
-                                 "leads": pd.Series([], dtype=float),
-                                 "amount": pd.Series([], dtype=float)})
+        arrivals = pd.DataFrame(
+            {
+                "period": pd.Series([], dtype=object),
+                "leads": pd.Series([], dtype=float),
+                "amount": pd.Series([], dtype=float),
+            }
+        )
     as_of_date = validation.check_as_of(as_of, src["scenario"])
     horizon = validation.check_horizon(horizon_months, src["scenario"])
     stages_v = validation.check_stages(stages, src["stages"], STAGE_COLUMNS, DWELL_DISTS)

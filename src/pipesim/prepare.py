@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,9 +27,9 @@ _PARAMS = ("conversion", "conversion_n", "dwell_days", "dwell_cv", "dwell_dist",
 class Prepared:
     """Kernel inputs for one scenario and one choice of ``by`` columns."""
 
-    funnel: tuple  # type: ignore[type-arg]
-    deals: tuple  # type: ignore[type-arg]
-    arrivals: tuple  # type: ignore[type-arg]
+    funnel: tuple
+    deals: tuple
+    arrivals: tuple
     bounds: np.ndarray
     day_period: np.ndarray
     periods: list[str]
@@ -51,9 +52,17 @@ def stable_hash(labels: Sequence[str] | np.ndarray) -> np.ndarray:
 
 def _segment_frame(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """The given columns of a table; a column the table lacks is all missing."""
-    return pd.DataFrame({c: (table[c].to_numpy(dtype=object) if c in table.columns
-                             else np.full(len(table), None, dtype=object)) for c in columns},
-                        index=range(len(table)))
+    return pd.DataFrame(
+        {
+            c: (
+                table[c].to_numpy(dtype=object)
+                if c in table.columns
+                else np.full(len(table), None, dtype=object)
+            )
+            for c in columns
+        },
+        index=range(len(table)),
+    )
 
 
 def _row_groups(frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
@@ -61,9 +70,14 @@ def _row_groups(frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     n = len(frame)
     if frame.shape[1] == 0 or n == 0:
         return np.zeros(n, dtype=np.int64), frame.iloc[:1].reset_index(drop=True) if n else (
-            pd.DataFrame({c: pd.Series([], dtype=object) for c in frame.columns}))
-    codes = np.column_stack([pd.factorize(frame[c].to_numpy(dtype=object),
-                                          use_na_sentinel=False)[0] for c in frame.columns])
+            pd.DataFrame({c: pd.Series([], dtype=object) for c in frame.columns})
+        )
+    codes = np.column_stack(
+        [
+            pd.factorize(frame[c].to_numpy(dtype=object), use_na_sentinel=False)[0]
+            for c in frame.columns
+        ]
+    )
     _, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
     rank = np.empty_like(order)
@@ -80,21 +94,32 @@ def _resolve(scenario: Scenario, groups: pd.DataFrame, source: str) -> dict[str,
     n_groups, n_stages = len(groups), len(funnel)
     default = scenario.default_rows.to_numpy()
     row_of = {p: np.full((n_groups, n_stages), -1, dtype=np.int64) for p in _PARAMS}
-    default_idx = {name: int(i) for i, name in zip(np.flatnonzero(default),
-                                                   stages.loc[default, "stage"], strict=True)}
-    overrides = [(int(i), stages.at[i, "stage"],
-                  {c: stages.at[i, c] for c in segs if stages.at[i, c] is not None})
-                 for i in np.flatnonzero(~default)]
+    records: list[dict[str, Any]] = stages.to_dict("records")  # type: ignore[assignment]
+    default_idx = {
+        name: int(i)
+        for i, name in zip(np.flatnonzero(default), stages.loc[default, "stage"], strict=True)
+    }
+    overrides = [
+        (
+            int(i),
+            stages.at[i, "stage"],
+            {c: stages.at[i, c] for c in segs if stages.at[i, c] is not None},
+        )
+        for i in np.flatnonzero(~default)
+    ]
     group_rows = groups.to_dict("records") if segs else [{}] * n_groups
     for g, values in enumerate(group_rows):
         for s, name in enumerate(funnel):
-            matches = [(len(cond), i) for i, st, cond in overrides
-                       if st == name and all(values.get(c) == v for c, v in cond.items())]
+            matches = [
+                (len(cond), i)
+                for i, st, cond in overrides
+                if st == name and all(values.get(c) == v for c, v in cond.items())
+            ]
             matches.sort(reverse=True)
             for p in _PARAMS:
                 best: tuple[int, int] | None = None
                 for spec, i in matches:
-                    if pd.isna(stages.at[i, p]):
+                    if pd.isna(records[i][p]):
                         continue
                     if best is not None and best[0] == spec:
                         raise PipesimError(
@@ -108,8 +133,9 @@ def _resolve(scenario: Scenario, groups: pd.DataFrame, source: str) -> dict[str,
     return row_of
 
 
-def _dwell_arrays(dist: np.ndarray, mean: np.ndarray,
-                  cv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _dwell_arrays(
+    dist: np.ndarray, mean: np.ndarray, cv: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     code = np.full(mean.shape, K.GAMMA, dtype=np.int64)
     p1 = np.zeros(mean.shape)
     p2 = np.zeros(mean.shape)
@@ -130,13 +156,17 @@ def _dwell_arrays(dist: np.ndarray, mean: np.ndarray,
     return code, p1, p2, p3
 
 
-def _by_groups(scenario: Scenario, arrivals: pd.DataFrame,
-               by: Sequence[str]) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+def _by_groups(
+    scenario: Scenario, arrivals: pd.DataFrame, by: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     deals = scenario.deals
     if not by:
         empty = pd.DataFrame(index=range(0))
-        return (np.zeros(len(deals), dtype=np.int64), np.zeros(len(arrivals), dtype=np.int64),
-                empty)
+        return (
+            np.zeros(len(deals), dtype=np.int64),
+            np.zeros(len(arrivals), dtype=np.int64),
+            empty,
+        )
     known = set(scenario.deal_segments) | set(scenario.arrival_segments)
     unknown = [c for c in by if c not in known]
     if unknown:
@@ -146,15 +176,16 @@ def _by_groups(scenario: Scenario, arrivals: pd.DataFrame,
             f"deals.parquet nor arrivals.parquet (segment columns there: {where}). "
             "Choose segment columns the deals or arrivals have."
         )
-    both = pd.concat([_segment_frame(deals, by), _segment_frame(arrivals, by)],
-                     ignore_index=True).fillna(NONE_LABEL)
+    both = pd.concat(
+        [_segment_frame(deals, by), _segment_frame(arrivals, by)], ignore_index=True
+    ).fillna(NONE_LABEL)
     codes, uniques = _row_groups(both)
-    return codes[: len(deals)], codes[len(deals):], uniques.astype(object)
+    return codes[: len(deals)], codes[len(deals) :], uniques.astype(object)
 
 
 def prepare(scenario: Scenario, by: Sequence[str] = ()) -> Prepared:
     """Build the kernel inputs for ``scenario``, with results broken down by ``by``."""
-    source = scenario.path and f"{scenario.path}/stages.parquet" or "stages table"
+    source = (scenario.path and f"{scenario.path}/stages.parquet") or "stages table"
     stages = scenario.stages
     funnel = list(scenario.funnel)
     n_stages = len(funnel)
@@ -163,36 +194,43 @@ def prepare(scenario: Scenario, by: Sequence[str] = ()) -> Prepared:
     notes: list[str] = []
 
     # Arrivals inside the horizon only.
-    months = np.array([month_index(int(p[:4]), int(p[5:7]), scenario.as_of)
-                       for p in arrivals["period"]], dtype=np.int64)
+    months = np.array(
+        [month_index(int(p[:4]), int(p[5:7]), scenario.as_of) for p in arrivals["period"]],
+        dtype=np.int64,
+    )
     before = months < 0
     after = months >= scenario.horizon_months
     if before.any():
-        notes.append(f"arrivals: {int(before.sum())} row(s) for months before "
-                     f"{scenario.as_of:%Y-%m} ignored (the forecast starts {scenario.as_of}).")
+        notes.append(
+            f"arrivals: {int(before.sum())} row(s) for months before "
+            f"{scenario.as_of:%Y-%m} ignored (the forecast starts {scenario.as_of})."
+        )
     if after.any():
         notes.append(f"arrivals: {int(after.sum())} row(s) after the horizon not simulated.")
     keep = ~before & ~after
     arr = arrivals[keep].reset_index(drop=True)
     months = months[keep]
     # Rows repeating the same month and segment get distinct random streams.
-    labels = arr.drop(columns=["leads", "amount", "amount_cv", "leads_n"]).astype(str)
-    labels = labels.agg("|".join, axis=1) if len(arr) else pd.Series([], dtype=object)
+    label_cols = arr.drop(columns=["leads", "amount", "amount_cv", "leads_n"]).astype(str)
+    labels = pd.Series(["|".join(row) for row in label_cols.itertuples(index=False)], dtype=object)
     occurrence = labels.groupby(labels).cumcount().to_numpy()
 
     # Parameter groups from the stages table's segment columns.
-    both = pd.concat([_segment_frame(deals, segs), _segment_frame(arr, segs)],
-                     ignore_index=True)
+    both = pd.concat([_segment_frame(deals, segs), _segment_frame(arr, segs)], ignore_index=True)
     codes, groups = _row_groups(both)
     if len(groups) == 0:
         groups = pd.DataFrame({c: [None] for c in segs}) if segs else pd.DataFrame(index=[0])
-    deal_g, arr_g = codes[: len(deals)], codes[len(deals):]
+    deal_g, arr_g = codes[: len(deals)], codes[len(deals) :]
     rows = _resolve(scenario, groups, source)
+    records: list[dict[str, Any]] = stages.to_dict("records")  # type: ignore[assignment]
     for i in np.flatnonzero(~scenario.default_rows.to_numpy()):
         if not any((rows[p] == i).any() for p in _PARAMS):
-            cond = {c: stages.at[i, c] for c in segs if stages.at[i, c] is not None}
-            notes.append(f"stages: row {i + 1} ({stages.at[i, 'stage']}, {cond}) matches no "
-                         "deal and no arrival: check the segment values for typos.")
+            row = records[i]
+            cond = {c: row[c] for c in segs if row[c] is not None}
+            notes.append(
+                f"stages: row {i + 1} ({row['stage']}, {cond}) matches no "
+                "deal and no arrival: check the segment values for typos."
+            )
 
     def take(param: str) -> np.ndarray:
         return stages[param].to_numpy()[rows[param]]
@@ -213,13 +251,28 @@ def prepare(scenario: Scenario, by: Sequence[str] = ()) -> Prepared:
     unit_conv = stages["conversion"].to_numpy(dtype=np.float64)[conv_row]
     unit_n = np.where(n_row >= 0, conv_n[np.maximum(n_row, 0)], 0.0)
     unit_n = np.nan_to_num(unit_n, nan=0.0)
-    unit_key = stable_hash([f"conv|{a}|{b}" for a, b in zip(
-        _row_labels(stages, conv_row, segs), _row_labels(stages, n_row, segs), strict=True)])
+    unit_key = stable_hash(
+        [
+            f"conv|{a}|{b}"
+            for a, b in zip(
+                _row_labels(stages, conv_row, segs), _row_labels(stages, n_row, segs), strict=True
+            )
+        ]
+    )
 
     code, p1, p2, p3 = _dwell_arrays(dist, dwell_mean, dwell_cv)
-    value_sigma = np.sqrt(np.log1p(value_cv ** 2))
-    funnel_arrays = (unit_key, unit_conv, unit_n, unit_of, code.ravel(), p1.ravel(), p2.ravel(),
-                     p3.ravel(), value_sigma.ravel())
+    value_sigma = np.sqrt(np.log1p(value_cv**2))
+    funnel_arrays = (
+        unit_key,
+        unit_conv,
+        unit_n,
+        unit_of,
+        code.ravel(),
+        p1.ravel(),
+        p2.ravel(),
+        p3.ravel(),
+        value_sigma.ravel(),
+    )
 
     deal_by, arr_by, by_values = _by_groups(scenario, arr, by)
     stage_index = {name: s for s, name in enumerate(funnel)}
@@ -239,18 +292,23 @@ def prepare(scenario: Scenario, by: Sequence[str] = ()) -> Prepared:
     bounds = period_bounds(scenario.as_of, scenario.horizon_months)
     t0 = bounds[months]
     t1 = bounds[months + 1]
-    month_days = np.array([(add_months(scenario.as_of, int(m) + 1)
-                            - add_months(scenario.as_of, int(m))).days for m in months],
-                          dtype=np.float64)
+    month_days = np.array(
+        [
+            (add_months(scenario.as_of, int(m) + 1) - add_months(scenario.as_of, int(m))).days
+            for m in months
+        ],
+        dtype=np.float64,
+    )
     leads = arr["leads"].to_numpy(dtype=np.float64) * (t1 - t0) / np.maximum(month_days, 1.0)
     amount = arr["amount"].to_numpy(dtype=np.float64)
     acv = arr["amount_cv"].to_numpy(dtype=np.float64)
-    sigma2 = np.log1p(acv ** 2)
+    sigma2 = np.log1p(acv**2)
     with np.errstate(divide="ignore"):
         amount_mu = np.log(amount) - 0.5 * sigma2
     amount_mu[amount <= 0] = -np.inf
-    arr_keys = stable_hash([f"arr|{label}|{occ}"
-                            for label, occ in zip(labels, occurrence, strict=True)])
+    arr_keys = stable_hash(
+        [f"arr|{label}|{occ}" for label, occ in zip(labels, occurrence, strict=True)]
+    )
     arrival_arrays = (
         arr_keys,
         arr_g.astype(np.int64),
@@ -267,10 +325,12 @@ def prepare(scenario: Scenario, by: Sequence[str] = ()) -> Prepared:
         deals=deal_arrays,
         arrivals=arrival_arrays,
         bounds=bounds,
-        day_period=np.repeat(np.arange(len(bounds) - 1, dtype=np.int64),
-                             np.diff(bounds).astype(np.int64)),
-        periods=[add_months(scenario.as_of, k).strftime("%Y-%m")
-                 for k in range(scenario.horizon_months)],
+        day_period=np.repeat(
+            np.arange(len(bounds) - 1, dtype=np.int64), np.diff(bounds).astype(np.int64)
+        ),
+        periods=[
+            add_months(scenario.as_of, k).strftime("%Y-%m") for k in range(scenario.horizon_months)
+        ],
         by=tuple(by),
         by_values=by_values,
         notes=tuple(notes),
@@ -282,11 +342,13 @@ def prepare(scenario: Scenario, by: Sequence[str] = ()) -> Prepared:
 
 def _row_labels(stages: pd.DataFrame, rows: np.ndarray, segs: Sequence[str]) -> list[str]:
     """A stable text naming a stage row by its stage and segment values (not its position)."""
+    records: list[dict[str, Any]] = stages.to_dict("records")  # type: ignore[assignment]
     out = []
     for i in rows:
         if i < 0:
             out.append("-")
             continue
-        cond = ",".join(f"{c}={stages.at[i, c]}" for c in segs if stages.at[i, c] is not None)
-        out.append(f"{stages.at[i, 'stage']}[{cond}]")
+        row = records[i]
+        cond = ",".join(f"{c}={row[c]}" for c in segs if row[c] is not None)
+        out.append(f"{row['stage']}[{cond}]")
     return out

@@ -43,8 +43,7 @@ class Result:
     revenue: np.ndarray
     won: np.ndarray
     notes: tuple[str, ...] = ()
-    _rerun: Callable[[tuple[str, ...]], Result] | None = dataclasses.field(
-        default=None, repr=False)
+    _rerun: Callable[[tuple[str, ...]], Result] | None = dataclasses.field(default=None, repr=False)
     _cache: dict[tuple[str, ...], Result] = dataclasses.field(default_factory=dict, repr=False)
 
     def breakdown(self, by: str | Sequence[str] | None) -> Result:
@@ -85,17 +84,19 @@ class Result:
                 monthly = values[:, :, col]
                 for cumulative, data in ((False, monthly), (True, np.cumsum(monthly, axis=1))):
                     q = np.quantile(data, QUANTILES, axis=0)
-                    frame = pd.DataFrame({
-                        "period": res.periods,
-                        "cumulative": cumulative,
-                        "metric": metric,
-                        "mean": data.mean(axis=0),
-                        "p10": q[0],
-                        "p50": q[1],
-                        "p90": q[2],
-                    })
-                    for c, v in labels.items():
-                        frame.insert(list(labels).index(c), c, v)
+                    frame = pd.DataFrame(
+                        {
+                            "period": res.periods,
+                            "cumulative": cumulative,
+                            "metric": metric,
+                            "mean": data.mean(axis=0),
+                            "p10": q[0],
+                            "p50": q[1],
+                            "p90": q[2],
+                        }
+                    )
+                    for pos, (c, v) in enumerate(labels.items()):
+                        frame.insert(pos, c, pd.Series([v] * len(frame), dtype=object))
                     frames.append(frame)
         out = pd.concat(frames, ignore_index=True)
         for c in _as_tuple(by):
@@ -108,12 +109,14 @@ class Result:
         n_t, n_p = res.revenue.shape[:2]
         frames = []
         for labels, col in res._columns(with_segments=bool(_as_tuple(by))):
-            frame = pd.DataFrame({
-                "trial": np.repeat(np.arange(n_t, dtype=np.int64), n_p),
-                "period": np.tile(np.asarray(res.periods, dtype=object), n_t),
-                "revenue": res.revenue[:, :, col].ravel(),
-                "won_deals": res.won[:, :, col].ravel().astype(np.int64),
-            })
+            frame = pd.DataFrame(
+                {
+                    "trial": np.repeat(np.arange(n_t, dtype=np.int64), n_p),
+                    "period": np.tile(np.asarray(res.periods, dtype=object), n_t),
+                    "revenue": res.revenue[:, :, col].ravel(),
+                    "won_deals": res.won[:, :, col].ravel().astype(np.int64),
+                }
+            )
             for pos, (c, v) in enumerate(labels.items()):
                 frame.insert(pos, c, pd.Series([v] * len(frame), dtype=object))
             frames.append(frame)

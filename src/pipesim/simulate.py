@@ -12,8 +12,14 @@ from pipesim.result import Result, _as_tuple
 ENGINES = ("numba", "numpy")
 
 
-def simulate(scenario: Scenario, trials: int = 10_000, seed: int = 0, *,
-             by: str | Sequence[str] | None = None, engine: str = "numba") -> Result:
+def simulate(
+    scenario: Scenario,
+    trials: int = 10_000,
+    seed: int = 0,
+    *,
+    by: str | Sequence[str] | None = None,
+    engine: str = "numba",
+) -> Result:
     """Run the Monte Carlo simulation of a scenario.
 
     Parameters
@@ -36,8 +42,9 @@ def simulate(scenario: Scenario, trials: int = 10_000, seed: int = 0, *,
         Per-trial revenue and won deals per period, with ``summary()`` and ``trials()``.
     """
     if isinstance(trials, bool) or not isinstance(trials, int) or trials <= 0:
-        raise PipesimError(f"trials must be a positive whole number, got {trials!r}. "
-                           "Use e.g. --trials 10000.")
+        raise PipesimError(
+            f"trials must be a positive whole number, got {trials!r}. Use e.g. --trials 10000."
+        )
     if engine not in ENGINES:
         raise PipesimError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}.")
     cols = _as_tuple(by)

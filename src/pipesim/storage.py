@@ -62,13 +62,17 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     settings = tables["scenario"]
     src = str(files["scenario"])
     if len(settings) != 1:
-        raise ScenarioError(f"{src}: has {len(settings)} rows; it must have exactly one "
-                            "(as_of, horizon_months, optional name and currency).")
+        raise ScenarioError(
+            f"{src}: has {len(settings)} rows; it must have exactly one "
+            "(as_of, horizon_months, optional name and currency)."
+        )
     for col in ("as_of", "horizon_months"):
         if col not in settings.columns:
-            raise ScenarioError(f"{src}: required column {col!r} missing (columns present: "
-                                f"{', '.join(map(str, settings.columns)) or 'none'}). "
-                                "Add it, e.g. as_of=2027-01-01, horizon_months=12.")
+            raise ScenarioError(
+                f"{src}: required column {col!r} missing (columns present: "
+                f"{', '.join(map(str, settings.columns)) or 'none'}). "
+                "Add it, e.g. as_of=2027-01-01, horizon_months=12."
+            )
     row = settings.iloc[0]
 
     def text(col: str) -> str:
@@ -94,8 +98,11 @@ def _with_metadata(frame: pd.DataFrame, metadata: Mapping[str, str]) -> pa.Table
     return table.replace_schema_metadata(meta)
 
 
-def write_tables(folder: str | os.PathLike[str], frames: Mapping[str, pd.DataFrame],
-                 metadata: Mapping[str, str] | None = None) -> list[Path]:
+def write_tables(
+    folder: str | os.PathLike[str],
+    frames: Mapping[str, pd.DataFrame],
+    metadata: Mapping[str, str] | None = None,
+) -> list[Path]:
     """Write ``{name: frame}`` as ``folder/name.parquet``, all or nothing.
 
     Every file is first written as a hidden temporary file in ``folder``; only
@@ -123,17 +130,29 @@ def write_tables(folder: str | os.PathLike[str], frames: Mapping[str, pd.DataFra
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The ``pipesim.*`` metadata of a results file, keys without the prefix."""
     meta = pq.read_schema(path).metadata or {}
-    return {k.decode()[len("pipesim."):]: v.decode() for k, v in meta.items()
-            if k.startswith(b"pipesim.")}
+    return {
+        k.decode()[len("pipesim.") :]: v.decode()
+        for k, v in meta.items()
+        if k.startswith(b"pipesim.")
+    }
 
 
 def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[Path]:
     """Write a scenario as a folder of Parquet files that :func:`load_scenario` reads back."""
-    settings = pd.DataFrame({
-        "as_of": [scenario.as_of],
-        "horizon_months": [scenario.horizon_months],
-        "name": [scenario.name],
-        "currency": [scenario.currency],
-    })
-    return write_tables(folder, {"stages": scenario.stages, "deals": scenario.deals,
-                                 "arrivals": scenario.arrivals, "scenario": settings})
+    settings = pd.DataFrame(
+        {
+            "as_of": [scenario.as_of],
+            "horizon_months": [scenario.horizon_months],
+            "name": [scenario.name],
+            "currency": [scenario.currency],
+        }
+    )
+    return write_tables(
+        folder,
+        {
+            "stages": scenario.stages,
+            "deals": scenario.deals,
+            "arrivals": scenario.arrivals,
+            "scenario": settings,
+        },
+    )

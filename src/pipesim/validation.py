@@ -16,8 +16,9 @@ from pipesim.errors import PipesimWarning, ScenarioError, show_rows
 _PERIOD = re.compile(r"^\s*(\d{4})-(\d{1,2})(-\d{1,2})?\s*$")
 
 
-def _fail(source: str, column: str, problem: str, table: pd.DataFrame, bad: np.ndarray,
-          fix: str) -> None:
+def _fail(
+    source: str, column: str, problem: str, table: pd.DataFrame, bad: np.ndarray, fix: str
+) -> None:
     rows = np.flatnonzero(bad)
     values = table[column].to_numpy()[rows] if column in table.columns else rows
     raise ScenarioError(
@@ -91,8 +92,9 @@ def check_horizon(value: object, source: str) -> int:
     return int(number)
 
 
-def check_stages(table: pd.DataFrame, source: str, known: Sequence[str],
-                 dists: Sequence[str]) -> pd.DataFrame:
+def check_stages(
+    table: pd.DataFrame, source: str, known: Sequence[str], dists: Sequence[str]
+) -> pd.DataFrame:
     """Validate and normalise the stages table."""
     _require(table, source, ("stage", "conversion", "dwell_days"))
     table = table.reset_index(drop=True)
@@ -114,58 +116,112 @@ def check_stages(table: pd.DataFrame, source: str, known: Sequence[str],
     names = out["stage"].to_numpy()
     dup = default & pd.Series(names).where(default).duplicated(keep="first").to_numpy()
     if dup.any():
-        _fail(source, "stage", "repeat a stage of the funnel", table, dup,
-              "Give each stage one row (segment columns empty); put per-segment values in "
-              "rows that name the segment.")
+        _fail(
+            source,
+            "stage",
+            "repeat a stage of the funnel",
+            table,
+            dup,
+            "Give each stage one row (segment columns empty); put per-segment values in "
+            "rows that name the segment.",
+        )
     funnel = list(names[default])
     override = ~default
     unknown = override & ~np.isin(names, funnel)
     if unknown.any():
-        _fail(source, "stage", f"override a stage that is not in the funnel {funnel}", table,
-              unknown, "Use one of the funnel's stage names.")
+        _fail(
+            source,
+            "stage",
+            f"override a stage that is not in the funnel {funnel}",
+            table,
+            unknown,
+            "Use one of the funnel's stage names.",
+        )
     if segs and override.any():
         key = out.loc[override, ["stage", *segs]].astype(str)
         dup_o = np.zeros(len(out), bool)
         dup_o[np.flatnonzero(override)] = key.duplicated(keep="first").to_numpy()
         if dup_o.any():
-            _fail(source, "stage", "repeat the same stage and segment values", table, dup_o,
-                  "Keep one row per stage and segment.")
+            _fail(
+                source,
+                "stage",
+                "repeat the same stage and segment values",
+                table,
+                dup_o,
+                "Keep one row per stage and segment.",
+            )
 
     conv = _numeric(table, source, "conversion", None)
     bad = (default & np.isnan(conv)) | (~np.isnan(conv) & ((conv < 0) | (conv > 1)))
     if bad.any():
-        _fail(source, "conversion", "are outside [0, 1] or missing", table, bad,
-              "A conversion is the probability of reaching the next stage: write it between "
-              "0 and 1 (e.g. 0.35 for 35%).")
+        _fail(
+            source,
+            "conversion",
+            "are outside [0, 1] or missing",
+            table,
+            bad,
+            "A conversion is the probability of reaching the next stage: write it between "
+            "0 and 1 (e.g. 0.35 for 35%).",
+        )
     dwell = _numeric(table, source, "dwell_days", None)
     bad = (default & np.isnan(dwell)) | (~np.isnan(dwell) & ~(dwell > 0)) | np.isinf(dwell)
     if bad.any():
-        _fail(source, "dwell_days", "are not a positive number of days", table, bad,
-              "Write the mean time a deal spends in the stage, in days (> 0).")
+        _fail(
+            source,
+            "dwell_days",
+            "are not a positive number of days",
+            table,
+            bad,
+            "Write the mean time a deal spends in the stage, in days (> 0).",
+        )
     cv = _numeric(table, source, "dwell_cv", None)
     bad = ~np.isnan(cv) & ~((cv >= 0) & np.isfinite(cv))
     if bad.any():
-        _fail(source, "dwell_cv", "are negative", table, bad,
-              "dwell_cv is the coefficient of variation of the dwell time: 0 for a fixed time, "
-              "1 for exponential (the default).")
+        _fail(
+            source,
+            "dwell_cv",
+            "are negative",
+            table,
+            bad,
+            "dwell_cv is the coefficient of variation of the dwell time: 0 for a fixed time, "
+            "1 for exponential (the default).",
+        )
     vcv = _numeric(table, source, "value_cv", None)
     bad = ~np.isnan(vcv) & ~((vcv >= 0) & np.isfinite(vcv))
     if bad.any():
-        _fail(source, "value_cv", "are negative", table, bad,
-              "value_cv is the spread of the won value around the amount (0: exactly the amount).")
+        _fail(
+            source,
+            "value_cv",
+            "are negative",
+            table,
+            bad,
+            "value_cv is the spread of the won value around the amount (0: exactly the amount).",
+        )
     n = _numeric(table, source, "conversion_n", None)
     bad = ~np.isnan(n) & ~((n > 0) & np.isfinite(n))
     if bad.any():
-        _fail(source, "conversion_n", "are not positive", table, bad,
-              "conversion_n is the effective number of deals behind the conversion (> 0); leave "
-              "it empty for a conversion known exactly.")
+        _fail(
+            source,
+            "conversion_n",
+            "are not positive",
+            table,
+            bad,
+            "conversion_n is the effective number of deals behind the conversion (> 0); leave "
+            "it empty for a conversion known exactly.",
+        )
     if "dwell_dist" in table.columns:
         dist = table["dwell_dist"].astype(object).where(table["dwell_dist"].notna(), None)
         dist = dist.map(lambda v: v if v is None else str(v).strip().lower())
         bad = (dist.notna() & ~dist.isin(list(dists))).to_numpy()
         if bad.any():
-            _fail(source, "dwell_dist", "name an unknown distribution", table, bad,
-                  f"Use one of {', '.join(dists)} (or leave it empty for gamma).")
+            _fail(
+                source,
+                "dwell_dist",
+                "name an unknown distribution",
+                table,
+                bad,
+                f"Use one of {', '.join(dists)} (or leave it empty for gamma).",
+            )
     else:
         dist = pd.Series([None] * len(table), dtype=object)
 
@@ -182,19 +238,31 @@ def check_stages(table: pd.DataFrame, source: str, known: Sequence[str],
     out["dwell_dist"] = dist.to_numpy()
     out["value_cv"] = fill(vcv, 0.0)
     out["conversion_n"] = n
-    out = out[["stage", "conversion", "dwell_days", "dwell_cv", "dwell_dist", "value_cv",
-               "conversion_n", *segs]]
+    out = out[
+        [
+            "stage",
+            "conversion",
+            "dwell_days",
+            "dwell_cv",
+            "dwell_dist",
+            "value_cv",
+            "conversion_n",
+            *segs,
+        ]
+    ]
     if len(funnel) > 6 or len(funnel) < 3:
         warnings.warn(
             f"{source}: the funnel has {len(funnel)} stage(s); 4 to 6 keep a pipeline workable "
             "(3 to 6 accepted without this warning). Running it as given.",
-            PipesimWarning, stacklevel=4,
+            PipesimWarning,
+            stacklevel=4,
         )
     return out
 
 
-def check_deals(table: pd.DataFrame, source: str, known: Sequence[str],
-                funnel: Sequence[str]) -> pd.DataFrame:
+def check_deals(
+    table: pd.DataFrame, source: str, known: Sequence[str], funnel: Sequence[str]
+) -> pd.DataFrame:
     """Validate and normalise the deals table."""
     _require(table, source, ("deal_id", "stage", "amount"))
     table = table.reset_index(drop=True)
@@ -204,30 +272,56 @@ def check_deals(table: pd.DataFrame, source: str, known: Sequence[str],
         _fail(source, "deal_id", "have no deal_id", table, bad, "Give every deal an id.")
     bad = ids.duplicated(keep="first").to_numpy()
     if bad.any():
-        _fail(source, "deal_id", "repeat an earlier deal_id", table, bad,
-              "Each open deal appears once; remove or rename the duplicates.")
+        _fail(
+            source,
+            "deal_id",
+            "repeat an earlier deal_id",
+            table,
+            bad,
+            "Each open deal appears once; remove or rename the duplicates.",
+        )
     stage = table["stage"].astype(object).where(table["stage"].notna(), None)
     stage_txt = stage.map(lambda v: v if v is None else str(v))
     bad = ~stage_txt.isin(list(funnel)).to_numpy()
     if bad.any():
-        _fail(source, "stage", f"name a stage not in the funnel {list(funnel)}", table, bad,
-              "Use a stage of stages.parquet (won and lost deals are not open: leave them out).")
+        _fail(
+            source,
+            "stage",
+            f"name a stage not in the funnel {list(funnel)}",
+            table,
+            bad,
+            "Use a stage of stages.parquet (won and lost deals are not open: leave them out).",
+        )
     amount = _numeric(table, source, "amount", None)
     bad = ~(amount >= 0) | np.isinf(amount)
     if bad.any():
-        _fail(source, "amount", "are negative or missing", table, bad,
-              "Write each deal's expected value (0 or more).")
+        _fail(
+            source,
+            "amount",
+            "are negative or missing",
+            table,
+            bad,
+            "Write each deal's expected value (0 or more).",
+        )
     age = _numeric(table, source, "days_in_stage", 0.0)
     bad = ~(age >= 0) | np.isinf(age)
     if bad.any():
-        _fail(source, "days_in_stage", "are negative or missing", table, bad,
-              "Write how many days the deal has been in its stage (0 for a new one).")
-    out = pd.DataFrame({
-        "deal_id": ids.astype(object).to_numpy(),
-        "stage": stage_txt.to_numpy(dtype=object),
-        "amount": amount,
-        "days_in_stage": age,
-    })
+        _fail(
+            source,
+            "days_in_stage",
+            "are negative or missing",
+            table,
+            bad,
+            "Write how many days the deal has been in its stage (0 for a new one).",
+        )
+    out = pd.DataFrame(
+        {
+            "deal_id": ids.astype(object).to_numpy(),
+            "stage": stage_txt.to_numpy(dtype=object),
+            "amount": amount,
+            "days_in_stage": age,
+        }
+    )
     for seg in _segments(table, known):
         out[seg] = _as_segment(table[seg]).to_numpy()
     return out
@@ -245,44 +339,77 @@ def _parse_period(value: object) -> tuple[int, int] | None:
     return (year, month) if 1 <= month <= 12 else None
 
 
-def check_arrivals(table: pd.DataFrame, source: str, known: Sequence[str],
-                   as_of: dt.date) -> pd.DataFrame:
+def check_arrivals(
+    table: pd.DataFrame, source: str, known: Sequence[str], as_of: dt.date
+) -> pd.DataFrame:
     """Validate and normalise the arrivals table (``period`` becomes ``YYYY-MM``)."""
     _require(table, source, ("period", "leads", "amount"))
     table = table.reset_index(drop=True)
     parsed = [_parse_period(v) for v in table["period"].astype(object)]
     bad = np.array([p is None for p in parsed], dtype=bool)
     if bad.any():
-        _fail(source, "period", "are not a month", table, bad,
-              "Write the month as YYYY-MM (e.g. 2027-03) or as a date in that month.")
+        _fail(
+            source,
+            "period",
+            "are not a month",
+            table,
+            bad,
+            "Write the month as YYYY-MM (e.g. 2027-03) or as a date in that month.",
+        )
     leads = _numeric(table, source, "leads", None)
     bad = ~(leads >= 0) | np.isinf(leads)
     if bad.any():
-        _fail(source, "leads", "are negative or missing", table, bad,
-              "Write the expected number of new leads in the month (0 or more).")
+        _fail(
+            source,
+            "leads",
+            "are negative or missing",
+            table,
+            bad,
+            "Write the expected number of new leads in the month (0 or more).",
+        )
     amount = _numeric(table, source, "amount", None)
     bad = ~(amount >= 0) | np.isinf(amount)
     if bad.any():
-        _fail(source, "amount", "are negative or missing", table, bad,
-              "Write the mean amount of a new lead (0 or more).")
+        _fail(
+            source,
+            "amount",
+            "are negative or missing",
+            table,
+            bad,
+            "Write the mean amount of a new lead (0 or more).",
+        )
     acv = _numeric(table, source, "amount_cv", 0.0)
     bad = ~(acv >= 0) | np.isinf(acv)
     if bad.any():
-        _fail(source, "amount_cv", "are negative or missing", table, bad,
-              "amount_cv is the coefficient of variation of a new lead's amount (0 or more).")
+        _fail(
+            source,
+            "amount_cv",
+            "are negative or missing",
+            table,
+            bad,
+            "amount_cv is the coefficient of variation of a new lead's amount (0 or more).",
+        )
     n = _numeric(table, source, "leads_n", None)
     bad = ~np.isnan(n) & ~((n > 0) & np.isfinite(n))
     if bad.any():
-        _fail(source, "leads_n", "are not positive", table, bad,
-              "leads_n is the evidence behind the lead rate (> 0); leave it empty for a rate "
-              "known exactly.")
-    out = pd.DataFrame({
-        "period": [f"{y:04d}-{m:02d}" for y, m in parsed],  # type: ignore[misc]
-        "leads": leads,
-        "amount": amount,
-        "amount_cv": acv,
-        "leads_n": n,
-    })
+        _fail(
+            source,
+            "leads_n",
+            "are not positive",
+            table,
+            bad,
+            "leads_n is the evidence behind the lead rate (> 0); leave it empty for a rate "
+            "known exactly.",
+        )
+    out = pd.DataFrame(
+        {
+            "period": [f"{y:04d}-{m:02d}" for y, m in parsed],  # type: ignore[misc]
+            "leads": leads,
+            "amount": amount,
+            "amount_cv": acv,
+            "leads_n": n,
+        }
+    )
     for seg in _segments(table, known):
         out[seg] = _as_segment(table[seg]).to_numpy()
     return out

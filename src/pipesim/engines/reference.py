@@ -19,8 +19,13 @@ from pipesim.prepare import Prepared
 _MAX_CELLS = 2_000_000  # trials x deals held at once
 
 
-def _dwell(rng: np.random.Generator, code: np.ndarray, p1: np.ndarray, p2: np.ndarray,
-           age: np.ndarray | None = None) -> np.ndarray:
+def _dwell(
+    rng: np.random.Generator,
+    code: np.ndarray,
+    p1: np.ndarray,
+    p2: np.ndarray,
+    age: np.ndarray | None = None,
+) -> np.ndarray:
     """Dwell times for parameter arrays (per element); remaining time when ``age`` is given."""
     out = np.empty(code.shape)
     if age is None:
@@ -51,12 +56,19 @@ def _dwell(rng: np.random.Generator, code: np.ndarray, p1: np.ndarray, p2: np.nd
     return out
 
 
-def _book(rev: np.ndarray, won: np.ndarray, trial: np.ndarray, t: np.ndarray,
-          value: np.ndarray, by: np.ndarray, bounds: np.ndarray) -> None:
+def _book(
+    rev: np.ndarray,
+    won: np.ndarray,
+    trial: np.ndarray,
+    t: np.ndarray,
+    value: np.ndarray,
+    by: np.ndarray,
+    bounds: np.ndarray,
+) -> None:
     inside = t < bounds[-1]
     trial, t, value, by = trial[inside], t[inside], value[inside], by[inside]
     period = np.searchsorted(bounds, t, side="right") - 1
-    n_t, n_p, width = rev.shape
+    _, n_p, width = rev.shape
     cells = [(np.zeros_like(by), 0)] if width == 1 else [(np.zeros_like(by), 0), (by, 1)]
     for col, offset in cells:
         flat = (trial * n_p + period) * width + col + offset
@@ -64,8 +76,9 @@ def _book(rev: np.ndarray, won: np.ndarray, trial: np.ndarray, t: np.ndarray,
         won += np.bincount(flat, minlength=won.size).reshape(won.shape)
 
 
-def run(prepared: Prepared, trials: int, seed: int, *,
-        thin_arrivals: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def run(
+    prepared: Prepared, trials: int, seed: int, *, thin_arrivals: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Simulate ``trials`` futures; same outputs as :func:`pipesim.engines.local.run`.
 
     With ``thin_arrivals`` the new leads are thinned as in the kernel (only the
@@ -94,7 +107,7 @@ def run(prepared: Prepared, trials: int, seed: int, *,
         # P(win | in stage s) = product of this and later conversions.
         pwin = np.flip(np.cumprod(np.flip(conv_gs.reshape(tb, n_groups, n_stages), 2), 2), 2)
         pwin = pwin.reshape(tb, -1)
-        r_rev, r_won = rev[first:first + tb], won[first:first + tb]
+        r_rev, r_won = rev[first : first + tb], won[first : first + tb]
 
         # Open deals: one uniform decides the win; timing only for the winners.
         if n_deals:
