@@ -3,12 +3,14 @@
 Layout of the inputs (built by :mod:`pipesim.prepare`):
 
 - ``funnel`` = (unit_key, unit_conv, unit_n, unit_of, dwell_code, dwell_p1, dwell_p2,
-  dwell_p3, value_sigma). Dwell parameters by code: exponential (mean), gamma (shape,
-  scale, Marsaglia-Tsang c), lognormal (mu, sigma), fixed (days). A *unit* is one
+  dwell_table, value_sigma, strip_edges, strip_ratio, strip_lf_max). Dwell parameters
+  by code: exponential (mean), gamma (shape, scale, strip table), lognormal (mu,
+  sigma), fixed (days). The strip arrays are :mod:`pipesim.dwell_tables`'. A *unit* is one
   conversion parameter that is drawn once per trial (Beta(conv*n, (1-conv)*n) when
   n > 0). ``unit_of[g, s]`` is the unit used by parameter group g at stage s; dwell
   and value arrays are flat, indexed ``g * S + s``.
-- ``deals`` = (key, gs, amount, age, by): ``gs = g * n_stages + stage``.
+- ``deals`` = (key, gs, amount, age, by, strip): ``gs = g * n_stages + stage``; ``strip``
+  is the gamma strip holding the deal's age in its stage's dwell law (0 otherwise).
 - ``arrivals`` = (key, g, t0, t1, lam, n, amount_mu, amount_sigma, by): one row per
   (month, segment): Poisson(lam) leads spread uniformly on [t0, t1) days.
 - ``day_period``: the period of each whole day after as_of; its length is the horizon
@@ -28,11 +30,11 @@ from numba import prange
 
 from pipesim._random import (
     beta,
+    branch,
     derive,
     exponential,
     gamma,
-    gamma_fast,
-    gamma_tail,
+    gamma_strips,
     jit,
     mix,
     normal,
@@ -46,10 +48,11 @@ EXPONENTIAL, GAMMA, LOGNORMAL, FIXED = 0, 1, 2, 3
 _SEED_DOMAIN = np.uint64(0x5EED5EED5EED5EED)
 _CONV_DOMAIN = np.uint64(0xC0C0C0C0C0C0C0C0)
 _ARRIVAL_DOMAIN = np.uint64(0xA77A77A77A77A77A)
-_VALUE_KEY = np.uint64(0x7A1E7A1E7A1E7A1E)
-_AMOUNT_KEY = np.uint64(0xA0A0A0A0A0A0A0A0)
-_RATE_KEY = np.uint64(0x1EAD1EAD1EAD1EAD)
-_COUNT_KEY = np.uint64(0xC0117C0117C01170)
+# Child streams of a deal or lead: 1, 2, ... are its stages; these name the other draws.
+_VALUE_KEY = 1_000_001
+_AMOUNT_KEY = 1_000_002
+_RATE_KEY = 1_000_003
+_COUNT_KEY = 1_000_004
 
 
 @jit
@@ -58,33 +61,34 @@ def trial_state(seed: np.uint64, trial: int) -> np.uint64:
     return derive(mix(seed ^ _SEED_DOMAIN), np.uint64(trial))
 
 
-@jit
-def dwell(state: np.uint64, code: int, p1: float, p2: float, p3: float) -> tuple[np.uint64, float]:
-    """Draw a full dwell time (days)."""
-    if code == EXPONENTIAL:
+@jit(inline=True)
+def dwell(
+    state: np.uint64,
+    code: int,
+    p1: float,
+    p2: float,
+    tab: int,
+    strips: tuple,
+    age: float,
+    strip: int,
+) -> tuple[np.uint64, float]:
+    """Draw the dwell (days) still to come for a deal already ``age`` days in the stage.
+
+    ``strip`` is the gamma strip that holds the age (0 for a new deal).
+    """
+    if code == EXPONENTIAL:  # memoryless: the age does not matter
         state, e = exponential(state)
         return state, p1 * e
     if code == GAMMA:
-        state, x = gamma_fast(state, p1, p3)
-        return state, p2 * x
-    if code == LOGNORMAL:
-        state, z = normal(state)
-        return state, math.exp(p1 + p2 * z)
-    return state, p1
-
-
-@jit
-def dwell_left(
-    state: np.uint64, code: int, p1: float, p2: float, p3: float, age: float
-) -> tuple[np.uint64, float]:
-    """Draw the dwell still to come for a deal already ``age`` days in the stage."""
-    if age <= 0.0 or code == EXPONENTIAL:
-        return dwell(state, code, p1, p2, p3)
-    if code == GAMMA:
-        state, x = gamma_tail(state, p1, age / p2)
+        state, x = gamma_strips(
+            state, p1, strips[0], strips[1], strips[2], tab, age / p2, strip
+        )
         return state, max(p2 * x - age, 0.0)
     if code == LOGNORMAL:
-        state, z = normal_tail(state, (math.log(age) - p1) / p2)
+        if age > 0.0:
+            state, z = normal_tail(state, (math.log(age) - p1) / p2)
+        else:
+            state, z = normal(state)
         return state, max(math.exp(p1 + p2 * z) - age, 0.0)
     return state, max(p1 - age, 0.0)
 
@@ -143,9 +147,9 @@ def _deal_chunk(
     won_idx: np.ndarray,
     won_state: np.ndarray,
 ) -> None:
-    n_stages, code, p1, p2, p3 = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6], funnel[7])
-    value_sigma = funnel[8]
-    key, gs_of, amount, age, by = deals[0], deals[1], deals[2], deals[3], deals[4]
+    n_stages, code, p1, p2, tab = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6], funnel[7])
+    value_sigma, strips = funnel[8], (funnel[9], funnel[10], funnel[11])
+    key, gs_of, amount, age, by, strip_of = deals
     end = float(day_period.shape[0])
     # Pass 1, without branches: one uniform per deal decides whether it is won (a lost
     # deal, or one still open at the horizon, needs no timing draws).
@@ -161,17 +165,17 @@ def _deal_chunk(
         ds = won_state[w]
         gs = gs_of[d]
         last = gs - gs % n_stages + n_stages  # one past the group's final stage
-        _, t = dwell_left(derive(ds, np.uint64(1)), code[gs], p1[gs], p2[gs], p3[gs], age[d])
+        _, t = dwell(branch(ds, 1), code[gs], p1[gs], p2[gs], tab[gs], strips, age[d], strip_of[d])
         for c in range(gs + 1, last):
             if t >= end:
                 break
-            _, r = dwell(derive(ds, np.uint64(c - gs + 1)), code[c], p1[c], p2[c], p3[c])
+            _, r = dwell(branch(ds, c - gs + 1), code[c], p1[c], p2[c], tab[c], strips, 0.0, 0)
             t += r
         if t >= end:
             continue
         value = amount[d]
         if value_sigma[gs] > 0.0:
-            value *= multiplier(derive(ds, _VALUE_KEY), value_sigma[gs])
+            value *= multiplier(branch(ds, _VALUE_KEY), value_sigma[gs])
         _book(out_rev, out_won, i, day_period[int(t)], by[d], value)
 
 
@@ -186,8 +190,8 @@ def _arrivals(
     out_won: np.ndarray,
     i: int,
 ) -> None:
-    n_stages, code, p1, p2, p3 = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6], funnel[7])
-    value_sigma = funnel[8]
+    n_stages, code, p1, p2, tab = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6], funnel[7])
+    value_sigma, strips = funnel[8], (funnel[9], funnel[10], funnel[11])
     key, g_of, t0, t1, lam_of, n_of = (
         arrivals[0],
         arrivals[1],
@@ -204,27 +208,27 @@ def _arrivals(
         lam = lam_of[r]
         n = n_of[r]
         if n > 0.0:
-            _, x = gamma(derive(rs, _RATE_KEY), n)
+            _, x = gamma(branch(rs, _RATE_KEY), n)
             lam *= x / n
         top = g_of[r] * n_stages
         # Thinning: the leads that go on to win are Poisson(lam * P(win from the top)).
-        winners = poisson_inverse(to_unit(derive(rs, _COUNT_KEY)), lam * pwin[top])
+        winners = poisson_inverse(to_unit(mix(branch(rs, _COUNT_KEY))), lam * pwin[top])
         for j in range(winners):
             ws = derive(rs, np.uint64(j))
             t = t0[r] + (t1[r] - t0[r]) * to_unit(ws)
             for c in range(top, top + n_stages):
                 if t >= end:
                     break
-                _, dt = dwell(derive(ws, np.uint64(c - top + 1)), code[c], p1[c], p2[c], p3[c])
+                _, dt = dwell(branch(ws, c - top + 1), code[c], p1[c], p2[c], tab[c], strips, 0.0, 0)
                 t += dt
             if t >= end:
                 continue
             value = math.exp(amount_mu[r])
             if amount_sigma[r] > 0.0:
-                _, z = normal(derive(ws, _AMOUNT_KEY))
+                _, z = normal(branch(ws, _AMOUNT_KEY))
                 value = math.exp(amount_mu[r] + amount_sigma[r] * z)
             if value_sigma[top] > 0.0:
-                value *= multiplier(derive(ws, _VALUE_KEY), value_sigma[top])
+                value *= multiplier(branch(ws, _VALUE_KEY), value_sigma[top])
             _book(out_rev, out_won, i, day_period[int(t)], by[r], value)
 
 

@@ -26,13 +26,18 @@ _KEY_MULT = np.uint64(0xD1B54A32D192ED03)
 _TWO_M53 = 1.0 / 9007199254740992.0
 
 
-def jit(fn: Any = None, *, parallel: bool = False) -> Any:
-    """``numba.njit`` with pipesim's options, set here once (cached to disk, no GIL)."""
+def jit(fn: Any = None, *, parallel: bool = False, inline: bool = False) -> Any:
+    """``numba.njit`` with pipesim's options, set here once (cached to disk, no GIL).
+
+    ``inline`` inlines a function into its callers at numba's level: for small
+    functions that take arrays, so that no reference counting is paid per call.
+    """
     options: dict[str, Any] = {
         "cache": True,
         "nogil": True,
         "error_model": "numpy",
         "parallel": parallel,
+        "inline": "always" if inline else "never",
     }
     if fn is None:
         return lambda f: njit(f, **options)
@@ -86,6 +91,16 @@ def derive(state: np.uint64, key: np.uint64) -> np.uint64:
     serve directly as one uniform (see :func:`to_unit`).
     """
     return mix(state + key * _KEY_MULT)
+
+
+@jit
+def branch(state: np.uint64, key: int) -> np.uint64:
+    """A child stream of a hashed state for a small key (a stage number, a draw's role).
+
+    Only an add and a multiply: the child's first draw mixes, and children of one
+    parent start at offsets ``key * K`` that no short run of ``+ GOLDEN`` steps joins.
+    """
+    return state + np.uint64(key) * _KEY_MULT
 
 
 @jit
@@ -244,6 +259,55 @@ def normal_tail(state: np.uint64, z0: float) -> tuple[np.uint64, float]:
         d = z - alpha
         if e2 >= 0.5 * d * d:
             return state, z
+
+
+@jit(inline=True)
+def gamma_strips(
+    state: np.uint64,
+    shape: float,
+    edges: np.ndarray,
+    ratio: np.ndarray,
+    lf_max: np.ndarray,
+    t: int,
+    a: float,
+    j_lo: int,
+) -> tuple[np.uint64, float]:
+    """Draw Gamma(shape, 1) conditioned on exceeding ``a`` (0: unconditioned) from strip table t.
+
+    See :mod:`pipesim.dwell_tables`: a uniform strip, a uniform point in it, and an
+    exact accept test (squeeze first). ``j_lo`` is the strip holding ``a`` (the
+    caller precomputes it): the strips below are skipped and the points of that
+    strip below ``a`` rejected.
+    """
+    n = ratio.shape[1]
+    while True:
+        if j_lo == 0:
+            state = state + _GOLDEN
+            j = np.int64(mix(state) & _LOW8) if n == 256 else np.int64(to_unit(mix(state)) * n)
+        else:
+            state, u = uniform(state)
+            j = np.int64(j_lo + int(u * (n - j_lo)))
+        if j >= n - 1:
+            lower = edges[t, n - 1]
+            return gamma_tail(state, shape, lower if lower > a else a)
+        # An exact draw from the density restricted to strip j (retrying inside the strip,
+        # so that every strip keeps its probability 1/n) ...
+        while True:
+            state, v = uniform_open(state)
+            state, w = uniform(state)
+            if j == 0 and shape < 1.0:
+                x = edges[t, 1] * v ** (1.0 / shape)
+                if w <= math.exp(-x):
+                    break
+                continue
+            x = edges[t, j] + v * (edges[t, j + 1] - edges[t, j])
+            if w <= ratio[t, j]:
+                break
+            if w > 0.0 and math.log(w) + lf_max[t, j] <= (shape - 1.0) * math.log(x) - x:
+                break
+        # ... then the condition X > a, by rejecting the whole draw.
+        if x > a:
+            return state, x
 
 
 @jit

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipesim import _kernels as K
+from pipesim import dwell_tables
 from pipesim.calendar import add_months, month_index, period_bounds
 from pipesim.errors import PipesimError
 from pipesim.model import Scenario
@@ -135,11 +136,12 @@ def _resolve(scenario: Scenario, groups: pd.DataFrame, source: str) -> dict[str,
 
 def _dwell_arrays(
     dist: np.ndarray, mean: np.ndarray, cv: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """Kernel dwell parameters per cell: code, p1, p2, strip table, and the strip tables."""
     code = np.full(mean.shape, K.GAMMA, dtype=np.int64)
     p1 = np.zeros(mean.shape)
     p2 = np.zeros(mean.shape)
-    p3 = np.zeros(mean.shape)
+    tab = np.zeros(mean.shape, dtype=np.int64)
     fixed = cv <= 0
     expo = (dist == "gamma") & (cv == 1.0)
     gam = (dist == "gamma") & ~fixed & ~expo
@@ -147,13 +149,24 @@ def _dwell_arrays(
     code[fixed], p1[fixed] = K.FIXED, mean[fixed]
     code[expo], p1[expo] = K.EXPONENTIAL, mean[expo]
     code[gam], p1[gam], p2[gam] = K.GAMMA, 1.0 / cv[gam] ** 2, mean[gam] * cv[gam] ** 2
-    boosted = np.where(p1[gam] >= 1.0, p1[gam], p1[gam] + 1.0)
-    p3[gam] = 1.0 / np.sqrt(9.0 * (boosted - 1.0 / 3.0))
+    tab[gam], *strips = dwell_tables.build(p1[gam])
     sigma2 = np.log1p(cv[logn] ** 2)
     code[logn] = K.LOGNORMAL
     p1[logn] = np.log(mean[logn]) - 0.5 * sigma2
     p2[logn] = np.sqrt(sigma2)
-    return code, p1, p2, p3
+    return code, p1, p2, tab, tuple(strips)
+
+
+def _age_strips(funnel: tuple[np.ndarray, ...], gs: np.ndarray, age: np.ndarray) -> np.ndarray:
+    """The strip of its stage's gamma table that holds each deal's age (0 when not gamma)."""
+    code, scale, tab, edges = funnel[4][gs], funnel[6][gs], funnel[7][gs], funnel[9]
+    strip = np.zeros(gs.shape, dtype=np.int64)
+    aged = (code == K.GAMMA) & (age > 0)
+    if aged.any():
+        rows = edges[tab[aged]]
+        std_age = age[aged] / scale[aged]
+        strip[aged] = (rows <= std_age[:, None]).sum(axis=1) - 1
+    return np.clip(strip, 0, edges.shape[1] - 2)
 
 
 def _by_groups(
@@ -260,7 +273,7 @@ def prepare(scenario: Scenario, by: Sequence[str] = ()) -> Prepared:
         ]
     )
 
-    code, p1, p2, p3 = _dwell_arrays(dist, dwell_mean, dwell_cv)
+    code, p1, p2, tab, strips = _dwell_arrays(dist, dwell_mean, dwell_cv)
     value_sigma = np.sqrt(np.log1p(value_cv**2))
     funnel_arrays = (
         unit_key,
@@ -270,8 +283,9 @@ def prepare(scenario: Scenario, by: Sequence[str] = ()) -> Prepared:
         code.ravel(),
         p1.ravel(),
         p2.ravel(),
-        p3.ravel(),
+        tab.ravel(),
         value_sigma.ravel(),
+        *strips,
     )
 
     deal_by, arr_by, by_values = _by_groups(scenario, arr, by)
@@ -287,6 +301,7 @@ def prepare(scenario: Scenario, by: Sequence[str] = ()) -> Prepared:
         deals["amount"].to_numpy(dtype=np.float64)[order],
         deals["days_in_stage"].to_numpy(dtype=np.float64)[order],
         deal_by.astype(np.int64)[order],
+        _age_strips(funnel_arrays, deal_gs[order], deals["days_in_stage"].to_numpy()[order]),
     )
 
     bounds = period_bounds(scenario.as_of, scenario.horizon_months)

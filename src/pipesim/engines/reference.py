@@ -85,8 +85,8 @@ def run(
     Poisson number of eventual winners is drawn): the fastest NumPy form, used
     by the benchmarks. Without it every lead walks the funnel (the oracle form).
     """
-    _, unit_conv, unit_n, unit_of, code, p1, p2, _, value_sigma = prepared.funnel
-    key, gs_of, amount, age, deal_by = prepared.deals
+    _, unit_conv, unit_n, unit_of, code, p1, p2, _, value_sigma = prepared.funnel[:9]
+    key, gs_of, amount, age, deal_by = prepared.deals[:5]
     (_, arr_g, t0, t1, lam, lam_n, amount_mu, amount_sigma, arr_by) = prepared.arrivals
     n_groups, n_stages = unit_of.shape
     bounds = prepared.bounds
