@@ -80,9 +80,7 @@ def dwell(
         state, e = exponential(state)
         return state, p1 * e
     if code == GAMMA:
-        state, x = gamma_strips(
-            state, p1, strips[0], strips[1], strips[2], tab, age / p2, strip
-        )
+        state, x = gamma_strips(state, p1, strips[0], strips[1], strips[2], tab, age / p2, strip)
         return state, max(p2 * x - age, 0.0)
     if code == LOGNORMAL:
         if age > 0.0:
@@ -219,7 +217,9 @@ def _arrivals(
             for c in range(top, top + n_stages):
                 if t >= end:
                     break
-                _, dt = dwell(branch(ws, c - top + 1), code[c], p1[c], p2[c], tab[c], strips, 0.0, 0)
+                _, dt = dwell(
+                    branch(ws, c - top + 1), code[c], p1[c], p2[c], tab[c], strips, 0.0, 0
+                )
                 t += dt
             if t >= end:
                 continue

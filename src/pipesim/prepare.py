@@ -162,10 +162,9 @@ def _age_strips(funnel: tuple[np.ndarray, ...], gs: np.ndarray, age: np.ndarray)
     code, scale, tab, edges = funnel[4][gs], funnel[6][gs], funnel[7][gs], funnel[9]
     strip = np.zeros(gs.shape, dtype=np.int64)
     aged = (code == K.GAMMA) & (age > 0)
-    if aged.any():
-        rows = edges[tab[aged]]
-        std_age = age[aged] / scale[aged]
-        strip[aged] = (rows <= std_age[:, None]).sum(axis=1) - 1
+    for t in np.unique(tab[aged]):
+        these = aged & (tab == t)
+        strip[these] = np.searchsorted(edges[t], age[these] / scale[these], side="right") - 1
     return np.clip(strip, 0, edges.shape[1] - 2)
 
 

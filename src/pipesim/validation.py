@@ -50,9 +50,16 @@ def _numeric(table: pd.DataFrame, source: str, column: str, default: float | Non
 
 
 def _as_segment(col: pd.Series) -> pd.Series:
-    """Segment values as Python strings, missing values as None."""
-    out = col.astype(object).where(col.notna(), None)
-    return out.map(lambda v: v if v is None else _segment_text(v)).astype(object)
+    """Segment values as Python strings, missing values as None (2024.0 reads as "2024")."""
+    missing = col.isna().to_numpy()
+    if pd.api.types.is_string_dtype(col.dtype) and col.dtype != object:
+        values = col.to_numpy(dtype=object, na_value=None)  # already text: no per-value work
+    else:
+        values = np.array(
+            [None if m else _segment_text(v) for v, m in zip(col, missing, strict=True)],
+            dtype=object,
+        )
+    return pd.Series(values, index=col.index, dtype=object)
 
 
 def _segment_text(value: object) -> str:
@@ -280,8 +287,7 @@ def check_deals(
             bad,
             "Each open deal appears once; remove or rename the duplicates.",
         )
-    stage = table["stage"].astype(object).where(table["stage"].notna(), None)
-    stage_txt = stage.map(lambda v: v if v is None else str(v))
+    stage_txt = _as_segment(table["stage"])
     bad = ~stage_txt.isin(list(funnel)).to_numpy()
     if bad.any():
         _fail(
