@@ -53,7 +53,8 @@ def _as_segment(col: pd.Series) -> pd.Series:
     """Segment values as Python strings, missing values as None (2024.0 reads as "2024")."""
     missing = col.isna().to_numpy()
     if pd.api.types.is_string_dtype(col.dtype) and col.dtype != object:
-        values = col.to_numpy(dtype=object, na_value=None)  # already text: no per-value work
+        values = col.to_numpy(dtype=object)  # already text: no per-value work
+        values[missing] = None
     else:
         values = np.array(
             [None if m else _segment_text(v) for v, m in zip(col, missing, strict=True)],
