@@ -152,3 +152,11 @@ def test_run_with_numpy_engine(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert pq.read_metadata(tmp_path / "summary.parquet").num_rows == 48
+
+
+def test_metadata_keys_are_plain_parquet_metadata(demo_run):
+    out, _ = demo_run
+    meta = pq.read_schema(out / "summary.parquet").metadata
+    assert meta[b"seed"] == b"3" and meta[b"trials"] == b"400"
+    assert meta[b"pipesim_version"] == pipesim.__version__.encode()
+    assert meta[b"scenario"].endswith(b"demo")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -131,7 +132,9 @@ class Result:
             "seed": str(self.seed),
             "trials": str(self.trials_count),
             "engine": self.engine,
-            "scenario": str(self.scenario.path or self.scenario.name or ""),
+            "scenario": str(Path(self.scenario.path).resolve())
+            if self.scenario.path
+            else self.scenario.name,
             "scenario_name": self.scenario.name,
             "as_of": self.scenario.as_of.isoformat(),
             "horizon_months": str(self.scenario.horizon_months),

@@ -8,6 +8,7 @@ half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -92,9 +93,16 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
 
 
 def _with_metadata(frame: pd.DataFrame, metadata: Mapping[str, str]) -> pa.Table:
+    """The table with pipesim's settings in its schema metadata.
+
+    Each setting is a key of its own (``seed``, ``trials``, ``scenario``,
+    ``pipesim_version``, ...) and all of them together are JSON under ``pipesim``.
+    """
     table = pa.Table.from_pandas(frame, preserve_index=False)
     meta = dict(table.schema.metadata or {})
-    meta.update({f"pipesim.{k}".encode(): str(v).encode() for k, v in metadata.items()})
+    if metadata:
+        meta.update({str(k).encode(): str(v).encode() for k, v in metadata.items()})
+        meta[b"pipesim"] = json.dumps({k: str(v) for k, v in metadata.items()}).encode()
     return table.replace_schema_metadata(meta)
 
 
@@ -128,13 +136,10 @@ def write_tables(
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The ``pipesim.*`` metadata of a results file, keys without the prefix."""
+    """The settings pipesim wrote into a results file's metadata."""
     meta = pq.read_schema(path).metadata or {}
-    return {
-        k.decode()[len("pipesim.") :]: v.decode()
-        for k, v in meta.items()
-        if k.startswith(b"pipesim.")
-    }
+    blob = meta.get(b"pipesim")
+    return json.loads(blob.decode()) if blob else {}
 
 
 def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[Path]:
