@@ -16,9 +16,12 @@ from pipesim.errors import PipesimWarning, ScenarioError, show_rows
 _PERIOD = re.compile(r"^\s*(\d{4})-(\d{1,2})(-\d{1,2})?\s*$")
 
 
-def _fail(
+def _check(
     source: str, column: str, problem: str, table: pd.DataFrame, bad: np.ndarray, fix: str
 ) -> None:
+    """Raise a ScenarioError naming the rows flagged in ``bad``, if any."""
+    if not bad.any():
+        return
     rows = np.flatnonzero(bad)
     values = table[column].to_numpy()[rows] if column in table.columns else rows
     raise ScenarioError(
@@ -44,8 +47,7 @@ def _numeric(table: pd.DataFrame, source: str, column: str, default: float | Non
     col = table[column]
     converted = pd.to_numeric(col, errors="coerce")
     bad = converted.isna().to_numpy() & col.notna().to_numpy()
-    if bad.any():
-        _fail(source, column, "are not numbers", table, bad, "Write plain numbers there.")
+    _check(source, column, "are not numbers", table, bad, "Write plain numbers there.")
     return converted.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -109,8 +111,7 @@ def check_stages(
     segs = _segments(table, known)
     out = pd.DataFrame({"stage": table["stage"].astype(object)})
     bad = table["stage"].isna().to_numpy()
-    if bad.any():
-        _fail(source, "stage", "have no stage name", table, bad, "Name every stage.")
+    _check(source, "stage", "have no stage name", table, bad, "Name every stage.")
     out["stage"] = table["stage"].map(str).astype(object)
     for seg in segs:
         out[seg] = _as_segment(table[seg])
@@ -123,113 +124,104 @@ def check_stages(
         )
     names = out["stage"].to_numpy()
     dup = default & pd.Series(names).where(default).duplicated(keep="first").to_numpy()
-    if dup.any():
-        _fail(
-            source,
-            "stage",
-            "repeat a stage of the funnel",
-            table,
-            dup,
-            "Give each stage one row (segment columns empty); put per-segment values in "
-            "rows that name the segment.",
-        )
+    _check(
+        source,
+        "stage",
+        "repeat a stage of the funnel",
+        table,
+        dup,
+        "Give each stage one row (segment columns empty); put per-segment values in "
+        "rows that name the segment.",
+    )
     funnel = list(names[default])
     override = ~default
     unknown = override & ~np.isin(names, funnel)
-    if unknown.any():
-        _fail(
-            source,
-            "stage",
-            f"override a stage that is not in the funnel {funnel}",
-            table,
-            unknown,
-            "Use one of the funnel's stage names.",
-        )
+    _check(
+        source,
+        "stage",
+        f"override a stage that is not in the funnel {funnel}",
+        table,
+        unknown,
+        "Use one of the funnel's stage names.",
+    )
     if segs and override.any():
         key = out.loc[override, ["stage", *segs]].astype(str)
         dup_o = np.zeros(len(out), bool)
         dup_o[np.flatnonzero(override)] = key.duplicated(keep="first").to_numpy()
-        if dup_o.any():
-            _fail(
-                source,
-                "stage",
-                "repeat the same stage and segment values",
-                table,
-                dup_o,
-                "Keep one row per stage and segment.",
-            )
+        _check(
+            source,
+            "stage",
+            "repeat the same stage and segment values",
+            table,
+            dup_o,
+            "Keep one row per stage and segment.",
+        )
 
     conv = _numeric(table, source, "conversion", None)
     bad = (default & np.isnan(conv)) | (~np.isnan(conv) & ((conv < 0) | (conv > 1)))
-    if bad.any():
-        _fail(
-            source,
-            "conversion",
-            "are outside [0, 1] or missing",
-            table,
-            bad,
-            "A conversion is the probability of reaching the next stage: write it between "
-            "0 and 1 (e.g. 0.35 for 35%).",
-        )
+    _check(
+        source,
+        "conversion",
+        "are outside [0, 1] or missing",
+        table,
+        bad,
+        "A conversion is the probability of reaching the next stage: write it between "
+        "0 and 1 (e.g. 0.35 for 35%).",
+    )
     dwell = _numeric(table, source, "dwell_days", None)
     bad = (default & np.isnan(dwell)) | (~np.isnan(dwell) & ~(dwell > 0)) | np.isinf(dwell)
-    if bad.any():
-        _fail(
-            source,
-            "dwell_days",
-            "are not a positive number of days",
-            table,
-            bad,
-            "Write the mean time a deal spends in the stage, in days (> 0).",
-        )
+    _check(
+        source,
+        "dwell_days",
+        "are not a positive number of days",
+        table,
+        bad,
+        "Write the mean time a deal spends in the stage, in days (> 0).",
+    )
     cv = _numeric(table, source, "dwell_cv", None)
     bad = ~np.isnan(cv) & ~((cv >= 0) & np.isfinite(cv))
-    if bad.any():
-        _fail(
-            source,
-            "dwell_cv",
-            "are negative",
-            table,
-            bad,
-            "dwell_cv is the coefficient of variation of the dwell time: 0 for a fixed time, "
-            "1 for exponential (the default).",
-        )
+    _check(
+        source,
+        "dwell_cv",
+        "are negative",
+        table,
+        bad,
+        "dwell_cv is the coefficient of variation of the dwell time: 0 for a fixed time, "
+        "1 for exponential (the default).",
+    )
     vcv = _numeric(table, source, "value_cv", None)
     bad = ~np.isnan(vcv) & ~((vcv >= 0) & np.isfinite(vcv))
-    if bad.any():
-        _fail(
-            source,
-            "value_cv",
-            "are negative",
-            table,
-            bad,
-            "value_cv is the spread of the won value around the amount (0: exactly the amount).",
-        )
+    _check(
+        source,
+        "value_cv",
+        "are negative",
+        table,
+        bad,
+        "value_cv is the spread of the won value around the amount (0: exactly the amount).",
+    )
     n = _numeric(table, source, "conversion_n", None)
     bad = ~np.isnan(n) & ~((n > 0) & np.isfinite(n))
-    if bad.any():
-        _fail(
-            source,
-            "conversion_n",
-            "are not positive",
-            table,
-            bad,
-            "conversion_n is the effective number of deals behind the conversion (> 0); leave "
-            "it empty for a conversion known exactly.",
-        )
+    _check(
+        source,
+        "conversion_n",
+        "are not positive",
+        table,
+        bad,
+        "conversion_n is the effective number of deals behind the conversion (> 0); leave "
+        "it empty for a conversion known exactly.",
+    )
     if "dwell_dist" in table.columns:
         dist = table["dwell_dist"].astype(object).where(table["dwell_dist"].notna(), None)
         dist = dist.map(lambda v: v if v is None else str(v).strip().lower())
         bad = (dist.notna() & ~dist.isin(list(dists))).to_numpy()
-        if bad.any():
-            _fail(
-                source,
-                "dwell_dist",
-                "name an unknown distribution",
-                table,
-                bad,
-                f"Use one of {', '.join(dists)} (or leave it empty for gamma).",
-            )
+        _check(
+            source,
+            "dwell_dist",
+            "name an unknown distribution",
+            table,
+            bad,
+            f"Use one of {', '.join(dists)} (or leave it empty for gamma).",
+        )
     else:
         dist = pd.Series([None] * len(table), dtype=object)
 
@@ -276,51 +268,46 @@ def check_deals(
     table = table.reset_index(drop=True)
     ids = table["deal_id"]
     bad = ids.isna().to_numpy()
-    if bad.any():
-        _fail(source, "deal_id", "have no deal_id", table, bad, "Give every deal an id.")
+    _check(source, "deal_id", "have no deal_id", table, bad, "Give every deal an id.")
     bad = ids.duplicated(keep="first").to_numpy()
-    if bad.any():
-        _fail(
-            source,
-            "deal_id",
-            "repeat an earlier deal_id",
-            table,
-            bad,
-            "Each open deal appears once; remove or rename the duplicates.",
-        )
+    _check(
+        source,
+        "deal_id",
+        "repeat an earlier deal_id",
+        table,
+        bad,
+        "Each open deal appears once; remove or rename the duplicates.",
+    )
     stage_txt = _as_segment(table["stage"])
     bad = ~stage_txt.isin(list(funnel)).to_numpy()
-    if bad.any():
-        _fail(
-            source,
-            "stage",
-            f"name a stage not in the funnel {list(funnel)}",
-            table,
-            bad,
-            "Use a stage of stages.parquet (won and lost deals are not open: leave them out).",
-        )
+    _check(
+        source,
+        "stage",
+        f"name a stage not in the funnel {list(funnel)}",
+        table,
+        bad,
+        "Use a stage of stages.parquet (won and lost deals are not open: leave them out).",
+    )
     amount = _numeric(table, source, "amount", None)
     bad = ~(amount >= 0) | np.isinf(amount)
-    if bad.any():
-        _fail(
-            source,
-            "amount",
-            "are negative or missing",
-            table,
-            bad,
-            "Write each deal's expected value (0 or more).",
-        )
+    _check(
+        source,
+        "amount",
+        "are negative or missing",
+        table,
+        bad,
+        "Write each deal's expected value (0 or more).",
+    )
     age = _numeric(table, source, "days_in_stage", 0.0)
     bad = ~(age >= 0) | np.isinf(age)
-    if bad.any():
-        _fail(
-            source,
-            "days_in_stage",
-            "are negative or missing",
-            table,
-            bad,
-            "Write how many days the deal has been in its stage (0 for a new one).",
-        )
+    _check(
+        source,
+        "days_in_stage",
+        "are negative or missing",
+        table,
+        bad,
+        "Write how many days the deal has been in its stage (0 for a new one).",
+    )
     out = pd.DataFrame(
         {
             "deal_id": ids.astype(object).to_numpy(),
@@ -354,60 +341,55 @@ def check_arrivals(
     table = table.reset_index(drop=True)
     parsed = [_parse_period(v) for v in table["period"].astype(object)]
     bad = np.array([p is None for p in parsed], dtype=bool)
-    if bad.any():
-        _fail(
-            source,
-            "period",
-            "are not a month",
-            table,
-            bad,
-            "Write the month as YYYY-MM (e.g. 2027-03) or as a date in that month.",
-        )
+    _check(
+        source,
+        "period",
+        "are not a month",
+        table,
+        bad,
+        "Write the month as YYYY-MM (e.g. 2027-03) or as a date in that month.",
+    )
     leads = _numeric(table, source, "leads", None)
     bad = ~(leads >= 0) | np.isinf(leads)
-    if bad.any():
-        _fail(
-            source,
-            "leads",
-            "are negative or missing",
-            table,
-            bad,
-            "Write the expected number of new leads in the month (0 or more).",
-        )
+    _check(
+        source,
+        "leads",
+        "are negative or missing",
+        table,
+        bad,
+        "Write the expected number of new leads in the month (0 or more).",
+    )
     amount = _numeric(table, source, "amount", None)
     bad = ~(amount >= 0) | np.isinf(amount)
-    if bad.any():
-        _fail(
-            source,
-            "amount",
-            "are negative or missing",
-            table,
-            bad,
-            "Write the mean amount of a new lead (0 or more).",
-        )
+    _check(
+        source,
+        "amount",
+        "are negative or missing",
+        table,
+        bad,
+        "Write the mean amount of a new lead (0 or more).",
+    )
     acv = _numeric(table, source, "amount_cv", 0.0)
     bad = ~(acv >= 0) | np.isinf(acv)
-    if bad.any():
-        _fail(
-            source,
-            "amount_cv",
-            "are negative or missing",
-            table,
-            bad,
-            "amount_cv is the coefficient of variation of a new lead's amount (0 or more).",
-        )
+    _check(
+        source,
+        "amount_cv",
+        "are negative or missing",
+        table,
+        bad,
+        "amount_cv is the coefficient of variation of a new lead's amount (0 or more).",
+    )
     n = _numeric(table, source, "leads_n", None)
     bad = ~np.isnan(n) & ~((n > 0) & np.isfinite(n))
-    if bad.any():
-        _fail(
-            source,
-            "leads_n",
-            "are not positive",
-            table,
-            bad,
-            "leads_n is the evidence behind the lead rate (> 0); leave it empty for a rate "
-            "known exactly.",
-        )
+    _check(
+        source,
+        "leads_n",
+        "are not positive",
+        table,
+        bad,
+        "leads_n is the evidence behind the lead rate (> 0); leave it empty for a rate "
+        "known exactly.",
+    )
     out = pd.DataFrame(
         {
             "period": [f"{y:04d}-{m:02d}" for y, m in parsed],  # type: ignore[misc]
