@@ -6,11 +6,36 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from pipesim.funnel import funnel_table
 from pipesim.result import Result
 
 
 def _num(value: float, decimals: int = 0) -> str:
     return f"{value:,.{decimals}f}"
+
+
+def money(value: float, currency: str = "") -> str:
+    """``1,234,567 EUR``: thousands separators and the currency."""
+    return f"{value:,.0f}" + (f" {currency}" if currency else "")
+
+
+def funnel_block(funnel: pd.DataFrame, currency: str = "") -> str:
+    """The funnel at ``as_of``: open deals, their value, conversion to the next stage."""
+    names = [str(s) for s in funnel["stage"]]
+    rows = [
+        [s, _num(d), money(v, currency), f"{c:.0%} -> {n}", f"{w:.1%}"]
+        for s, d, v, c, w, n in zip(
+            names,
+            funnel["deals"],
+            funnel["value"],
+            funnel["conversion"],
+            funnel["win_probability"],
+            [*names[1:], "Won"],
+            strict=True,
+        )
+    ]
+    header = ["stage", "open deals", "value", "conversion", "P(won)"]
+    return table(header, rows)
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
@@ -56,6 +81,9 @@ def run_report(result: Result) -> str:
     header = ["period", f"revenue mean{cur}", "P10", "P50", "P90", "won mean", "P10", "P50", "P90"]
     out = [
         *head,
+        "",
+        f"Funnel at {sc.as_of}",
+        funnel_block(funnel_table(sc), sc.currency),
         "",
         "Per month",
         table(header, _block(whole, False)),
