@@ -133,6 +133,10 @@ def report(
     from pipesim import charts, export, html_report
     from pipesim.report_data import load_report_data
 
+    _require("matplotlib", "the charts")
+    if xlsx is not None:
+        _require("openpyxl", "--xlsx")
+
     for folder, flag in ((png, "--png"), (csv, "--csv")):
         if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
             raise PipesimError(f"{folder} is a file; {flag} needs a folder.")
@@ -151,3 +155,14 @@ def report(
     if csv is not None:
         written += export.write_csv(data, csv)
     return written
+
+
+def _require(module: str, what: str) -> None:
+    """Fail with the install command when an optional package is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise PipesimError(
+            f"{what}: the {module} package is not installed. "
+            'Install the report extra: pip install "pipesim[report]".'
+        )
