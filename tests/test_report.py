@@ -232,6 +232,7 @@ def test_cli_report_and_bad_folders(made, tmp_path):
     ok = runner.invoke(main, ["report", str(results), "--out", str(tmp_path / "r.html")])
     assert ok.exit_code == 0, ok.output
     assert f"Wrote {tmp_path / 'r.html'}" in ok.output
+    assert "revenue P10" in ok.output and "EUR" in ok.output  # the horizon table
     missing = runner.invoke(main, ["report", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2
     assert "summary.parquet: missing" in missing.output and "Traceback" not in missing.output
@@ -272,6 +273,15 @@ def test_run_json_prints_only_json_and_report_in_one_go(tmp_path):
     assert first["mean"] == summary["mean"].iloc[0] and first["period"] == "2027-01"
     assert (out / "report.html").is_file() and "Wrote" in proc.stderr
     assert "9,000,000 EUR" in (out / "report.html").read_text(encoding="utf-8")
+    # --target is kept in the results' metadata, so a later `pipesim report` draws it too.
+    assert pipesim.storage.read_metadata(out / "funnel.parquet")["target"] == "9000000.0"
+    assert list(pd.read_parquet(out / "funnel.parquet").columns) == [
+        "stage",
+        "deals",
+        "value",
+        "conversion",
+        "win_probability",
+    ]
 
 
 def test_matplotlib_is_imported_only_to_draw():

@@ -45,14 +45,23 @@ def format_run(result: Result) -> str:
     return run_report(result)
 
 
-def write_results(result: Result, out: str | os.PathLike[str]) -> list[Path]:
+def write_results(
+    result: Result, out: str | os.PathLike[str], target: float | None = None
+) -> list[Path]:
     """Write ``summary.parquet``, ``trials.parquet`` and ``funnel.parquet`` into ``out``.
 
-    All three carry the run's settings in their metadata; ``funnel.parquet``
-    (stage, deals, value, conversion, win_probability) makes the folder enough
-    for ``pipesim report``.
+    All three carry the run's settings in their metadata (and ``target``, the
+    revenue target over the horizon, when given: ``pipesim report`` draws it);
+    ``funnel.parquet`` (stage, deals, value, conversion, win_probability) makes
+    the folder enough for ``pipesim report``.
     """
     from pipesim.funnel import funnel_table
+
+    metadata = result.metadata()
+    if target is not None:
+        if not target > 0:
+            raise PipesimError(f"the target must be a positive amount, got {target}.")
+        metadata["target"] = repr(float(target))
 
     return storage.write_tables(
         out,
@@ -61,7 +70,7 @@ def write_results(result: Result, out: str | os.PathLike[str]) -> list[Path]:
             "trials": result.trials(result.by),
             "funnel": funnel_table(result.scenario),
         },
-        result.metadata(),
+        metadata,
     )
 
 
@@ -166,3 +175,19 @@ def _require(module: str, what: str) -> None:
             f"{what}: the {module} package is not installed. "
             'Install the report extra: pip install "pipesim[report]".'
         )
+
+
+def format_report(results: str | os.PathLike[str]) -> str:
+    """The table ``pipesim report`` prints: totals over the horizon, whole book and segments."""
+    from pipesim.display import horizon_table
+    from pipesim.report_data import load_report_data
+
+    data = load_report_data(results)
+    trials = data.settings.get("trials", "?")
+    trials = f"{int(trials):,}" if trials.isdigit() else trials
+    head = (
+        f"pipesim · {data.settings.get('scenario_name', '')} · as of "
+        f"{data.settings.get('as_of', '')} · over {len(data.periods)} months "
+        f"({data.periods[0]} to {data.periods[-1]}) · {trials} trials"
+    )
+    return head + "\n" + horizon_table(data.summary, data.by, data.currency)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pipesim.report_data import ReportData, segment_name, tornado_frame
+from pipesim.report_data import ReportData, tornado_frame
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -85,7 +85,9 @@ def _money_axis(axis: Any) -> None:
     axis.set_major_formatter(FuncFormatter(short_money))
 
 
-def _fan(ax: Axes, block: pd.DataFrame, target: float | None, legend: bool) -> None:
+def _fan(
+    ax: Axes, block: pd.DataFrame, target: float | None, legend: bool, ticks: int = 12
+) -> None:
     """P10-P90 band, P50 line and mean of one block of summary rows (indexed by period)."""
     x = np.arange(len(block))
     ax.fill_between(x, block["p10"], block["p90"], color=BAND, alpha=0.7, label="P10–P90")
@@ -93,7 +95,7 @@ def _fan(ax: Axes, block: pd.DataFrame, target: float | None, legend: bool) -> N
     ax.plot(x, block["mean"], color=MEAN, lw=1.2, ls="--", label="mean")
     if target is not None:
         ax.axhline(target, color=TARGET, lw=1.2, ls=":", label="target")
-    step = max(1, math.ceil(len(x) / 12))
+    step = max(1, math.ceil(len(x) / ticks))
     ax.set_xticks(x[::step], [str(p) for p in block.index[::step]], rotation=45, ha="right")
     _money_axis(ax.yaxis)
     ax.set_ylim(bottom=0)
@@ -195,8 +197,9 @@ def segments_chart(data: ReportData, segments: list[tuple[object, ...]]) -> Char
         fig = _figure(0.4 + 2.4 * rows)
         axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
         for i, (ax, labels) in enumerate(zip(axes, shown, strict=False)):
-            _fan(ax, data.block(labels, "revenue", False), None, legend=i == 0)
-            ax.set_title(segment_name(data.by, labels), fontsize=9)
+            _fan(ax, data.block(labels, "revenue", False), None, legend=i == 0, ticks=4)
+            title = " · ".join("(none)" if v is None else str(v) for v in labels)
+            ax.set_title(title if len(title) <= 40 else title[:39] + "…", fontsize=9)
             ax.tick_params(labelsize=7)
         for ax in axes[len(shown) :]:
             ax.set_visible(False)

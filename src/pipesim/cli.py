@@ -99,7 +99,12 @@ def main() -> None:
 @click.option(
     "--report", "make_report", is_flag=True, help="Also write the HTML report OUT/report.html."
 )
-@click.option("--target", type=float, default=None, help="Revenue target drawn in the report.")
+@click.option(
+    "--target",
+    type=float,
+    default=None,
+    help="Revenue target over the horizon: kept in the results, drawn in the report.",
+)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the summary as JSON (nothing else on stdout)."
 )
@@ -130,9 +135,9 @@ def run(
         click.echo(api.run_json(result) if as_json else api.format_run(result))
         for note in result.notes:
             click.echo(f"Note: {note}", err=True)
-        written = api.write_results(result, out)
+        written = api.write_results(result, out, target=target)
         if make_report:
-            written += api.report(out, target=target)
+            written += api.report(out)
         click.echo(f"\nWrote {', '.join(str(p) for p in written)}", err=as_json)
 
 
@@ -180,6 +185,7 @@ def report_command(
 
     with _user_errors():
         written = api.report(results, out=out, png=png, xlsx=xlsx, csv=csv, target=target)
+        click.echo(api.format_report(results) + "\n")
     click.echo(f"Wrote {written[0]}")
     if len(written) > 1:
         click.echo(f"and {len(written) - 1} more: {', '.join(str(p) for p in written[1:])}")

@@ -128,3 +128,32 @@ def run_report(result: Result) -> str:
             table(seg_header, rows, left=len(result.by)),
         ]
     return "\n".join(out)
+
+
+def horizon_table(summary: pd.DataFrame, by: Sequence[str], currency: str = "") -> str:
+    """Revenue and won deals over the whole horizon, whole book first, then each segment."""
+    last = summary["period"].astype(str).max()
+    rows = summary[summary["cumulative"] & (summary["period"].astype(str) == last)]
+    out = []
+    keys = [list(by)] if by else []
+    groups = rows.groupby(*keys, dropna=False, sort=False) if by else [((), rows)]
+    for key, grp in groups:
+        labels = key if isinstance(key, tuple) else (key,)
+        name = (
+            ", ".join("(none)" if v is None or v != v else str(v) for v in labels)
+            if by and not grp[list(by)].isna().all(axis=None)
+            else "All"
+        )
+        r = grp[grp["metric"] == "revenue"].iloc[0]
+        w = grp[grp["metric"] == "won_deals"].iloc[0]
+        out.append(
+            [
+                name,
+                *(money(r[c], currency) for c in ("p10", "p50", "p90", "mean")),
+                _num(w["p50"]),
+                _num(w["mean"], 1),
+            ]
+        )
+    out.sort(key=lambda row: row[0] != "All")
+    header = [", ".join(by) or "book", "revenue P10", "P50", "P90", "mean", "won P50", "mean"]
+    return table(header, out)
