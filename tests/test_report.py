@@ -66,6 +66,10 @@ def test_html_is_self_contained_with_every_chart(made):
     # Nothing fetched: no src/href to a URL, no script at all, no stylesheet link.
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
     assert "<script" not in page.lower() and "<link" not in page.lower()
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)) > 50  # unique across the inline SVGs
+    for ref in re.findall(r'(?:url\(#|href="#)([^")]+)', page):
+        assert ref in ids
 
 
 def test_crm_text_is_escaped_in_html_and_svg(made):

@@ -13,6 +13,7 @@ import dataclasses
 import io
 import math
 import os
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +76,7 @@ def short_money(value: float, _pos: object = None) -> str:
     a = abs(value)
     for size, suffix in ((1e9, "bn"), (1e6, "M"), (1e3, "k")):
         if a >= size:
-            return f"{value / size:,.1f}{suffix}"
+            return f"{value / size:,.1f}".removesuffix(".0") + suffix
     return f"{value:,.0f}"
 
 
@@ -86,7 +87,12 @@ def _money_axis(axis: Any) -> None:
 
 
 def _fan(
-    ax: Axes, block: pd.DataFrame, target: float | None, legend: bool, ticks: int = 12
+    ax: Axes,
+    block: pd.DataFrame,
+    target: float | None,
+    legend: bool,
+    ticks: int = 12,
+    target_label: str = "target",
 ) -> None:
     """P10-P90 band, P50 line and mean of one block of summary rows (indexed by period)."""
     x = np.arange(len(block))
@@ -94,7 +100,7 @@ def _fan(
     ax.plot(x, block["p50"], color=LINE, lw=2, label="P50")
     ax.plot(x, block["mean"], color=MEAN, lw=1.2, ls="--", label="mean")
     if target is not None:
-        ax.axhline(target, color=TARGET, lw=1.2, ls=":", label="target")
+        ax.axhline(target, color=TARGET, lw=1.2, ls=":", label=target_label)
     step = max(1, math.ceil(len(x) / ticks))
     ax.set_xticks(x[::step], [str(p) for p in block.index[::step]], rotation=45, ha="right")
     _money_axis(ax.yaxis)
@@ -108,10 +114,11 @@ def fan_chart(data: ReportData, cumulative: bool) -> Chart:
     with _style():
         fig = _figure(4.0)
         ax = fig.add_subplot()
-        target = data.target
+        target, label = data.target, "target"
         if target is not None and not cumulative:
-            target = target / max(1, len(data.periods))  # the even monthly pace
-        _fan(ax, data.whole("revenue", cumulative), target, legend=True)
+            target = target / max(1, len(data.periods))
+            label = f"target ÷ {len(data.periods)} months"
+        _fan(ax, data.whole("revenue", cumulative), target, legend=True, target_label=label)
         kind = "Cumulative" if cumulative else "Monthly"
         cur = f" ({data.currency})" if data.currency else ""
         ax.set_ylabel(f"revenue{cur}")
@@ -268,7 +275,12 @@ def to_svg(chart: Chart) -> str:
     with _style():
         chart.figure.savefig(buf, format="svg")
     text = buf.getvalue()
-    return text[text.index("<svg") :]
+    text = text[text.index("<svg") :]
+    # Ids unique across the page: prefix every id and every reference with the chart id.
+    prefix = f"{chart.id}-"
+    text = re.sub(r'\bid="', f'id="{prefix}', text)
+    text = text.replace("url(#", f"url(#{prefix}").replace('href="#', f'href="#{prefix}')
+    return text
 
 
 def save_png(chart: Chart, folder: str | os.PathLike[str]) -> str:
