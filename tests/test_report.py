@@ -297,3 +297,19 @@ def test_matplotlib_is_imported_only_to_draw():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_many_segments_all_in_the_table_first_twelve_drawn(tmp_path):
+    from conftest import build, deals_frame, stages_frame
+
+    regions = [f"R{i:02d}" for i in range(14)]
+    deals = deals_frame(["S1", "S3"] * 14, 1_000.0, region=[r for r in regions for _ in (0, 1)])
+    scenario = build(stages_frame([0.5, 0.5, 0.6]), deals, horizon_months=3)
+    result = pipesim.simulate(scenario, trials=100, seed=2, by="region")
+    pipesim.write_results(result, tmp_path)
+    page = pipesim.report(tmp_path)[0].read_text(encoding="utf-8")
+    assert all(f"<td>{r}</td>" in page for r in regions)
+    assert "The charts show the first 12 of 14 segments; the table lists them all." in page
+    svg = page[page.index('id="chart-segments"') :]
+    svg = svg[: svg.index("</figure>")]
+    assert "R11" in svg and "R12" not in svg

@@ -157,12 +157,12 @@ def init(directory: Path, force: bool) -> None:
 
 
 @main.command("report")
-@click.argument("results", type=click.Path(path_type=Path))
+@click.argument("results", metavar="RESULTS_DIR", type=click.Path(path_type=Path))
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
     default=None,
-    help="The HTML file to write  [default: RESULTS/report.html].",
+    help="The HTML file to write  [default: RESULTS_DIR/report.html].",
 )
 @click.option("--png", type=click.Path(path_type=Path), help="Also write each chart as a PNG here.")
 @click.option("--xlsx", type=click.Path(path_type=Path), help="Also write an Excel workbook.")
@@ -176,7 +176,7 @@ def report_command(
     csv: Path | None,
     target: float | None,
 ) -> None:
-    """Write a self-contained HTML report of RESULTS (a folder `pipesim run` wrote).
+    """Write a self-contained HTML report of RESULTS_DIR (a folder `pipesim run` wrote).
 
     Fans of monthly and cumulative revenue, the distribution of the total, the
     funnel, segments, and the comparison and tornado when their files are there.
