@@ -13,7 +13,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+source"
 
-from pipesim.api import init_scenario, run_scenario, write_results
+from pipesim.api import init_scenario, report, run_scenario, write_results
 from pipesim.demo import demo_path
 from pipesim.errors import PipesimError, PipesimWarning, ScenarioError
 from pipesim.model import Scenario, make_scenario
@@ -32,6 +32,7 @@ __all__ = [
     "init_scenario",
     "load_scenario",
     "make_scenario",
+    "report",
     "run_scenario",
     "simulate",
     "write_results",

@@ -45,12 +45,32 @@ def format_run(result: Result) -> str:
     return run_report(result)
 
 
-def write_results(result: Result, out: str | os.PathLike[str]) -> list[Path]:
-    """Write ``summary.parquet`` and ``trials.parquet`` (with their metadata) into ``out``."""
+def write_results(
+    result: Result, out: str | os.PathLike[str], target: float | None = None
+) -> list[Path]:
+    """Write ``summary.parquet``, ``trials.parquet`` and ``funnel.parquet`` into ``out``.
+
+    All three carry the run's settings in their metadata (and ``target``, the
+    revenue target over the horizon, when given: ``pipesim report`` draws it);
+    ``funnel.parquet`` (stage, deals, value, conversion, win_probability) makes
+    the folder enough for ``pipesim report``.
+    """
+    from pipesim.funnel import funnel_table
+
+    metadata = result.metadata()
+    if target is not None:
+        if not target > 0:
+            raise PipesimError(f"the target must be a positive amount, got {target}.")
+        metadata["target"] = repr(float(target))
+
     return storage.write_tables(
         out,
-        {"summary": result.summary(result.by), "trials": result.trials(result.by)},
-        result.metadata(),
+        {
+            "summary": result.summary(result.by),
+            "trials": result.trials(result.by),
+            "funnel": funnel_table(result.scenario),
+        },
+        metadata,
     )
 
 
@@ -74,3 +94,100 @@ def init_scenario(directory: str | os.PathLike[str], force: bool = False) -> lis
     readme = folder / "README.md"
     readme.write_text(demo_readme(tables), encoding="utf-8")
     return [*written, readme]
+
+
+def run_json(result: Result) -> str:
+    """The summary ``pipesim run --json`` prints: settings and long-form rows, as JSON."""
+    from pipesim.export import summary_json
+
+    return summary_json(result.summary(result.by), result.metadata())
+
+
+def report(
+    results: str | os.PathLike[str],
+    *,
+    out: str | os.PathLike[str] | None = None,
+    png: str | os.PathLike[str] | None = None,
+    xlsx: str | os.PathLike[str] | None = None,
+    csv: str | os.PathLike[str] | None = None,
+    target: float | None = None,
+) -> list[Path]:
+    """Write the HTML report of a results folder, and optionally PNGs, a workbook, CSVs.
+
+    Parameters
+    ----------
+    results : path
+        A folder written by ``pipesim run`` (``summary.parquet``, ``trials.parquet``,
+        ``funnel.parquet``; ``compare.parquet`` and ``sensitivity.parquet`` are
+        drawn when present).
+    out : path, optional
+        The HTML file (default: ``results/report.html``). Self-contained: charts
+        are inline SVG, no script, nothing fetched from the network.
+    png : path, optional
+        A folder to write each chart into as ``<chart id>.png``.
+    xlsx : path, optional
+        An Excel workbook: Summary (month, segment, P10/P50/P90 and mean of revenue
+        and won deals, monthly and cumulative), Settings, and Funnel / Comparison /
+        Sensitivity sheets when there is data for them.
+    csv : path, optional
+        A folder for the same tables as CSV files.
+    target : float, optional
+        Revenue target over the horizon, drawn on the charts.
+
+    Returns
+    -------
+    list of Path
+        Every file written, the HTML first.
+    """
+    from pipesim import charts, export, html_report
+    from pipesim.report_data import load_report_data
+
+    _require("matplotlib", "the charts")
+    if xlsx is not None:
+        _require("openpyxl", "--xlsx")
+
+    for folder, flag in ((png, "--png"), (csv, "--csv")):
+        if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+            raise PipesimError(f"{folder} is a file; {flag} needs a folder.")
+    if target is not None and not target > 0:
+        raise PipesimError(f"the target must be a positive amount, got {target}.")
+    data = load_report_data(results, target=target)
+    drawn = charts.build_charts(data)
+    page = html_report.render_html(data, drawn)
+    html_path = Path(out) if out is not None else Path(results) / "report.html"
+    written = [export.atomic_write(html_path, lambda p: p.write_text(page, encoding="utf-8"))]
+    if png is not None:
+        Path(png).mkdir(parents=True, exist_ok=True)
+        written += [Path(charts.save_png(c, png)) for c in drawn]
+    if xlsx is not None:
+        written.append(export.write_xlsx(data, xlsx))
+    if csv is not None:
+        written += export.write_csv(data, csv)
+    return written
+
+
+def _require(module: str, what: str) -> None:
+    """Fail with the install command when an optional package is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise PipesimError(
+            f"{what}: the {module} package is not installed. "
+            'Install the report extra: pip install "pipesim[report]".'
+        )
+
+
+def format_report(results: str | os.PathLike[str]) -> str:
+    """The table ``pipesim report`` prints: totals over the horizon, whole book and segments."""
+    from pipesim.display import horizon_table
+    from pipesim.report_data import load_report_data
+
+    data = load_report_data(results)
+    trials = data.settings.get("trials", "?")
+    trials = f"{int(trials):,}" if trials.isdigit() else trials
+    head = (
+        f"pipesim · {data.settings.get('scenario_name', '')} · as of "
+        f"{data.settings.get('as_of', '')} · over {len(data.periods)} months "
+        f"({data.periods[0]} to {data.periods[-1]}) · {trials} trials"
+    )
+    return head + "\n" + horizon_table(data.summary, data.by, data.currency)

@@ -96,6 +96,18 @@ def main() -> None:
     callback=_positive,
     help="Threads for the numba engine (default: all cores).",
 )
+@click.option(
+    "--report", "make_report", is_flag=True, help="Also write the HTML report OUT/report.html."
+)
+@click.option(
+    "--target",
+    type=float,
+    default=None,
+    help="Revenue target over the horizon: kept in the results, drawn in the report.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the summary as JSON (nothing else on stdout)."
+)
 def run(
     scenario: Path | None,
     trials: int,
@@ -104,11 +116,15 @@ def run(
     by: str | None,
     engine: str,
     threads: int | None,
+    make_report: bool,
+    target: float | None,
+    as_json: bool,
 ) -> None:
     """Simulate SCENARIO (a folder of Parquet files; default: the bundled demo).
 
     Prints mean, P10, P50 and P90 of revenue and won deals per month and
-    cumulative, and writes OUT/summary.parquet and OUT/trials.parquet.
+    cumulative, and writes OUT/summary.parquet, OUT/trials.parquet and
+    OUT/funnel.parquet (and OUT/report.html with --report).
     """
     from pipesim import api
 
@@ -116,11 +132,13 @@ def run(
         result = api.run_scenario(
             scenario, trials=trials, seed=seed, by=by, engine=engine, threads=threads
         )
-        click.echo(api.format_run(result))
+        click.echo(api.run_json(result) if as_json else api.format_run(result))
         for note in result.notes:
             click.echo(f"Note: {note}", err=True)
-        written = api.write_results(result, out)
-        click.echo(f"\nWrote {', '.join(str(p) for p in written)}")
+        written = api.write_results(result, out, target=target)
+        if make_report:
+            written += api.report(out)
+        click.echo(f"\nWrote {', '.join(str(p) for p in written)}", err=as_json)
 
 
 @main.command()
@@ -136,6 +154,41 @@ def init(directory: Path, force: bool) -> None:
         f"Wrote the example scenario to {directory}: "
         f"{', '.join(p.name for p in written)}\nRun it with: pipesim run {directory}"
     )
+
+
+@main.command("report")
+@click.argument("results", metavar="RESULTS_DIR", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The HTML file to write  [default: RESULTS_DIR/report.html].",
+)
+@click.option("--png", type=click.Path(path_type=Path), help="Also write each chart as a PNG here.")
+@click.option("--xlsx", type=click.Path(path_type=Path), help="Also write an Excel workbook.")
+@click.option("--csv", type=click.Path(path_type=Path), help="Also write the tables as CSV here.")
+@click.option("--target", type=float, default=None, help="Revenue target over the horizon.")
+def report_command(
+    results: Path,
+    out: Path | None,
+    png: Path | None,
+    xlsx: Path | None,
+    csv: Path | None,
+    target: float | None,
+) -> None:
+    """Write a self-contained HTML report of RESULTS_DIR (a folder `pipesim run` wrote).
+
+    Fans of monthly and cumulative revenue, the distribution of the total, the
+    funnel, segments, and the comparison and tornado when their files are there.
+    """
+    from pipesim import api
+
+    with _user_errors():
+        written = api.report(results, out=out, png=png, xlsx=xlsx, csv=csv, target=target)
+        click.echo(api.format_report(results) + "\n")
+    click.echo(f"Wrote {written[0]}")
+    if len(written) > 1:
+        click.echo(f"and {len(written) - 1} more: {', '.join(str(p) for p in written[1:])}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,11 +6,36 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from pipesim.funnel import funnel_table
 from pipesim.result import Result
 
 
 def _num(value: float, decimals: int = 0) -> str:
     return f"{value:,.{decimals}f}"
+
+
+def money(value: float, currency: str = "") -> str:
+    """``1,234,567 EUR``: thousands separators and the currency."""
+    return f"{value:,.0f}" + (f" {currency}" if currency else "")
+
+
+def funnel_block(funnel: pd.DataFrame, currency: str = "") -> str:
+    """The funnel at ``as_of``: open deals, their value, conversion to the next stage."""
+    names = [str(s) for s in funnel["stage"]]
+    rows = [
+        [s, _num(d), money(v, currency), f"{c:.0%} -> {n}", f"{w:.1%}"]
+        for s, d, v, c, w, n in zip(
+            names,
+            funnel["deals"],
+            funnel["value"],
+            funnel["conversion"],
+            funnel["win_probability"],
+            [*names[1:], "Won"],
+            strict=True,
+        )
+    ]
+    header = ["stage", "open deals", "value", "conversion", "P(won)"]
+    return table(header, rows)
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
@@ -57,6 +82,9 @@ def run_report(result: Result) -> str:
     out = [
         *head,
         "",
+        f"Funnel at {sc.as_of}",
+        funnel_block(funnel_table(sc), sc.currency),
+        "",
         "Per month",
         table(header, _block(whole, False)),
         "",
@@ -100,3 +128,32 @@ def run_report(result: Result) -> str:
             table(seg_header, rows, left=len(result.by)),
         ]
     return "\n".join(out)
+
+
+def horizon_table(summary: pd.DataFrame, by: Sequence[str], currency: str = "") -> str:
+    """Revenue and won deals over the whole horizon, whole book first, then each segment."""
+    last = summary["period"].astype(str).max()
+    rows = summary[summary["cumulative"] & (summary["period"].astype(str) == last)]
+    out = []
+    keys = [list(by)] if by else []
+    groups = rows.groupby(*keys, dropna=False, sort=False) if by else [((), rows)]
+    for key, grp in groups:
+        labels = key if isinstance(key, tuple) else (key,)
+        name = (
+            ", ".join("(none)" if v is None or v != v else str(v) for v in labels)
+            if by and not grp[list(by)].isna().all(axis=None)
+            else "All"
+        )
+        r = grp[grp["metric"] == "revenue"].iloc[0]
+        w = grp[grp["metric"] == "won_deals"].iloc[0]
+        out.append(
+            [
+                name,
+                *(money(r[c], currency) for c in ("p10", "p50", "p90", "mean")),
+                _num(w["p50"]),
+                _num(w["mean"], 1),
+            ]
+        )
+    out.sort(key=lambda row: row[0] != "All")
+    header = [", ".join(by) or "book", "revenue P10", "P50", "P90", "mean", "won P50", "mean"]
+    return table(header, out)

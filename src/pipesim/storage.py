@@ -161,3 +161,13 @@ def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[P
             "scenario": settings,
         },
     )
+
+
+def read_tables(folder: str | os.PathLike[str], names: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    """Read ``folder/name.parquet`` for each name that exists (the others are left out)."""
+    out = {}
+    for name in names:
+        path = Path(folder) / f"{name}.parquet"
+        if path.is_file():
+            out[name] = _read_table(path)
+    return out

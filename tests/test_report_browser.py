@@ -1,0 +1,94 @@
+"""The HTML report in a real browser: headless Chromium driven by selenium, network closed.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them) and the
+``selenium`` package (the ``test`` extra). Without them the test is skipped, unless
+``PIPESIM_REQUIRE_BROWSER=1`` (set by ``.ci/run``) makes their absence a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import pipesim
+from report_fixtures import EVIL_REGION, EVIL_STAGE, TARGET, make_results
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHARTS = ("fan-monthly", "fan-cumulative", "histogram", "funnel", "segments", "compare", "tornado")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1100,900",
+)
+
+
+def _browser_or_skip(tmp_path: Path):
+    missing = [p for p in (CHROMIUM, DRIVER) if not Path(p).exists()]
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing.append("the selenium package")
+    if missing:
+        reason = f"no browser to test with: {', '.join(missing)} missing"
+        if os.environ.get("PIPESIM_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(DRIVER), options=options)
+
+
+def test_report_in_headless_chromium(tmp_path):
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    results = tmp_path / "results"
+    make_results(results)
+    page = pipesim.report(results, target=TARGET)[0]
+    driver = _browser_or_skip(tmp_path)
+    try:
+        driver.get(page.resolve().as_uri())
+        assert driver.execute_script("return document.readyState") == "complete"
+        errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+        assert errors == [], errors
+        with pytest.raises(NoAlertPresentException):
+            driver.switch_to.alert  # noqa: B018  (the CRM text must not have run)
+        assert driver.find_elements(By.TAG_NAME, "script") == []
+        assert driver.find_elements(By.TAG_NAME, "img") == []  # the region name stayed text
+        # Nothing was fetched: the page is the only resource.
+        assert driver.execute_script("return performance.getEntriesByType('resource').length") == 0
+        for chart in CHARTS:
+            svg = driver.find_element(By.CSS_SELECTOR, f"figure#chart-{chart} > svg")
+            assert svg.size["width"] > 500 and svg.size["height"] > 150, chart
+            assert len(svg.find_elements(By.CSS_SELECTOR, "path")) > 5, chart
+        assert len(driver.find_elements(By.CSS_SELECTOR, "figure.chart svg")) == len(CHARTS)
+        text = driver.find_element(By.TAG_NAME, "body").text
+        assert EVIL_STAGE in text and EVIL_REGION in text  # shown as text, literally
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1100, height)
+        shot = tmp_path / "report.png"
+        assert driver.save_screenshot(str(shot))
+    finally:
+        driver.quit()
+    with Image.open(shot) as img:
+        assert img.size[0] >= 1000 and img.size[1] >= 3000
+        lo, hi = img.convert("L").getextrema()
+        assert hi - lo > 100
+    if os.environ.get("PIPESIM_SCREENSHOT"):
+        shutil.copy(shot, os.environ["PIPESIM_SCREENSHOT"])
