@@ -102,20 +102,22 @@ class History:
 def parse_dates(values: pd.Series) -> pd.Series:
     """Parse ISO (2017-03-01), US (3/1/2017) and European (01/03/2017) dates.
 
-    The order of day and month in slash dates is decided per column: if any
-    first number is above 12 the column is day-first, else if any second number
-    is above 12 it is month-first, else month-first (the US export default).
-    Unreadable values become NaT (callers count them).
+    A slash date whose first number is above 12 is day-first, one whose second
+    number is above 12 is month-first; an ambiguous one (both 12 or less)
+    follows its column: day-first if the column has day-first dates and no
+    month-first ones, else month-first (the US export default). A time after
+    the date is ignored. Unreadable values become NaT (callers count them).
     """
     text = values.astype("string").str.strip()
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
     iso = text.str.extract(_ISO).astype("float64")
     slash = text.str.extract(_DMY).astype("float64")
-    dayfirst = bool((slash[0] > 12).any())
-    if dayfirst:
-        day, month = slash[0], slash[1]
-    else:
-        month, day = slash[0], slash[1]
+    forced_dmy = slash[0] > 12
+    forced_mdy = slash[1] > 12
+    column_dmy = bool(forced_dmy.any()) and not bool(forced_mdy.any())
+    dmy = forced_dmy | (column_dmy & ~forced_mdy)
+    day = slash[0].where(dmy, slash[1])
+    month = slash[1].where(dmy, slash[0])
     year = slash[2].where(slash[2] >= 100, slash[2] + 2000)
     is_iso = iso[0].notna()
     y = iso[0].where(is_iso, year)

@@ -30,7 +30,8 @@ class Paths:
     obs : DataFrame
         One row per (deal, stage entered): ``row`` (index into ``deals``),
         ``stage`` (index), ``days`` (time in the stage until its outcome or
-        until ``as_of``; NaN when the dates do not tell), ``outcome``.
+        until ``as_of``; NaN when the dates do not tell), ``outcome``,
+        ``exit_at`` (when the outcome happened, if known).
     cycle : bool
         True when the durations are on the creation clock (no events: time
         since creation), not per stage.
@@ -120,6 +121,7 @@ def paths_at(history: History, as_of: pd.Timestamp) -> Paths:
         end = np.where(last & (st != "open"), close[rows], cut64)
         if cycle:
             start = entry[rows, 0]
+            end = np.where(st != "open", close[rows], cut64)
         else:
             nxt = np.full(len(rows), np.datetime64("NaT"), dtype="datetime64[ns]")
             if s + 1 < n_st:
@@ -127,11 +129,16 @@ def paths_at(history: History, as_of: pd.Timestamp) -> Paths:
             end = np.where(~last, nxt, end)
             start = entry[rows, s]
         days = (end - start) / np.timedelta64(1, "D")
-        recs.append(pd.DataFrame({"row": rows, "stage": s, "days": days, "outcome": outcome}))
+        exit_at = np.where(outcome != OPEN, end, np.datetime64("NaT"))
+        recs.append(
+            pd.DataFrame(
+                {"row": rows, "stage": s, "days": days, "outcome": outcome, "exit_at": exit_at}
+            )
+        )
     obs = (
         pd.concat(recs, ignore_index=True)
         if recs
-        else pd.DataFrame({"row": [], "stage": [], "days": [], "outcome": []})
+        else pd.DataFrame({"row": [], "stage": [], "days": [], "outcome": [], "exit_at": []})
     )
     open_rows = state == "open"
     if n:

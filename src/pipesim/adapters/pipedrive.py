@@ -3,7 +3,9 @@
 Status is Pipedrive's own (open / won / lost; "deleted" rows are set aside by
 the generic unknown-status rule). The close date is "Won time" or "Lost time"
 (else "Close date"). A lost deal keeps the stage it was lost in. Funnel:
-``--stages``, else the stages in the order they first appear.
+``--stages``, else Pipedrive's default pipeline order when every stage is one of
+its stages (from the first present through the last default stage), else the
+stages in the order they first appear.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import pandas as pd
 
 from pipesim.adapters.columns import pick
 from pipesim.history import History, make_history, read_csv
+
+STANDARD = ("Qualified", "Contact Made", "Demo Scheduled", "Proposal Made", "Negotiations Started")
 
 
 def _aliases(name: str) -> tuple[str, ...]:
@@ -50,7 +54,13 @@ def read(
     closed = c.get("won_time", empty).where(status.eq("won"), c.get("lost_time", empty))
     closed = closed.fillna(c.get("close", empty)).where(status.isin(["won", "lost"]))
     name = c["stage"].fillna("").str.strip()
-    funnel = list(stages) if stages else list(dict.fromkeys(name[status.ne("won") & name.ne("")]))
+    seen = list(dict.fromkeys(name[name.ne("")]))
+    if stages:
+        funnel = list(stages)
+    elif set(seen) <= set(STANDARD):
+        funnel = [s for s in STANDARD if s in seen or s == STANDARD[-1]]
+    else:
+        funnel = seen
     deals = pd.DataFrame(
         {
             "deal_id": c["deal_id"],

@@ -1,11 +1,13 @@
 """Salesforce: an Opportunity export (API or report names), plus OpportunityHistory as events.
 
-Status: ``IsWon`` -> won, else ``IsClosed`` -> lost, else open (without those
-columns: the stage names "Closed Won" / "Closed Lost"). A lost deal's stage is
+Status: the stage names "Closed Won" / "Closed Lost" decide; for other stage
+names ``IsClosed`` and ``IsWon`` do (exports where the flags contradict the
+stage are counted). A lost deal's stage is
 its last open stage in the history; without a history it is unknown and the
 deal is counted as lost from the first stage (noted in the report). The funnel
 comes from ``--stages``, else the history's ``SortOrder`` (or dates), else
-Salesforce's standard stage order restricted to the stages present.
+Salesforce's standard stage order (either default sales process) restricted
+to the stages present.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ STANDARD = (
     "Proposal/Price Quote",
     "Negotiation/Review",
 )
+# the stage set of Salesforce's newer default sales process (and the Tableau sample)
+STANDARD_SHORT = ("Qualify", "Discover", "Solution", "Decision", "Commit")
 DEALS = {
     "deal_id": ("Id", "Opportunity ID", "OpportunityId"),
     "created_at": ("CreatedDate", "Created Date"),
@@ -64,12 +68,30 @@ def read(
         "Salesforce",
     )
     name = c["stage"].fillna("").str.strip()
-    won = truthy(c["is_won"]) if "is_won" in c else name.str.lower().eq("closed won")
-    closed = (
-        truthy(c["is_closed"]) if "is_closed" in c else name.str.lower().str.startswith("closed")
+    low = name.str.lower()
+    flag_won = truthy(c["is_won"]) if "is_won" in c else low.eq("closed won")
+    flag_closed = truthy(c["is_closed"]) if "is_closed" in c else low.str.startswith("closed")
+    # The stage name decides when it is a closed stage; the flags only for open-named stages.
+    status = np.where(
+        low.eq("closed won"),
+        "won",
+        np.where(
+            low.eq("closed lost"),
+            "lost",
+            np.where(flag_closed, np.where(flag_won, "won", "lost"), "open"),
+        ),
     )
-    status = np.where(won, "won", np.where(closed | won, "lost", "open"))
+    contradict = int(((status == "won") != flag_won.to_numpy()).sum())
     issues: list[Issue] = []
+    if contradict:
+        issues.append(
+            Issue(
+                "IsWon/IsClosed contradict the stage",
+                contradict,
+                "kept",
+                "a Closed Won / Closed Lost stage name decides; the flags decide otherwise",
+            )
+        )
     ev = None
     funnel = list(stages) if stages else []
     if events is not None:
@@ -82,7 +104,11 @@ def read(
             funnel = [s for s in ranks.index if not s.lower().startswith("closed")]
     present = set(name) | (set(ev["stage"].dropna().str.strip()) if ev is not None else set())
     if not funnel and ev is None:
-        funnel = [s for s in STANDARD if s in present]
+        open_names = {n for n in present if n and not n.lower().startswith("closed")}
+        for order in (STANDARD, STANDARD_SHORT):
+            if open_names <= set(order):
+                funnel = [s for s in order if s in present]
+                break
     stage = name.copy()
     lost = status == "lost"
     if ev is not None:

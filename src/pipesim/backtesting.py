@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pipesim.calendar import add_months
-from pipesim.calibrate import calibrate_history
+from pipesim.calibration import calibrate_history
 from pipesim.errors import PipesimWarning
 from pipesim.history import History, as_of_date
 from pipesim.simulate import simulate
@@ -134,8 +134,8 @@ def _one(
         "p50": q[2],
         "p90": q[3],
         "p95": q[4],
-        "inside_p10_p90": bool(q[1] <= y <= q[3]),
-        "inside_p5_p95": bool(q[0] <= y <= q[4]),
+        "inside_p10_p90": float(q[1] <= y <= q[3]),
+        "inside_p5_p95": float(q[0] <= y <= q[4]),
     }
     for level, value in zip(QUANTILES, (q[1], q[2], q[3]), strict=True):
         row[f"pinball_{round(level * 100)}"] = pinball(y, float(value), level)

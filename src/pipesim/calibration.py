@@ -18,7 +18,7 @@ from pipesim.history import History, as_of_date
 from pipesim.leads import arrivals_table
 from pipesim.model import Scenario, make_scenario
 from pipesim.paths import paths_at
-from pipesim.survival import StageFit, fit_stage, pooled_conversion
+from pipesim.survival import ADVANCE, OPEN, StageFit, fit_stage, pooled_conversion
 
 DEFAULT_DWELL = 30.0  # days, used only for a stage where nothing has ever advanced (noted)
 SEGMENT_DWELL_WEIGHT = 20.0  # pseudo-deals pulling a segment's dwell towards the overall one
@@ -55,10 +55,11 @@ class Calibration:
             f"{'stage':<20} {'conversion':>10} {'n':>8} {'dwell_days':>10} {'dwell_cv':>8} "
             f"{'advanced':>8} {'lost':>6} {'open':>6}"
         )
-        for name, f in self.fits.items():
+        rows = self.scenario.stages[self.scenario.default_rows]
+        for row, f in zip(rows.itertuples(), self.fits.values(), strict=True):
             lines.append(
-                f"{name:<20} {f.conversion:>10.3f} {f.conversion_n:>8.0f} "
-                f"{f.dwell_days:>10.1f} {f.dwell_cv:>8.2f} {f.advanced:>8} {f.lost:>6} "
+                f"{row.stage!s:<20} {row.conversion:>10.3f} {row.conversion_n:>8.0f} "
+                f"{row.dwell_days:>10.1f} {row.dwell_cv:>8.2f} {f.advanced:>8} {f.lost:>6} "
                 f"{f.still_open:>6}"
             )
         return "\n".join(lines)
@@ -144,7 +145,10 @@ def calibrate_history(
         o = obs[obs["stage"] == s]
         fit = fit_stage(o["days"].to_numpy(), o["outcome"].to_numpy())
         fits[stage] = fit
-        stage_rows.append(_stage_row(stage, fit, len(funnel), paths.cycle, fits, report))
+    for stage, fit in fits.items():
+        # without events only the creation-to-win time is known: every stage gets a share
+        law = fits[funnel[-1]] if paths.cycle else fit
+        stage_rows.append(_stage_row(stage, fit, law, len(funnel), paths.cycle, report))
     if paths.cycle:
         report.append(
             {
@@ -156,21 +160,21 @@ def calibrate_history(
             }
         )
     stages = pd.DataFrame(stage_rows)
-    phi = _overdispersion(deals)
+    stages["value_cv"] = _value_cv(deals, report)
+    if segs:
+        stages = _segment_rows(stages, funnel, obs, deals, segs)
+    phi = _overdispersion(obs) if history.dated else 1.0
     if phi > 1.0:
         stages["conversion_n"] = np.maximum(stages["conversion_n"] / phi, 2.0)
         report.append(
             {
                 "item": "conversion drifts month to month",
-                "rows": int(deals["state"].isin(["won", "lost"]).sum()),
+                "rows": int((obs["outcome"] != OPEN).sum()),
                 "action": "note",
-                "rule": f"monthly win rates vary {phi:.1f}x more than chance: each stage's "
+                "rule": f"monthly conversions vary {phi:.1f}x more than chance: each stage's "
                 "conversion_n is divided by that (quasi-binomial)",
             }
         )
-    stages["value_cv"] = _value_cv(deals, report)
-    if segs:
-        stages = _segment_rows(stages, funnel, obs, deals, segs)
     win = _win_probability(stages, funnel)
     arrivals, mean_amount = arrivals_table(
         deals, day, horizon_months, segs, history.deals["created_at"].min(), window_months
@@ -204,12 +208,12 @@ def calibrate_history(
 def _stage_row(
     stage: str,
     fit: StageFit,
+    law: StageFit,
     n_stages: int,
     cycle: bool,
-    fits: dict[str, StageFit],
     report: list[dict[str, object]],
 ) -> dict[str, object]:
-    dwell, cv = fit.dwell_days, fit.dwell_cv
+    dwell, cv = law.dwell_days, law.dwell_cv
     if cycle:
         dwell, cv = dwell / n_stages, cv * np.sqrt(n_stages)
     if not np.isfinite(dwell):
@@ -272,21 +276,25 @@ def _segment_rows(
     return pd.concat([stages, pd.DataFrame(rows)], ignore_index=True)
 
 
-def _overdispersion(deals: pd.DataFrame) -> float:
-    """How much more the monthly win rate of closed deals varies than binomial noise allows."""
-    closed = deals[deals["state"].isin(["won", "lost"])]
-    if not len(closed):
-        return 1.0
-    month = closed["closed_at"].dt.to_period("M")
-    won = (closed["state"] == "won").groupby(month).agg(["sum", "count"])
-    won = won[won["count"] >= 10]
-    if len(won) < 3:
-        return 1.0
-    p = won["sum"].sum() / won["count"].sum()
-    if p <= 0 or p >= 1:
-        return 1.0
-    chi2 = float((((won["sum"] - won["count"] * p) ** 2) / (won["count"] * p * (1 - p))).sum())
-    return max(chi2 / (len(won) - 1), 1.0)
+def _overdispersion(obs: pd.DataFrame) -> float:
+    """How much more each stage's monthly conversion varies than binomial noise allows.
+
+    Outcomes are grouped by stage and by the month they happened in (months with
+    at least 10 outcomes); the Pearson chi-square over all groups, divided by its
+    degrees of freedom, is the quasi-binomial dispersion (at least 1).
+    """
+    done = obs[(obs["outcome"] != OPEN) & obs["exit_at"].notna()]
+    chi2, dof = 0.0, 0
+    for _, part in done.groupby("stage"):
+        month = pd.to_datetime(part["exit_at"]).dt.to_period("M")
+        adv = (part["outcome"] == ADVANCE).groupby(month).agg(["sum", "count"])
+        adv = adv[adv["count"] >= 10]
+        p = adv["sum"].sum() / max(adv["count"].sum(), 1)
+        if len(adv) < 3 or p <= 0 or p >= 1:
+            continue
+        chi2 += float((((adv["sum"] - adv["count"] * p) ** 2) / (adv["count"] * p * (1 - p))).sum())
+        dof += len(adv) - 1
+    return max(chi2 / dof, 1.0) if dof else 1.0
 
 
 def _value_cv(deals: pd.DataFrame, report: list[dict[str, object]]) -> float:
