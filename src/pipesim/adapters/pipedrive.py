@@ -4,7 +4,7 @@ Status is Pipedrive's own (open / won / lost; "deleted" rows are set aside by
 the generic unknown-status rule). The close date is "Won time" or "Lost time"
 (else "Close date"). A lost deal keeps the stage it was lost in. Funnel:
 ``--stages``, else Pipedrive's default pipeline order when every stage is one of
-its stages (from the first present through the last default stage), else the
+its stages (those present, and the last default stage), else the
 stages in the order they first appear.
 """
 

@@ -105,9 +105,9 @@ def read(
     present = set(name) | (set(ev["stage"].dropna().str.strip()) if ev is not None else set())
     if not funnel and ev is None:
         open_names = {n for n in present if n and not n.lower().startswith("closed")}
-        for order in (STANDARD, STANDARD_SHORT):
-            if open_names <= set(order):
-                funnel = [s for s in order if s in present]
+        for standard in (STANDARD, STANDARD_SHORT):
+            if open_names <= set(standard):
+                funnel = [s for s in standard if s in present]
                 break
     stage = name.copy()
     lost = status == "lost"
