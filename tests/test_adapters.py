@@ -187,3 +187,22 @@ def test_salesforce_real_fixture_contradictions_counted():
     assert len(h.deals) == 219
     cal = calibrate_history(h, "2023-01-01")
     assert "stage order contradicts dates" in set(cal.report["item"])
+
+
+def test_wheel_ships_the_maven_dataset(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "--no-build-isolation"]
+        + ["-w", str(tmp_path), "-q"],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("pipesim-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("sales_pipeline", "products", "sales_teams", "accounts"):
+        assert f"pipesim/datasets/maven_crm/{name}.csv" in names
+    assert "pipesim/datasets/maven_crm/SOURCE.txt" in names
