@@ -104,6 +104,11 @@ def paths_at(history: History, as_of: pd.Timestamp) -> Paths:
                     )
                 )
     close = deals["closed_at"].to_numpy()
+    # for each stage, the first entry at or after it (skipped stages have none of their own)
+    # and a won deal leaves the last stage at its close
+    won_close = np.where(state == "won", close, np.datetime64("NaT")).astype("datetime64[ns]")
+    wide = pd.DataFrame(np.column_stack([entry, won_close]))
+    following = wide.bfill(axis=1).to_numpy(dtype="datetime64[ns]")[:, :n_st]
     cut64 = cut.to_datetime64().astype("datetime64[ns]")
     recs = []
     for s in range(n_st):
@@ -125,7 +130,7 @@ def paths_at(history: History, as_of: pd.Timestamp) -> Paths:
         else:
             nxt = np.full(len(rows), np.datetime64("NaT"), dtype="datetime64[ns]")
             if s + 1 < n_st:
-                nxt = entry[rows, s + 1]
+                nxt = following[rows, s + 1]  # a skipped stage: the next one entered
             end = np.where(~last, nxt, end)
             start = entry[rows, s]
         days = (end - start) / np.timedelta64(1, "D")
