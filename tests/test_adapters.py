@@ -196,8 +196,18 @@ def test_wheel_ships_the_maven_dataset(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "--no-build-isolation"]
-        + ["-w", str(tmp_path), "-q"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(root),
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            "-q",
+        ],
         check=True,
         capture_output=True,
     )
