@@ -74,7 +74,8 @@ def test_maven_vendored_dataset():
     assert c["product name differs from products.csv"] == 1400  # GTXPro vs GTX Pro
     assert len(h.deals) == 8300 and h.funnel == ("Engaging",)
     # open deals are valued at list price; won deals book their close_value
-    gtx_pro = h.deals[h.deals["product"] == "GTXPro"]
+    assert "GTXPro" not in set(h.deals["product"])
+    gtx_pro = h.deals[h.deals["product"] == "GTX Pro"]
     assert (gtx_pro.loc[gtx_pro["status"] == "open", "open_amount"] == 4821).all()
     assert (h.deals["sector"] != "technolgy").all()
     assert "Public Domain" in pipesim.datasets.load_maven_crm.__doc__
@@ -216,3 +217,8 @@ def test_wheel_ships_the_maven_dataset(tmp_path):
     for name in ("sales_pipeline", "products", "sales_teams", "accounts"):
         assert f"pipesim/datasets/maven_crm/{name}.csv" in names
     assert "pipesim/datasets/maven_crm/SOURCE.txt" in names
+
+
+def test_events_with_a_format_that_has_none_is_refused():
+    with pytest.raises(PipesimError, match="--events"):
+        read_history(FIX / "hubspot_deals.csv", FIX / "hubspot_deals.csv", format="hubspot")

@@ -53,6 +53,11 @@ def read_history(
     }
     if format not in readers:
         raise PipesimError(f"unknown --format {format!r}; choose one of {', '.join(FORMATS)}.")
+    if events is not None and format not in ("generic", "salesforce"):
+        raise PipesimError(
+            f"--events is read with --format generic or salesforce only, not {format!r}: "
+            "the other exports carry no stage history. Leave --events out."
+        )
     return readers[format](path, events, stages)
 
 

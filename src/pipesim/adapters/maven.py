@@ -7,7 +7,7 @@ is its ``close_value``; an open or lost deal has none (lost ones show 0), so
 its amount is its product's list price; ``open_amount`` (what was known while
 a deal was open) is the list price for every deal (``sales_price``; the pipeline's
 "GTXPro" is products.csv's "GTX Pro": names are matched ignoring spaces and
-case). Segments: ``product``, ``series``, ``sales_agent``, ``manager``,
+case, and the product takes products.csv's name). Segments: ``product``, ``series``, ``sales_agent``, ``manager``,
 ``regional_office``, ``account``, ``sector`` ("technolgy" read as "technology").
 """
 
@@ -56,6 +56,7 @@ def to_generic(
     price = pd.to_numeric(products["sales_price"], errors="coerce")
     price_of = dict(zip(_key(products["product"]), price, strict=True))
     series_of = dict(zip(_key(products["product"]), products["series"], strict=True))
+    name_of = dict(zip(_key(products["product"]), products["product"], strict=True))
     pk = _key(p["product"])
     renamed = int((~p["product"].isin(products["product"]) & pk.isin(price_of)).sum())
     if renamed:
@@ -85,7 +86,7 @@ def to_generic(
             "closed_at": p["close_date"].to_numpy(),
             "amount": amount,
             "open_amount": list_price,
-            "product": p["product"].to_numpy(),
+            "product": pk.map(name_of).fillna(p["product"]).to_numpy(),
             "series": pk.map(series_of).to_numpy(),
             "sales_agent": p["sales_agent"].to_numpy(),
             "manager": p["sales_agent"].map(team["manager"]).to_numpy(),
