@@ -22,6 +22,7 @@ from pipesim.survival import ADVANCE, OPEN, StageFit, fit_stage, pooled_conversi
 
 DEFAULT_DWELL = 30.0  # days, used only for a stage where nothing has ever advanced (noted)
 SEGMENT_DWELL_WEIGHT = 20.0  # pseudo-deals pulling a segment's dwell towards the overall one
+STALE_MIN_ADVANCES = 30  # the longest advance seen means little on fewer advances
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +190,7 @@ def calibrate_history(
                 "rule": "conversions and durations only: no open book, no arrivals",
             }
         )
-    book = _book(deals, funnel, fits, mean_amount, segs, report)
+    book = _book(deals, funnel, fits, mean_amount, segs, report, stale_rule=not paths.cycle)
     used = len(deals)
     report.insert(
         1 + len(history.issues),
@@ -327,11 +328,21 @@ def _book(
     mean_amount: float,
     segs: list[str],
     report: list[dict[str, object]],
+    *,
+    stale_rule: bool = True,
 ) -> pd.DataFrame:
     """The deals open at as_of, in their stage then; stale ones left out (counted)."""
     open_ = deals[deals["state"] == "open"]
     stage = np.asarray(funnel, dtype=object)[open_["reached"].to_numpy(dtype=np.int64)]
-    limit = np.array([fits[s].max_advance_days for s in stage], dtype=float)
+    limit = np.array(
+        [
+            fits[s].max_advance_days
+            if stale_rule and fits[s].advanced >= STALE_MIN_ADVANCES
+            else np.inf
+            for s in stage
+        ],
+        dtype=float,
+    )
     age = open_["days_in_stage"].to_numpy(dtype=float)
     stale = np.isfinite(limit) & (age > limit)
     if stale.any():

@@ -4,11 +4,12 @@ Mapping: a deal is created when it is engaged (``engage_date``); the funnel is
 one open stage, ``Engaging``, then Won (Prospecting deals carry no date at all,
 so they cannot be placed in time: set aside and counted). A won deal's amount
 is its ``close_value``; an open or lost deal has none (lost ones show 0), so
-its amount is its product's list price; ``open_amount`` (what was known while
-a deal was open) is the list price for every deal (``sales_price``; the pipeline's
-"GTXPro" is products.csv's "GTX Pro": names are matched ignoring spaces and
-case, and the product takes products.csv's name). Segments: ``product``, ``series``, ``sales_agent``, ``manager``,
-``regional_office``, ``account``, ``sector`` ("technolgy" read as "technology").
+its amount is its product's list price (``sales_price``). ``open_amount``, what
+was known while a deal was open, is the list price for every deal. The
+pipeline's "GTXPro" is products.csv's "GTX Pro": names are matched ignoring
+spaces and case, and the product takes products.csv's name. Segments:
+``product``, ``series``, ``sales_agent``, ``manager``, ``regional_office``,
+``account``, ``sector`` ("technolgy" read as "technology").
 """
 
 from __future__ import annotations
