@@ -255,7 +255,8 @@ def _segment_rows(
         if not groups:
             continue
         fits = [fit_stage(g["days"].to_numpy(), g["outcome"].to_numpy()) for _, g in groups]
-        adv = np.array([f.advanced for f in fits], dtype=float)
+        # each segment's own censored estimate, weighted by its deals with an outcome
+        adv = np.array([f.conversion * (f.advanced + f.lost) for f in fits], dtype=float)
         closed = np.array([f.advanced + f.lost for f in fits], dtype=float)
         pooled, evidence, _ = pooled_conversion(float(base["conversion"]), adv, closed)
         for (key, _), f, p, n in zip(groups, fits, pooled, evidence, strict=True):
