@@ -258,7 +258,9 @@ def _segment_rows(
         # each segment's own censored estimate, weighted by its deals with an outcome
         adv = np.array([f.conversion * (f.advanced + f.lost) for f in fits], dtype=float)
         closed = np.array([f.advanced + f.lost for f in fits], dtype=float)
-        pooled, evidence, _ = pooled_conversion(float(base["conversion"]), adv, closed)
+        pooled, evidence, _ = pooled_conversion(
+            float(base["conversion"]), adv, closed, cap=float(base["conversion_n"])
+        )
         for (key, _), f, p, n in zip(groups, fits, pooled, evidence, strict=True):
             values = key if isinstance(key, tuple) else (key,)
             w = f.advanced if np.isfinite(f.dwell_days) else 0.0

@@ -187,14 +187,15 @@ def _aalen_johansen(
 
 
 def pooled_conversion(
-    overall: float, advanced: np.ndarray, closed: np.ndarray
+    overall: float, advanced: np.ndarray, closed: np.ndarray, cap: float = 500.0
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Partially pool segment conversions towards the overall one (beta-binomial, empirical Bayes).
 
     Returns the pooled conversions, their evidence (own closed deals plus the
     prior weight ``m``) and ``m``. ``m`` comes from the method of moments: the
     between-segment variance beyond binomial noise; it is kept in [2, 500] so a
-    segment with 5 deals never gets 0 or 1.
+    segment with 5 deals never gets 0 or 1, and below ``cap`` (the overall
+    estimate's own evidence: the prior cannot know more than the whole book).
     """
     a = np.asarray(advanced, dtype=float)
     n = np.asarray(closed, dtype=float)
@@ -207,5 +208,6 @@ def pooled_conversion(
         tau2 = spread - noise
         if tau2 > 0:
             m = float(np.clip(overall * (1 - overall) / tau2 - 1.0, 2.0, 500.0))
+    m = float(np.clip(min(m, cap), 2.0, 500.0))
     pooled = (a + m * overall) / (n + m)
     return pooled, n + m, m
