@@ -222,3 +222,30 @@ def test_wheel_ships_the_maven_dataset(tmp_path):
 def test_events_with_a_format_that_has_none_is_refused():
     with pytest.raises(PipesimError, match="--events"):
         read_history(FIX / "hubspot_deals.csv", FIX / "hubspot_deals.csv", format="hubspot")
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--as-of", "2000-01-01"], "no deal was created before"),
+        (["--as-of", "not a date"], "is not a date"),
+        (["--as-of", "2023-04-01", "--segments", "planet"], "planet"),
+    ],
+)
+def test_calibrate_bad_options_exit_2(tmp_path, extra, needle):
+    args = ["calibrate", str(FIX / "messy_deals.csv"), "--stages", "Lead,Demo,Proposal"]
+    res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "o"), *extra])
+    assert res.exit_code == 2, res.output
+    assert needle in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+def test_wrong_separator_and_missing_columns_exit_2(tmp_path):
+    semi = tmp_path / "semi.csv"
+    semi.write_text("deal_id;created_at;stage\n1;2023-01-01;Lead\n")
+    res = CliRunner().invoke(main, ["calibrate", str(semi), "--as-of", "2023-02-01", "--out", "o"])
+    assert res.exit_code == 2 and "comma-separated" in res.output
+    few = tmp_path / "few.csv"
+    few.write_text("deal_id,created_at,stage\n1,2023-01-01,Lead\n")
+    res = CliRunner().invoke(main, ["calibrate", str(few), "--as-of", "2023-02-01", "--out", "o"])
+    assert res.exit_code == 2 and "status" in res.output
