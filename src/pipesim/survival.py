@@ -1,13 +1,14 @@
 """Censored estimation of one stage: how many deals advance, and how long they take.
 
 A deal in a stage ends in one of two competing outcomes, *advance* or *lost*,
-or is still open at the calibration date (right-censored). The model is a
-mixture: the deal advances with probability ``p``; given its outcome, its time
-in the stage is gamma with that outcome's mean and cv. A still-open deal of age
-``t`` contributes ``p S_adv(t) + (1 - p) S_lost(t)`` to the likelihood, so open
-deals count as neither losses nor wins, and are not ignored. The maximum
-likelihood fit (scipy) returns the conversion ``p`` and the advance-time law,
-which is the dwell the engine uses (a lost deal's timing books no revenue).
+or is still open at the calibration date (right-censored). The Aalen-Johansen
+estimator of the cumulative incidence of each outcome handles the censoring
+without a model of the times: open deals count as neither losses nor wins, and
+are not ignored. The conversion is the incidence of advancing; the dwell the
+engine uses is the law of the time to advance (a lost deal's timing books no
+revenue), summarised by its mean and cv. When an outcome is missing (nothing
+lost, nothing open) a censored gamma maximum likelihood fit (scipy) gives the
+dwell and a uniform prior the conversion.
 """
 
 from __future__ import annotations
@@ -118,8 +119,8 @@ def fit_stage(days: np.ndarray, outcome: np.ndarray, stalled: bool = True) -> St
     naive_d = float(t[adv].mean()) if adv.any() else float("nan")
     max_adv = float(t[adv].max()) if adv.any() else float("nan")
     if not adv.any() or not lost.any() or not cens.any():
-        # Without both outcomes the mixture is not identified; with no open
-        # deal it is not needed. Conversion: posterior mean under Beta(1, 1).
+        # Without both outcomes (or any open deal) the competing-risk split is moot:
+        # conversion is the posterior mean under Beta(1, 1), dwell a censored gamma fit.
         p = (n_a + 1.0) / (closed + 2.0)
         if adv.any():
             mean, cv = _fit_one(t[adv], t[cens])
