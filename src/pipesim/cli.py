@@ -199,14 +199,35 @@ def calibrate(
 @click.argument("history", type=click.Path(path_type=Path))
 @click.option("--events", type=click.Path(path_type=Path), default=None, help="Stage history CSV.")
 @click.option("--cutoff", "cutoffs", multiple=True, required=True, help="Forecast date (repeat).")
-@click.option("--horizon-months", default=3, show_default=True, type=int, callback=_positive)
+@click.option(
+    "--horizon-months",
+    default=3,
+    show_default=True,
+    type=int,
+    callback=_positive,
+    help="Calendar months forecast from each cutoff (its month first).",
+)
 @click.option("--segments", default=None, help="Segment column(s), comma-separated.")
-@click.option("--trials", default=2000, show_default=True, type=int, callback=_positive)
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--trials",
+    default=2000,
+    show_default=True,
+    type=int,
+    callback=_positive,
+    help="Simulated futures per cutoff.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 @click.option(
     "--out", required=True, type=click.Path(path_type=Path), help="Folder for backtest.parquet."
 )
-@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="generic", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(_FORMATS),
+    default="generic",
+    show_default=True,
+    help="Which CRM wrote HISTORY.",
+)
 @click.option("--stages", default=None, help="Open stages in funnel order, comma-separated.")
 def backtest(
     history: Path,
