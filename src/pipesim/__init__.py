@@ -14,23 +14,31 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+source"
 
 from pipesim.api import init_scenario, report, run_scenario, write_results
+from pipesim.calibration import Calibration
+from pipesim.crm import backtest, calibrate
 from pipesim.demo import demo_path
 from pipesim.errors import PipesimError, PipesimWarning, ScenarioError
+from pipesim.history import History, make_history
 from pipesim.model import Scenario, make_scenario
 from pipesim.result import Result
 from pipesim.simulate import simulate
 from pipesim.storage import load_scenario
 
 __all__ = [
+    "Calibration",
+    "History",
     "PipesimError",
     "PipesimWarning",
     "Result",
     "Scenario",
     "ScenarioError",
     "__version__",
+    "backtest",
+    "calibrate",
     "demo_path",
     "init_scenario",
     "load_scenario",
+    "make_history",
     "make_scenario",
     "report",
     "run_scenario",

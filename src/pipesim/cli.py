@@ -191,5 +191,129 @@ def report_command(
         click.echo(f"and {len(written) - 1} more: {', '.join(str(p) for p in written[1:])}")
 
 
+# --- calibration from CRM history and backtests (issue 3) ---------------------------------------
+
+_FORMATS = ["generic", "salesforce", "hubspot", "pipedrive", "maven", "ibm"]
+
+
+@main.command()
+@click.argument("history", type=click.Path(path_type=Path))
+@click.option("--events", type=click.Path(path_type=Path), default=None, help="Stage history CSV.")
+@click.option("--as-of", "as_of", required=True, help="Calibration date; later rows are unused.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Scenario folder.")
+@click.option("--segments", default=None, help="Segment column(s), comma-separated.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(_FORMATS),
+    default="generic",
+    show_default=True,
+    help="Which CRM wrote HISTORY.",
+)
+@click.option("--horizon-months", default=12, show_default=True, type=int, callback=_positive)
+@click.option("--stages", default=None, help="Open stages in funnel order, comma-separated.")
+def calibrate(
+    history: Path,
+    events: Path | None,
+    as_of: str,
+    out: Path,
+    segments: str | None,
+    fmt: str,
+    horizon_months: int,
+    stages: str | None,
+) -> None:
+    """Calibrate a scenario folder from a CRM export (HISTORY) as it stood at --as-of.
+
+    Writes OUT/stages, deals, arrivals, scenario and calibration (data-quality
+    report) .parquet; `pipesim run OUT` then forecasts from it.
+    """
+    from pipesim import crm
+
+    with _user_errors():
+        cal = crm.calibrate(
+            history,
+            as_of=as_of,
+            events=events,
+            out=out,
+            segments=segments,
+            format=fmt,
+            horizon_months=horizon_months,
+            stages=stages,
+        )
+    click.echo(cal.summary())
+    sc = cal.scenario
+    click.echo(
+        f"\nWrote {out}: {len(sc.funnel)} stage(s), {len(sc.deals):,} open deals, "
+        f"{len(sc.arrivals):,} arrival rows, as of {sc.as_of}. Run it with: pipesim run {out}"
+    )
+
+
+@main.command()
+@click.argument("history", type=click.Path(path_type=Path))
+@click.option("--events", type=click.Path(path_type=Path), default=None, help="Stage history CSV.")
+@click.option("--cutoff", "cutoffs", multiple=True, required=True, help="Forecast date (repeat).")
+@click.option(
+    "--horizon-months",
+    default=3,
+    show_default=True,
+    type=int,
+    callback=_positive,
+    help="Calendar months forecast from each cutoff (its month first).",
+)
+@click.option("--segments", default=None, help="Segment column(s), comma-separated.")
+@click.option(
+    "--trials",
+    default=2000,
+    show_default=True,
+    type=int,
+    callback=_positive,
+    help="Simulated futures per cutoff.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option(
+    "--out", required=True, type=click.Path(path_type=Path), help="Folder for backtest.parquet."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(_FORMATS),
+    default="generic",
+    show_default=True,
+    help="Which CRM wrote HISTORY.",
+)
+@click.option("--stages", default=None, help="Open stages in funnel order, comma-separated.")
+def backtest(
+    history: Path,
+    events: Path | None,
+    cutoffs: tuple[str, ...],
+    horizon_months: int,
+    segments: str | None,
+    trials: int,
+    seed: int,
+    out: Path,
+    fmt: str,
+    stages: str | None,
+) -> None:
+    """Forecast from each --cutoff with only what was known then; score against what closed."""
+    from pipesim import crm
+    from pipesim.backtesting import format_backtest
+
+    with _user_errors():
+        table = crm.backtest(
+            history,
+            cutoffs=list(cutoffs),
+            events=events,
+            out=out,
+            horizon_months=horizon_months,
+            segments=segments,
+            trials=trials,
+            seed=seed,
+            format=fmt,
+            stages=stages,
+        )
+    click.echo(format_backtest(table))
+    click.echo(f"\nWrote {out / 'backtest.parquet'}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1,0 +1,96 @@
+"""Synthetic CRM histories drawn from known parameters (the calibration tests' ground truth)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+START = pd.Timestamp("2020-01-01")
+
+
+def gamma(rng, mean, cv, size):
+    shape = 1.0 / cv**2
+    return rng.gamma(shape, mean / shape, size)
+
+
+def pipeline_history(
+    seed=1,
+    n=3000,
+    days=730,
+    conversion=(0.6, 0.5, 0.7),
+    dwell=(10.0, 20.0, 15.0),
+    cv=0.8,
+    amount=1000.0,
+    segments=None,
+):
+    """A funnel that follows pipesim's model: gamma dwell, then advance with p, else lost.
+
+    Deals are created uniformly over ``days`` days from START; the history is
+    exported at START + days (events and closes after that are not seen).
+    Returns (deals, events, export date).
+    """
+    rng = np.random.default_rng(seed)
+    created = np.sort(rng.uniform(0, days, n))
+    export = days
+    deals, events = [], []
+    for i, c in enumerate(created):
+        t = c
+        status, stage, closed = "open", "S1", None
+        for s, (p, d) in enumerate(zip(conversion, dwell, strict=True)):
+            name = f"S{s + 1}"
+            events.append((f"d{i}", name, t))
+            stage = name
+            t_exit = t + gamma(rng, d, cv, 1)[0]
+            if t_exit >= export:
+                break
+            if rng.uniform() >= p:
+                status, closed = "lost", t_exit
+                break
+            t = t_exit
+            if s == len(conversion) - 1:
+                status, stage, closed = "won", "Won", t_exit
+        row = {
+            "deal_id": f"d{i}",
+            "created_at": (START + pd.to_timedelta(c, unit="D")).strftime("%Y-%m-%d"),
+            "stage": stage,
+            "status": status,
+            "closed_at": None
+            if closed is None
+            else (START + pd.to_timedelta(closed, unit="D")).strftime("%Y-%m-%d"),
+            "amount": amount,
+        }
+        if segments:
+            row["region"] = segments[i % len(segments)]
+        deals.append(row)
+    ev = pd.DataFrame(events, columns=["deal_id", "stage", "t"])
+    ev = ev[ev["t"] < export]
+    ev["entered_at"] = (START + pd.to_timedelta(ev["t"], unit="D")).dt.strftime("%Y-%m-%d")
+    export_date = START + pd.Timedelta(days=export)
+    return pd.DataFrame(deals), ev[["deal_id", "stage", "entered_at"]], export_date
+
+
+def young_history(seed=2, n=6000, p=0.5, adv=(40.0, 0.4), lost=(8.0, 0.5), days=120):
+    """One stage whose losses close fast and wins slowly; a growing CRM (more recent deals).
+
+    Creation times have density rising linearly over ``days`` (a CRM filling
+    up), so about a third of the deals are still open at the export date.
+    """
+    rng = np.random.default_rng(seed)
+    created = days * np.sqrt(rng.uniform(size=n))
+    win = rng.uniform(size=n) < p
+    dur = np.where(win, gamma(rng, adv[0], adv[1], n), gamma(rng, lost[0], lost[1], n))
+    end = created + dur
+    closed = end < days
+    status = np.where(~closed, "open", np.where(win, "won", "lost"))
+    to_date = lambda x: (START + pd.to_timedelta(x, unit="D")).strftime("%Y-%m-%d")  # noqa: E731
+    deals = pd.DataFrame(
+        {
+            "deal_id": np.arange(n),
+            "created_at": [to_date(x) for x in created],
+            "stage": np.where(status == "won", "Won", "Lead"),
+            "status": status,
+            "closed_at": [to_date(x) if c else None for x, c in zip(end, closed, strict=True)],
+            "amount": 100.0,
+        }
+    )
+    return deals, START + pd.Timedelta(days=days)
