@@ -161,3 +161,11 @@ def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[P
             "scenario": settings,
         },
     )
+
+
+def load_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read one Parquet table (a levers or actuals file); a clear error if it cannot be read."""
+    file = Path(path)
+    if not file.is_file():
+        raise ScenarioError(f"{file}: no such file.")
+    return _read_table(file)
