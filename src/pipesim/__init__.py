@@ -14,6 +14,12 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+source"
 
 from pipesim.api import init_scenario, run_scenario, write_results
+from pipesim.compare import compare
+from pipesim.health import health
+from pipesim.levers import Lever, apply_lever, apply_levers, parse_lever
+from pipesim.plan_result import PlanResult
+from pipesim.sensitivity import sensitivity
+from pipesim.target import target
 from pipesim.demo import demo_path
 from pipesim.errors import PipesimError, PipesimWarning, ScenarioError
 from pipesim.model import Scenario, make_scenario
@@ -24,15 +30,24 @@ from pipesim.storage import load_scenario
 __all__ = [
     "PipesimError",
     "PipesimWarning",
+    "Lever",
+    "PlanResult",
     "Result",
     "Scenario",
     "ScenarioError",
     "__version__",
+    "apply_lever",
+    "apply_levers",
+    "compare",
+    "health",
     "demo_path",
     "init_scenario",
     "load_scenario",
     "make_scenario",
+    "parse_lever",
     "run_scenario",
+    "sensitivity",
     "simulate",
+    "target",
     "write_results",
 ]

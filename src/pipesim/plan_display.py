@@ -114,3 +114,53 @@ def sensitivity_report(result: PlanResult) -> str:
             table(header, rows, left=2),
         ]
     )
+
+
+def health_report(result: PlanResult) -> str:
+    """What ``pipesim health`` prints: stages by coverage, then the drift flags."""
+    frame = result.table
+    by = [c for c in result.metadata["by"].split(",") if c]
+    ranked = frame.sort_values([*by, "coverage"], kind="stable") if len(frame) else frame
+    header = [*by, "stage", "deals now", "value now", "deals needed", "coverage", ""]
+    rows = [
+        [
+            *(str(r[c]) for c in by),
+            str(r["stage"]),
+            _n(r["deals_now"]),
+            _n(r["value_now"]),
+            _n(r["deals_needed"]),
+            f"{r['coverage']:.0%}",
+            "bottleneck" if r["bottleneck"] else "",
+        ]
+        for _, r in ranked.iterrows()
+    ]
+    meta = result.metadata
+    lines = [
+        _head(result, "health"),
+        f"Target {_n(float(meta['revenue_target']))} over {meta['months']} month(s) at "
+        f"confidence {float(meta['confidence']):g}; stages ranked by coverage (now / needed)",
+        "",
+        table(header, rows, left=1 + len(by)),
+        "",
+        *[f"Note: {m}" for m in result.messages],
+    ]
+    drift = result.tables.get("drift")
+    if drift is not None and len(drift) and drift["flag"].any():
+        flagged = drift[drift["flag"]]
+        segs = [c for c in flagged.columns if c not in (
+            "period", "stage", "metric", "actual", "p10", "p50", "p90", "flag", "direction")]
+        lines += [
+            "",
+            "Drift flags (actual outside the model's P10-P90)",
+            table(
+                ["period", "stage", *segs, "metric", "actual", "P10", "P50", "P90", ""],
+                [
+                    [str(r["period"]), str(r["stage"]), *(str(r[c]) for c in segs),
+                     str(r["metric"]), _n(r["actual"]), _n(r["p10"]), _n(r["p50"]),
+                     _n(r["p90"]), str(r["direction"])]
+                    for _, r in flagged.iterrows()
+                ],
+                left=3 + len(segs),
+            ),
+        ]
+    return "\n".join(lines)
