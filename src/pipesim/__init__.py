@@ -15,22 +15,22 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 from pipesim.api import init_scenario, run_scenario, write_results
 from pipesim.compare import compare
-from pipesim.health import health
-from pipesim.levers import Lever, apply_lever, apply_levers, parse_lever
-from pipesim.plan_result import PlanResult
-from pipesim.sensitivity import sensitivity
-from pipesim.target import target
 from pipesim.demo import demo_path
 from pipesim.errors import PipesimError, PipesimWarning, ScenarioError
+from pipesim.health import health
+from pipesim.levers import Lever, apply_lever, apply_levers, parse_lever
 from pipesim.model import Scenario, make_scenario
+from pipesim.plan_result import PlanResult
 from pipesim.result import Result
+from pipesim.sensitivity import sensitivity
 from pipesim.simulate import simulate
 from pipesim.storage import load_scenario
+from pipesim.target import target
 
 __all__ = [
+    "Lever",
     "PipesimError",
     "PipesimWarning",
-    "Lever",
     "PlanResult",
     "Result",
     "Scenario",
@@ -39,8 +39,8 @@ __all__ = [
     "apply_lever",
     "apply_levers",
     "compare",
-    "health",
     "demo_path",
+    "health",
     "init_scenario",
     "load_scenario",
     "make_scenario",

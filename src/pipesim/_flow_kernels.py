@@ -37,7 +37,7 @@ _DEPTH_KEY = 1_000_005
 
 @jit
 def conversions(state: np.uint64, funnel: tuple, out: np.ndarray) -> None:
-    """This trial's conversion per cell (the draws of ``win_probabilities``, not multiplied)."""
+    """The trial's conversion per cell (the draws of ``win_probabilities``, not multiplied)."""
     unit_key, unit_conv, unit_n, unit_of = funnel[0], funnel[1], funnel[2], funnel[3]
     conv = np.empty(unit_key.shape[0])
     base = state ^ _CONV_DOMAIN

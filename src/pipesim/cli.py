@@ -6,8 +6,8 @@ import contextlib
 import sys
 import warnings
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -217,7 +217,9 @@ def target(
     help="QUANTITY[:STAGE](+|-|*|=)VALUE[@COLUMN=VALUE], one variant each (repeatable).",
 )
 @_plan_options
-def compare(scenario: Path | None, levers: tuple[str, ...], trials: int, seed: int, out: Path) -> None:
+def compare(
+    scenario: Path | None, levers: tuple[str, ...], trials: int, seed: int, out: Path
+) -> None:
     """Base vs lever variants on common random numbers; writes OUT/compare.parquet."""
     import pipesim
 

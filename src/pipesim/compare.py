@@ -103,8 +103,8 @@ def compare(
         ``delta_p90``, and ``delta_se``, the Monte Carlo standard error of
         ``delta_mean``) and ``p_better`` = P(variant > base).
     """
-    table, source = (levers_frame, "levers table") if levers_frame is not None else levers_table(
-        scenario
+    table, source = (
+        (levers_frame, "levers table") if levers_frame is not None else levers_table(scenario)
     )
     sc = as_scenario(scenario)
     check_run(trials, None, sc)

@@ -40,7 +40,9 @@ def align_stage_columns(scenarios: Sequence[Scenario]) -> list[Scenario]:
         stages = sc.stages.copy()
         for c in missing:
             stages[c] = pd.Series([None] * len(stages), dtype=object, index=stages.index)
-        out.append(sc.replace(stages=stages[[*[c for c in stages.columns if c not in cols], *cols]]))
+        out.append(
+            sc.replace(stages=stages[[*[c for c in stages.columns if c not in cols], *cols]])
+        )
     return out
 
 

@@ -43,7 +43,9 @@ def check_actuals(frame: pd.DataFrame, scenario: Scenario, source: str) -> pd.Da
     bad: list[int] = []
     for i, value in enumerate(out["period"]):
         try:
-            periods.append(to_date(f"{value}-01" if len(str(value)) == 7 else value).strftime("%Y-%m"))
+            periods.append(
+                to_date(f"{value}-01" if len(str(value)) == 7 else value).strftime("%Y-%m")
+            )
         except (ValueError, TypeError, Exception):
             periods.append("")
             bad.append(i)
@@ -86,10 +88,14 @@ def drift_table(actuals: pd.DataFrame, flows: Flows, source: str) -> tuple[pd.Da
     by = list(flows.by)
     period_of = {p: k for k, p in enumerate(flows.periods)}
     stage_of = {s: k for k, s in enumerate(flows.stages)}
-    seg_of = {
-        tuple(str(v) for v in row): 1 + k
-        for k, row in enumerate(flows.segments[by].itertuples(index=False))
-    } if by else {}
+    seg_of = (
+        {
+            tuple(str(v) for v in row): 1 + k
+            for k, row in enumerate(flows.segments[by].itertuples(index=False))
+        }
+        if by
+        else {}
+    )
     notes = []
     outside = ~actuals["period"].isin(period_of).to_numpy()
     if outside.any():
@@ -143,8 +149,23 @@ def first_drift(table: pd.DataFrame, funnel: Sequence[str]) -> str | None:
     flagged = table[table["flag"]].copy()
     flagged["_s"] = flagged["stage"].map(order)
     first = flagged.sort_values(["period", "_s"], kind="stable").iloc[0]
-    segs = [c for c in table.columns if c not in (
-        "period", "stage", "metric", "actual", "p10", "p50", "p90", "flag", "direction", "_s")]
+    segs = [
+        c
+        for c in table.columns
+        if c
+        not in (
+            "period",
+            "stage",
+            "metric",
+            "actual",
+            "p10",
+            "p50",
+            "p90",
+            "flag",
+            "direction",
+            "_s",
+        )
+    ]
     where = "".join(f", {c}={first[c]}" for c in segs)
     return (
         f"drift started at {first['stage']} in {first['period']}{where}: {first['metric']} "

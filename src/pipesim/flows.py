@@ -30,9 +30,7 @@ class Flows:
     revenue: np.ndarray
 
 
-def simulate_flows(
-    scenario: Scenario, trials: int, seed: int, by: Sequence[str] = ()
-) -> Flows:
+def simulate_flows(scenario: Scenario, trials: int, seed: int, by: Sequence[str] = ()) -> Flows:
     """Simulate the monthly entries into every stage of ``scenario`` (numba, all threads)."""
     from pipesim import _flow_kernels
 

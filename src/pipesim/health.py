@@ -19,6 +19,7 @@ import pandas as pd
 from pipesim import crn, drift
 from pipesim.errors import PipesimError
 from pipesim.flows import simulate_flows
+from pipesim.model import Scenario
 from pipesim.plan_result import PlanResult, ScenarioLike, as_scenario, base_metadata, check_run
 from pipesim.prepare import NONE_LABEL, prepare
 from pipesim.result import _as_tuple
@@ -27,24 +28,24 @@ from pipesim.target import _arrivals_only, _reach, search
 DAYS_PER_MONTH = 365.25 / 12
 
 
-def _needed(sc, scale: float, months: int, by: Sequence[str]) -> pd.DataFrame:  # type: ignore[no-untyped-def]
-    """Steady-state deals per stage (and segment) that the target's lead flow keeps in the funnel."""
+def _needed(sc: Scenario, scale: float, months: int, by: Sequence[str]) -> pd.DataFrame:
+    """Steady-state deals per stage (and segment) that the target's leads keep in the funnel."""
     prepared = prepare(_arrivals_only(sc, months), by)
-    key, g, t0, t1, lam, n, mu, sigma, by_code = prepared.arrivals
+    g, lam, by_code = prepared.arrivals[1], prepared.arrivals[4], prepared.arrivals[8]
     stock = _reach(prepared)[g] * prepared.dwell_mean[g] / DAYS_PER_MONTH
     stock *= (lam * scale / months)[:, None]
     frame = pd.DataFrame(stock, columns=list(sc.funnel))
     frame["_b"] = by_code
     out = frame.groupby("_b").sum()
     rows = []
-    for b, rec in out.iterrows():
+    for b, rec in zip(out.index, out.to_dict("records"), strict=True):
         labels = {c: str(prepared.by_values[c].iloc[int(b)]) for c in by} if by else {}
         for stage in sc.funnel:
             rows.append({**labels, "stage": stage, "deals_needed": float(rec[stage])})
     return pd.DataFrame(rows, columns=[*by, "stage", "deals_needed"])
 
 
-def _now(sc, by: Sequence[str]) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def _now(sc: Scenario, by: Sequence[str]) -> pd.DataFrame:
     deals = sc.deals
     frame = pd.DataFrame({"stage": deals["stage"].astype(str), "amount": deals["amount"]})
     for c in by:
@@ -129,8 +130,9 @@ def health(
         f"({r.coverage:.0%})" + (" <- bottleneck" if r.bottleneck else "")
         for r in table.itertuples()
     ]
-    table = table[[*cols, "stage", "deals_now", "value_now", "deals_needed", "coverage",
-                   "bottleneck", "note"]].reset_index(drop=True)
+    table = table[
+        [*cols, "stage", "deals_now", "value_now", "deals_needed", "coverage", "bottleneck", "note"]
+    ].reset_index(drop=True)
     meta = base_metadata("health", sc, trials, seed)
     meta.update(
         {

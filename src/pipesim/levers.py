@@ -121,7 +121,9 @@ def parse_lever(text: str) -> Lever:
     return Lever(quantity, HOWS[m["op"]], value, stage, tuple(segment), text.strip())
 
 
-def levers_from_frame(frame: pd.DataFrame, source: str = "levers.parquet") -> dict[str, list[Lever]]:
+def levers_from_frame(
+    frame: pd.DataFrame, source: str = "levers.parquet"
+) -> dict[str, list[Lever]]:
     """Read a levers table into ``{variant: [Lever, ...]}`` (variants in first-seen order)."""
     missing = [c for c in ("variant", "quantity", "how", "value") if c not in frame.columns]
     if missing:
@@ -141,7 +143,8 @@ def levers_from_frame(frame: pd.DataFrame, source: str = "levers.parquet") -> di
         quantity = str(row["quantity"]).strip().lower()
         if quantity not in QUANTITIES:
             raise PipesimError(
-                f"{where}: quantity {row['quantity']!r} unknown; use one of {', '.join(QUANTITIES)}."
+                f"{where}: quantity {row['quantity']!r} unknown; "
+                f"use one of {', '.join(QUANTITIES)}."
             )
         how = str(row["how"]).strip().lower()
         if how not in ("scale", "add", "set"):
@@ -154,7 +157,9 @@ def levers_from_frame(frame: pd.DataFrame, source: str = "levers.parquet") -> di
             raise PipesimError(f"{where}: value {row['value']!r} is not a finite number.")
         stage = row.get("stage")
         stage = None if stage is None or pd.isna(stage) else str(stage)
-        segment = tuple((c, str(row[c])) for c in segs if row[c] is not None and not pd.isna(row[c]))
+        segment = tuple(
+            (c, str(row[c])) for c in segs if row[c] is not None and not pd.isna(row[c])
+        )
         lever = Lever(quantity, how, value, stage, segment)
         out.setdefault(str(variant), []).append(dataclasses.replace(lever, text=lever.label()))
     return out
@@ -322,6 +327,8 @@ def gather_variants(
         variants[lever.label()] = [lever]
     for name, levers in variants.items():
         if name == "base":
-            raise PipesimError(f"{source}: 'base' names the unchanged scenario; rename the variant.")
+            raise PipesimError(
+                f"{source}: 'base' names the unchanged scenario; rename the variant."
+            )
         apply_levers(scenario, levers)  # fail early, naming the lever
     return variants

@@ -62,8 +62,19 @@ def compare_report(result: PlanResult) -> str:
     frame = result.table
     cur = f" ({result.scenario.currency})" if result.scenario.currency else ""
     ranked = pd.concat([frame.iloc[[0]], frame.iloc[1:].sort_values("delta_mean", ascending=False)])
-    header = ["variant", f"mean{cur}", "P10", "P50", "P90", "gain mean", "± se", "gain P10",
-              "gain P50", "gain P90", "P(better)"]
+    header = [
+        "variant",
+        f"mean{cur}",
+        "P10",
+        "P50",
+        "P90",
+        "gain mean",
+        "± se",
+        "gain P10",
+        "gain P50",
+        "gain P90",
+        "P(better)",
+    ]
     rows = [
         [
             str(r["variant"]),
@@ -90,8 +101,15 @@ def sensitivity_report(result: PlanResult) -> str:
     """What ``pipesim sensitivity`` prints: the tornado, largest swing first."""
     frame = result.table
     step = float(result.metadata["step"])
-    header = ["rank", "input", f"P50 at -{step:.0%}", f"P50 at +{step:.0%}", "swing",
-              "P10 at -", "P10 at +"]
+    header = [
+        "rank",
+        "input",
+        f"P50 at -{step:.0%}",
+        f"P50 at +{step:.0%}",
+        "swing",
+        "P10 at -",
+        "P10 at +",
+    ]
     rows = [
         [
             str(r["rank"]),
@@ -147,17 +165,29 @@ def health_report(result: PlanResult) -> str:
     drift = result.tables.get("drift")
     if drift is not None and len(drift) and drift["flag"].any():
         flagged = drift[drift["flag"]]
-        segs = [c for c in flagged.columns if c not in (
-            "period", "stage", "metric", "actual", "p10", "p50", "p90", "flag", "direction")]
+        segs = [
+            c
+            for c in flagged.columns
+            if c
+            not in ("period", "stage", "metric", "actual", "p10", "p50", "p90", "flag", "direction")
+        ]
         lines += [
             "",
             "Drift flags (actual outside the model's P10-P90)",
             table(
                 ["period", "stage", *segs, "metric", "actual", "P10", "P50", "P90", ""],
                 [
-                    [str(r["period"]), str(r["stage"]), *(str(r[c]) for c in segs),
-                     str(r["metric"]), _n(r["actual"]), _n(r["p10"]), _n(r["p50"]),
-                     _n(r["p90"]), str(r["direction"])]
+                    [
+                        str(r["period"]),
+                        str(r["stage"]),
+                        *(str(r[c]) for c in segs),
+                        str(r["metric"]),
+                        _n(r["actual"]),
+                        _n(r["p10"]),
+                        _n(r["p50"]),
+                        _n(r["p90"]),
+                        str(r["direction"]),
+                    ]
                     for _, r in flagged.iterrows()
                 ],
                 left=3 + len(segs),

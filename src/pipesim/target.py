@@ -72,7 +72,8 @@ def funnel_guess(scenario: Scenario, revenue: float, months: int) -> float:
 
 def _lead_arrays(prepared: Prepared, months: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expected leads, parameter group and mean amount of the arrival rows in the first months."""
-    key, g, t0, t1, lam, n, mu, sigma, by = prepared.arrivals
+    arr = prepared.arrivals
+    g, t0, lam, mu, sigma = arr[1], arr[2], arr[4], arr[6], arr[7]
     inside = prepared.day_period[t0.astype(np.int64)] < months if t0.size else np.zeros(0, bool)
     amount = np.exp(mu + 0.5 * sigma**2)
     return lam[inside], g[inside], amount[inside]
@@ -82,9 +83,11 @@ def _arrivals_only(sc: Scenario, months: int | None = None) -> Scenario:
     """The scenario without its open deals (and without the leads after ``months``)."""
     arrivals = sc.arrivals
     if months is not None and len(arrivals):
-        idx = arrivals["period"].map(
-            lambda p: month_index(int(p[:4]), int(p[5:7]), sc.as_of)
-        ).to_numpy()
+        idx = (
+            arrivals["period"]
+            .map(lambda p: month_index(int(p[:4]), int(p[5:7]), sc.as_of))
+            .to_numpy()
+        )
         arrivals = arrivals[idx < months]
     return sc.replace(deals=sc.deals.iloc[:0], arrivals=arrivals)
 
@@ -103,7 +106,7 @@ def search(
     trials: int,
     seed: int,
 ) -> Search:
-    """Find the smallest scale of the arrivals with P(revenue over ``months`` >= X) >= confidence."""
+    """The smallest scale of the arrivals with P(revenue over ``months`` >= X) >= confidence."""
     deals_sc = scenario.replace(arrivals=scenario.arrivals.iloc[:0])
     deals_rev = crn.run(prepare(deals_sc), trials, seed)[0][:, :months, 0].sum(axis=1)
     arr_p = prepare(_arrivals_only(scenario, months))
@@ -157,7 +160,7 @@ def _se(p: float, trials: int) -> float:
 def target_table(scenario: Scenario, scale: float, months: int, by: Sequence[str]) -> pd.DataFrame:
     """target.parquet's rows: per month (and segment), leads now and needed, and stage entries."""
     prepared = prepare(_arrivals_only(scenario), by)
-    key, g, t0, t1, lam, n, mu, sigma, by_code = prepared.arrivals
+    g, t0, lam, by_code = (prepared.arrivals[i] for i in (1, 2, 4, 8))
     period = prepared.day_period[t0.astype(np.int64)] if t0.size else np.zeros(0, np.int64)
     inside = period < months
     # Expected leads of the calendar month (prepare trims the first month to as_of).
@@ -234,7 +237,8 @@ def target(
             f"The target cannot be reached within {window} month(s) whatever the lead volume: "
             f"leads arriving in the window win only {found.in_window_share:.1%} of the "
             "funnel arithmetic's value inside it (the cycle times are too long for the "
-            f"window), so the leads would have to be about {found.scale / found.first_guess_scale:,.0f} "
+            "window), so the leads would have to be about "
+            f"{found.scale / found.first_guess_scale:,.0f} "
             f"times what the arithmetic asks for ({found.scale * current:,.0f} a month; "
             f"more than {LIMIT:g} times is taken as out of reach). At the arithmetic's "
             f"volume P = {found.probability:.3f}."
