@@ -178,10 +178,12 @@ def target_table(scenario: Scenario, scale: float, months: int, by: Sequence[str
         frame[f"needed_{stage}"] = frame["leads_needed"] * reach[:, s]
     keys = ["_p", "_b"] if by else ["_p"]
     out = frame.groupby(keys, sort=True).sum().reset_index()
+    if "_b" not in out.columns:
+        out["_b"] = 0
     out.insert(0, "period", [prepared.periods[p] for p in out["_p"]])
     for pos, col in enumerate(by):
         out.insert(1 + pos, col, prepared.by_values[col].to_numpy(dtype=object)[out["_b"]])
-    return out.drop(columns=keys)
+    return out.drop(columns=["_p", "_b"])
 
 
 def target(
