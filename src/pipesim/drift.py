@@ -15,6 +15,8 @@ stage's entries are the new leads.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,12 +44,8 @@ def check_actuals(frame: pd.DataFrame, scenario: Scenario, source: str) -> pd.Da
     periods = []
     bad: list[int] = []
     for i, value in enumerate(out["period"]):
-        try:
-            periods.append(
-                to_date(f"{value}-01" if len(str(value)) == 7 else value).strftime("%Y-%m")
-            )
-        except (ValueError, TypeError, Exception):
-            periods.append("")
+        periods.append(_month(value))
+        if not periods[-1]:
             bad.append(i)
     if bad:
         raise PipesimError(
@@ -76,6 +74,19 @@ def check_actuals(frame: pd.DataFrame, scenario: Scenario, source: str) -> pd.Da
             )
         out[col] = values
     return out
+
+
+def _month(value: object) -> str:
+    """``YYYY-MM`` of a month given as text (YYYY-MM or YYYY-MM-DD) or a date; "" if not one."""
+    if isinstance(value, dt.date | pd.Timestamp):
+        return value.strftime("%Y-%m")
+    text = str(value).strip()
+    if not re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", text):
+        return ""
+    try:
+        return to_date(text if len(text) == 10 else f"{text}-01").strftime("%Y-%m")
+    except (ValueError, TypeError):
+        return ""
 
 
 def segment_columns(actuals: pd.DataFrame) -> tuple[str, ...]:
