@@ -1,4 +1,4 @@
-"""health: coverage against the target, the bottleneck, the flow kernel, and drift against actuals."""
+"""health: coverage against the target, the bottleneck, the flow kernel, drift against actuals."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import Z, build, deals_frame, stages_frame
 
 import pipesim
+from conftest import Z, build, deals_frame, stages_frame
 from pipesim.cli import main
 from pipesim.flows import simulate_flows
 

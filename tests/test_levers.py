@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import build, deals_frame, stages_frame
 
 import pipesim
+from conftest import build, deals_frame, stages_frame
 from pipesim.cli import main
 from pipesim.levers import apply_lever, levers_from_frame, parse_lever
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import Z, build, deals_frame, stages_frame
 
 import pipesim
+from conftest import Z, build, deals_frame, stages_frame
 from pipesim import crn, storage
 from pipesim.cli import main
 from pipesim.levers import apply_lever, parse_lever
