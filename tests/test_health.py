@@ -142,3 +142,30 @@ def test_health_cli_by_segment(tmp_path):
         assert col in t.columns
     assert len(t) == 16
     assert t.groupby("region")["bottleneck"].sum().tolist() == [1, 1, 1, 1]
+
+
+def test_drift_per_segment():
+    """Actuals with a region column are compared with that region's band."""
+    stages = stages_frame([0.5, 0.5, 0.5], dwell_days=30.0, dwell_cv=0.5)
+    arrivals = pd.DataFrame(
+        {"period": PERIODS * 2, "leads": 300.0, "amount": 1000.0,
+         "region": ["A"] * 12 + ["B"] * 12}
+    )  # fmt: skip
+    sc = build(stages, None, arrivals)
+    flows = simulate_flows(sc, 2000, 99, ["region"])
+    rows = []
+    for col, region in enumerate(flows.segments["region"], start=1):
+        for k in range(3):
+            for s, stage in enumerate(flows.stages[:-1]):
+                value = float(np.median(flows.entered[:, k, s, col]))
+                rows.append({"period": PERIODS[k], "stage": stage, "entered": value,
+                             "region": region})  # fmt: skip
+    actuals = pd.DataFrame(rows)
+    hit = (actuals["region"] == "B") & (actuals["period"] == "2027-02") & (actuals["stage"] == "S2")
+    actuals.loc[hit, "entered"] *= 0.5
+    res = pipesim.health(sc, 600_000, months=6, actuals=actuals, trials=2000, seed=0)
+    flagged = res.tables["drift"].query("flag")
+    assert flagged[["period", "stage", "region"]].values.tolist() == [["2027-02", "S2", "B"]]
+    bad = actuals.assign(region="Z")
+    with pytest.raises(pipesim.PipesimError, match="no deal or arrival"):
+        pipesim.health(sc, 600_000, months=6, actuals=bad, trials=100, seed=0)
