@@ -46,6 +46,8 @@ def test_no_bottleneck_when_the_target_is_met():
     res = pipesim.health(_steady(starved="S2"), 10_000, months=6, trials=300, seed=0)
     assert res.metadata["short"] == "false"
     assert not res.table["bottleneck"].any()
+    assert res.metadata["deals_needed_basis"] == "funnel arithmetic"
+    assert (res.table["deals_needed"] > 0).all()
 
 
 def test_flow_kernel_agrees_with_the_main_kernel():

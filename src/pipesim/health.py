@@ -3,7 +3,9 @@
 ``deals_needed`` works backwards as :func:`pipesim.target` does: the lead volume
 the target needs gives the monthly flow into every stage (leads x the conversions
 above it), and a stage holds, in steady state, its inflow times its mean dwell
-(Little's law). ``coverage`` = deals_now / deals_needed; when the scenario as it
+(Little's law). When the open deals alone meet the target (no new leads needed),
+the lead flow of the funnel arithmetic (the steady state that sustains the target's
+revenue rate) is used instead. ``coverage`` = deals_now / deals_needed; when the scenario as it
 stands misses the target (P(revenue over N months >= X) below the confidence),
 the stage with the lowest coverage is the ``bottleneck``.
 """
@@ -107,7 +109,11 @@ def health(
     base = crn.run(prepare(sc), trials, seed)[0][:, :window, 0].sum(axis=1)
     p_now = float(np.mean(base >= revenue))
     short = p_now < confidence
-    needed = _needed(sc, found.scale, window, cols)
+    # When the open deals alone meet the target, the stock that sustains the target's
+    # revenue rate in steady state (the funnel arithmetic's leads) is what each stage needs.
+    basis = "target search" if found.scale > 0 else "funnel arithmetic"
+    stock_scale = found.scale if found.scale > 0 else found.first_guess_scale
+    needed = _needed(sc, stock_scale, window, cols)
     now = _now(sc, cols)
     table = needed.merge(now, on=[*cols, "stage"], how="outer")
     table["deals_now"] = table["deals_now"].fillna(0).astype(np.int64)
@@ -143,7 +149,8 @@ def health(
             "probability": repr(p_now),
             "probability_se": repr(float(np.sqrt(p_now * (1 - p_now) / trials))),
             "short": str(short).lower(),
-            "leads_scale_needed": repr(found.scale),
+            "leads_scale_needed": repr(stock_scale),
+            "deals_needed_basis": basis,
         }
     )
     messages = [

@@ -147,7 +147,7 @@ def health_report(result: PlanResult) -> str:
             _n(r["deals_now"]),
             _n(r["value_now"]),
             _n(r["deals_needed"]),
-            f"{r['coverage']:.0%}",
+            f"{r['coverage']:.0%}" if r["coverage"] != float("inf") else "-",
             "bottleneck" if r["bottleneck"] else "",
         ]
         for _, r in ranked.iterrows()
