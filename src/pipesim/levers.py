@@ -330,5 +330,8 @@ def gather_variants(
             raise PipesimError(
                 f"{source}: 'base' names the unchanged scenario; rename the variant."
             )
-        apply_levers(scenario, levers)  # fail early, naming the lever
+        try:
+            apply_levers(scenario, levers)  # fail early, naming the lever
+        except PipesimError as exc:
+            raise PipesimError(f"variant {name!r}: {exc}") from None
     return variants
