@@ -148,7 +148,8 @@ def drift_table(actuals: pd.DataFrame, flows: Flows, source: str) -> tuple[pd.Da
                     "direction": "low" if low else ("high" if high else ""),
                 }
             )
-    table = pd.DataFrame(rows)
+    columns = ["period", "stage", *by, "metric", "actual", "p10", "p50", "p90", "flag", "direction"]
+    table = pd.DataFrame(rows, columns=columns)
     return table, notes
 
 

@@ -169,7 +169,10 @@ def health(
         drift_frame, notes = drift.drift_table(checked, flows, source)
         messages += notes
         first = drift.first_drift(drift_frame, sc.funnel)
-        messages.append(first or "no drift: every actual lies inside the model's P10-P90.")
+        if drift_frame.empty:
+            messages.append(f"{source}: no actuals inside the forecast's months: nothing compared.")
+        else:
+            messages.append(first or "no drift: every actual lies inside the model's P10-P90.")
         meta["actuals"] = source
         tables["drift"] = drift_frame
     result = PlanResult("health", sc, tables, meta, messages)
