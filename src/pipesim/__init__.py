@@ -15,33 +15,48 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 from pipesim.api import init_scenario, report, run_scenario, write_results
 from pipesim.calibration import Calibration
+from pipesim.compare import compare
 from pipesim.crm import backtest, calibrate
 from pipesim.demo import demo_path
 from pipesim.errors import PipesimError, PipesimWarning, ScenarioError
+from pipesim.health import health
 from pipesim.history import History, make_history
+from pipesim.levers import Lever, apply_lever, apply_levers, parse_lever
 from pipesim.model import Scenario, make_scenario
+from pipesim.plan_result import PlanResult
 from pipesim.result import Result
+from pipesim.sensitivity import sensitivity
 from pipesim.simulate import simulate
 from pipesim.storage import load_scenario
+from pipesim.target import target
 
 __all__ = [
     "Calibration",
     "History",
+    "Lever",
     "PipesimError",
     "PipesimWarning",
+    "PlanResult",
     "Result",
     "Scenario",
     "ScenarioError",
     "__version__",
+    "apply_lever",
+    "apply_levers",
     "backtest",
     "calibrate",
+    "compare",
     "demo_path",
+    "health",
     "init_scenario",
     "load_scenario",
     "make_history",
     "make_scenario",
+    "parse_lever",
     "report",
     "run_scenario",
+    "sensitivity",
     "simulate",
+    "target",
     "write_results",
 ]

@@ -7,6 +7,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -313,6 +314,141 @@ def backtest(
         )
     click.echo(format_backtest(table))
     click.echo(f"\nWrote {out / 'backtest.parquet'}")
+
+
+# --- Planning: target, compare, sensitivity, health -------------------------------------
+
+
+def _plan_options(fn: Any) -> Any:
+    """--trials, --seed and --out, as `pipesim run` has them."""
+    fn = click.option(
+        "--out",
+        default="results",
+        show_default=True,
+        type=click.Path(path_type=Path),
+        help="Folder for the Parquet file.",
+    )(fn)
+    fn = click.option(
+        "--seed", default=0, show_default=True, type=int, help="Random seed (common to variants)."
+    )(fn)
+    return click.option(
+        "--trials",
+        default=10_000,
+        show_default=True,
+        type=int,
+        callback=_positive,
+        help="Number of simulated futures.",
+    )(fn)
+
+
+def _show(result: Any, out: Path) -> None:
+    click.echo(result.text)
+    written = result.write(out)
+    click.echo(f"\nWrote {', '.join(str(p) for p in written)}")
+
+
+_REVENUE = click.option("--revenue", required=True, type=float, help="Revenue target X.")
+_MONTHS = click.option(
+    "--months", type=int, default=None, callback=_positive, help="Window (default: horizon)."
+)
+_CONFIDENCE = click.option(
+    "--confidence", default=0.8, show_default=True, type=float, help="P(revenue >= X) wanted."
+)
+_BY = click.option("--by", default=None, help="Segment column(s), comma-separated.")
+
+
+@main.command()
+@click.argument("scenario", required=False, type=click.Path(path_type=Path))
+@_REVENUE
+@_MONTHS
+@_CONFIDENCE
+@_BY
+@_plan_options
+def target(
+    scenario: Path | None,
+    revenue: float,
+    months: int | None,
+    confidence: float,
+    by: str | None,
+    trials: int,
+    seed: int,
+    out: Path,
+) -> None:
+    """New leads per month needed to reach a revenue target; writes OUT/target.parquet."""
+    import pipesim
+
+    with _user_errors():
+        result = pipesim.target(
+            scenario, revenue, months=months, confidence=confidence, by=by, trials=trials,
+            seed=seed,
+        )  # fmt: skip
+        _show(result, out)
+
+
+@main.command()
+@click.argument("scenario", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--lever",
+    "levers",
+    multiple=True,
+    help="QUANTITY[:STAGE](+|-|*|=)VALUE[@COLUMN=VALUE], one variant each (repeatable).",
+)
+@_plan_options
+def compare(
+    scenario: Path | None, levers: tuple[str, ...], trials: int, seed: int, out: Path
+) -> None:
+    """Base vs lever variants on common random numbers; writes OUT/compare.parquet."""
+    import pipesim
+
+    with _user_errors():
+        _show(pipesim.compare(scenario, list(levers), trials=trials, seed=seed), out)
+
+
+@main.command()
+@click.argument("scenario", required=False, type=click.Path(path_type=Path))
+@click.option("--step", default=0.1, show_default=True, type=float, help="Relative move.")
+@_plan_options
+def sensitivity(scenario: Path | None, step: float, trials: int, seed: int, out: Path) -> None:
+    """Tornado of P50/P10 revenue per input; writes OUT/sensitivity.parquet."""
+    import pipesim
+
+    with _user_errors():
+        _show(pipesim.sensitivity(scenario, step=step, trials=trials, seed=seed), out)
+
+
+@main.command()
+@click.argument("scenario", required=False, type=click.Path(path_type=Path))
+@_REVENUE
+@_MONTHS
+@_CONFIDENCE
+@click.option(
+    "--actuals",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Parquet of monthly actuals: period, stage, entered (+ revenue, segment columns).",
+)
+@_BY
+@_plan_options
+def health(
+    scenario: Path | None,
+    revenue: float,
+    months: int | None,
+    confidence: float,
+    actuals: Path | None,
+    by: str | None,
+    trials: int,
+    seed: int,
+    out: Path,
+) -> None:
+    """Stage coverage against a target, bottleneck, drift; writes OUT/health.parquet."""
+    import pipesim
+
+    with _user_errors():
+        result = pipesim.health(
+            scenario, revenue, months=months, confidence=confidence, actuals=actuals, by=by,
+            trials=trials, seed=seed,
+        )  # fmt: skip
+        _show(result, out)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -171,3 +171,11 @@ def read_tables(folder: str | os.PathLike[str], names: tuple[str, ...]) -> dict[
         if path.is_file():
             out[name] = _read_table(path)
     return out
+
+
+def load_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read one Parquet table (a levers or actuals file); a clear error if it cannot be read."""
+    file = Path(path)
+    if not file.is_file():
+        raise ScenarioError(f"{file}: no such file.")
+    return _read_table(file)
