@@ -120,15 +120,7 @@ def flow_trials(
     n_stages = funnel[3].shape[1]
     n_cells = funnel[3].shape[0] * n_stages
     key, gs_of, amount, age, by_d, strip_of = deals
-    a_key, g_of, t0, t1, lam_of, n_of = (
-        arrivals[0],
-        arrivals[1],
-        arrivals[2],
-        arrivals[3],
-        arrivals[4],
-        arrivals[5],
-    )
-    amount_mu, amount_sigma, by_a = arrivals[6], arrivals[7], arrivals[8]
+    a_key, g_of, t0, t1, lam_of, n_of, amount_mu, amount_sigma, by_a = arrivals
     end = float(day_period.shape[0])
     for i in prange(n_trials):
         ts = trial_state(seed, trial0 + i)

@@ -190,15 +190,7 @@ def _arrivals(
 ) -> None:
     n_stages, code, p1, p2, tab = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6], funnel[7])
     value_sigma, strips = funnel[8], (funnel[9], funnel[10], funnel[11])
-    key, g_of, t0, t1, lam_of, n_of = (
-        arrivals[0],
-        arrivals[1],
-        arrivals[2],
-        arrivals[3],
-        arrivals[4],
-        arrivals[5],
-    )
-    amount_mu, amount_sigma, by = arrivals[6], arrivals[7], arrivals[8]
+    key, g_of, t0, t1, lam_of, n_of, amount_mu, amount_sigma, by = arrivals
     end = float(day_period.shape[0])
     base = ts ^ _ARRIVAL_DOMAIN
     for r in range(key.shape[0]):
