@@ -84,11 +84,18 @@ def main() -> None:
 )
 @click.option(
     "--engine",
-    type=click.Choice(["numba", "numpy"]),
+    type=click.Choice(["numba", "numpy", "dask"]),
     default="numba",
     show_default=True,
-    help="numba (fast) or numpy (the reference implementation).",
+    help="numba (fast), numpy (the reference implementation) or dask (a Dask cluster).",
 )
+@click.option(
+    "--address",
+    default=None,
+    help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: $DASK_SCHEDULER_ADDRESS, "
+    "else a local cluster on 127.0.0.1). Only with --engine dask.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option(
     "--threads",
     type=int,
@@ -103,6 +110,8 @@ def run(
     out: Path,
     by: str | None,
     engine: str,
+    address: str | None,
+    quiet: bool,
     threads: int | None,
 ) -> None:
     """Simulate SCENARIO (a folder of Parquet files; default: the bundled demo).
@@ -114,7 +123,14 @@ def run(
 
     with _user_errors():
         result = api.run_scenario(
-            scenario, trials=trials, seed=seed, by=by, engine=engine, threads=threads
+            scenario,
+            trials=trials,
+            seed=seed,
+            by=by,
+            engine=engine,
+            threads=threads,
+            address=address,
+            quiet=quiet,
         )
         click.echo(api.format_run(result))
         for note in result.notes:
