@@ -14,6 +14,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+source"
 
 from pipesim.api import init_scenario, run_scenario, write_results
+from pipesim.benchmark import BenchReport, bench
 from pipesim.demo import demo_path
 from pipesim.errors import PipesimError, PipesimWarning, ScenarioError
 from pipesim.model import Scenario, make_scenario
@@ -22,12 +23,14 @@ from pipesim.simulate import simulate
 from pipesim.storage import load_scenario
 
 __all__ = [
+    "BenchReport",
     "PipesimError",
     "PipesimWarning",
     "Result",
     "Scenario",
     "ScenarioError",
     "__version__",
+    "bench",
     "demo_path",
     "init_scenario",
     "load_scenario",

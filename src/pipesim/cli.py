@@ -121,7 +121,7 @@ def run(
     """
     from pipesim import api
 
-    with _user_errors():
+    with _user_errors(), _interrupts():
         result = api.run_scenario(
             scenario,
             trials=trials,
@@ -152,6 +152,43 @@ def init(directory: Path, force: bool) -> None:
         f"Wrote the example scenario to {directory}: "
         f"{', '.join(p.name for p in written)}\nRun it with: pipesim run {directory}"
     )
+
+
+# --- scale: interruption, bench -------------------------------------------------
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[None]:
+    """Ctrl-C: stop, say that nothing was written, exit 130 (results are written last)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted: no results written.", err=True)
+        sys.exit(130)
+
+
+@main.command()
+@click.option("--deals", default=1_000_000, show_default=True, type=int, callback=_positive)
+@click.option("--trials", default=1_000, show_default=True, type=int, callback=_positive)
+@click.option("--months", default=12, show_default=True, type=int, callback=_positive)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--engine", type=click.Choice(["numba", "dask"]), default="numba", show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def bench(deals: int, trials: int, months: int, seed: int, engine: str, quiet: bool) -> None:
+    """Generate a book of DEALS open deals in a temporary folder, run it, report.
+
+    Prints the first kernel call's time (compile or cache load), the time to
+    load the book, the simulation time and throughput (deal-trials per second)
+    and the peak memory of the process.
+    """
+    from pipesim import progress
+    from pipesim.benchmark import bench as run_bench
+
+    with _user_errors(), _interrupts():
+        report = run_bench(
+            deals, trials, months=months, seed=seed, engine=engine, progress=progress.wanted(quiet)
+        )
+    click.echo(report.text())
 
 
 if __name__ == "__main__":  # pragma: no cover

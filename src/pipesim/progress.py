@@ -7,6 +7,7 @@ never when output is not a terminal or the user asked for quiet.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from types import TracebackType
 from typing import Any
@@ -40,8 +41,12 @@ class Progress:
         self.done = 0
         self._bar: Any = None
         if enabled:
-            from tqdm import tqdm
-
+            try:
+                from tqdm import tqdm
+            except ImportError:  # the bar is a nicety: no tqdm, no bar
+                return
+            # A terminal that reports no size (0 x 0) would get no bar at all from tqdm.
+            size = shutil.get_terminal_size()
             self._bar = tqdm(
                 total=total,
                 desc=desc,
@@ -49,7 +54,8 @@ class Progress:
                 delay=DELAY,
                 file=sys.stderr,
                 leave=False,
-                dynamic_ncols=True,
+                ncols=size.columns if size.columns > 0 else 80,
+                nrows=size.lines if size.lines > 1 else 24,
             )
 
     def update(self, trials: int) -> None:
