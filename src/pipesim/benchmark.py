@@ -183,7 +183,7 @@ def bench(
         Size of the book and of the run.
     seed : int
         Seed of the simulation.
-    engine : {"numba", "dask"}
+    engine : {"numba", "dask", "fast"}
         Engine to time (``dask``: a local cluster, or ``$DASK_SCHEDULER_ADDRESS``).
     progress : bool
         Show a progress bar (terminals only).
@@ -212,7 +212,11 @@ def bench(
         prepare_s = time.perf_counter() - start
         start = time.perf_counter()
         with Progress(trials, enabled=progress) as bar:
-            if engine == "dask":
+            if engine == "fast":
+                from pipesim.engines import fast
+
+                fast.run(prepared, trials, seed, progress=bar)
+            elif engine == "dask":
                 from pipesim.engines import dask
 
                 dask.run(scenario, prepared, trials, seed, progress=bar)

@@ -84,10 +84,11 @@ def main() -> None:
 )
 @click.option(
     "--engine",
-    type=click.Choice(["numba", "numpy", "dask"]),
+    type=click.Choice(["numba", "numpy", "dask", "fast"]),
     default="numba",
     show_default=True,
-    help="numba (fast), numpy (the reference implementation) or dask (a Dask cluster).",
+    help="numba (fast), numpy (the reference implementation), dask (a Dask cluster) "
+    "or fast (numba at the cost of the winners only: same law, other bits).",
 )
 @click.option(
     "--address",

@@ -11,7 +11,7 @@ from pipesim.prepare import prepare
 from pipesim.progress import Progress
 from pipesim.result import Result, _as_tuple
 
-ENGINES = ("numba", "numpy", "dask")
+ENGINES = ("numba", "numpy", "dask", "fast")
 
 
 def simulate(
@@ -40,7 +40,9 @@ def simulate(
         Segment columns to break the results down by (``"region,product_line"``).
     engine : {"numba", "numpy", "dask"}
         ``numba`` (fast, parallel), ``numpy`` (the reference implementation) or
-        ``dask`` (shards of trials on a Dask cluster; the same bits as ``numba``).
+        ``dask`` (shards of trials on a Dask cluster; the same bits as ``numba``) or
+        ``fast`` (numba at the cost of the winning deals only: the same law as
+        ``numba``, not the same bits; for large books).
     address : str, optional
         Dask scheduler address (``tcp://HOST:PORT``); default ``$DASK_SCHEDULER_ADDRESS``,
         else a local cluster on 127.0.0.1. Only for ``engine="dask"``.
@@ -68,6 +70,11 @@ def simulate(
 
         with bar:
             revenue, won = local.run_blocks(prepared, trials, seed, bar)
+    elif engine == "fast":
+        from pipesim.engines import fast
+
+        with bar:
+            revenue, won = fast.run(prepared, trials, seed, progress=bar)
     elif engine == "dask":
         from pipesim.engines import dask
 
