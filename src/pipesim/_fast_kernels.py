@@ -144,8 +144,8 @@ def simulate_fast(
         first = b * block
         last = min(first + block, n_trials)
         pwin = np.empty(n_params)
-        stamp_of = np.zeros(max(n_deals, 1), dtype=np.int32)
-        stamp = 0
+        # One bit per deal: the picked deals of the current cell (clear between cells).
+        bits = np.zeros(n_deals // 64 + 1, dtype=np.uint64)
         for i in range(first, last):
             ts = trial_state(seed, trial0 + i)
             _win_probabilities(ts, funnel, pwin)
@@ -158,29 +158,35 @@ def simulate_fast(
                 k = binomial_inverse(to_unit(cs), n, pwin[gs])
                 if k == 0:
                     continue
-                if stamp >= 2_000_000_000:
-                    stamp_of[:] = 0
-                    stamp = 0
-                stamp += 1
+                winners_picked = 2 * k <= n  # else pick the losers: the others win
+                todo = k if winners_picked else n - k
                 st = branch(cs, _PICK_KEY)
-                if 2 * k <= n:  # pick the winners
-                    picked = 0
-                    while picked < k:
-                        st, u = uniform(st)
-                        d = a + min(int(u * n), n - 1)
-                        if stamp_of[d] != stamp:
-                            stamp_of[d] = stamp
-                            picked += 1
-                            _time_and_book(ts, d, funnel, deals, day_period, out_rev, out_won, i)
-                else:  # pick the losers; the others win
-                    picked = 0
-                    while picked < n - k:
-                        st, u = uniform(st)
-                        d = a + min(int(u * n), n - 1)
-                        if stamp_of[d] != stamp:
-                            stamp_of[d] = stamp
-                            picked += 1
-                    for d in range(a, a + n):
-                        if stamp_of[d] != stamp:
-                            _time_and_book(ts, d, funnel, deals, day_period, out_rev, out_won, i)
+                while todo > 0:
+                    st, u = uniform(st)
+                    d = a + min(int(u * n), n - 1)
+                    word, bit = d >> 6, np.uint64(1) << np.uint64(d & 63)
+                    if not bits[word] & bit:
+                        bits[word] |= bit
+                        todo -= 1
+                # Book the winners in deal order: the deal arrays are read front to back.
+                for word in range(a >> 6, ((a + n - 1) >> 6) + 1):
+                    x = bits[word]
+                    if winners_picked and x == 0:
+                        continue
+                    lo = max(a, word << 6)
+                    hi = min(a + n, (word + 1) << 6)
+                    # The cell's deals in this word whose bit says "won".
+                    span = np.uint64(hi - lo)
+                    mask = (
+                        np.uint64(0xFFFFFFFFFFFFFFFF)
+                        if span == 64
+                        else ((np.uint64(1) << span) - np.uint64(1))
+                    ) << np.uint64(lo & 63)
+                    won_bits = (x if winners_picked else ~x) & mask
+                    while won_bits:
+                        low = won_bits & (~won_bits + np.uint64(1))
+                        d = (word << 6) + int(math.log2(float(low)))
+                        won_bits ^= low
+                        _time_and_book(ts, d, funnel, deals, day_period, out_rev, out_won, i)
+                    bits[word] = 0
             _arrivals(ts, pwin, funnel, arrivals, day_period, out_rev, out_won, i)

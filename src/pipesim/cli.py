@@ -173,7 +173,9 @@ def _interrupts() -> Iterator[None]:
 @click.option("--trials", default=1_000, show_default=True, type=int, callback=_positive)
 @click.option("--months", default=12, show_default=True, type=int, callback=_positive)
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--engine", type=click.Choice(["numba", "dask"]), default="numba", show_default=True)
+@click.option(
+    "--engine", type=click.Choice(["numba", "dask", "fast"]), default="numba", show_default=True
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def bench(deals: int, trials: int, months: int, seed: int, engine: str, quiet: bool) -> None:
     """Generate a book of DEALS open deals in a temporary folder, run it, report.
