@@ -19,6 +19,7 @@ import pytest
 
 import pipesim
 from pipesim import storage
+from pipesim.benchmark import write_bench_book
 from pipesim.engines import dask as dask_engine
 from pipesim.prepare import prepare
 from pipesim.progress import Progress
@@ -40,7 +41,7 @@ def cluster():
             n_workers=2,
             threads_per_worker=1,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
         ) as c,
         distributed.Client(c) as client,
     ):
@@ -110,16 +111,25 @@ class _KillOnFirstShard(Progress):
         super().update(trials)
 
 
-def test_a_worker_killed_mid_run_still_gives_the_identical_answer(cluster, demo):
+def test_a_worker_killed_mid_run_still_gives_the_identical_answer(cluster, tmp_path):
     _, client = cluster
-    prepared = prepare(demo)
-    expected = pipesim.simulate(demo, trials=1200, seed=23)
+    # A book big enough that each shard takes tens of milliseconds, so that shards
+    # are still queued on both workers when the first one comes back.
+    book = pipesim.load_scenario(write_bench_book(tmp_path / "book", 100_000))
+    prepared = prepare(book)
+    expected = pipesim.simulate(book, trials=1200, seed=23)
     watcher = _KillOnFirstShard(1200, client)
-    rev, won = dask_engine.run(demo, prepared, 1200, 23, client=client, shard=20, progress=watcher)
+    rev, won = dask_engine.run(book, prepared, 1200, 23, client=client, shard=20, progress=watcher)
     assert watcher.killed and watcher.done == 1200
     np.testing.assert_array_equal(rev, expected.revenue)
     np.testing.assert_array_equal(won, expected.won)
     client.wait_for_workers(2, timeout=120)  # the nanny restarts it for the next tests
+
+
+def test_default_engine_starts_and_stops_its_own_local_cluster(demo):
+    local = pipesim.simulate(demo, trials=60, seed=2)
+    dist = pipesim.simulate(demo, trials=60, seed=2, engine="dask")
+    np.testing.assert_array_equal(dist.revenue, local.revenue)
 
 
 def _free_port() -> int:

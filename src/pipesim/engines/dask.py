@@ -142,7 +142,7 @@ def connect(address: str | None = None) -> tuple[Any, Any]:
         threads_per_worker=os.cpu_count() or 1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",
     )
     return Client(cluster), cluster
 
