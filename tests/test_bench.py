@@ -56,3 +56,20 @@ def test_bench_rejects_bad_sizes():
     )  # fmt: skip
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
+
+
+def test_categorical_segments_read_like_plain_values(tmp_path):
+    from conftest import build, deals_frame, stages_frame
+
+    plain = deals_frame(["S1", "S2", "S3", "S4"], 100.0, region=["N", None, "S", "N"])
+    plain["year"] = [2024.0, 2025.0, np.nan, 2024.0]
+    cat = plain.astype({"region": "category", "year": "category"})
+    stages = stages_frame([0.5, 0.6, 0.7, 0.8])
+    a, b = build(stages, plain), build(stages, cat)
+    for col in ("region", "year"):
+        pd.testing.assert_series_equal(a.deals[col], b.deals[col])
+    assert list(b.deals["year"].iloc[[0, 1, 3]]) == ["2024", "2025", "2024"]
+    assert b.deals["year"].isna().iloc[2]
+    ra = pipesim.simulate(a, trials=50, seed=1, by="region,year")
+    rb = pipesim.simulate(b, trials=50, seed=1, by="region,year")
+    np.testing.assert_array_equal(ra.revenue, rb.revenue)
