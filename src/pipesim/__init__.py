@@ -14,6 +14,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+source"
 
 from pipesim.api import init_scenario, report, run_scenario, write_results
+from pipesim.benchmark import BenchReport, bench
 from pipesim.calibration import Calibration
 from pipesim.compare import compare
 from pipesim.crm import backtest, calibrate
@@ -31,6 +32,7 @@ from pipesim.storage import load_scenario
 from pipesim.target import target
 
 __all__ = [
+    "BenchReport",
     "Calibration",
     "History",
     "Lever",
@@ -44,6 +46,7 @@ __all__ = [
     "apply_lever",
     "apply_levers",
     "backtest",
+    "bench",
     "calibrate",
     "compare",
     "demo_path",

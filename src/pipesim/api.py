@@ -21,12 +21,30 @@ def run_scenario(
     by: str | Sequence[str] | None = None,
     engine: str = "numba",
     threads: int | None = None,
+    address: str | None = None,
+    quiet: bool = False,
 ) -> Result:
-    """Load a scenario folder (default: the bundled demo) and simulate it."""
+    """Load a scenario folder (default: the bundled demo) and simulate it.
+
+    A progress bar shows on stderr for runs over ~2 s unless ``quiet`` or stderr
+    is not a terminal. ``address`` is the Dask scheduler for ``engine="dask"``.
+    """
+    from pipesim import progress
+
     if threads is not None:
         set_threads(threads)
+    if address is not None and engine != "dask":
+        raise PipesimError(f"--address is for --engine dask (the engine is {engine}).")
     path = Path(scenario) if scenario is not None else demo_path()
-    return simulate(storage.load_scenario(path), trials=trials, seed=seed, by=by, engine=engine)
+    return simulate(
+        storage.load_scenario(path),
+        trials=trials,
+        seed=seed,
+        by=by,
+        engine=engine,
+        address=address,
+        progress=progress.wanted(quiet),
+    )
 
 
 def set_threads(threads: int) -> None:

@@ -85,11 +85,19 @@ def main() -> None:
 )
 @click.option(
     "--engine",
-    type=click.Choice(["numba", "numpy"]),
+    type=click.Choice(["numba", "numpy", "dask", "fast"]),
     default="numba",
     show_default=True,
-    help="numba (fast) or numpy (the reference implementation).",
+    help="numba (fast), numpy (the reference implementation), dask (a Dask cluster) "
+    "or fast (numba at the cost of the winners only: same law, other bits).",
 )
+@click.option(
+    "--address",
+    default=None,
+    help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: $DASK_SCHEDULER_ADDRESS, "
+    "else a local cluster on 127.0.0.1). Only with --engine dask.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option(
     "--threads",
     type=int,
@@ -116,6 +124,8 @@ def run(
     out: Path,
     by: str | None,
     engine: str,
+    address: str | None,
+    quiet: bool,
     threads: int | None,
     make_report: bool,
     target: float | None,
@@ -129,9 +139,16 @@ def run(
     """
     from pipesim import api
 
-    with _user_errors():
+    with _user_errors(), _interrupts():
         result = api.run_scenario(
-            scenario, trials=trials, seed=seed, by=by, engine=engine, threads=threads
+            scenario,
+            trials=trials,
+            seed=seed,
+            by=by,
+            engine=engine,
+            threads=threads,
+            address=address,
+            quiet=quiet,
         )
         click.echo(api.run_json(result) if as_json else api.format_run(result))
         for note in result.notes:
@@ -449,6 +466,45 @@ def health(
             trials=trials, seed=seed,
         )  # fmt: skip
         _show(result, out)
+
+
+# --- scale: interruption, bench -------------------------------------------------
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[None]:
+    """Ctrl-C: stop, say that nothing was written, exit 130 (results are written last)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted: no results written.", err=True)
+        sys.exit(130)
+
+
+@main.command()
+@click.option("--deals", default=1_000_000, show_default=True, type=int, callback=_positive)
+@click.option("--trials", default=1_000, show_default=True, type=int, callback=_positive)
+@click.option("--months", default=12, show_default=True, type=int, callback=_positive)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--engine", type=click.Choice(["numba", "dask", "fast"]), default="numba", show_default=True
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def bench(deals: int, trials: int, months: int, seed: int, engine: str, quiet: bool) -> None:
+    """Generate a book of DEALS open deals in a temporary folder, run it, report.
+
+    Prints the first kernel call's time (compile or cache load), the time to
+    load the book, the simulation time and throughput (deal-trials per second)
+    and the peak memory of the process.
+    """
+    from pipesim import progress
+    from pipesim.benchmark import bench as run_bench
+
+    with _user_errors(), _interrupts():
+        report = run_bench(
+            deals, trials, months=months, seed=seed, engine=engine, progress=progress.wanted(quiet)
+        )
+    click.echo(report.text())
 
 
 if __name__ == "__main__":  # pragma: no cover

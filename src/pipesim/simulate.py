@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pipesim.errors import PipesimError
 from pipesim.model import Scenario
 from pipesim.prepare import prepare
+from pipesim.progress import Progress
 from pipesim.result import Result, _as_tuple
 
-ENGINES = ("numba", "numpy")
+ENGINES = ("numba", "numpy", "dask", "fast")
 
 
 def simulate(
@@ -19,6 +21,9 @@ def simulate(
     *,
     by: str | Sequence[str] | None = None,
     engine: str = "numba",
+    address: str | None = None,
+    client: Any = None,
+    progress: bool = False,
 ) -> Result:
     """Run the Monte Carlo simulation of a scenario.
 
@@ -33,8 +38,18 @@ def simulate(
         the number of threads.
     by : str or list of str, optional
         Segment columns to break the results down by (``"region,product_line"``).
-    engine : {"numba", "numpy"}
-        ``numba`` (fast, parallel) or ``numpy`` (the reference implementation).
+    engine : {"numba", "numpy", "dask"}
+        ``numba`` (fast, parallel), ``numpy`` (the reference implementation) or
+        ``dask`` (shards of trials on a Dask cluster; the same bits as ``numba``) or
+        ``fast`` (numba at the cost of the winning deals only: the same law as
+        ``numba``, not the same bits; for large books).
+    address : str, optional
+        Dask scheduler address (``tcp://HOST:PORT``); default ``$DASK_SCHEDULER_ADDRESS``,
+        else a local cluster on 127.0.0.1. Only for ``engine="dask"``.
+    client : distributed.Client, optional
+        An open Dask client to use instead of ``address`` (left open).
+    progress : bool
+        Show a progress bar on stderr when the run lasts over ~2 s (terminals only).
 
     Returns
     -------
@@ -49,17 +64,47 @@ def simulate(
         raise PipesimError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}.")
     cols = _as_tuple(by)
     prepared = prepare(scenario, cols)
+    bar = Progress(trials, enabled=progress)
     if engine == "numba":
         from pipesim.engines import local
 
-        revenue, won = local.run(prepared, trials, seed)
+        with bar:
+            revenue, won = local.run_blocks(prepared, trials, seed, bar)
+    elif engine == "fast":
+        from pipesim.engines import fast
+
+        with bar:
+            revenue, won = fast.run(prepared, trials, seed, progress=bar)
+    elif engine == "dask":
+        from pipesim.engines import dask
+
+        with bar:
+            revenue, won = dask.run(
+                scenario,
+                prepared,
+                trials,
+                seed,
+                by=cols,
+                client=client,
+                address=address,
+                progress=bar,
+            )
     else:
         from pipesim.engines import reference
 
         revenue, won = reference.run(prepared, trials, seed)
 
     def rerun(other: tuple[str, ...]) -> Result:
-        return simulate(scenario, trials, seed, by=other, engine=engine)
+        return simulate(
+            scenario,
+            trials,
+            seed,
+            by=other,
+            engine=engine,
+            address=address,
+            client=client,
+            progress=progress,
+        )
 
     return Result(
         scenario=scenario,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -179,3 +179,40 @@ def load_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not file.is_file():
         raise ScenarioError(f"{file}: no such file.")
     return _read_table(file)
+
+
+def write_table_chunks(path: str | os.PathLike[str], chunks: Iterable[pd.DataFrame]) -> Path:
+    """Write frames of the same columns as one Parquet file, one row group per frame.
+
+    Memory stays that of one chunk; the file appears only once complete.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    writer: pq.ParquetWriter | None = None
+    try:
+        for frame in chunks:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(temp, table.schema)
+            writer.write_table(table)
+        if writer is not None:
+            writer.close()
+            writer = None
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    os.replace(temp, final)
+    return final
+
+
+def read_table_chunks(
+    path: str | os.PathLike[str], columns: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
+    """The rows of a Parquet file, one row group at a time (bounded memory)."""
+    file = pq.ParquetFile(path)
+    for k in range(file.num_row_groups):
+        yield file.read_row_group(k, columns=columns).to_pandas()

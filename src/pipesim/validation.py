@@ -57,6 +57,11 @@ def _as_segment(col: pd.Series) -> pd.Series:
     if pd.api.types.is_string_dtype(col.dtype) and col.dtype != object:
         values = col.to_numpy(dtype=object)  # already text: no per-value work
         values[missing] = None
+    elif isinstance(col.dtype, pd.CategoricalDtype) and len(col.cat.categories):
+        # Per category, not per value: large books store segments as dictionaries.
+        labels = np.array([_segment_text(v) for v in col.cat.categories], dtype=object)
+        values = labels[col.cat.codes.to_numpy()]
+        values[missing] = None
     else:
         values = np.array(
             [None if m else _segment_text(v) for v, m in zip(col, missing, strict=True)],

@@ -7,6 +7,11 @@ import numpy as np
 
 from pipesim import _kernels
 from pipesim.prepare import Prepared
+from pipesim.progress import Progress
+
+# Deal-trials per block of a blocked run: about 0.3 s on one core here, so that
+# progress is reported and Ctrl-C is honoured between blocks.
+BLOCK_WORK = 40_000_000
 
 
 def seed_bits(seed: int) -> np.uint64:
@@ -32,6 +37,20 @@ def run(
     width = 1 + len(prepared.by_values)
     rev = np.zeros((trials, n_periods, width))
     won = np.zeros((trials, n_periods, width))
+    _run_into(prepared, seed, first_trial, rev, won, block, chunk)
+    return rev, won
+
+
+def _run_into(
+    prepared: Prepared,
+    seed: int,
+    first_trial: int,
+    rev: np.ndarray,
+    won: np.ndarray,
+    block: int | None,
+    chunk: int,
+) -> None:
+    trials = rev.shape[0]
     if block is None:
         block = max(1, min(16, trials // (4 * numba.get_num_threads())))
     _kernels.simulate_trials(
@@ -46,4 +65,42 @@ def run(
         rev,
         won,
     )
+
+
+def block_trials(prepared: Prepared, threads: int | None = None) -> int:
+    """Trials per block of :func:`run_blocks`: about ``BLOCK_WORK`` deal-trials.
+
+    A multiple of ``4 x threads`` so that every thread has the same share.
+    """
+    threads = threads or numba.get_num_threads()
+    per_trial = max(1, len(prepared.deals[0]) + 50 * len(prepared.arrivals[0]))
+    step = 4 * threads
+    wanted = max(step, BLOCK_WORK // per_trial)
+    return -(-wanted // step) * step
+
+
+def run_blocks(
+    prepared: Prepared,
+    trials: int,
+    seed: int,
+    progress: Progress | None = None,
+    *,
+    first_trial: int = 0,
+    block_size: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`run`, in blocks of trials: progress and Ctrl-C are handled between blocks.
+
+    Each trial's random streams depend on (seed, trial) only and each trial adds
+    its deals in the same order, so the arrays are the same bits as :func:`run`'s.
+    """
+    n_periods = len(prepared.periods)
+    width = 1 + len(prepared.by_values)
+    rev = np.zeros((trials, n_periods, width))
+    won = np.zeros((trials, n_periods, width))
+    size = block_size or block_trials(prepared)
+    for start in range(0, trials, size):
+        stop = min(start + size, trials)
+        _run_into(prepared, seed, first_trial + start, rev[start:stop], won[start:stop], None, 4096)
+        if progress is not None:
+            progress.update(stop - start)
     return rev, won

@@ -1,0 +1,295 @@
+"""The Dask engine on real clusters: the local engine's bits, whatever the workers."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pipesim
+from pipesim import storage
+from pipesim.benchmark import write_bench_book
+from pipesim.engines import dask as dask_engine
+from pipesim.prepare import prepare
+from pipesim.progress import Progress
+
+distributed = pytest.importorskip("distributed")
+
+ROOT = Path(__file__).resolve().parents[1]
+# The workers' own numba cache, on this machine's disk (kept between test runs).
+WORKER_CACHE = Path(tempfile.gettempdir()) / (
+    "pipesim-worker-numba-" + hashlib.sha1(str(ROOT).encode()).hexdigest()[:10]
+)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with (
+        distributed.LocalCluster(
+            processes=True,
+            n_workers=2,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+        ) as c,
+        distributed.Client(c) as client,
+    ):
+        client.wait_for_workers(2)
+        yield c, client
+
+
+def _loaded_on_workers(client, digest):
+    return client.run(lambda: digest in dask_engine._SCENARIOS)
+
+
+def test_bit_identical_to_the_local_engine_reading_from_the_path(cluster, demo):
+    _, client = cluster
+    local = pipesim.simulate(demo, trials=400, seed=11, by="region")
+    dist = pipesim.simulate(demo, trials=400, seed=11, by="region", engine="dask", client=client)
+    np.testing.assert_array_equal(dist.revenue, local.revenue)
+    np.testing.assert_array_equal(dist.won, local.won)
+    pd.testing.assert_frame_equal(dist.summary("region"), local.summary("region"))
+    # The workers read the Parquet folder themselves (shared storage here).
+    seen = _loaded_on_workers(client, dask_engine.fingerprint(demo))
+    assert seen and all(seen.values())
+
+
+def test_scenario_from_memory_is_scattered_and_gives_the_same_bits(cluster, demo):
+    _, client = cluster
+    edited = demo.replace(deals=demo.deals.iloc[::2].reset_index(drop=True))
+    assert dask_engine.fingerprint(edited) != dask_engine.fingerprint(demo)
+    local = pipesim.simulate(edited, trials=120, seed=4)
+    dist = pipesim.simulate(edited, trials=120, seed=4, engine="dask", client=client)
+    np.testing.assert_array_equal(dist.revenue, local.revenue)
+
+
+def test_shard_size_and_worker_count_change_no_bit(cluster, demo):
+    c, client = cluster
+    prepared = prepare(demo)
+    two = dask_engine.run(demo, prepared, 300, 7, client=client, shard=37)
+    c.scale(1)
+    deadline = time.monotonic() + 60
+    while len(client.scheduler_info()["workers"]) != 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(client.scheduler_info()["workers"]) == 1
+    try:
+        one = dask_engine.run(demo, prepared, 300, 7, client=client, shard=100)
+    finally:
+        c.scale(2)
+        client.wait_for_workers(2, timeout=120)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], two[1])
+
+
+class _KillOnFirstShard(Progress):
+    """Kills the worker busiest with shards when the first shard comes back."""
+
+    def __init__(self, total, client):
+        super().__init__(total, enabled=False)
+        self.client = client
+        self.killed: list[int] = []
+
+    def update(self, trials):
+        if not self.killed:
+            busy = {w: len(keys) for w, keys in self.client.processing().items()}
+            victim = max(busy, key=lambda w: busy[w])
+            assert busy[victim] > 0, "no shard left to lose"
+            pid = self.client.run(os.getpid, workers=[victim])[victim]
+            os.kill(pid, signal.SIGKILL)
+            self.killed.append(pid)
+        super().update(trials)
+
+
+def test_a_worker_killed_mid_run_still_gives_the_identical_answer(cluster, tmp_path):
+    _, client = cluster
+    # A book big enough that each shard takes tens of milliseconds, so that shards
+    # are still queued on both workers when the first one comes back.
+    book = pipesim.load_scenario(write_bench_book(tmp_path / "book", 100_000))
+    prepared = prepare(book)
+    expected = pipesim.simulate(book, trials=1200, seed=23)
+    watcher = _KillOnFirstShard(1200, client)
+    rev, won = dask_engine.run(book, prepared, 1200, 23, client=client, shard=20, progress=watcher)
+    assert watcher.killed and watcher.done == 1200
+    np.testing.assert_array_equal(rev, expected.revenue)
+    np.testing.assert_array_equal(won, expected.won)
+    client.wait_for_workers(2, timeout=120)  # the nanny restarts it for the next tests
+
+
+def test_default_engine_starts_and_stops_its_own_local_cluster(demo):
+    local = pipesim.simulate(demo, trials=60, seed=2)
+    dist = pipesim.simulate(demo, trials=60, seed=2, engine="dask")
+    np.testing.assert_array_equal(dist.revenue, local.revenue)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _dask(*args, env=None, log=None):
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("dask")), *args],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_cli_against_dask_scheduler_and_worker_processes(tmp_path, demo):
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    procs = []
+    log = open(tmp_path / "dask.log", "wb")  # noqa: SIM115
+    try:
+        procs.append(
+            _dask(
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-dashboard",
+                env=env,
+                log=log,
+            )
+        )
+        for _ in range(2):
+            worker_env = {**env, "NUMBA_CACHE_DIR": str(WORKER_CACHE)}
+            procs.append(
+                _dask(
+                    "worker",
+                    address,
+                    "--host",
+                    "127.0.0.1",
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    env=worker_env,
+                    log=log,
+                )
+            )
+        with distributed.Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+        out = tmp_path / "out"
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipesim.cli",
+                "run",
+                str(demo.path),
+                "--trials",
+                "300",
+                "--seed",
+                "5",
+                "--by",
+                "region",
+                "--out",
+                str(out),
+                "--engine",
+                "dask",
+                "--address",
+                address,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        # The same through DASK_SCHEDULER_ADDRESS.
+        out_env = tmp_path / "out_env"
+        run2 = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipesim.cli",
+                "run",
+                str(demo.path),
+                "--trials",
+                "300",
+                "--seed",
+                "5",
+                "--by",
+                "region",
+                "--out",
+                str(out_env),
+                "--engine",
+                "dask",
+                "--quiet",
+            ],
+            env={**env, "DASK_SCHEDULER_ADDRESS": address},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert run2.returncode == 0, run2.stderr
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+        log.close()
+    local = pipesim.simulate(demo, trials=300, seed=5, by="region")
+    pipesim.write_results(local, tmp_path / "local")
+    expected = pd.read_parquet(tmp_path / "local" / "trials.parquet")
+    for folder in (out, out_env):
+        pd.testing.assert_frame_equal(pd.read_parquet(folder / "trials.parquet"), expected)
+        meta = storage.read_metadata(folder / "trials.parquet")
+        assert meta["engine"] == "dask"
+    # The workers compiled into (or loaded from) their own cache folders.
+    assert any(WORKER_CACHE.rglob("*.nbi"))
+
+
+def test_unreachable_scheduler_is_a_clear_error(tmp_path):
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipesim.cli",
+            "run",
+            "--trials",
+            "10",
+            "--engine",
+            "dask",
+            "--address",
+            address,
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert run.stderr.startswith(f"Error: cannot reach the Dask scheduler at {address}")
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,115 @@
+"""Progress bar on long runs at a terminal only; Ctrl-C stops promptly and writes nothing."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pipesim
+from pipesim.benchmark import write_bench_book
+from pipesim.engines import local
+from pipesim.prepare import prepare
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+
+
+def test_blocked_run_gives_the_same_bits_as_one_call(demo):
+    prepared = prepare(demo, ("region",))
+    whole = local.run(prepared, 90, seed=8)
+    for size in (1, 7, 32, 90, 500):
+        blocked = local.run_blocks(prepared, 90, seed=8, block_size=size)
+        np.testing.assert_array_equal(blocked[0], whole[0])
+        np.testing.assert_array_equal(blocked[1], whole[1])
+
+
+@pytest.fixture(scope="module")
+def big_book(tmp_path_factory):
+    # Large enough that a run lasts well over the bar's 2 s delay on 2 cores.
+    return write_bench_book(tmp_path_factory.mktemp("book") / "book", 300_000)
+
+
+def _run_on_pty(args, out, interrupt_after=None):
+    """Run the CLI with stderr on a pseudo-terminal; return (code, stderr text, seconds)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipesim.cli", "run", *args, "--out", str(out)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+    )
+    os.close(slave)
+    text = b""
+    start = time.monotonic()
+    sent_at = None
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        chunk = b""
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                ready = []
+            text += chunk
+        if interrupt_after and sent_at is None and interrupt_after(text):
+            proc.send_signal(signal.SIGINT)
+            sent_at = time.monotonic()
+        if proc.poll() is not None and not chunk:
+            break
+        assert time.monotonic() - start < 300
+    os.close(master)
+    took = time.monotonic() - (sent_at or start)
+    return proc.returncode, text.decode(errors="replace"), took
+
+
+@pytest.mark.slow
+def test_bar_on_a_terminal_then_ctrl_c_stops_promptly_and_writes_nothing(big_book, tmp_path):
+    out = tmp_path / "out"
+    code, text, after_signal = _run_on_pty(
+        [str(big_book), "--trials", "20000"], out, interrupt_after=lambda t: b"trial" in t
+    )
+    assert "simulating" in text and "trial" in text  # tqdm's bar was drawn
+    assert code == 130
+    assert "Interrupted: no results written." in text
+    assert "Traceback" not in text
+    # One block of trials is ~0.3 s of work on one core; allow for a loaded machine.
+    assert after_signal < 5.0
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.slow
+def test_no_bar_with_quiet_or_without_a_terminal(big_book, tmp_path):
+    code, text, _ = _run_on_pty([str(big_book), "--trials", "1000", "--quiet"], tmp_path / "a")
+    assert code == 0, text
+    assert "simulating" not in text
+    piped = subprocess.run(
+        [sys.executable, "-m", "pipesim.cli", "run", str(big_book), "--trials", "1000",
+         "--out", str(tmp_path / "b")],
+        env=ENV, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    assert "simulating" not in piped.stderr
+    assert (tmp_path / "b" / "summary.parquet").is_file()
+
+
+def test_progress_counts_every_trial(demo):
+    from pipesim.progress import Progress
+
+    counter = Progress(130, enabled=False)
+    prepared = prepare(demo)
+    local.run_blocks(prepared, 130, seed=1, progress=counter, block_size=40)
+    assert counter.done == 130
+    assert pipesim.simulate(demo, trials=5, progress=False).trials_count == 5
