@@ -11,19 +11,17 @@ whole `pipesim run` process is timed on a 400,000-deal book x 1,000 trials.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numba
 import numpy as np
 import pandas as pd
 
 import pipesim
+from pipesim.benchmark import machine
 from pipesim.engines import local, reference
 from pipesim.prepare import prepare
 
@@ -81,21 +79,6 @@ def _best(fn, repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
-
-
-def machine() -> str:
-    """One line describing this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores, numba {numba.__version__} "
-        f"({numba.get_num_threads()} threads), numpy {np.__version__}, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def main() -> None:

@@ -22,35 +22,17 @@ from numba import prange
 from pipesim._kernels import (
     _AMOUNT_KEY,
     _ARRIVAL_DOMAIN,
-    _CONV_DOMAIN,
     _COUNT_KEY,
     _RATE_KEY,
     _VALUE_KEY,
+    conversions,
     dwell,
     multiplier,
     trial_state,
 )
-from pipesim._random import beta, branch, derive, gamma, jit, mix, normal, poisson_inverse, to_unit
+from pipesim._random import branch, derive, gamma, jit, mix, normal, poisson_inverse, to_unit
 
 _DEPTH_KEY = 1_000_005
-
-
-@jit
-def conversions(state: np.uint64, funnel: tuple, out: np.ndarray) -> None:
-    """The trial's conversion per cell (the draws of ``win_probabilities``, not multiplied)."""
-    unit_key, unit_conv, unit_n, unit_of = funnel[0], funnel[1], funnel[2], funnel[3]
-    conv = np.empty(unit_key.shape[0])
-    base = state ^ _CONV_DOMAIN
-    for u in range(unit_key.shape[0]):
-        c = unit_conv[u]
-        n = unit_n[u]
-        if n > 0.0 and 0.0 < c < 1.0:
-            _, c = beta(derive(base, unit_key[u]), c * n, (1.0 - c) * n)
-        conv[u] = c
-    n_groups, n_stages = unit_of.shape
-    for g in range(n_groups):
-        for s in range(n_stages):
-            out[g * n_stages + s] = conv[unit_of[g, s]]
 
 
 @jit

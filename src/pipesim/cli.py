@@ -54,30 +54,35 @@ def main() -> None:
     """Monte Carlo forecasts of a sales pipeline: P10/P50/P90 revenue per month."""
 
 
+def _run_options(fn: Any) -> Any:
+    """--trials, --seed and --out, the same on every command that simulates."""
+    fn = click.option(
+        "--out",
+        default="results",
+        show_default=True,
+        type=click.Path(path_type=Path),
+        help="Folder for the result Parquet files.",
+    )(fn)
+    fn = click.option(
+        "--seed",
+        default=0,
+        show_default=True,
+        type=int,
+        help="Random seed: the same seed gives the same numbers.",
+    )(fn)
+    return click.option(
+        "--trials",
+        default=10_000,
+        show_default=True,
+        type=int,
+        callback=_positive,
+        help="Number of simulated futures.",
+    )(fn)
+
+
 @main.command()
 @click.argument("scenario", required=False, type=click.Path(path_type=Path))
-@click.option(
-    "--trials",
-    default=10_000,
-    show_default=True,
-    type=int,
-    callback=_positive,
-    help="Number of simulated futures.",
-)
-@click.option(
-    "--seed",
-    default=0,
-    show_default=True,
-    type=int,
-    help="Random seed: the same seed gives the same numbers.",
-)
-@click.option(
-    "--out",
-    default="results",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Folder for summary.parquet and trials.parquet.",
-)
+@_run_options
 @click.option(
     "--by",
     default=None,
@@ -336,28 +341,6 @@ def backtest(
 # --- Planning: target, compare, sensitivity, health -------------------------------------
 
 
-def _plan_options(fn: Any) -> Any:
-    """--trials, --seed and --out, as `pipesim run` has them."""
-    fn = click.option(
-        "--out",
-        default="results",
-        show_default=True,
-        type=click.Path(path_type=Path),
-        help="Folder for the Parquet file.",
-    )(fn)
-    fn = click.option(
-        "--seed", default=0, show_default=True, type=int, help="Random seed (common to variants)."
-    )(fn)
-    return click.option(
-        "--trials",
-        default=10_000,
-        show_default=True,
-        type=int,
-        callback=_positive,
-        help="Number of simulated futures.",
-    )(fn)
-
-
 def _show(result: Any, out: Path) -> None:
     click.echo(result.text)
     written = result.write(out)
@@ -380,7 +363,7 @@ _BY = click.option("--by", default=None, help="Segment column(s), comma-separate
 @_MONTHS
 @_CONFIDENCE
 @_BY
-@_plan_options
+@_run_options
 def target(
     scenario: Path | None,
     revenue: float,
@@ -410,7 +393,7 @@ def target(
     multiple=True,
     help="QUANTITY[:STAGE](+|-|*|=)VALUE[@COLUMN=VALUE], one variant each (repeatable).",
 )
-@_plan_options
+@_run_options
 def compare(
     scenario: Path | None, levers: tuple[str, ...], trials: int, seed: int, out: Path
 ) -> None:
@@ -424,7 +407,7 @@ def compare(
 @main.command()
 @click.argument("scenario", required=False, type=click.Path(path_type=Path))
 @click.option("--step", default=0.1, show_default=True, type=float, help="Relative move.")
-@_plan_options
+@_run_options
 def sensitivity(scenario: Path | None, step: float, trials: int, seed: int, out: Path) -> None:
     """Tornado of P50/P10 revenue per input; writes OUT/sensitivity.parquet."""
     import pipesim
@@ -445,7 +428,7 @@ def sensitivity(scenario: Path | None, step: float, trials: int, seed: int, out:
     help="Parquet of monthly actuals: period, stage, entered (+ revenue, segment columns).",
 )
 @_BY
-@_plan_options
+@_run_options
 def health(
     scenario: Path | None,
     revenue: float,
