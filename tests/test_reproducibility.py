@@ -44,6 +44,23 @@ def test_block_and_chunk_sizes_do_not_change_bits(demo):
         np.testing.assert_array_equal(base[1], other[1])
 
 
+def test_deals_added_chunk_by_chunk_give_the_same_bits(demo):
+    """Deal chunks in order, then the arrivals: the whole book's bits (streaming, shards)."""
+    prepared = prepare(demo, ("region",))
+    rev0, won0 = local.run(prepared, 64, seed=5)
+    rev, won = np.zeros_like(rev0), np.zeros_like(won0)
+    none = local.take_rows(prepared.arrivals, 0, 0)
+    n = len(prepared.deals[0])
+    for start in range(0, n, 37):
+        chunk = local.take_rows(prepared.deals, start, start + 37)
+        local.accumulate(prepared, chunk, none, 5, 0, rev, won)
+    local.accumulate(
+        prepared, local.take_rows(prepared.deals, 0, 0), prepared.arrivals, 5, 0, rev, won
+    )
+    np.testing.assert_array_equal(rev, rev0)
+    np.testing.assert_array_equal(won, won0)
+
+
 def test_trials_are_a_prefix_of_a_longer_run(demo):
     prepared = prepare(demo)
     short = local.run(prepared, 50, seed=9)

@@ -50,6 +50,35 @@ def _run_into(
     block: int | None,
     chunk: int,
 ) -> None:
+    accumulate(
+        prepared, prepared.deals, prepared.arrivals, seed, first_trial, rev, won, block, chunk
+    )
+
+
+def take_rows(arrays: tuple, start: int, stop: int) -> tuple:
+    """Rows ``start:stop`` of a kernel table (a tuple of equally long arrays), as views."""
+    return tuple(a[start:stop] for a in arrays)
+
+
+def accumulate(
+    prepared: Prepared,
+    deals: tuple,
+    arrivals: tuple,
+    seed: int,
+    first_trial: int,
+    rev: np.ndarray,
+    won: np.ndarray,
+    block: int | None = None,
+    chunk: int = 4096,
+) -> None:
+    """Add the given deals' and arrivals' revenue to ``rev``/``won`` (trials ``first_trial ..``).
+
+    ``deals``/``arrivals`` are kernel tables of ``prepared``'s layout, e.g. rows of
+    ``prepared.deals`` from :func:`take_rows` (an empty slice for none). Each trial
+    adds its deals in table order, then its arrivals: so calling this chunk after chunk
+    of deals in order, and with the arrivals last, gives the same bits as one call
+    with the whole book.
+    """
     trials = rev.shape[0]
     if block is None:
         block = max(1, min(16, trials // (4 * numba.get_num_threads())))
@@ -57,8 +86,8 @@ def _run_into(
         seed_bits(seed),
         first_trial,
         prepared.funnel,
-        prepared.deals,
-        prepared.arrivals,
+        deals,
+        arrivals,
         prepared.day_period,
         block,
         chunk,
