@@ -15,15 +15,26 @@ from pipesim.prepare import Prepared
 from pipesim.progress import Progress
 
 BLOCK_WORK = 200_000_000  # deal-trials (equivalent) per block of a blocked run
+WINDOW = 8192  # deals per window: the window's deal arrays and the winners' buffers fit in L2
 
 
-def cell_starts(prepared: Prepared) -> np.ndarray:
-    """First deal of each (group, stage) cell, then the number of deals (deals are sorted)."""
+def cell_starts(prepared: Prepared, window: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
+    """Cells (runs of one ``gs`` inside a window of ``window`` deals) and each window's first cell.
+
+    Returns ``(cell_start, window_cell)``: the first deal of each cell, then the number
+    of deals; the first cell of each window, then the number of cells. Both depend on
+    the book only (not on threads), so the cells' random streams do too.
+    """
     gs = prepared.deals[1]
-    if gs.size == 0:
-        return np.zeros(1, dtype=np.int64)
+    n = gs.size
+    if n == 0:
+        return np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    bounds = np.arange(0, n, window)
     change = np.flatnonzero(np.diff(gs)) + 1
-    return np.concatenate([[0], change, [gs.size]]).astype(np.int64)
+    starts = np.union1d(bounds, change)
+    cell_start = np.concatenate([starts, [n]]).astype(np.int64)
+    window_cell = np.concatenate([np.searchsorted(starts, bounds), [starts.size]]).astype(np.int64)
+    return cell_start, window_cell
 
 
 def run(
@@ -33,13 +44,14 @@ def run(
     *,
     first_trial: int = 0,
     progress: Progress | None = None,
+    window: int = WINDOW,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Simulate trials ``first_trial ..`` with the fast path; arrays as :func:`local.run`."""
     n_periods = len(prepared.periods)
     width = 1 + len(prepared.by_values)
     rev = np.zeros((trials, n_periods, width))
     won = np.zeros((trials, n_periods, width))
-    starts = cell_starts(prepared)
+    cells, windows = cell_starts(prepared, window)
     threads = numba.get_num_threads()
     per_trial = max(1, len(prepared.deals[0]) + 50 * len(prepared.arrivals[0]))
     step = 4 * threads
@@ -51,10 +63,11 @@ def run(
             first_trial + start,
             prepared.funnel,
             prepared.deals,
-            starts,
+            cells,
+            windows,
             prepared.arrivals,
             prepared.day_period,
-            max(1, (stop - start) // step),
+            max(1, min(32, (stop - start) // step)),
             rev[start:stop],
             won[start:stop],
         )
