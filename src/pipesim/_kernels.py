@@ -130,7 +130,7 @@ def win_probabilities(state: np.uint64, funnel: tuple, out: np.ndarray) -> None:
             out[g * n_stages + s] = p
 
 
-@jit
+@jit(inline=True)
 def _book(out_rev: np.ndarray, out_won: np.ndarray, i: int, k: int, by: int, value: float) -> None:
     out_rev[i, k, 0] += value
     out_won[i, k, 0] += 1.0

@@ -72,6 +72,9 @@ _ZE_X, _ZE_F = _ziggurat(
 _LOW8 = np.uint64(0xFF)
 _S8 = np.uint64(8)
 _ONE = np.uint64(1)
+_S36 = np.uint64(36)
+_M28 = np.uint64((1 << 28) - 1)
+_TWO_M28 = 1.0 / (1 << 28)
 
 
 @jit
@@ -262,6 +265,20 @@ def normal_tail(state: np.uint64, z0: float) -> tuple[np.uint64, float]:
 
 
 @jit(inline=True)
+def strip_candidate(
+    h: np.uint64, j: int, edges: np.ndarray, ratio: np.ndarray, t: int
+) -> tuple[float, float, bool]:
+    """A first point of strip j from 56 bits of a hash: (x, w, accepted by the squeeze).
+
+    Bits 8-35 place the point in the strip, bits 36-63 are the accept test's uniform.
+    """
+    v = (float((h >> _S8) & _M28) + 0.5) * _TWO_M28
+    w = float(h >> _S36) * _TWO_M28
+    x = edges[t, j] + v * (edges[t, j + 1] - edges[t, j])
+    return x, w, w <= ratio[t, j]
+
+
+@jit(inline=True)
 def gamma_strips(
     state: np.uint64,
     shape: float,
@@ -275,37 +292,49 @@ def gamma_strips(
     """Draw Gamma(shape, 1) conditioned on exceeding ``a`` (0: unconditioned) from strip table t.
 
     See :mod:`pipesim.dwell_tables`: a uniform strip, a uniform point in it, and an
-    exact accept test (squeeze first). ``j_lo`` is the strip holding ``a`` (the
-    caller precomputes it): the strips below are skipped and the points of that
-    strip below ``a`` rejected.
+    exact accept test (squeeze first), retried inside the same strip until accepted,
+    so that every strip keeps its probability. ``j_lo`` is the strip holding ``a``
+    (the caller precomputes it): the strips below are skipped and a point of that
+    strip below ``a`` rejects the whole draw. One hash gives the strip and the first
+    point of a fresh draw (its low 8 bits pick one of the 256 strips); an aged draw
+    picks its strip with a 53-bit uniform and its first point with a second hash.
+    :func:`pipesim._fast_kernels` replays these first points in vector loops.
     """
     n = ratio.shape[1]
     while True:
+        state = state + _GOLDEN
+        h = mix(state)
         if j_lo == 0:
-            state = state + _GOLDEN
-            j = np.int64(mix(state) & _LOW8) if n == 256 else np.int64(to_unit(mix(state)) * n)
+            j = np.int64(h & _LOW8)
         else:
-            state, u = uniform(state)
-            j = np.int64(j_lo + int(u * (n - j_lo)))
+            j = np.int64(j_lo + int(to_unit(h) * (n - j_lo)))
+            state = state + _GOLDEN
+            h = mix(state)
         if j >= n - 1:
             lower = edges[t, n - 1]
             return gamma_tail(state, shape, lower if lower > a else a)
-        # An exact draw from the density restricted to strip j (retrying inside the strip,
-        # so that every strip keeps its probability 1/n) ...
-        while True:
-            state, v = uniform_open(state)
-            state, w = uniform(state)
-            if j == 0 and shape < 1.0:
-                x = edges[t, 1] * v ** (1.0 / shape)
-                if w <= math.exp(-x):
+        x, w, squeezed = strip_candidate(h, j, edges, ratio, t)
+        if j == 0 and shape < 1.0:
+            squeezed = False
+            w = -1.0  # the first strip of a shape below 1 has its own sampler below
+        if not squeezed and not (
+            w > 0.0 and math.log(w) + lf_max[t, j] <= (shape - 1.0) * math.log(x) - x
+        ):
+            # An exact draw from the density restricted to strip j, retried inside it.
+            while True:
+                state, v = uniform_open(state)
+                state, w = uniform(state)
+                if j == 0 and shape < 1.0:
+                    x = edges[t, 1] * v ** (1.0 / shape)
+                    if w <= math.exp(-x):
+                        break
+                    continue
+                x = edges[t, j] + v * (edges[t, j + 1] - edges[t, j])
+                if w <= ratio[t, j]:
                     break
-                continue
-            x = edges[t, j] + v * (edges[t, j + 1] - edges[t, j])
-            if w <= ratio[t, j]:
-                break
-            if w > 0.0 and math.log(w) + lf_max[t, j] <= (shape - 1.0) * math.log(x) - x:
-                break
-        # ... then the condition X > a, by rejecting the whole draw.
+                if w > 0.0 and math.log(w) + lf_max[t, j] <= (shape - 1.0) * math.log(x) - x:
+                    break
+        # Then the condition X > a, by rejecting the whole draw.
         if x > a:
             return state, x
 
