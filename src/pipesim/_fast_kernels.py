@@ -26,9 +26,34 @@ import math
 import numpy as np
 from numba import prange
 
-from pipesim._kernels import _VALUE_KEY, _arrivals, _book, dwell, multiplier, trial_state
+from pipesim._kernels import (
+    _VALUE_KEY,
+    EXPONENTIAL,
+    GAMMA,
+    _arrivals,
+    dwell,
+    trial_state,
+)
 from pipesim._kernels import win_probabilities as _win_probabilities
-from pipesim._random import branch, derive, jit, to_unit, uniform
+from pipesim._random import (
+    _GOLDEN,
+    _KEY_MULT,
+    _LOW8,
+    _S8,
+    _S11,
+    _TWO_M53,
+    _ZE_X,
+    _ZN_X,
+    branch,
+    derive,
+    exponential,
+    gamma_strips,
+    jit,
+    mix,
+    normal,
+    strip_candidate,
+    to_unit,
+)
 
 _CELL_DOMAIN = np.uint64(0xCE11CE11CE11CE11)
 _PICK_KEY = 7
@@ -101,15 +126,27 @@ _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 @jit(inline=True)
-def _pick(st: np.uint64, n: int, todo: int, bits: np.ndarray) -> None:
-    """Set ``todo`` distinct random bits among the first ``n`` of ``bits`` (all clear before)."""
+def _pick(st: np.uint64, n: int, todo: int, bits: np.ndarray, draws: np.ndarray) -> None:
+    """Set ``todo`` distinct random bits among the first ``n`` of ``bits`` (all clear before).
+
+    Positions are the uniforms of stream ``st`` in order (a repeat is skipped), made
+    in batches by a loop without branches; ``draws`` is a scratch buffer.
+    """
+    m = 0
     while todo > 0:
-        st, u = uniform(st)
-        d = min(int(u * n), n - 1)
-        word, bit = d >> 6, np.uint64(1) << np.uint64(d & 63)
-        if not bits[word] & bit:
-            bits[word] |= bit
-            todo -= 1
+        batch = min(todo + (todo >> 3) + 8, draws.shape[0])
+        for r in range(batch):
+            u = to_unit(mix(st + np.uint64(m + r + 1) * _GOLDEN))
+            draws[r] = min(np.int64(u * n), n - 1)
+        m += batch
+        for r in range(batch):
+            d = draws[r]
+            word, bit = d >> 6, np.uint64(1) << np.uint64(d & 63)
+            if not bits[word] & bit:
+                bits[word] |= bit
+                todo -= 1
+                if todo == 0:
+                    break
 
 
 @jit(inline=True)
@@ -133,6 +170,120 @@ def _collect(a: int, n: int, picked_won: bool, bits: np.ndarray, idx: np.ndarray
 
 
 @jit(inline=True)
+def _stage(
+    role: int,
+    code: int,
+    p1: float,
+    p2: float,
+    tab: int,
+    strips: tuple,
+    k: int,
+    idx: np.ndarray,
+    age: np.ndarray,
+    strip_of: np.ndarray,
+    aged: bool,
+    state: np.ndarray,
+    dt: np.ndarray,
+    bad: np.ndarray,
+) -> None:
+    """Fill dt[:k] with the winners' dwell in one stage (stream ``role`` of each winner).
+
+    The exact samplers (exponential ziggurat, gamma strips) start with one candidate
+    from one or two hashes, accepted almost always. A loop without branches computes
+    every winner's candidate and whether it was accepted; the rare others are redrawn
+    by the scalar sampler from the same stream, which replays the same candidate,
+    rejects it and goes on: the same law, draw for draw, as the scalar sampler.
+    """
+    step = np.uint64(role) * _KEY_MULT + _GOLDEN
+    if code == EXPONENTIAL:
+        for w in range(k):
+            z = mix(state[w] + step)
+            i = np.int64(z & _LOW8)
+            x = float(z >> _S11) * _TWO_M53 * _ZE_X[i]
+            dt[w] = p1 * x
+            bad[w] = x >= _ZE_X[i + 1]
+        for w in range(k):
+            if bad[w]:
+                _, e = exponential(branch(state[w], role))
+                dt[w] = p1 * e
+        return
+    if code == GAMMA and p1 >= 1.0:
+        edges, ratio, lf_max = strips
+        n = ratio.shape[1]
+        if aged:
+            for w in range(k):
+                d = idx[w]
+                h = mix(state[w] + step)
+                j_lo = strip_of[d]
+                j = np.int64(j_lo + int(to_unit(h) * (n - j_lo)))
+                if j_lo == 0:
+                    j = np.int64(h & _LOW8)
+                else:
+                    h = mix(state[w] + step + _GOLDEN)
+                jj = min(j, n - 2)
+                x, _, squeezed = strip_candidate(h, jj, edges, ratio, tab)
+                a = age[d]
+                dt[w] = max(p2 * x - a, 0.0)
+                bad[w] = (j >= n - 1) | ~squeezed | (x <= a / p2)
+        else:
+            for w in range(k):
+                h = mix(state[w] + step)
+                j = np.int64(h & _LOW8)
+                jj = min(j, n - 2)
+                x, _, squeezed = strip_candidate(h, jj, edges, ratio, tab)
+                dt[w] = p2 * x
+                bad[w] = (j >= n - 1) | ~squeezed
+        for w in range(k):
+            if bad[w]:
+                a = age[idx[w]] if aged else 0.0
+                j_lo = strip_of[idx[w]] if aged else 0
+                _, x = gamma_strips(
+                    branch(state[w], role), p1, edges, ratio, lf_max, tab, a / p2, j_lo
+                )
+                dt[w] = max(p2 * x - a, 0.0)
+        return
+    for w in range(k):
+        a = age[idx[w]] if aged else 0.0
+        j_lo = strip_of[idx[w]] if aged else 0
+        _, dt[w] = dwell(branch(state[w], role), code, p1, p2, tab, strips, a, j_lo)
+
+
+@jit(inline=True)
+def _values(
+    sigma: float,
+    k: int,
+    idx: np.ndarray,
+    amount: np.ndarray,
+    state: np.ndarray,
+    value: np.ndarray,
+    bad: np.ndarray,
+) -> None:
+    """Fill value[:k]: each winner's amount times a lognormal multiplier (mean 1, log-sd sigma).
+
+    Normal ziggurat candidates in a loop without branches; the rare rejected ones
+    redrawn by the scalar sampler from the same stream (see :func:`_stage`).
+    """
+    if sigma <= 0.0:
+        for w in range(k):
+            value[w] = amount[idx[w]]
+        return
+    step = np.uint64(_VALUE_KEY) * _KEY_MULT + _GOLDEN
+    for w in range(k):
+        z = mix(state[w] + step)
+        i = np.int64(z & _LOW8)
+        sign = 1.0 if (z >> _S8) & np.uint64(1) else -1.0
+        x = float(z >> _S11) * _TWO_M53 * _ZN_X[i]
+        value[w] = sign * x
+        bad[w] = x >= _ZN_X[i + 1]
+    for w in range(k):
+        if bad[w]:
+            _, value[w] = normal(branch(state[w], _VALUE_KEY))
+    half = 0.5 * sigma * sigma
+    for w in range(k):
+        value[w] = amount[idx[w]] * math.exp(sigma * value[w] - half)
+
+
+@jit(inline=True)
 def _cell(
     cs: np.uint64,
     p: float,
@@ -145,47 +296,67 @@ def _cell(
     out_won: np.ndarray,
     i: int,
     bits: np.ndarray,
-    idx: np.ndarray,
-    state: np.ndarray,
-    t: np.ndarray,
+    buffers: tuple,
 ) -> None:
     """One trial of one cell: how many win, which ones, when they close, for how much."""
     k = binomial_inverse(to_unit(cs), n, p)
     if k == 0:
         return
+    idx, state, t, dt, bad, per, acc = buffers
     picked_won = 2 * k <= n  # else pick the losers: the others win
-    _pick(branch(cs, _PICK_KEY), n, k if picked_won else n - k, bits)
+    _pick(branch(cs, _PICK_KEY), n, k if picked_won else n - k, bits, idx)
     k = _collect(a, n, picked_won, bits, idx)
     n_stages, code, p1, p2, tab = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6], funnel[7])
-    value_sigma, strips = funnel[8], (funnel[9], funnel[10], funnel[11])
-    key, gs_of, amount, age, by, strip_of = deals
+    strips = (funnel[9], funnel[10], funnel[11])
+    _, gs_of, amount, age, by, strip_of = deals
     end = float(day_period.shape[0])
     gs = gs_of[a]
-    # The first stage, where each deal has its own age.
-    c_code, c_p1, c_p2, c_tab = code[gs], p1[gs], p2[gs], tab[gs]
     for w in range(k):
-        d = idx[w]
-        ws = derive(cs, key[d])
-        state[w] = ws
-        _, t[w] = dwell(branch(ws, 1), c_code, c_p1, c_p2, c_tab, strips, age[d], strip_of[d])
-    # The stages after it, fresh: one stage for all winners at a time.
+        state[w] = derive(cs, np.uint64(idx[w]))
+    # The first stage, where each deal has its own age; then the later ones, fresh.
+    _stage(1, code[gs], p1[gs], p2[gs], tab[gs], strips, k, idx, age, strip_of, True, state, t, bad)
     last = gs - gs % n_stages + n_stages
     for c in range(gs + 1, last):
-        c_code, c_p1, c_p2, c_tab = code[c], p1[c], p2[c], tab[c]
-        role = c - gs + 1
+        _stage(
+            c - gs + 1,
+            code[c],
+            p1[c],
+            p2[c],
+            tab[c],
+            strips,
+            k,
+            idx,
+            age,
+            strip_of,
+            False,
+            state,
+            dt,
+            bad,
+        )
         for w in range(k):
-            if t[w] < end:
-                _, r = dwell(branch(state[w], role), c_code, c_p1, c_p2, c_tab, strips, 0.0, 0)
-                t[w] += r
-    sigma = value_sigma[gs]
+            t[w] += dt[w]
+    _values(funnel[8][gs], k, idx, amount, state, dt, bad)
+    # The close period of each winner (-1 after the horizon), then the sums: four
+    # interleaved accumulators, so that consecutive winners of one month do not wait
+    # on each other's additions.
+    last_day = day_period.shape[0] - 1
     for w in range(k):
-        if t[w] >= end:
-            continue
-        d = idx[w]
-        value = amount[d]
-        if sigma > 0.0:
-            value *= multiplier(branch(state[w], _VALUE_KEY), sigma)
-        _book(out_rev, out_won, i, day_period[int(t[w])], by[d], value)
+        per[w] = day_period[min(np.int64(t[w]), last_day)] if t[w] < end else -1
+    acc.fill(0.0)
+    for w in range(k):
+        q = per[w]
+        if q >= 0:
+            acc[w & 3, q, 0] += dt[w]
+            acc[w & 3, q, 1] += 1.0
+    for q in range(acc.shape[1]):
+        out_rev[i, q, 0] += (acc[0, q, 0] + acc[1, q, 0]) + (acc[2, q, 0] + acc[3, q, 0])
+        out_won[i, q, 0] += (acc[0, q, 1] + acc[1, q, 1]) + (acc[2, q, 1] + acc[3, q, 1])
+    if out_rev.shape[2] > 1:
+        for w in range(k):
+            q = per[w]
+            if q >= 0:
+                out_rev[i, q, 1 + by[idx[w]]] += dt[w]
+                out_won[i, q, 1 + by[idx[w]]] += 1.0
 
 
 @jit(parallel=True)
@@ -225,9 +396,15 @@ def simulate_fast(
         pwin = np.empty((last - first, n_params))
         roots = np.empty(last - first, dtype=np.uint64)
         bits = np.zeros(width // 64 + 1, dtype=np.uint64)
-        idx = np.empty(width, dtype=np.int64)
-        state = np.empty(width, dtype=np.uint64)
-        t = np.empty(width)
+        buffers = (
+            np.empty(width, dtype=np.int64),
+            np.empty(width, dtype=np.uint64),
+            np.empty(width),
+            np.empty(width),
+            np.empty(width, dtype=np.bool_),
+            np.empty(width, dtype=np.int64),
+            np.zeros((4, out_rev.shape[1], 2)),
+        )
         for i in range(first, last):
             ts = trial_state(seed, trial0 + i)
             _win_probabilities(ts, funnel, pwin[i - first])
@@ -249,9 +426,7 @@ def simulate_fast(
                         out_won,
                         i,
                         bits,
-                        idx,
-                        state,
-                        t,
+                        buffers,
                     )
         for i in range(first, last):
             _arrivals(
