@@ -30,7 +30,7 @@ def _draw(kind, n, p1, p2, edges, ratio, lf_max):
             _, out[i] = R.gamma_tail(s, p1, p2)
         elif kind == 4:
             j = np.searchsorted(edges[0], p2, side="right") - 1 if p2 > 0 else 0
-            _, out[i] = R.gamma_strips(s, p1, edges, ratio, lf_max, 0, p2, min(j, 254))
+            _, out[i] = R.gamma_strips(s, p1, edges, ratio, lf_max, 0, p2, min(j, dwell_tables.N_STRIPS - 2))
         elif kind == 5:
             _, out[i] = R.normal_tail(s, p1)
         else:
@@ -81,7 +81,7 @@ def test_strip_table_gamma_is_exact(shape, a):
     law = stats.gamma(shape)
     assert stats.kstest(x, _truncated(law, a) if a > 0 else law.cdf).pvalue > ALPHA
     if a == 0:
-        # Every strip holds its 1/256 of the draws (chi-square on the strip counts).
+        # Every strip holds its 1/N_STRIPS of the draws (chi-square on the strip counts).
         _, edges, _, _ = dwell_tables.build(np.array([shape]))
         counts = np.histogram(x, bins=edges[0])[0]
         assert stats.chisquare(counts).pvalue > ALPHA

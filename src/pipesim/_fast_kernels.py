@@ -41,6 +41,7 @@ from pipesim._random import (
     _LOW8,
     _S8,
     _S11,
+    _STRIP_MASK,
     _TWO_M53,
     _ZE_X,
     _ZN_X,
@@ -217,7 +218,7 @@ def _stage(
                 j_lo = strip_of[d]
                 j = np.int64(j_lo + int(to_unit(h) * (n - j_lo)))
                 if j_lo == 0:
-                    j = np.int64(h & _LOW8)
+                    j = np.int64(h & _STRIP_MASK)
                 else:
                     h = mix(state[w] + step + _GOLDEN)
                 jj = min(j, n - 2)
@@ -228,7 +229,7 @@ def _stage(
         else:
             for w in range(k):
                 h = mix(state[w] + step)
-                j = np.int64(h & _LOW8)
+                j = np.int64(h & _STRIP_MASK)
                 jj = min(j, n - 2)
                 x, _, squeezed = strip_candidate(h, jj, edges, ratio, tab)
                 dt[w] = p2 * x

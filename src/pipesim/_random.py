@@ -72,9 +72,13 @@ _ZE_X, _ZE_F = _ziggurat(
 _LOW8 = np.uint64(0xFF)
 _S8 = np.uint64(8)
 _ONE = np.uint64(1)
-_S36 = np.uint64(36)
-_M28 = np.uint64((1 << 28) - 1)
-_TWO_M28 = 1.0 / (1 << 28)
+# Gamma strip tables: 1024 strips, picked by the low 10 bits of a hash; bits 10-36
+# place a point in the strip and bits 37-63 are its accept test's uniform.
+_STRIP_MASK = np.uint64(1023)
+_S10 = np.uint64(10)
+_S37 = np.uint64(37)
+_M27 = np.uint64((1 << 27) - 1)
+_TWO_M27 = 1.0 / (1 << 27)
 
 
 @jit
@@ -268,12 +272,12 @@ def normal_tail(state: np.uint64, z0: float) -> tuple[np.uint64, float]:
 def strip_candidate(
     h: np.uint64, j: int, edges: np.ndarray, ratio: np.ndarray, t: int
 ) -> tuple[float, float, bool]:
-    """A first point of strip j from 56 bits of a hash: (x, w, accepted by the squeeze).
+    """A first point of strip j from 54 bits of a hash: (x, w, accepted by the squeeze).
 
-    Bits 8-35 place the point in the strip, bits 36-63 are the accept test's uniform.
+    Bits 10-36 place the point in the strip, bits 37-63 are the accept test's uniform.
     """
-    v = (float((h >> _S8) & _M28) + 0.5) * _TWO_M28
-    w = float(h >> _S36) * _TWO_M28
+    v = (float((h >> _S10) & _M27) + 0.5) * _TWO_M27
+    w = float(h >> _S37) * _TWO_M27
     x = edges[t, j] + v * (edges[t, j + 1] - edges[t, j])
     return x, w, w <= ratio[t, j]
 
@@ -296,7 +300,7 @@ def gamma_strips(
     so that every strip keeps its probability. ``j_lo`` is the strip holding ``a``
     (the caller precomputes it): the strips below are skipped and a point of that
     strip below ``a`` rejects the whole draw. One hash gives the strip and the first
-    point of a fresh draw (its low 8 bits pick one of the 256 strips); an aged draw
+    point of a fresh draw (its low 10 bits pick one of the 1024 strips); an aged draw
     picks its strip with a 53-bit uniform and its first point with a second hash.
     :func:`pipesim._fast_kernels` replays these first points in vector loops.
     """
@@ -305,7 +309,7 @@ def gamma_strips(
         state = state + _GOLDEN
         h = mix(state)
         if j_lo == 0:
-            j = np.int64(h & _LOW8)
+            j = np.int64(h & _STRIP_MASK)
         else:
             j = np.int64(j_lo + int(to_unit(h) * (n - j_lo)))
             state = state + _GOLDEN

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-N_STRIPS = 256  # gamma_strips picks a strip with 8 bits of a hash: keep 256
+N_STRIPS = 1024  # gamma_strips picks a strip with 10 bits of a hash: keep 1024
 
 
 def _log_density(shape: float, x: np.ndarray) -> np.ndarray:
