@@ -30,7 +30,8 @@ def _draw(kind, n, p1, p2, edges, ratio, lf_max):
             _, out[i] = R.gamma_tail(s, p1, p2)
         elif kind == 4:
             j = np.searchsorted(edges[0], p2, side="right") - 1 if p2 > 0 else 0
-            _, out[i] = R.gamma_strips(s, p1, edges, ratio, lf_max, 0, p2, min(j, dwell_tables.N_STRIPS - 2))
+            jmax = dwell_tables.N_STRIPS - 2
+            _, out[i] = R.gamma_strips(s, p1, edges, ratio, lf_max, 0, p2, min(j, jmax))
         elif kind == 5:
             _, out[i] = R.normal_tail(s, p1)
         else:

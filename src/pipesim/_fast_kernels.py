@@ -15,8 +15,11 @@ Speed comes from the layout. Cells are cut at fixed windows of the deal table
 (``cell_start``, from :func:`pipesim.engines.fast.cell_starts`) so that a window's
 deals stay in cache while a block of trials runs over them, and a cell's winners
 share one path through the funnel: they are timed stage by stage (all winners'
-first stage, then all winners' second stage, ...), loops without branches to
-mispredict whose draws the processor overlaps.
+first stage, then all winners' second stage, ...) in loops without branches that
+the compiler turns into vector instructions. For that, every array the loops touch
+is a separate argument of the parallel region, and the scratch buffers are rows
+``b`` of arrays made outside it (numba then tells LLVM they do not overlap; arrays
+inside a tuple, or made inside the region, defeat the vectoriser's alias checks).
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from pipesim._kernels import (
     _VALUE_KEY,
     EXPONENTIAL,
     GAMMA,
-    _arrivals,
     dwell,
     trial_state,
 )
@@ -41,18 +43,17 @@ from pipesim._random import (
     _LOW8,
     _S8,
     _S11,
-    _STRIP_MASK,
     _TWO_M53,
     _ZE_X,
     _ZN_X,
     branch,
     derive,
+    exp_poly,
     exponential,
-    gamma_strips,
     jit,
     mix,
     normal,
-    strip_candidate,
+    strip_first,
     to_unit,
 )
 
@@ -127,36 +128,35 @@ _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 @jit(inline=True)
-def _pick(st: np.uint64, n: int, todo: int, bits: np.ndarray, draws: np.ndarray) -> None:
-    """Set ``todo`` distinct random bits among the first ``n`` of ``bits`` (all clear before).
+def _pick(st: np.uint64, n: int, todo: int, bits: np.ndarray, draws: np.ndarray, b: int) -> None:
+    """Set ``todo`` distinct random bits among the first ``n`` of ``bits[b]`` (all clear).
 
     Positions are the uniforms of stream ``st`` in order (a repeat is skipped), made
-    in batches by a loop without branches; ``draws`` is a scratch buffer.
+    in batches by a vector loop; ``draws[b]`` is scratch.
     """
     m = 0
     while todo > 0:
-        batch = min(todo + (todo >> 3) + 8, draws.shape[0])
+        batch = min(todo + (todo >> 3) + 8, draws.shape[1])
         for r in range(batch):
             u = to_unit(mix(st + np.uint64(m + r + 1) * _GOLDEN))
-            draws[r] = min(np.int64(u * n), n - 1)
+            draws[b, r] = min(np.int64(u * n), n - 1)
         m += batch
         for r in range(batch):
-            d = draws[r]
+            d = draws[b, r]
             word, bit = d >> 6, np.uint64(1) << np.uint64(d & 63)
-            if not bits[word] & bit:
-                bits[word] |= bit
-                todo -= 1
-                if todo == 0:
-                    break
+            todo -= (bits[b, word] & bit) == 0  # a repeat sets nothing new (no branch)
+            bits[b, word] |= bit
+            if todo == 0:
+                break
 
 
 @jit(inline=True)
-def _collect(a: int, n: int, picked_won: bool, bits: np.ndarray, idx: np.ndarray) -> int:
-    """Write the winners (deal indices from ``a``, in order) to ``idx``; clear ``bits``."""
+def _collect(a: int, n: int, picked_won: bool, bits: np.ndarray, idx: np.ndarray, b: int) -> int:
+    """Write the winners (deal indices from ``a``, in order) to ``idx[b]``; clear ``bits[b]``."""
     k = 0
     for word in range((n + 63) >> 6):
-        x = bits[word]
-        bits[word] = 0
+        x = bits[b, word]
+        bits[b, word] = 0
         if not picked_won:
             x = ~x
         span = n - (word << 6)
@@ -164,10 +164,32 @@ def _collect(a: int, n: int, picked_won: bool, bits: np.ndarray, idx: np.ndarray
             x &= (np.uint64(1) << np.uint64(span)) - np.uint64(1)
         while x:
             low = x & (~x + np.uint64(1))
-            idx[k] = a + (word << 6) + _DEBRUIJN_INDEX[(low * _DEBRUIJN) >> _S58]
+            idx[b, k] = a + (word << 6) + _DEBRUIJN_INDEX[(low * _DEBRUIJN) >> _S58]
             k += 1
             x ^= low
     return k
+
+
+@jit
+def _redraw(
+    state: np.uint64,
+    code: int,
+    p1: float,
+    p2: float,
+    tab: int,
+    edges: np.ndarray,
+    ratio: np.ndarray,
+    lf_max: np.ndarray,
+    age: float,
+    strip: int,
+) -> float:
+    """One dwell by the scalar sampler: for the candidates a vector loop rejected.
+
+    Not inlined on purpose: the samplers' loops inlined into the parallel region stop
+    LLVM from vectorising the loops around them.
+    """
+    _, x = dwell(state, code, p1, p2, tab, (edges, ratio, lf_max), age, strip)
+    return x
 
 
 @jit(inline=True)
@@ -177,76 +199,69 @@ def _stage(
     p1: float,
     p2: float,
     tab: int,
-    strips: tuple,
+    edges: np.ndarray,
+    ratio: np.ndarray,
+    lf_max: np.ndarray,
     k: int,
-    idx: np.ndarray,
+    aged: bool,
     age: np.ndarray,
     strip_of: np.ndarray,
-    aged: bool,
+    idx: np.ndarray,
     state: np.ndarray,
     dt: np.ndarray,
     bad: np.ndarray,
+    b: int,
 ) -> None:
-    """Fill dt[:k] with the winners' dwell in one stage (stream ``role`` of each winner).
+    """Fill dt[b, :k] with the winners' dwell in one stage (stream ``role`` of each winner).
 
     The exact samplers (exponential ziggurat, gamma strips) start with one candidate
-    from one or two hashes, accepted almost always. A loop without branches computes
-    every winner's candidate and whether it was accepted; the rare others are redrawn
-    by the scalar sampler from the same stream, which replays the same candidate,
-    rejects it and goes on: the same law, draw for draw, as the scalar sampler.
+    from one hash, accepted almost always. A vector loop computes every winner's
+    candidate and whether it was accepted; the rare others are redrawn by the scalar
+    sampler from the same stream, which replays the same candidate, rejects it and
+    goes on: the same law, draw for draw, as the scalar sampler.
     """
     step = np.uint64(role) * _KEY_MULT + _GOLDEN
     if code == EXPONENTIAL:
         for w in range(k):
-            z = mix(state[w] + step)
+            z = mix(state[b, w] + step)
             i = np.int64(z & _LOW8)
             x = float(z >> _S11) * _TWO_M53 * _ZE_X[i]
-            dt[w] = p1 * x
-            bad[w] = x >= _ZE_X[i + 1]
+            dt[b, w] = p1 * x
+            bad[b, w] = np.uint8(x >= _ZE_X[i + 1])
         for w in range(k):
-            if bad[w]:
-                _, e = exponential(branch(state[w], role))
-                dt[w] = p1 * e
+            if bad[b, w]:
+                _, e = exponential(branch(state[b, w], role))
+                dt[b, w] = p1 * e
         return
     if code == GAMMA and p1 >= 1.0:
-        edges, ratio, lf_max = strips
-        n = ratio.shape[1]
+        last = ratio.shape[1] - 1
         if aged:
             for w in range(k):
-                d = idx[w]
-                h = mix(state[w] + step)
-                j_lo = strip_of[d]
-                j = np.int64(j_lo + int(to_unit(h) * (n - j_lo)))
-                if j_lo == 0:
-                    j = np.int64(h & _STRIP_MASK)
-                else:
-                    h = mix(state[w] + step + _GOLDEN)
-                jj = min(j, n - 2)
-                x, _, squeezed = strip_candidate(h, jj, edges, ratio, tab)
+                d = idx[b, w]
+                h = mix(state[b, w] + step)
+                j, x, u, squeeze = strip_first(h, strip_of[d], edges, ratio, tab)
                 a = age[d]
-                dt[w] = max(p2 * x - a, 0.0)
-                bad[w] = (j >= n - 1) | ~squeezed | (x <= a / p2)
+                dt[b, w] = max(p2 * x - a, 0.0)
+                bad[b, w] = np.uint8(j >= last) | np.uint8(u > squeeze) | np.uint8(p2 * x <= a)
         else:
             for w in range(k):
-                h = mix(state[w] + step)
-                j = np.int64(h & _STRIP_MASK)
-                jj = min(j, n - 2)
-                x, _, squeezed = strip_candidate(h, jj, edges, ratio, tab)
-                dt[w] = p2 * x
-                bad[w] = (j >= n - 1) | ~squeezed
+                j, x, u, squeeze = strip_first(mix(state[b, w] + step), 0, edges, ratio, tab)
+                dt[b, w] = p2 * x
+                bad[b, w] = np.uint8(j >= last) | np.uint8(u > squeeze)
         for w in range(k):
-            if bad[w]:
-                a = age[idx[w]] if aged else 0.0
-                j_lo = strip_of[idx[w]] if aged else 0
-                _, x = gamma_strips(
-                    branch(state[w], role), p1, edges, ratio, lf_max, tab, a / p2, j_lo
+            if bad[b, w]:
+                a = age[idx[b, w]] if aged else 0.0
+                j_lo = strip_of[idx[b, w]] if aged else 0
+                dt[b, w] = _redraw(
+                    branch(state[b, w], role), code, p1, p2, tab, edges, ratio, lf_max, a, j_lo
                 )
-                dt[w] = max(p2 * x - a, 0.0)
         return
     for w in range(k):
-        a = age[idx[w]] if aged else 0.0
-        j_lo = strip_of[idx[w]] if aged else 0
-        _, dt[w] = dwell(branch(state[w], role), code, p1, p2, tab, strips, a, j_lo)
+        a = age[idx[b, w]] if aged else 0.0
+        j_lo = strip_of[idx[b, w]] if aged else 0
+        dt[b, w] = _redraw(
+            branch(state[b, w], role), code, p1, p2, tab, edges, ratio, lf_max, a, j_lo
+        )
 
 
 @jit(inline=True)
@@ -258,185 +273,155 @@ def _values(
     state: np.ndarray,
     value: np.ndarray,
     bad: np.ndarray,
+    b: int,
 ) -> None:
-    """Fill value[:k]: each winner's amount times a lognormal multiplier (mean 1, log-sd sigma).
+    """Fill value[b, :k]: each winner's amount times a lognormal multiplier (mean 1).
 
-    Normal ziggurat candidates in a loop without branches; the rare rejected ones
-    redrawn by the scalar sampler from the same stream (see :func:`_stage`).
+    Normal ziggurat candidates in a vector loop; the rare rejected ones redrawn by the
+    scalar sampler from the same stream (see :func:`_stage`).
     """
     if sigma <= 0.0:
         for w in range(k):
-            value[w] = amount[idx[w]]
+            value[b, w] = amount[idx[b, w]]
         return
     step = np.uint64(_VALUE_KEY) * _KEY_MULT + _GOLDEN
     for w in range(k):
-        z = mix(state[w] + step)
+        z = mix(state[b, w] + step)
         i = np.int64(z & _LOW8)
         sign = 1.0 if (z >> _S8) & np.uint64(1) else -1.0
         x = float(z >> _S11) * _TWO_M53 * _ZN_X[i]
-        value[w] = sign * x
-        bad[w] = x >= _ZN_X[i + 1]
+        value[b, w] = sign * x
+        bad[b, w] = np.uint8(x >= _ZN_X[i + 1])
     for w in range(k):
-        if bad[w]:
-            _, value[w] = normal(branch(state[w], _VALUE_KEY))
+        if bad[b, w]:
+            _, value[b, w] = normal(branch(state[b, w], _VALUE_KEY))
     half = 0.5 * sigma * sigma
     for w in range(k):
-        value[w] = amount[idx[w]] * math.exp(sigma * value[w] - half)
+        value[b, w] = amount[idx[b, w]] * exp_poly(sigma * value[b, w] - half)
 
 
-@jit(inline=True)
-def _cell(
-    cs: np.uint64,
-    p: float,
-    a: int,
-    n: int,
-    funnel: tuple,
-    deals: tuple,
-    day_period: np.ndarray,
-    out_rev: np.ndarray,
-    out_won: np.ndarray,
-    i: int,
-    bits: np.ndarray,
-    buffers: tuple,
-) -> None:
-    """One trial of one cell: how many win, which ones, when they close, for how much."""
-    k = binomial_inverse(to_unit(cs), n, p)
-    if k == 0:
-        return
-    idx, state, t, dt, bad, per, acc = buffers
-    picked_won = 2 * k <= n  # else pick the losers: the others win
-    _pick(branch(cs, _PICK_KEY), n, k if picked_won else n - k, bits, idx)
-    k = _collect(a, n, picked_won, bits, idx)
-    n_stages, code, p1, p2, tab = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6], funnel[7])
-    strips = (funnel[9], funnel[10], funnel[11])
-    _, gs_of, amount, age, by, strip_of = deals
-    end = float(day_period.shape[0])
-    gs = gs_of[a]
-    for w in range(k):
-        state[w] = derive(cs, np.uint64(idx[w]))
-    # The first stage, where each deal has its own age; then the later ones, fresh.
-    _stage(1, code[gs], p1[gs], p2[gs], tab[gs], strips, k, idx, age, strip_of, True, state, t, bad)
-    last = gs - gs % n_stages + n_stages
-    for c in range(gs + 1, last):
-        _stage(
-            c - gs + 1,
-            code[c],
-            p1[c],
-            p2[c],
-            tab[c],
-            strips,
-            k,
-            idx,
-            age,
-            strip_of,
-            False,
-            state,
-            dt,
-            bad,
-        )
-        for w in range(k):
-            t[w] += dt[w]
-    _values(funnel[8][gs], k, idx, amount, state, dt, bad)
-    # The close period of each winner (-1 after the horizon), then the sums: four
-    # interleaved accumulators, so that consecutive winners of one month do not wait
-    # on each other's additions.
-    last_day = day_period.shape[0] - 1
-    for w in range(k):
-        per[w] = day_period[min(np.int64(t[w]), last_day)] if t[w] < end else -1
-    acc.fill(0.0)
-    for w in range(k):
-        q = per[w]
-        if q >= 0:
-            acc[w & 3, q, 0] += dt[w]
-            acc[w & 3, q, 1] += 1.0
-    for q in range(acc.shape[1]):
-        out_rev[i, q, 0] += (acc[0, q, 0] + acc[1, q, 0]) + (acc[2, q, 0] + acc[3, q, 0])
-        out_won[i, q, 0] += (acc[0, q, 1] + acc[1, q, 1]) + (acc[2, q, 1] + acc[3, q, 1])
-    if out_rev.shape[2] > 1:
-        for w in range(k):
-            q = per[w]
-            if q >= 0:
-                out_rev[i, q, 1 + by[idx[w]]] += dt[w]
-                out_won[i, q, 1 + by[idx[w]]] += 1.0
+@jit
+def trial_win_probabilities(seed: np.uint64, trial0: int, funnel: tuple, out: np.ndarray) -> None:
+    """out[i]: trial ``trial0 + i``'s P(win | in stage) per (group, stage), as drawn by kernels."""
+    for i in range(out.shape[0]):
+        _win_probabilities(trial_state(seed, trial0 + i), funnel, out[i])
 
 
 @jit(parallel=True)
 def simulate_fast(
     seed: np.uint64,
     trial0: int,
-    funnel: tuple,
-    deals: tuple,
+    pwin: np.ndarray,
+    n_stages: int,
+    code: np.ndarray,
+    p1: np.ndarray,
+    p2: np.ndarray,
+    tab: np.ndarray,
+    value_sigma: np.ndarray,
+    edges: np.ndarray,
+    ratio: np.ndarray,
+    lf_max: np.ndarray,
+    gs_of: np.ndarray,
+    amount: np.ndarray,
+    age: np.ndarray,
+    by: np.ndarray,
+    strip_of: np.ndarray,
     cell_start: np.ndarray,
     window_cell: np.ndarray,
-    arrivals: tuple,
     day_period: np.ndarray,
     block: int,
     out_rev: np.ndarray,
     out_won: np.ndarray,
 ) -> None:
-    """Fast path of :func:`pipesim._kernels.simulate_trials` (same inputs and outputs).
+    """Add the open deals' revenue to ``out_rev``/``out_won``, as the per-deal kernel would.
 
-    ``cell_start`` holds the first deal of each cell (cells are runs of deals with
-    one ``gs`` inside a window of the deal table) and ends with the number of deals;
-    ``window_cell`` holds the first cell of each window and ends with the number of
-    cells. Parallel over blocks of ``block`` trials; within a block, window by
-    window, every trial of the block runs the window's cells. Each cell's draws come
-    from a stream keyed by (seed, trial, first deal of the cell), and each trial adds
-    its cells in table order, so the bits do not depend on threads or blocks.
+    Arrays as in :mod:`pipesim._kernels` (the funnel and deal tables taken apart, so
+    that each is its own argument); ``pwin`` from :func:`trial_win_probabilities`.
+    Arrivals are not simulated here (:mod:`pipesim.engines.fast` adds them after, as
+    the per-deal kernel does). ``cell_start`` holds the first deal of each cell
+    (runs of deals with one ``gs`` inside a window of the deal table) and ends with
+    the number of deals; ``window_cell`` holds the first cell of each window and ends
+    with the number of cells. Parallel over blocks of ``block`` trials; within a
+    block, window by window, every trial of the block runs the window's cells. Each
+    cell's draws come from a stream keyed by (seed, trial, first deal of the cell),
+    and each trial adds its cells in table order, so the bits do not depend on
+    threads or blocks.
     """
-    n_trials = out_rev.shape[0]
-    n_params = funnel[3].shape[0] * funnel[3].shape[1]
+    n_trials, n_periods = out_rev.shape[0], out_rev.shape[1]
+    end = float(day_period.shape[0])
+    last_day = day_period.shape[0] - 1
     width = 1
     for c in range(cell_start.shape[0] - 1):
         width = max(width, cell_start[c + 1] - cell_start[c])
-    gs_of = deals[1]
     n_blocks = (n_trials + block - 1) // block
+    # Per-block scratch, made here (see the module's note on vector loops).
+    idx = np.empty((n_blocks, width), dtype=np.int64)
+    state = np.empty((n_blocks, width), dtype=np.uint64)
+    t = np.empty((n_blocks, width))
+    dt = np.empty((n_blocks, width))
+    # Flags as bytes: numba's boolean arrays defeat the vectoriser.
+    bad = np.empty((n_blocks, width), dtype=np.uint8)
+    per = np.empty((n_blocks, width), dtype=np.int64)
+    bits = np.zeros((n_blocks, width // 64 + 1), dtype=np.uint64)
+    acc = np.zeros((n_blocks, 4, n_periods, 2))
     for b in prange(n_blocks):
         first = b * block
-        last = min(first + block, n_trials)
-        pwin = np.empty((last - first, n_params))
-        roots = np.empty(last - first, dtype=np.uint64)
-        bits = np.zeros(width // 64 + 1, dtype=np.uint64)
-        buffers = (
-            np.empty(width, dtype=np.int64),
-            np.empty(width, dtype=np.uint64),
-            np.empty(width),
-            np.empty(width),
-            np.empty(width, dtype=np.bool_),
-            np.empty(width, dtype=np.int64),
-            np.zeros((4, out_rev.shape[1], 2)),
-        )
-        for i in range(first, last):
-            ts = trial_state(seed, trial0 + i)
-            _win_probabilities(ts, funnel, pwin[i - first])
-            roots[i - first] = ts ^ _CELL_DOMAIN
+        stop = min(first + block, n_trials)
         for win in range(window_cell.shape[0] - 1):
-            for i in range(first, last):
+            for i in range(first, stop):
                 for c in range(window_cell[win], window_cell[win + 1]):
                     a = cell_start[c]
+                    n = cell_start[c + 1] - a
                     gs = gs_of[a]
-                    _cell(
-                        derive(roots[i - first], np.uint64(a)),
-                        pwin[i - first, gs],
-                        a,
-                        cell_start[c + 1] - a,
-                        funnel,
-                        deals,
-                        day_period,
-                        out_rev,
-                        out_won,
-                        i,
-                        bits,
-                        buffers,
-                    )
-        for i in range(first, last):
-            _arrivals(
-                trial_state(seed, trial0 + i),
-                pwin[i - first],
-                funnel,
-                arrivals,
-                day_period,
-                out_rev,
-                out_won,
-                i,
-            )
+                    cs = derive(trial_state(seed, trial0 + i) ^ _CELL_DOMAIN, np.uint64(a))
+                    k = binomial_inverse(to_unit(cs), n, pwin[i, gs])
+                    if k == 0:
+                        continue
+                    # Which deals win: pick the winners, or the losers when fewer.
+                    picked_won = 2 * k <= n
+                    _pick(branch(cs, _PICK_KEY), n, k if picked_won else n - k, bits, idx, b)
+                    k = _collect(a, n, picked_won, bits, idx, b)
+                    for w in range(k):
+                        state[b, w] = derive(cs, np.uint64(idx[b, w]))
+                    # When: the first stage, where each deal has its own age; then the
+                    # later stages, fresh, one stage for all winners at a time.
+                    _stage(
+                        1, code[gs], p1[gs], p2[gs], tab[gs], edges, ratio, lf_max,
+                        k, True, age, strip_of, idx, state, t, bad, b,
+                    )  # fmt: skip
+                    for s in range(gs + 1, gs - gs % n_stages + n_stages):
+                        _stage(
+                            s - gs + 1, code[s], p1[s], p2[s], tab[s], edges, ratio,
+                            lf_max, k, False, age, strip_of, idx, state, dt, bad, b,
+                        )  # fmt: skip
+                        for w in range(k):
+                            t[b, w] += dt[b, w]
+                    # For how much, and in which period (-1: after the horizon).
+                    _values(value_sigma[gs], k, idx, amount, state, dt, bad, b)
+                    for w in range(k):
+                        tw = t[b, w]
+                        per[b, w] = day_period[min(np.int64(tw), last_day)] if tw < end else -1
+                    # Sums: four interleaved accumulators, so that consecutive winners
+                    # of one month do not wait on each other's additions.
+                    for q in range(n_periods):  # (no acc[b] view: views defeat it too)
+                        for r in range(4):
+                            acc[b, r, q, 0] = 0.0
+                            acc[b, r, q, 1] = 0.0
+                    for w in range(k):
+                        q = per[b, w]
+                        if q >= 0:
+                            acc[b, w & 3, q, 0] += dt[b, w]
+                            acc[b, w & 3, q, 1] += 1.0
+                    for q in range(n_periods):
+                        out_rev[i, q, 0] += (acc[b, 0, q, 0] + acc[b, 1, q, 0]) + (
+                            acc[b, 2, q, 0] + acc[b, 3, q, 0]
+                        )
+                        out_won[i, q, 0] += (acc[b, 0, q, 1] + acc[b, 1, q, 1]) + (
+                            acc[b, 2, q, 1] + acc[b, 3, q, 1]
+                        )
+                    if out_rev.shape[2] > 1:
+                        for w in range(k):
+                            q = per[b, w]
+                            if q >= 0:
+                                out_rev[i, q, 1 + by[idx[b, w]]] += dt[b, w]
+                                out_won[i, q, 1 + by[idx[b, w]]] += 1.0

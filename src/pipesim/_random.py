@@ -79,6 +79,8 @@ _S10 = np.uint64(10)
 _S37 = np.uint64(37)
 _M27 = np.uint64((1 << 27) - 1)
 _TWO_M27 = 1.0 / (1 << 27)
+_TWO_P21 = float(1 << 21)
+_TWO_M21 = 1.0 / (1 << 21)
 
 
 @jit
@@ -269,17 +271,33 @@ def normal_tail(state: np.uint64, z0: float) -> tuple[np.uint64, float]:
 
 
 @jit(inline=True)
-def strip_candidate(
-    h: np.uint64, j: int, edges: np.ndarray, ratio: np.ndarray, t: int
-) -> tuple[float, float, bool]:
-    """A first point of strip j from 54 bits of a hash: (x, w, accepted by the squeeze).
+def strip_first(
+    h: np.uint64, j_lo: int, edges: np.ndarray, ratio: np.ndarray, t: int
+) -> tuple[int, float, float, float]:
+    """A draw's first strip and point from one hash: (strip j, x, w, squeeze ratio of strip j).
 
-    Bits 10-36 place the point in the strip, bits 37-63 are the accept test's uniform.
+    The point is accepted at once when ``w <= ratio`` (the squeeze).
+
+    A fresh draw (``j_lo`` 0): the low 10 bits pick one of the 1024 strips, bits 10-36
+    place the point in it and bits 37-63 are the accept test's uniform. An aged draw:
+    a 53-bit uniform times the strips left picks the strip, and its fractional part
+    (43 bits or more) gives the point (21 bits) and the accept uniform (the rest).
+    ``j`` may be the last strip (then x and the squeeze are meaningless: the caller
+    uses the tail sampler). No branches and no boolean in the result (numba's tuples
+    of booleans defeat LLVM's vectoriser), so that vector loops can replay it.
     """
-    v = (float((h >> _S10) & _M27) + 0.5) * _TWO_M27
-    w = float(h >> _S37) * _TWO_M27
-    x = edges[t, j] + v * (edges[t, j + 1] - edges[t, j])
-    return x, w, w <= ratio[t, j]
+    n = ratio.shape[1]
+    y = to_unit(h) * (n - j_lo)
+    jf = math.floor(y)
+    q = (y - jf) * _TWO_P21
+    qf = math.floor(q)
+    aged = j_lo > 0
+    j = j_lo + np.int64(jf) if aged else np.int64(h & _STRIP_MASK)
+    v = (qf + 0.5) * _TWO_M21 if aged else (float((h >> _S10) & _M27) + 0.5) * _TWO_M27
+    w = q - qf if aged else float(h >> _S37) * _TWO_M27
+    jj = min(j, n - 2)
+    x = edges[t, jj] + v * (edges[t, jj + 1] - edges[t, jj])
+    return j, x, w, ratio[t, jj]
 
 
 @jit(inline=True)
@@ -300,24 +318,17 @@ def gamma_strips(
     so that every strip keeps its probability. ``j_lo`` is the strip holding ``a``
     (the caller precomputes it): the strips below are skipped and a point of that
     strip below ``a`` rejects the whole draw. One hash gives the strip and the first
-    point of a fresh draw (its low 10 bits pick one of the 1024 strips); an aged draw
-    picks its strip with a 53-bit uniform and its first point with a second hash.
-    :func:`pipesim._fast_kernels` replays these first points in vector loops.
+    point (:func:`strip_first`); :mod:`pipesim._fast_kernels` replays those first
+    points in vector loops.
     """
     n = ratio.shape[1]
     while True:
         state = state + _GOLDEN
-        h = mix(state)
-        if j_lo == 0:
-            j = np.int64(h & _STRIP_MASK)
-        else:
-            j = np.int64(j_lo + int(to_unit(h) * (n - j_lo)))
-            state = state + _GOLDEN
-            h = mix(state)
+        j, x, w, squeeze = strip_first(mix(state), j_lo, edges, ratio, t)
+        squeezed = w <= squeeze
         if j >= n - 1:
             lower = edges[t, n - 1]
             return gamma_tail(state, shape, lower if lower > a else a)
-        x, w, squeezed = strip_candidate(h, j, edges, ratio, t)
         if j == 0 and shape < 1.0:
             squeezed = False
             w = -1.0  # the first strip of a shape below 1 has its own sampler below
@@ -341,6 +352,40 @@ def gamma_strips(
         # Then the condition X > a, by rejecting the whole draw.
         if x > a:
             return state, x
+
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.6931471803691238  # ln 2 split so that n * _LN2_HI is exact for |n| < 2**20
+_LN2_LO = 1.9082149292705877e-10
+_POW2 = np.array([2.0**e for e in range(-1022, 1024)])
+_EXP_COEF = tuple(1.0 / math.factorial(i) for i in range(13))
+
+
+@jit(inline=True)
+def exp_poly(x: float) -> float:
+    """e**x within 2 ulp for |x| < 700 (beyond: clamped), with no call: vector loops use it.
+
+    x = n ln 2 + r with |r| <= ln(2)/2; e**r by its Taylor polynomial of degree 12
+    (remainder < 2e-16 relative); 2**n from a table.
+    """
+    n = math.floor(x * _LOG2E + 0.5)
+    r = (x - n * _LN2_HI) - n * _LN2_LO
+    c = _EXP_COEF
+    p = c[12]
+    p = p * r + c[11]
+    p = p * r + c[10]
+    p = p * r + c[9]
+    p = p * r + c[8]
+    p = p * r + c[7]
+    p = p * r + c[6]
+    p = p * r + c[5]
+    p = p * r + c[4]
+    p = p * r + c[3]
+    p = p * r + c[2]
+    p = p * r + c[1]
+    p = p * r + c[0]
+    e = min(max(np.int64(n), -1022), 1023)
+    return p * _POW2[e + 1022]
 
 
 @jit

@@ -9,12 +9,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from pipesim import _fast_kernels
+from pipesim import _fast_kernels, _kernels
 from pipesim.engines.local import seed_bits
 from pipesim.prepare import Prepared
 from pipesim.progress import Progress
 
-BLOCK_WORK = 200_000_000  # deal-trials (equivalent) per block of a blocked run
+# Deal-trials (equivalent) per kernel call: about a second here, so that progress is
+# reported and Ctrl-C honoured between calls; each thread takes an equal share.
+BLOCK_WORK = 400_000_000
 WINDOW = 8192  # deals per window: the window's deal arrays and the winners' buffers fit in L2
 
 
@@ -54,20 +56,38 @@ def run(
     cells, windows = cell_starts(prepared, window)
     threads = numba.get_num_threads()
     per_trial = max(1, len(prepared.deals[0]) + 50 * len(prepared.arrivals[0]))
-    step = 4 * threads
-    size = -(-max(step, BLOCK_WORK // per_trial) // step) * step
+    size = -(-max(threads, BLOCK_WORK // per_trial) // threads) * threads
     for start in range(0, trials, size):
         stop = min(start + size, trials)
+        first = first_trial + start
+        pwin = np.empty((stop - start, len(prepared.funnel[4])))
+        _fast_kernels.trial_win_probabilities(seed_bits(seed), first, prepared.funnel, pwin)
+        block = -(-(stop - start) // threads)  # one block of trials per thread
+        funnel, deals = prepared.funnel, prepared.deals
         _fast_kernels.simulate_fast(
             seed_bits(seed),
-            first_trial + start,
-            prepared.funnel,
-            prepared.deals,
+            first,
+            pwin,
+            funnel[3].shape[1],
+            *funnel[4:12],
+            *deals[1:6],
             cells,
             windows,
+            prepared.day_period,
+            block,
+            rev[start:stop],
+            won[start:stop],
+        )
+        # Then each trial's arrivals, by the per-deal kernel (an empty deal table).
+        _kernels.simulate_trials(
+            seed_bits(seed),
+            first,
+            funnel,
+            tuple(a[:0] for a in deals),
             prepared.arrivals,
             prepared.day_period,
-            max(1, min(32, (stop - start) // step)),
+            block,
+            1,
             rev[start:stop],
             won[start:stop],
         )
