@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import pandas as pd
 
@@ -30,6 +30,9 @@ STAGE_COLUMNS = (
 DEAL_COLUMNS = ("deal_id", "stage", "amount", "days_in_stage")
 ARRIVAL_COLUMNS = ("period", "leads", "amount", "amount_cv", "leads_n")
 DWELL_DISTS = ("gamma", "lognormal")
+# Deals per chunk of the canonical deal order (file order, each chunk sorted by
+# group and stage for the kernels) and of reading a large deals.parquet.
+DEAL_CHUNK = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +98,25 @@ class Scenario:
         if not segs:
             return pd.Series(True, index=self.stages.index)
         return self.stages[segs].isna().all(axis=1)
+
+    @property
+    def deal_count(self) -> int:
+        """Number of open deals."""
+        return len(self.deals)
+
+    def deal_rows(
+        self, start: int, stop: int, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Validated deal rows ``start:stop`` (index: their row numbers in the book)."""
+        rows = self.deals.iloc[start:stop]
+        return rows if columns is None else rows[list(columns)]
+
+    def deal_chunks(
+        self, size: int = DEAL_CHUNK, columns: Sequence[str] | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """The deals in book order, ``size`` rows at a time (see :meth:`deal_rows`)."""
+        for start in range(0, self.deal_count, size):
+            yield self.deal_rows(start, min(start + size, self.deal_count), columns)
 
     def replace(self, **changes: object) -> Scenario:
         """Return a copy with some fields changed, validated again."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -207,6 +207,45 @@ def write_table_chunks(path: str | os.PathLike[str], chunks: Iterable[pd.DataFra
         raise
     os.replace(temp, final)
     return final
+
+
+def read_deal_rows(
+    path: str | os.PathLike[str],
+    start: int,
+    stop: int,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Rows ``start:stop`` of a deals table as stored (not validated), index = row numbers.
+
+    ``path`` is a scenario folder or its ``deals.parquet``. Only the row groups
+    holding those rows and only ``columns`` (default all) are read, so memory is
+    that of the rows asked for.
+    """
+    file = Path(path)
+    if file.is_dir():
+        file = file / "deals.parquet"
+    parquet = pq.ParquetFile(file)
+    meta = parquet.metadata
+    stop = min(stop, meta.num_rows)
+    start = min(max(start, 0), stop)
+    groups, first, offset = [], None, 0
+    for k in range(meta.num_row_groups):
+        size = meta.row_group(k).num_rows
+        if offset < stop and offset + size > start:
+            groups.append(k)
+            first = offset if first is None else first
+        offset += size
+    cols = None if columns is None else list(columns)
+    if groups:
+        table = parquet.read_row_groups(groups, columns=cols)
+        table = table.slice(start - (first or 0), stop - start)
+    else:
+        table = parquet.schema_arrow.empty_table()
+        if cols is not None:
+            table = table.select(cols)
+    frame = table.to_pandas()
+    frame.index = pd.RangeIndex(start, start + len(frame))
+    return frame
 
 
 def read_table_chunks(
