@@ -21,6 +21,22 @@ def stable_hash(labels: Sequence[str] | np.ndarray) -> np.ndarray:
 
 
 def deal_keys(ids: pd.Series | np.ndarray) -> np.ndarray:
-    """The key of each deal: :func:`stable_hash` of its ``deal_id`` written as text."""
-    values = pd.Series(np.asarray(ids, dtype=object))
-    return stable_hash(values.map(str).to_numpy(dtype=object))
+    """The key of each deal: :func:`stable_hash` of its ``deal_id`` written as text.
+
+    Integer ids are keyed by a numba kernel writing their decimal text straight
+    into the hash (no string per deal); text ids are hashed as they are; any
+    other id goes through ``str``. All three give the same key for the same text.
+    """
+    values = ids.to_numpy() if isinstance(ids, pd.Series) else np.asarray(ids)
+    if values.size == 0:
+        return np.empty(0, dtype=np.uint64)
+    if values.dtype.kind == "i" or (values.dtype.kind == "u" and values.max() < 2**63):
+        from pipesim._key_kernels import int_text_keys
+
+        out = np.empty(values.size, dtype=np.uint64)
+        int_text_keys(values.astype(np.int64), out)
+        return out
+    values = values.astype(object)
+    if pd.api.types.infer_dtype(values, skipna=False) != "string":
+        values = np.array([str(v) for v in values], dtype=object)
+    return stable_hash(values)

@@ -280,7 +280,9 @@ def _arrival_arrays(
     arr_by: np.ndarray,
 ) -> tuple:
     # Rows repeating the same month and segment get distinct random streams.
-    label_cols = arr.drop(columns=["leads", "amount", "amount_cv", "leads_n"]).astype(str)
+    # (Element by element: a missing segment value reads "None", never NaN.)
+    label_cols = arr.drop(columns=["leads", "amount", "amount_cv", "leads_n"]).astype(object)
+    label_cols = label_cols.map(str)
     labels = pd.Series(["|".join(row) for row in label_cols.itertuples(index=False)], dtype=object)
     occurrence = labels.groupby(labels).cumcount().to_numpy()
     t0 = bounds[months]
