@@ -288,3 +288,27 @@ def test_cli_bad_row_past_the_first_chunk_exits_2_writing_nothing(tmp_path):
     assert f"row {bad + 1} (-3.0)" in run.output and "'amount'" in run.output
     assert "Traceback" not in run.output
     assert not out.exists()
+
+
+def test_progress_counts_every_trial_over_the_chunks(book):
+    from pipesim.progress import Progress
+
+    disk = _on_disk(book)
+    counter = Progress(130, enabled=False)
+    chunked.run(disk, prepare_context(disk), 130, seed=1, progress=counter, chunk=CHUNK)
+    assert counter.done == 130
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_book_read_from_disk_stops_promptly_and_writes_nothing(tmp_path):
+    from test_progress import _run_on_pty
+
+    folder = _big_book(tmp_path / "big")
+    out = tmp_path / "out"
+    code, text, after_signal = _run_on_pty(
+        [str(folder), "--trials", "20000"], out, interrupt_after=lambda t: b"trial" in t
+    )
+    assert code == 130, text
+    assert "Interrupted: no results written." in text and "Traceback" not in text
+    assert after_signal < 5.0  # a block of trials is ~0.3 s of work on one core
+    assert not out.exists() or not any(out.iterdir())
