@@ -273,7 +273,7 @@ def normal_tail(state: np.uint64, z0: float) -> tuple[np.uint64, float]:
 @jit(inline=True)
 def strip_first(
     h: np.uint64, j_lo: int, edges: np.ndarray, ratio: np.ndarray, t: int
-) -> tuple[int, float, float, float]:
+) -> tuple[Any, float, float, float]:
     """A draw's first strip and point from one hash: (strip j, x, w, squeeze ratio of strip j).
 
     The point is accepted at once when ``w <= ratio`` (the squeeze).
@@ -384,7 +384,7 @@ def exp_poly(x: float) -> float:
     p = p * r + c[2]
     p = p * r + c[1]
     p = p * r + c[0]
-    e = min(max(np.int64(n), -1022), 1023)
+    e: int = min(max(int(n), -1022), 1023)
     return p * _POW2[e + 1022]
 
 
