@@ -10,7 +10,7 @@ from click.testing import CliRunner
 import pipesim
 from pipesim import storage
 from pipesim.cli import main
-from pipesim.engines import chunked, local
+from pipesim.engines import chunked, fast, local
 from pipesim.errors import ScenarioError
 from pipesim.keys import deal_keys, stable_hash
 from pipesim.model import DEAL_CHUNK
@@ -123,6 +123,30 @@ def test_chunk_by_chunk_gives_the_in_memory_bits(book, by):
     np.testing.assert_array_equal(rev1, rev0)
     np.testing.assert_array_equal(won1, won0)
     assert rev0[:, :, 0].sum() > 0 and rev0.shape[2] == 1 + (len(prepare(memory, by).by_values))
+
+
+@pytest.mark.parametrize("by", [(), ("region",)])
+def test_fast_path_chunk_by_chunk_gives_its_in_memory_bits(book, by):
+    # Windows of 250 deals divide the chunks of 1,000, so the cells (and their streams,
+    # keyed by their first deal in the book) are the same in both.
+    memory, disk = storage.load_scenario(book), _on_disk(book)
+    rev0, won0 = fast.run(prepare(memory, by, chunk=CHUNK), 96, seed=7, window=250)
+    context = prepare_context(disk, by)
+    rev1, won1 = chunked.run(disk, context, 96, seed=7, chunk=CHUNK, engine="fast", window=250)
+    np.testing.assert_array_equal(rev1, rev0)
+    np.testing.assert_array_equal(won1, won0)
+    # Same law as the per-deal kernel's whole-book mean (Z standard errors of the
+    # difference; T = 96 trials each, different draws).
+    a, b = rev0[:, :, 0].sum(axis=1), local.run(prepare(memory, by), 96, seed=8)[0][:, :, 0].sum(1)
+    se = np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+    assert abs(a.mean() - b.mean()) <= 4.5 * se
+
+
+def test_simulate_fast_engine_reads_a_book_on_disk_by_chunks(book):
+    disk = _on_disk(book, chunk=CHUNK)
+    result = pipesim.simulate(disk, trials=64, seed=3, engine="fast")
+    assert disk.deal_table is None  # never read whole
+    assert result.revenue[:, :, 0].sum() > 0
 
 
 def test_canonical_order_sorts_each_chunk_by_group_and_stage(book):

@@ -68,7 +68,7 @@ def test_cells_follow_the_sorted_deals_inside_windows(demo):
     prepared = prepare(demo)
     gs = prepared.deals[1]
     for window in (64, 1000, fast.WINDOW):
-        starts, windows = fast.cell_starts(prepared, window)
+        starts, windows = fast.cell_starts(prepared.deals, window)
         assert starts[0] == 0 and starts[-1] == gs.size
         for a, e in itertools.pairwise(starts):
             assert np.all(gs[a:e] == gs[a])  # one path through the funnel per cell

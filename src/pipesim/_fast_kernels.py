@@ -311,6 +311,7 @@ def trial_win_probabilities(seed: np.uint64, trial0: int, funnel: tuple, out: np
 def simulate_fast(
     seed: np.uint64,
     trial0: int,
+    deal0: int,
     pwin: np.ndarray,
     n_stages: int,
     code: np.ndarray,
@@ -343,7 +344,8 @@ def simulate_fast(
     the number of deals; ``window_cell`` holds the first cell of each window and ends
     with the number of cells. Parallel over blocks of ``block`` trials; within a
     block, window by window, every trial of the block runs the window's cells. Each
-    cell's draws come from a stream keyed by (seed, trial, first deal of the cell),
+    cell's draws come from a stream keyed by (seed, trial, first deal of the cell in
+    the book: ``deal0`` is the book's index of this table's first deal),
     and each trial adds its cells in table order, so the bits do not depend on
     threads or blocks.
     """
@@ -373,7 +375,8 @@ def simulate_fast(
                     a = cell_start[c]
                     n = cell_start[c + 1] - a
                     gs = gs_of[a]
-                    cs = derive(trial_state(seed, trial0 + i) ^ _CELL_DOMAIN, np.uint64(a))
+                    root = trial_state(seed, trial0 + i) ^ _CELL_DOMAIN
+                    cs = derive(root, np.uint64(deal0 + a))
                     k = binomial_inverse(to_unit(cs), n, pwin[i, gs])
                     if k == 0:
                         continue
@@ -382,7 +385,7 @@ def simulate_fast(
                     _pick(branch(cs, _PICK_KEY), n, k if picked_won else n - k, bits, idx, b)
                     k = _collect(a, n, picked_won, bits, idx, b)
                     for w in range(k):
-                        state[b, w] = derive(cs, np.uint64(idx[b, w]))
+                        state[b, w] = derive(cs, np.uint64(idx[b, w] - a))  # place in the cell
                     # When: the first stage, where each deal has its own age; then the
                     # later stages, fresh, one stage for all winners at a time.
                     _stage(

@@ -64,14 +64,14 @@ def simulate(
         raise PipesimError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}.")
     cols = _as_tuple(by)
     bar = Progress(trials, enabled=progress)
-    if engine == "numba" and not scenario.deals_in_memory:
+    if engine in ("numba", "fast") and not scenario.deals_in_memory:
         # A book on disk: one chunk of deals in memory at a time, the same bits.
         from pipesim.engines import chunked
 
         context = prepare_context(scenario, cols)
         prepared = context.prepared
         with bar:
-            revenue, won = chunked.run(scenario, context, trials, seed, bar)
+            revenue, won = chunked.run(scenario, context, trials, seed, bar, engine=engine)
     elif engine == "numba":
         from pipesim.engines import local
 

@@ -1,11 +1,12 @@
-"""The local engine over a book read chunk by chunk: memory of one chunk, the same bits.
+"""The local and fast engines over a book read chunk by chunk: memory of one chunk, same bits.
 
 Each chunk of deals is read once (``Scenario.deal_chunks``), turned into its
 kernel table (:func:`pipesim.prepare.prepare_deals`) and run for every trial,
 in blocks of trials between which progress is reported and Ctrl-C honoured;
 then the arrivals. Every trial adds its deals in the canonical order, then its
 arrivals, so the arrays are the same bits as :func:`pipesim.engines.local.run`
-on ``prepare(scenario)`` with the same chunk size. Memory: one chunk of deals
+on ``prepare(scenario)`` with the same chunk size (and as
+:func:`pipesim.engines.fast.run` with ``engine="fast"``). Memory: one chunk of deals
 plus the per-trial totals (trials x periods x (1 + by-groups)).
 """
 
@@ -16,7 +17,7 @@ import time
 
 import numpy as np
 
-from pipesim.engines import local
+from pipesim.engines import fast, local
 from pipesim.model import DEAL_CHUNK, Scenario
 from pipesim.prepare import DealContext, prepare_deals
 from pipesim.progress import Progress
@@ -32,6 +33,8 @@ def run(
     first_trial: int = 0,
     chunk: int = DEAL_CHUNK,
     timings: dict[str, float] | None = None,
+    engine: str = "numba",
+    window: int = fast.WINDOW,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Simulate trials ``first_trial ..`` of ``scenario`` chunk by chunk; arrays as ``local.run``.
 
@@ -51,6 +54,11 @@ def run(
     timings : dict, optional
         Receives ``read_prepare`` (seconds reading and preparing chunks) and
         ``simulate`` (seconds in the kernel).
+    engine : {"numba", "fast"}
+        The per-deal kernel, or the fast path (winners only) for the deals.
+    window : int
+        The fast path's window (a divisor of ``chunk``, as the defaults are, gives
+        the same bits as :func:`pipesim.engines.fast.run` on the whole book).
     """
     prepared = context.prepared
     rev = np.zeros((trials, len(prepared.periods), 1 + len(prepared.by_values)))
@@ -60,16 +68,19 @@ def run(
     done = 0
     spent = {"read_prepare": 0.0, "simulate": 0.0}
 
-    def one_pass(deals: tuple, arrivals: tuple) -> None:
+    def one_pass(deals: tuple, arrivals: tuple, deal0: int) -> None:
         nonlocal shown, done
         part = dataclasses.replace(prepared, deals=deals, arrivals=arrivals)
-        size = local.block_trials(part)
+        winners_only = engine == "fast" and len(deals[0]) > 0
+        size = fast.block_trials(part, len(deals[0])) if winners_only else local.block_trials(part)
         for start in range(0, trials, size):
             stop = min(start + size, trials)
             t0 = time.perf_counter()
-            local.accumulate(
-                part, deals, arrivals, seed, first_trial + start, rev[start:stop], won[start:stop]
-            )
+            first, r, w = first_trial + start, rev[start:stop], won[start:stop]
+            if winners_only:
+                fast.accumulate(part, deals, seed, first, r, w, deal0=deal0, window=window)
+            else:
+                local.accumulate(part, deals, arrivals, seed, first, r, w)
             spent["simulate"] += time.perf_counter() - t0
             done += stop - start
             if progress is not None and done // passes > shown:
@@ -78,13 +89,13 @@ def run(
 
     no_arrivals = local.take_rows(prepared.arrivals, 0, 0)
     t0 = time.perf_counter()
-    for rows in scenario.deal_chunks(chunk, columns=context.deal_columns):
+    for number, rows in enumerate(scenario.deal_chunks(chunk, columns=context.deal_columns)):
         deals = prepare_deals(context, rows)
         del rows
         spent["read_prepare"] += time.perf_counter() - t0
-        one_pass(deals, no_arrivals)
+        one_pass(deals, no_arrivals, number * chunk)
         t0 = time.perf_counter()
-    one_pass(local.take_rows(prepared.deals, 0, 0), prepared.arrivals)
+    one_pass(local.take_rows(prepared.deals, 0, 0), prepared.arrivals, 0)
     if progress is not None and trials > shown:
         progress.update(trials - shown)
     if timings is not None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from pipesim import _fast_kernels, _kernels
+from pipesim import _fast_kernels
+from pipesim.engines import local
 from pipesim.engines.local import seed_bits
 from pipesim.prepare import Prepared
 from pipesim.progress import Progress
@@ -20,14 +21,15 @@ BLOCK_WORK = 400_000_000
 WINDOW = 8192  # deals per window: the window's deal arrays and the winners' buffers fit in L2
 
 
-def cell_starts(prepared: Prepared, window: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
+def cell_starts(deals: tuple, window: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
     """Cells (runs of one ``gs`` inside a window of ``window`` deals) and each window's first cell.
 
-    Returns ``(cell_start, window_cell)``: the first deal of each cell, then the number
-    of deals; the first cell of each window, then the number of cells. Both depend on
-    the book only (not on threads), so the cells' random streams do too.
+    ``deals`` is a kernel deal table. Returns ``(cell_start, window_cell)``: the first
+    deal of each cell, then the number of deals; the first cell of each window, then
+    the number of cells. Both depend on the book only (not on threads), so the cells'
+    random streams do too.
     """
-    gs = prepared.deals[1]
+    gs = deals[1]
     n = gs.size
     if n == 0:
         return np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
@@ -37,6 +39,54 @@ def cell_starts(prepared: Prepared, window: int = WINDOW) -> tuple[np.ndarray, n
     cell_start = np.concatenate([starts, [n]]).astype(np.int64)
     window_cell = np.concatenate([np.searchsorted(starts, bounds), [starts.size]]).astype(np.int64)
     return cell_start, window_cell
+
+
+def block_trials(prepared: Prepared, n_deals: int, threads: int | None = None) -> int:
+    """Trials per kernel call on ``n_deals`` deals: about ``BLOCK_WORK``, a multiple of threads."""
+    threads = threads or numba.get_num_threads()
+    per_trial = max(1, n_deals + 50 * len(prepared.arrivals[0]))
+    return -(-max(threads, BLOCK_WORK // per_trial) // threads) * threads
+
+
+def accumulate(
+    prepared: Prepared,
+    deals: tuple,
+    seed: int,
+    first_trial: int,
+    rev: np.ndarray,
+    won: np.ndarray,
+    *,
+    deal0: int = 0,
+    window: int = WINDOW,
+) -> None:
+    """Add the given deals' revenue to ``rev``/``won`` (trials ``first_trial ..``), no arrivals.
+
+    ``deals`` is a kernel deal table of ``prepared``'s layout whose first row is deal
+    ``deal0`` of the book (cells' streams are keyed by their first deal in the book,
+    so a book run chunk by chunk gives the same bits as in one piece with the same
+    chunks, and no two cells share a stream).
+    """
+    cells, windows = cell_starts(deals, window)
+    trials = rev.shape[0]
+    threads = numba.get_num_threads()
+    pwin = np.empty((trials, len(prepared.funnel[4])))
+    _fast_kernels.trial_win_probabilities(seed_bits(seed), first_trial, prepared.funnel, pwin)
+    funnel = prepared.funnel
+    _fast_kernels.simulate_fast(
+        seed_bits(seed),
+        first_trial,
+        deal0,
+        pwin,
+        funnel[3].shape[1],
+        *funnel[4:12],
+        *deals[1:6],
+        cells,
+        windows,
+        prepared.day_period,
+        -(-trials // threads),  # one block of trials per thread
+        rev,
+        won,
+    )
 
 
 def run(
@@ -53,43 +103,16 @@ def run(
     width = 1 + len(prepared.by_values)
     rev = np.zeros((trials, n_periods, width))
     won = np.zeros((trials, n_periods, width))
-    cells, windows = cell_starts(prepared, window)
-    threads = numba.get_num_threads()
-    per_trial = max(1, len(prepared.deals[0]) + 50 * len(prepared.arrivals[0]))
-    size = -(-max(threads, BLOCK_WORK // per_trial) // threads) * threads
+    size = block_trials(prepared, len(prepared.deals[0]))
+    no_deals = local.take_rows(prepared.deals, 0, 0)
     for start in range(0, trials, size):
         stop = min(start + size, trials)
         first = first_trial + start
-        pwin = np.empty((stop - start, len(prepared.funnel[4])))
-        _fast_kernels.trial_win_probabilities(seed_bits(seed), first, prepared.funnel, pwin)
-        block = -(-(stop - start) // threads)  # one block of trials per thread
-        funnel, deals = prepared.funnel, prepared.deals
-        _fast_kernels.simulate_fast(
-            seed_bits(seed),
-            first,
-            pwin,
-            funnel[3].shape[1],
-            *funnel[4:12],
-            *deals[1:6],
-            cells,
-            windows,
-            prepared.day_period,
-            block,
-            rev[start:stop],
-            won[start:stop],
-        )
-        # Then each trial's arrivals, by the per-deal kernel (an empty deal table).
-        _kernels.simulate_trials(
-            seed_bits(seed),
-            first,
-            funnel,
-            tuple(a[:0] for a in deals),
-            prepared.arrivals,
-            prepared.day_period,
-            block,
-            1,
-            rev[start:stop],
-            won[start:stop],
+        accumulate(prepared, prepared.deals, seed, first, rev[start:stop], won[start:stop],
+                   window=window)  # fmt: skip
+        # Then each trial's arrivals, by the per-deal kernel (as it adds them: last).
+        local.accumulate(
+            prepared, no_deals, prepared.arrivals, seed, first, rev[start:stop], won[start:stop]
         )
         if progress is not None:
             progress.update(stop - start)
