@@ -21,6 +21,7 @@ import pipesim
 from pipesim import storage
 from pipesim.benchmark import write_bench_book
 from pipesim.engines import dask as dask_engine
+from pipesim.engines import dask_worker
 from pipesim.prepare import prepare
 from pipesim.progress import Progress
 
@@ -50,7 +51,7 @@ def cluster():
 
 
 def _loaded_on_workers(client, digest):
-    return client.run(lambda: digest in dask_engine._SCENARIOS)
+    return client.run(dask_worker.loaded, digest)
 
 
 def test_bit_identical_to_the_local_engine_reading_from_the_path(cluster, demo):

@@ -20,26 +20,22 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import numba
 import numpy as np
 import pandas as pd
 
+from pipesim.engines import local
 from pipesim.errors import PipesimError
 from pipesim.model import Scenario
-from pipesim.prepare import Prepared, prepare
+from pipesim.prepare import Prepared
 from pipesim.progress import Progress
 
-SHARD_WORK = 100_000_000  # deal-trials per shard: a few seconds on one core
+SHARD_WORK = 100_000_000  # deal-trials per step of a shard: a few seconds on one core
+DEAL_CHUNK = 1_000_000  # deal rows per deal chunk
 ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
-
-# Worker side: one kernel at a time per worker process, prepared books cached.
-_LOCK = threading.Lock()
-_SCENARIOS: dict[str, Scenario] = {}
-_PREPARED: dict[tuple[str, tuple[str, ...]], Prepared] = {}
 
 
 def fingerprint(scenario: Scenario) -> str:
@@ -53,66 +49,20 @@ def fingerprint(scenario: Scenario) -> str:
     return digest.hexdigest()
 
 
-def shard_trials(prepared: Prepared) -> int:
-    """Trials per shard, from the size of the book only (never from the cluster)."""
-    per_trial = max(1, len(prepared.deals[0]) + 50 * len(prepared.arrivals[0]))
+def deal_chunks(n_deals: int, deal_chunk: int = DEAL_CHUNK) -> list[tuple[int, int]]:
+    """Row ranges of the book's deal chunks (one, maybe empty, for a small book)."""
+    starts = range(0, max(n_deals, 1), deal_chunk)
+    return [(a, min(a + deal_chunk, n_deals)) for a in starts]
+
+
+def shard_trials(prepared: Prepared, deal_chunk: int = DEAL_CHUNK) -> int:
+    """Trials per shard, from the size of the book only (never from the cluster).
+
+    About ``SHARD_WORK`` deal-trials per step (one deal chunk for one block of trials).
+    """
+    rows = min(len(prepared.deals[0]), deal_chunk)
+    per_trial = max(1, rows + 50 * len(prepared.arrivals[0]))
     return int(min(1_000, max(1, SHARD_WORK // per_trial)))
-
-
-def _load_on_worker(path: str, digest: str) -> bool:
-    """On a worker: read the scenario folder; True when its content matches ``digest``."""
-    from pipesim import storage
-
-    with _LOCK:
-        if digest in _SCENARIOS:
-            return True
-        try:
-            scenario = storage.load_scenario(path)
-        except PipesimError:
-            return False
-        if fingerprint(scenario) != digest:
-            return False
-        _SCENARIOS.clear()
-        _PREPARED.clear()
-        _SCENARIOS[digest] = scenario
-        return True
-
-
-def _worker_threads() -> int:
-    try:
-        from distributed import get_worker
-
-        threads = int(get_worker().state.nthreads)
-    except (ImportError, ValueError, AttributeError):
-        threads = numba.get_num_threads()
-    return max(1, min(threads, int(numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
-
-
-def _run_shard(
-    source: Scenario | str,
-    digest: str,
-    by: tuple[str, ...],
-    seed: int,
-    first: int,
-    count: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """On a worker: trials ``first .. first + count`` of the scenario (a Scenario or a path)."""
-    from pipesim.engines import local
-
-    if isinstance(source, str) and not _load_on_worker(source, digest):
-        raise PipesimError(
-            f"{source}: this Dask worker cannot read the scenario folder, or reads other "
-            "content than the client; use storage every worker shares, or pass the scenario "
-            "from memory."
-        )
-    with _LOCK:
-        scenario = source if isinstance(source, Scenario) else _SCENARIOS[digest]
-        key = (digest, by)
-        if key not in _PREPARED:
-            _PREPARED.clear()
-            _PREPARED[key] = prepare(scenario, by)
-        numba.set_num_threads(_worker_threads())
-        return local.run(_PREPARED[key], count, seed, first_trial=first)
 
 
 def connect(address: str | None = None) -> tuple[Any, Any]:
@@ -158,6 +108,7 @@ def run(
     address: str | None = None,
     progress: Progress | None = None,
     shard: int | None = None,
+    deal_chunk: int = DEAL_CHUNK,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Simulate ``trials`` trials on a Dask cluster; the same bits as :func:`local.run`.
 
@@ -166,7 +117,8 @@ def run(
     scenario : Scenario
         The book; workers read it from ``scenario.path`` when they all see the same files.
     prepared : Prepared
-        ``prepare(scenario, by)`` on the client (for the shapes of the result).
+        ``prepare(scenario, by)`` on the client (shapes of the result; the deal
+        chunks sent to the workers when they cannot read the folder).
     trials, seed : int
         As for :func:`pipesim.simulate`.
     by : sequence of str
@@ -176,58 +128,83 @@ def run(
     address : str, optional
         Scheduler address, e.g. ``tcp://10.0.0.5:8786``.
     progress : Progress, optional
-        Told about each finished shard.
+        Told about finished trials (a block's share after each of its steps).
     shard : int, optional
         Trials per shard (default :func:`shard_trials`); changes no number.
+    deal_chunk : int
+        Deal rows per deal chunk; changes no number.
     """
     from distributed import as_completed
+
+    from pipesim.engines import dask_worker
 
     own = client is None
     cluster = None
     if own:
         client, cluster = connect(address)
     futures: list[Any] = []
+    held: list[Any] = []
     try:
         digest = fingerprint(scenario)
-        source: Any = None
+        chunks = deal_chunks(len(prepared.deals[0]), deal_chunk)
+        book: Any = None
+        tables: list[Any] = [None] * len(chunks)
         if scenario.path and os.path.isdir(scenario.path):
             path = os.path.abspath(scenario.path)
-            seen = client.run(_load_on_worker, path, digest)
+            seen = client.run(dask_worker.load, path, digest)
             if seen and all(seen.values()):
-                source = path
-        if source is None:
-            source = client.scatter(scenario, broadcast=True)
-        size = shard or shard_trials(prepared)
+                book = path
+        if book is None:
+            # Each chunk's kernel table to one worker; the small context to all.
+            book = client.scatter(dask_worker.without_deals(prepared), broadcast=True)
+            tables = client.scatter([local.take_rows(prepared.deals, a, z) for a, z in chunks])
+            held = [book, *tables]
+        size = shard or shard_trials(prepared, deal_chunk)
         n_periods, width = len(prepared.periods), 1 + len(prepared.by_values)
         rev = np.zeros((trials, n_periods, width))
         won = np.zeros((trials, n_periods, width))
-        starts = range(0, trials, size)
-        futures = [
-            client.submit(
-                _run_shard,
-                source,
-                digest,
-                tuple(by),
-                seed,
-                first,
-                min(size, trials - first),
-                key=f"pipesim-shard-{digest[:12]}-{seed}-{first}-{size}-{os.getpid()}-{id(rev)}",
-                pure=False,
-            )
-            for first in starts
-        ]
-        where = {f.key: first for f, first in zip(futures, starts, strict=True)}
+        blocks = [(first, min(size, trials - first)) for first in range(0, trials, size)]
+        token = uuid.uuid4().hex[:12]
+        # Chunk after chunk: a block's steps run in order, blocks side by side. Earlier
+        # chunks are submitted first, so a worker tends to finish a chunk before the next.
+        last: list[Any] = [None] * len(blocks)
+        step_of: dict[str, tuple[int, int]] = {}
+        for c, rows in enumerate(chunks):
+            for b, (first, count) in enumerate(blocks):
+                future = client.submit(
+                    dask_worker.step,
+                    book,
+                    digest,
+                    tuple(by),
+                    seed,
+                    first,
+                    count,
+                    rows,
+                    tables[c],
+                    last[b],
+                    c == len(chunks) - 1,
+                    key=f"pipesim-step-{token}-{b}-{c}",
+                    pure=False,
+                )
+                last[b] = future
+                step_of[future.key] = (b, c)
+                futures.append(future)
+        credited = [0] * len(blocks)
         for future in as_completed(futures):
-            first = where[future.key]
-            r, w = future.result()
-            rev[first : first + len(r)] = r
-            won[first : first + len(w)] = w
+            b, c = step_of[future.key]
+            first, count = blocks[b]
+            if c == len(chunks) - 1:
+                r, w = future.result()
+                rev[first : first + count] = r
+                won[first : first + count] = w
             future.release()
-            if progress is not None:
-                progress.update(len(r))
+            share = count * (c + 1) // len(chunks)
+            if progress is not None and share > credited[b]:
+                progress.update(share - credited[b])
+            credited[b] = share
         return rev, won
     finally:
-        for future in futures:
+        for future in futures + held:
             future.cancel()
         if own:
             client.close()
