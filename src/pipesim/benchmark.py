@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipesim.model import DEAL_CHUNK
+
 STAGES = ("Lead", "Qualified", "Visited", "Offer", "Negotiation")
 REGIONS = ("North", "South", "East", "West")
 CHUNK = 1_000_000
@@ -107,11 +109,20 @@ class BenchReport:
     run_seconds: float
     peak_rss_bytes: int
     machine: str
+    deals_on_disk: bool = False
 
     @property
     def deal_trials_per_second(self) -> float:
         """Open deals x trials per second of simulation."""
         return self.deals * self.trials / self.run_seconds
+
+    def _where(self) -> str:
+        if self.deals_on_disk:
+            return (
+                f"on disk, read {DEAL_CHUNK:,} at a time (prepare includes reading "
+                "the chunks again while simulating)"
+            )
+        return "in memory"
 
     def text(self) -> str:
         """The report as lines of text."""
@@ -121,6 +132,7 @@ class BenchReport:
                 f"book: {self.deals:,} open deals x {self.trials:,} trials x {self.months} months"
                 f" (engine {self.engine})",
                 f"first kernel call (compile or cache load): {self.compile_seconds:.2f} s",
+                f"deals: {self._where()}",
                 f"read and validate: {self.load_seconds:.2f} s, "
                 f"prepare: {self.prepare_seconds:.2f} s",
                 f"simulate: {self.run_seconds:.2f} s = "
@@ -205,25 +217,39 @@ def bench(
     with tempfile.TemporaryDirectory(prefix="pipesim-bench-") as tmp:
         folder = write_bench_book(Path(tmp) / "book", deals, months)
         start = time.perf_counter()
-        scenario = storage.load_scenario(folder)
+        scenario = storage.load_scenario(folder)  # on disk when over DEAL_CHUNK deals
         loaded = time.perf_counter() - start
-        start = time.perf_counter()
-        prepared = prepare(scenario)
-        prepare_s = time.perf_counter() - start
-        start = time.perf_counter()
-        with Progress(trials, enabled=progress) as bar:
-            if engine == "fast":
-                from pipesim.engines import fast
+        if engine == "numba" and not scenario.deals_in_memory:
+            from pipesim.engines import chunked
+            from pipesim.prepare import prepare_context
 
-                fast.run(prepared, trials, seed, progress=bar)
-            elif engine == "dask":
-                from pipesim.engines import dask
+            start = time.perf_counter()
+            context = prepare_context(scenario)
+            prepare_s = time.perf_counter() - start
+            spent: dict[str, float] = {}
+            with Progress(trials, enabled=progress) as bar:
+                chunked.run(scenario, context, trials, seed, bar, timings=spent)
+            prepare_s += spent["read_prepare"]
+            run_s = spent["simulate"]
+        else:
+            start = time.perf_counter()
+            prepared = prepare(scenario)
+            prepare_s = time.perf_counter() - start
+            start = time.perf_counter()
+            with Progress(trials, enabled=progress) as bar:
+                if engine == "fast":
+                    from pipesim.engines import fast
 
-                dask.run(scenario, prepared, trials, seed, progress=bar)
-            else:
-                local.run_blocks(prepared, trials, seed, bar)
-        run_s = time.perf_counter() - start
+                    fast.run(prepared, trials, seed, progress=bar)
+                elif engine == "dask":
+                    from pipesim.engines import dask
+
+                    dask.run(scenario, prepared, trials, seed, progress=bar)
+                else:
+                    local.run_blocks(prepared, trials, seed, bar)
+            run_s = time.perf_counter() - start
+        on_disk = not scenario.deals_in_memory and engine == "numba"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return BenchReport(
-        deals, trials, months, engine, compile_s, loaded, prepare_s, run_s, peak, machine()
+        deals, trials, months, engine, compile_s, loaded, prepare_s, run_s, peak, machine(), on_disk
     )

@@ -266,7 +266,7 @@ def calibrate(
     click.echo(cal.summary())
     sc = cal.scenario
     click.echo(
-        f"\nWrote {out}: {len(sc.funnel)} stage(s), {len(sc.deals):,} open deals, "
+        f"\nWrote {out}: {len(sc.funnel)} stage(s), {sc.deal_count:,} open deals, "
         f"{len(sc.arrivals):,} arrival rows, as of {sc.as_of}. Run it with: pipesim run {out}"
     )
 

@@ -75,7 +75,7 @@ def run_report(result: Result) -> str:
     cur = f" ({sc.currency})" if sc.currency else ""
     head = [
         f"pipesim · {sc.name or 'scenario'} · as of {sc.as_of} · {sc.horizon_months} months · "
-        f"{len(sc.deals):,} open deals · {result.trials_count:,} trials · seed {result.seed}",
+        f"{sc.deal_count:,} open deals · {result.trials_count:,} trials · seed {result.seed}",
     ]
     whole = result.summary()
     header = ["period", f"revenue mean{cur}", "P10", "P50", "P90", "won mean", "P10", "P50", "P90"]

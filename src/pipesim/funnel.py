@@ -30,9 +30,14 @@ def funnel_table(scenario: Scenario) -> pd.DataFrame:
     stages = scenario.stages.loc[scenario.default_rows]
     names = [str(s) for s in stages["stage"]]
     conversion = stages["conversion"].to_numpy(dtype=float)
-    by_stage = scenario.deals.groupby("stage", sort=False)["amount"]
-    counts = by_stage.size().reindex(names, fill_value=0)
-    values = by_stage.sum().reindex(names, fill_value=0.0)
+    if scenario.deal_source is not None:  # a book on disk: totals made while checking it
+        deals, value = scenario.deal_source.stage_totals()
+        counts = pd.Series(deals, dtype=np.int64).reindex(names, fill_value=0)
+        values = pd.Series(value, dtype=float).reindex(names, fill_value=0.0)
+    else:
+        by_stage = scenario.deals.groupby("stage", sort=False)["amount"]
+        counts = by_stage.size().reindex(names, fill_value=0)
+        values = by_stage.sum().reindex(names, fill_value=0.0)
     win = np.cumprod(conversion[::-1])[::-1]
     return pd.DataFrame(
         {

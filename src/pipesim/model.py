@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
 from pipesim import validation
 from pipesim.calendar import to_date
+from pipesim.deal_checks import check_deals
 
 STAGE_COLUMNS = (
     "stage",
@@ -30,6 +32,9 @@ STAGE_COLUMNS = (
 DEAL_COLUMNS = ("deal_id", "stage", "amount", "days_in_stage")
 ARRIVAL_COLUMNS = ("period", "leads", "amount", "amount_cv", "leads_n")
 DWELL_DISTS = ("gamma", "lognormal")
+# Deals per chunk of the canonical deal order (file order, each chunk sorted by
+# group and stage for the kernels) and of reading a large deals.parquet.
+DEAL_CHUNK = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +50,10 @@ class Scenario:
         ``conversion_n`` and the segment columns.
     deals : DataFrame
         The open deals: ``deal_id``, ``stage``, ``amount``, ``days_in_stage``
-        and segment columns.
+        and segment columns. A large book loaded from a folder may stay on disk
+        (``deal_source`` set): then ``deals`` reads the whole table each time it
+        is used; prefer :attr:`deal_count`, :meth:`deal_chunks` and :meth:`deal_rows`,
+        which never hold more than the rows asked for.
     arrivals : DataFrame
         Expected new leads: ``period`` (``YYYY-MM``), ``leads``, ``amount``,
         ``amount_cv``, ``leads_n`` and segment columns.
@@ -57,16 +65,36 @@ class Scenario:
         Labels for printed and written results.
     path : str or None
         The folder the scenario was read from, if any.
+    deal_table : DataFrame or None
+        The deals when held in memory (else None).
+    deal_source : DealSource or None
+        The deals when kept on disk and read chunk by chunk (else None).
     """
 
     stages: pd.DataFrame
-    deals: pd.DataFrame
+    deal_table: pd.DataFrame | None
     arrivals: pd.DataFrame
     as_of: dt.date
     horizon_months: int
     name: str = ""
     currency: str = ""
     path: str | None = None
+    deal_source: DealSource | None = None
+
+    @property
+    def deals(self) -> pd.DataFrame:
+        """The open deals as one table (for a book on disk: read whole, each time)."""
+        if self.deal_table is not None:
+            return self.deal_table
+        rows = list(self.deal_chunks())
+        if not rows:
+            return self.deal_rows(0, 0)
+        return pd.concat(rows).reset_index(drop=True)
+
+    @property
+    def deals_in_memory(self) -> bool:
+        """Whether the deals are held in memory (else read from disk chunk by chunk)."""
+        return self.deal_source is None
 
     @property
     def funnel(self) -> tuple[str, ...]:
@@ -81,7 +109,15 @@ class Scenario:
     @property
     def deal_segments(self) -> tuple[str, ...]:
         """Segment columns of the deals table."""
-        return tuple(c for c in self.deals.columns if c not in DEAL_COLUMNS)
+        return tuple(c for c in self.deal_columns if c not in DEAL_COLUMNS)
+
+    @property
+    def deal_columns(self) -> tuple[str, ...]:
+        """Columns of the deals table."""
+        if self.deal_source is not None:
+            return tuple(self.deal_source.columns)
+        assert self.deal_table is not None
+        return tuple(self.deal_table.columns)
 
     @property
     def arrival_segments(self) -> tuple[str, ...]:
@@ -96,17 +132,66 @@ class Scenario:
             return pd.Series(True, index=self.stages.index)
         return self.stages[segs].isna().all(axis=1)
 
+    @property
+    def deal_count(self) -> int:
+        """Number of open deals."""
+        if self.deal_source is not None:
+            return self.deal_source.count
+        assert self.deal_table is not None
+        return len(self.deal_table)
+
+    def deal_rows(
+        self, start: int, stop: int, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Validated deal rows ``start:stop`` (index: their row numbers in the book)."""
+        if self.deal_source is not None:
+            return self.deal_source.rows(start, stop, columns)
+        assert self.deal_table is not None
+        rows = self.deal_table.iloc[start:stop]
+        return rows if columns is None else rows[list(columns)]
+
+    def deal_chunks(
+        self, size: int = DEAL_CHUNK, columns: Sequence[str] | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """The deals in book order, ``size`` rows at a time (see :meth:`deal_rows`)."""
+        for start in range(0, self.deal_count, size):
+            yield self.deal_rows(start, min(start + size, self.deal_count), columns)
+
     def replace(self, **changes: object) -> Scenario:
         """Return a copy with some fields changed, validated again."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        table, source = fields.pop("deal_table"), fields.pop("deal_source")
+        fields["deals"] = table if source is None else source
         fields.update(changes)
         path = fields.pop("path")
         return make_scenario(**fields, sources={"path": path})
 
 
+@runtime_checkable
+class DealSource(Protocol):
+    """Open deals kept out of memory, read in chunks (e.g. :class:`pipesim.deal_file.DealFile`)."""
+
+    @property
+    def count(self) -> int:
+        """Number of deals."""
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Columns of the checked table (deal_id, stage, amount, days_in_stage, segments)."""
+
+    def rows(self, start: int, stop: int, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Checked rows ``start:stop`` (index: their row numbers), ``columns`` only."""
+
+    def validated(self, funnel: Sequence[str], source: str, known: Sequence[str]) -> DealSource:
+        """The source checked against ``funnel`` (a pass over it, unless already done)."""
+
+    def stage_totals(self) -> tuple[dict[str, int], dict[str, float]]:
+        """Deals and value (sum of ``amount``) per stage."""
+
+
 def make_scenario(
     stages: pd.DataFrame,
-    deals: pd.DataFrame | None = None,
+    deals: pd.DataFrame | DealSource | None = None,
     arrivals: pd.DataFrame | None = None,
     *,
     as_of: object,
@@ -121,7 +206,8 @@ def make_scenario(
     ----------
     stages, deals, arrivals : DataFrame
         The tables described in the README (``deals`` and ``arrivals`` may be
-        omitted: no open deals, no new leads).
+        omitted: no open deals, no new leads). ``deals`` may also be a
+        :class:`DealSource` (deals kept on disk, checked chunk by chunk).
     as_of : date-like
         Start of the forecast (00:00 of that day).
     horizon_months : int
@@ -166,11 +252,16 @@ def make_scenario(
     stages_v = validation.check_stages(stages, src["stages"], STAGE_COLUMNS, DWELL_DISTS)
     default = stages_v[[c for c in stages_v.columns if c not in STAGE_COLUMNS]].isna().all(axis=1)
     funnel = list(stages_v.loc[default, "stage"])
-    deals_v = validation.check_deals(deals, src["deals"], DEAL_COLUMNS, funnel)
+    deal_source = None
+    if isinstance(deals, pd.DataFrame):
+        deals_v: pd.DataFrame | None = check_deals(deals, src["deals"], DEAL_COLUMNS, funnel)
+    else:
+        deals_v, deal_source = None, deals.validated(funnel, src["deals"], DEAL_COLUMNS)
     arrivals_v = validation.check_arrivals(arrivals, src["arrivals"], ARRIVAL_COLUMNS, as_of_date)
     return Scenario(
         stages=stages_v,
-        deals=deals_v,
+        deal_table=deals_v,
+        deal_source=deal_source,
         arrivals=arrivals_v,
         as_of=to_date(as_of_date),
         horizon_months=horizon,

@@ -7,7 +7,7 @@ from typing import Any
 
 from pipesim.errors import PipesimError
 from pipesim.model import Scenario
-from pipesim.prepare import prepare
+from pipesim.prepare import prepare, prepare_context
 from pipesim.progress import Progress
 from pipesim.result import Result, _as_tuple
 
@@ -63,21 +63,32 @@ def simulate(
     if engine not in ENGINES:
         raise PipesimError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}.")
     cols = _as_tuple(by)
-    prepared = prepare(scenario, cols)
     bar = Progress(trials, enabled=progress)
-    if engine == "numba":
+    if engine == "numba" and not scenario.deals_in_memory:
+        # A book on disk: one chunk of deals in memory at a time, the same bits.
+        from pipesim.engines import chunked
+
+        context = prepare_context(scenario, cols)
+        prepared = context.prepared
+        with bar:
+            revenue, won = chunked.run(scenario, context, trials, seed, bar)
+    elif engine == "numba":
         from pipesim.engines import local
+
+        prepared = prepare(scenario, cols)
 
         with bar:
             revenue, won = local.run_blocks(prepared, trials, seed, bar)
     elif engine == "fast":
         from pipesim.engines import fast
 
+        prepared = prepare(scenario, cols)
         with bar:
             revenue, won = fast.run(prepared, trials, seed, progress=bar)
     elif engine == "dask":
         from pipesim.engines import dask
 
+        prepared = prepare(scenario, cols)
         with bar:
             revenue, won = dask.run(
                 scenario,
@@ -92,6 +103,7 @@ def simulate(
     else:
         from pipesim.engines import reference
 
+        prepared = prepare(scenario, cols)
         revenue, won = reference.run(prepared, trials, seed)
 
     def rerun(other: tuple[str, ...]) -> Result:

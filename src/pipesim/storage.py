@@ -10,36 +10,67 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipesim.errors import ScenarioError
-from pipesim.model import Scenario, make_scenario
+from pipesim.model import DEAL_CHUNK, Scenario, make_scenario
 
 SCENARIO_FILES = ("stages", "deals", "arrivals", "scenario")
+
+
+def _unreadable(path: Path, exc: Exception) -> ScenarioError:
+    return ScenarioError(
+        f"{path}: cannot be read as a Parquet file ({str(exc).splitlines()[0]}). "
+        "Write it with pandas: DataFrame.to_parquet(path), or run `pipesim init DIR` "
+        "for an example."
+    )
 
 
 def _read_table(path: Path) -> pd.DataFrame:
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-        raise ScenarioError(
-            f"{path}: cannot be read as a Parquet file ({str(exc).splitlines()[0]}). "
-            "Write it with pandas: DataFrame.to_parquet(path), or run `pipesim init DIR` "
-            "for an example."
-        ) from None
+        raise _unreadable(path, exc) from None
     return table.to_pandas()
 
 
-def load_scenario(path: str | os.PathLike[str]) -> Scenario:
+def parquet_shape(path: str | os.PathLike[str]) -> tuple[int, list[str]]:
+    """Rows and columns of a Parquet file, from its footer (no row is read)."""
+    try:
+        file = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise _unreadable(Path(path), exc) from None
+    return file.metadata.num_rows, list(file.schema_arrow.names)
+
+
+def load_scenario(
+    path: str | os.PathLike[str],
+    *,
+    deals_in_memory: bool | None = None,
+    chunk: int = DEAL_CHUNK,
+) -> Scenario:
     """Read and validate a scenario folder.
 
     The folder holds ``stages.parquet``, ``deals.parquet``, ``scenario.parquet``
     and optionally ``arrivals.parquet`` (see the README for their columns).
+
+    Parameters
+    ----------
+    path : path
+        The scenario folder.
+    deals_in_memory : bool, optional
+        Hold the deals in memory (True) or leave them on disk, checked and later
+        simulated chunk by chunk (False). By default they stay on disk when
+        ``deals.parquet`` has more than :data:`~pipesim.model.DEAL_CHUNK` rows,
+        so memory does not grow with the book. Results are the same bits.
+    chunk : int
+        Rows read at a time from a book left on disk (memory, not results).
 
     Raises
     ------
@@ -59,7 +90,17 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
                 f"{files[name]}: missing. A scenario folder needs stages.parquet, deals.parquet "
                 "(zero rows is fine) and scenario.parquet; `pipesim init DIR` writes an example."
             )
-    tables = {name: _read_table(p) for name, p in files.items() if p.is_file()}
+    if deals_in_memory is None:
+        deals_in_memory = parquet_shape(files["deals"])[0] <= DEAL_CHUNK
+    tables: dict[str, Any] = {
+        name: _read_table(p)
+        for name, p in files.items()
+        if p.is_file() and (name != "deals" or deals_in_memory)
+    }
+    if not deals_in_memory:
+        from pipesim.deal_file import DealFile
+
+        tables["deals"] = DealFile(files["deals"], chunk)
     settings = tables["scenario"]
     src = str(files["scenario"])
     if len(settings) != 1:
@@ -207,6 +248,45 @@ def write_table_chunks(path: str | os.PathLike[str], chunks: Iterable[pd.DataFra
         raise
     os.replace(temp, final)
     return final
+
+
+def read_deal_rows(
+    path: str | os.PathLike[str],
+    start: int,
+    stop: int,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Rows ``start:stop`` of a deals table as stored (not validated), index = row numbers.
+
+    ``path`` is a scenario folder or its ``deals.parquet``. Only the row groups
+    holding those rows and only ``columns`` (default all) are read, so memory is
+    that of the rows asked for.
+    """
+    file = Path(path)
+    if file.is_dir():
+        file = file / "deals.parquet"
+    parquet = pq.ParquetFile(file)
+    meta = parquet.metadata
+    stop = min(stop, meta.num_rows)
+    start = min(max(start, 0), stop)
+    groups, first, offset = [], None, 0
+    for k in range(meta.num_row_groups):
+        size = meta.row_group(k).num_rows
+        if offset < stop and offset + size > start:
+            groups.append(k)
+            first = offset if first is None else first
+        offset += size
+    cols = None if columns is None else list(columns)
+    if groups:
+        table = parquet.read_row_groups(groups, columns=cols)
+        table = table.slice(start - (first or 0), stop - start)
+    else:
+        table = parquet.schema_arrow.empty_table()
+        if cols is not None:
+            table = table.select(cols)
+    frame = table.to_pandas()
+    frame.index = pd.RangeIndex(start, start + len(frame))
+    return frame
 
 
 def read_table_chunks(

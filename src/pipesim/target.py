@@ -89,7 +89,7 @@ def _arrivals_only(sc: Scenario, months: int | None = None) -> Scenario:
             .to_numpy()
         )
         arrivals = arrivals[idx < months]
-    return sc.replace(deals=sc.deals.iloc[:0], arrivals=arrivals)
+    return sc.replace(deals=sc.deal_rows(0, 0), arrivals=arrivals)
 
 
 def _scaled(prepared: Prepared, scale: float) -> Prepared:

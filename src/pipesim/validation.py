@@ -265,67 +265,6 @@ def check_stages(
     return out
 
 
-def check_deals(
-    table: pd.DataFrame, source: str, known: Sequence[str], funnel: Sequence[str]
-) -> pd.DataFrame:
-    """Validate and normalise the deals table."""
-    _require(table, source, ("deal_id", "stage", "amount"))
-    table = table.reset_index(drop=True)
-    ids = table["deal_id"]
-    bad = ids.isna().to_numpy()
-    _check(source, "deal_id", "have no deal_id", table, bad, "Give every deal an id.")
-    bad = ids.duplicated(keep="first").to_numpy()
-    _check(
-        source,
-        "deal_id",
-        "repeat an earlier deal_id",
-        table,
-        bad,
-        "Each open deal appears once; remove or rename the duplicates.",
-    )
-    stage_txt = _as_segment(table["stage"])
-    bad = ~stage_txt.isin(list(funnel)).to_numpy()
-    _check(
-        source,
-        "stage",
-        f"name a stage not in the funnel {list(funnel)}",
-        table,
-        bad,
-        "Use a stage of stages.parquet (won and lost deals are not open: leave them out).",
-    )
-    amount = _numeric(table, source, "amount", None)
-    bad = ~(amount >= 0) | np.isinf(amount)
-    _check(
-        source,
-        "amount",
-        "are negative or missing",
-        table,
-        bad,
-        "Write each deal's expected value (0 or more).",
-    )
-    age = _numeric(table, source, "days_in_stage", 0.0)
-    bad = ~(age >= 0) | np.isinf(age)
-    _check(
-        source,
-        "days_in_stage",
-        "are negative or missing",
-        table,
-        bad,
-        "Write how many days the deal has been in its stage (0 for a new one).",
-    )
-    out = pd.DataFrame(
-        {
-            "deal_id": ids.astype(object).to_numpy(),
-            "stage": stage_txt.to_numpy(dtype=object),
-            "amount": amount,
-            "days_in_stage": age,
-        }
-    )
-    for seg in _segments(table, known):
-        out[seg] = _as_segment(table[seg]).to_numpy()
-    return out
-
-
 def _parse_period(value: object) -> tuple[int, int] | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None

@@ -1,0 +1,92 @@
+"""The local engine over a book read chunk by chunk: memory of one chunk, the same bits.
+
+Each chunk of deals is read once (``Scenario.deal_chunks``), turned into its
+kernel table (:func:`pipesim.prepare.prepare_deals`) and run for every trial,
+in blocks of trials between which progress is reported and Ctrl-C honoured;
+then the arrivals. Every trial adds its deals in the canonical order, then its
+arrivals, so the arrays are the same bits as :func:`pipesim.engines.local.run`
+on ``prepare(scenario)`` with the same chunk size. Memory: one chunk of deals
+plus the per-trial totals (trials x periods x (1 + by-groups)).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from pipesim.engines import local
+from pipesim.model import DEAL_CHUNK, Scenario
+from pipesim.prepare import DealContext, prepare_deals
+from pipesim.progress import Progress
+
+
+def run(
+    scenario: Scenario,
+    context: DealContext,
+    trials: int,
+    seed: int,
+    progress: Progress | None = None,
+    *,
+    first_trial: int = 0,
+    chunk: int = DEAL_CHUNK,
+    timings: dict[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Simulate trials ``first_trial ..`` of ``scenario`` chunk by chunk; arrays as ``local.run``.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        The book (its deals in memory or on disk).
+    context : DealContext
+        ``prepare_context(scenario, by)``.
+    trials, seed : int
+        As for :func:`pipesim.simulate`.
+    progress : Progress, optional
+        Told about finished trials (a pass over every chunk counts as one trial).
+    chunk : int
+        Deals per chunk: :data:`DEAL_CHUNK` (tests pass smaller ones; the same
+        chunk size gives the same bits as :func:`pipesim.prepare.prepare`).
+    timings : dict, optional
+        Receives ``read_prepare`` (seconds reading and preparing chunks) and
+        ``simulate`` (seconds in the kernel).
+    """
+    prepared = context.prepared
+    rev = np.zeros((trials, len(prepared.periods), 1 + len(prepared.by_values)))
+    won = np.zeros_like(rev)
+    passes = -(-context.deal_count // chunk) + 1  # deal chunks, then the arrivals
+    shown = 0
+    done = 0
+    spent = {"read_prepare": 0.0, "simulate": 0.0}
+
+    def one_pass(deals: tuple, arrivals: tuple) -> None:
+        nonlocal shown, done
+        part = dataclasses.replace(prepared, deals=deals, arrivals=arrivals)
+        size = local.block_trials(part)
+        for start in range(0, trials, size):
+            stop = min(start + size, trials)
+            t0 = time.perf_counter()
+            local.accumulate(
+                part, deals, arrivals, seed, first_trial + start, rev[start:stop], won[start:stop]
+            )
+            spent["simulate"] += time.perf_counter() - t0
+            done += stop - start
+            if progress is not None and done // passes > shown:
+                progress.update(done // passes - shown)
+                shown = done // passes
+
+    no_arrivals = local.take_rows(prepared.arrivals, 0, 0)
+    t0 = time.perf_counter()
+    for rows in scenario.deal_chunks(chunk, columns=context.deal_columns):
+        deals = prepare_deals(context, rows)
+        del rows
+        spent["read_prepare"] += time.perf_counter() - t0
+        one_pass(deals, no_arrivals)
+        t0 = time.perf_counter()
+    one_pass(local.take_rows(prepared.deals, 0, 0), prepared.arrivals)
+    if progress is not None and trials > shown:
+        progress.update(trials - shown)
+    if timings is not None:
+        timings.update(spent)
+    return rev, won
