@@ -1,15 +1,21 @@
-"""The Dask engine: fixed shards of trials run by a Dask cluster, gathered in order.
+"""The Dask engine: fixed shards of (trials, deals) run by a Dask cluster, gathered in order.
 
-A shard is a block of consecutive trials. Every trial's random streams depend on
-(seed, trial) only, so a shard gives the same bits wherever it runs, and the
-gathered arrays are the same bits as the local engine's, whatever the number of
-workers, and even when a worker dies and its shards run again elsewhere. The
-shard size depends on the book only, never on the cluster.
+A shard is a block of consecutive trials; its work is split in steps, one per
+deal chunk (fixed row ranges of the book in the canonical deal order, see
+:mod:`pipesim.prepare`). Step (b, c) adds chunk c's deals to the totals step
+(b, c - 1) left, and the last step adds the arrivals: every trial adds its deals
+in the same order as the local engine, and its random streams depend on (seed,
+trial) only, so the gathered arrays are the same bits as the local engine's,
+whatever the number of workers, and even when a worker dies and steps run again
+elsewhere. Blocks run side by side; only (trials x periods x groups) arrays
+travel between steps. Block and chunk sizes depend on the book only, never on
+the cluster.
 
-When the scenario was loaded from a folder that every worker can read with the
-same content (shared storage), workers read the Parquet files themselves; the
-client only sends the folder's path and a fingerprint of its tables. Otherwise
-the scenario is scattered to the workers once.
+When every worker sees the scenario's ``deals.parquet`` as the client does
+(shared storage: same rows, columns, size and modification time, and the
+client's deals), workers read only their chunk's rows themselves; the client
+sends the small book-wide context (funnel, arrivals, groups). Otherwise the
+client prepares each chunk and sends its kernel table to one worker.
 
 Each worker task sets its numba threads to the worker's thread count and runs
 one kernel at a time. Set ``NUMBA_CACHE_DIR`` in the workers' environment to a
@@ -18,51 +24,76 @@ folder on the worker's own disk so compiled kernels are cached per machine.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
-from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from pipesim.engines import local
 from pipesim.errors import PipesimError
 from pipesim.model import Scenario
-from pipesim.prepare import Prepared
+from pipesim.prepare import DEAL_CHUNK, DealContext, prepare_deals
 from pipesim.progress import Progress
 
 SHARD_WORK = 100_000_000  # deal-trials per step of a shard: a few seconds on one core
-DEAL_CHUNK = 1_000_000  # deal rows per deal chunk
 ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
-
-
-def fingerprint(scenario: Scenario) -> str:
-    """A digest of a scenario's tables and settings (equal content, equal digest)."""
-    digest = hashlib.sha256()
-    for frame in (scenario.stages, scenario.deals, scenario.arrivals):
-        digest.update(",".join(map(str, frame.columns)).encode())
-        if len(frame):
-            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    digest.update(f"{scenario.as_of}|{scenario.horizon_months}".encode())
-    return digest.hexdigest()
 
 
 def deal_chunks(n_deals: int, deal_chunk: int = DEAL_CHUNK) -> list[tuple[int, int]]:
     """Row ranges of the book's deal chunks (one, maybe empty, for a small book)."""
-    starts = range(0, max(n_deals, 1), deal_chunk)
-    return [(a, min(a + deal_chunk, n_deals)) for a in starts]
+    return [(a, min(a + deal_chunk, n_deals)) for a in range(0, max(n_deals, 1), deal_chunk)]
 
 
-def shard_trials(prepared: Prepared, deal_chunk: int = DEAL_CHUNK) -> int:
+def shard_trials(context: DealContext, deal_chunk: int = DEAL_CHUNK) -> int:
     """Trials per shard, from the size of the book only (never from the cluster).
 
     About ``SHARD_WORK`` deal-trials per step (one deal chunk for one block of trials).
     """
-    rows = min(len(prepared.deals[0]), deal_chunk)
-    per_trial = max(1, rows + 50 * len(prepared.arrivals[0]))
+    rows = min(context.deal_count, deal_chunk)
+    per_trial = max(1, rows + 50 * len(context.prepared.arrivals[0]))
     return int(min(1_000, max(1, SHARD_WORK // per_trial)))
+
+
+def _shared_folder(
+    client: Any, scenario: Scenario, context: DealContext, chunks: list[tuple[int, int]]
+) -> tuple[str, tuple] | None:
+    """(folder, footprint) when every worker reads the scenario's deals from the same file.
+
+    The file must have the same footprint (rows, columns, size, mtime) on the
+    client and on every worker, and hold the client's deals: a book on disk was
+    read from it; a book in memory is compared with it chunk by chunk here.
+    """
+    from pipesim.deal_file import DealFile
+    from pipesim.engines import dask_worker
+
+    if not scenario.path or not os.path.isdir(scenario.path):
+        return None
+    path = os.path.abspath(scenario.path)
+    mine = dask_worker.footprint(path)
+    seen = client.run(dask_worker.footprint, path)
+    if mine is None or not seen or any(p != mine for p in seen.values()):
+        return None
+    if not scenario.deals_in_memory:
+        scenario.deal_rows(0, 0)  # raises when the file changed since it was loaded
+        source = scenario.deal_source
+        same = isinstance(source, DealFile) and source.path.resolve() == Path(path).resolve() / (
+            "deals.parquet"
+        )
+        return (path, mine) if same else None
+    if mine[0] != scenario.deal_count:
+        return None
+    file = DealFile(Path(path) / "deals.parquet")
+    columns = context.deal_columns
+    for rows in chunks:
+        try:
+            theirs = prepare_deals(context, file.rows(*rows, columns))
+        except (PipesimError, KeyError, ValueError, TypeError):
+            return None
+        ours = prepare_deals(context, scenario.deal_rows(*rows, columns))
+        if not all(np.array_equal(x, y) for x, y in zip(theirs, ours, strict=True)):
+            return None
+    return (path, mine)
 
 
 def connect(address: str | None = None) -> tuple[Any, Any]:
@@ -99,30 +130,28 @@ def connect(address: str | None = None) -> tuple[Any, Any]:
 
 def run(
     scenario: Scenario,
-    prepared: Prepared,
+    context: DealContext,
     trials: int,
     seed: int,
     *,
-    by: Sequence[str] = (),
     client: Any = None,
     address: str | None = None,
     progress: Progress | None = None,
     shard: int | None = None,
     deal_chunk: int = DEAL_CHUNK,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Simulate ``trials`` trials on a Dask cluster; the same bits as :func:`local.run`.
+    """Simulate ``trials`` trials on a Dask cluster; the same bits as the local engine.
 
     Parameters
     ----------
     scenario : Scenario
-        The book; workers read it from ``scenario.path`` when they all see the same files.
-    prepared : Prepared
-        ``prepare(scenario, by)`` on the client (shapes of the result; the deal
-        chunks sent to the workers when they cannot read the folder).
+        The book; workers read its deals from ``scenario.path`` when they all see
+        the same file (shared storage); otherwise each chunk's kernel table is
+        sent from here to one worker.
+    context : DealContext
+        ``prepare_context(scenario, by)``: sent to every worker.
     trials, seed : int
         As for :func:`pipesim.simulate`.
-    by : sequence of str
-        Breakdown columns.
     client : distributed.Client, optional
         Use this client (left open). Otherwise :func:`connect` to ``address``.
     address : str, optional
@@ -132,7 +161,8 @@ def run(
     shard : int, optional
         Trials per shard (default :func:`shard_trials`); changes no number.
     deal_chunk : int
-        Deal rows per deal chunk; changes no number.
+        Deal rows per chunk: the canonical :data:`DEAL_CHUNK` (tests pass smaller
+        ones; the bits are those of ``prepare(scenario, by, chunk=deal_chunk)``).
     """
     from distributed import as_completed
 
@@ -145,28 +175,27 @@ def run(
     futures: list[Any] = []
     held: list[Any] = []
     try:
-        digest = fingerprint(scenario)
-        chunks = deal_chunks(len(prepared.deals[0]), deal_chunk)
-        book: Any = None
+        chunks = deal_chunks(context.deal_count, deal_chunk)
+        source = _shared_folder(client, scenario, context, chunks)
+        book = client.scatter(context, broadcast=True, hash=False)
+        held.append(book)
         tables: list[Any] = [None] * len(chunks)
-        if scenario.path and os.path.isdir(scenario.path):
-            path = os.path.abspath(scenario.path)
-            seen = client.run(dask_worker.load, path, digest)
-            if seen and all(seen.values()):
-                book = path
-        if book is None:
-            # Each chunk's kernel table to one worker; the small context to all.
-            book = client.scatter(dask_worker.without_deals(prepared), broadcast=True)
-            tables = client.scatter([local.take_rows(prepared.deals, a, z) for a, z in chunks])
-            held = [book, *tables]
-        size = shard or shard_trials(prepared, deal_chunk)
-        n_periods, width = len(prepared.periods), 1 + len(prepared.by_values)
-        rev = np.zeros((trials, n_periods, width))
-        won = np.zeros((trials, n_periods, width))
+        if source is None:
+            # Each chunk's kernel table to one worker (never the whole book to all).
+            columns = context.deal_columns
+            for c, rows in enumerate(chunks):
+                table = prepare_deals(context, scenario.deal_rows(*rows, columns))
+                tables[c] = client.scatter([table], hash=False)[0]
+                del table
+            held.extend(tables)
+        size = shard or shard_trials(context, deal_chunk)
+        prepared = context.prepared
+        shape = (trials, len(prepared.periods), 1 + len(prepared.by_values))
+        rev, won = np.zeros(shape), np.zeros(shape)
         blocks = [(first, min(size, trials - first)) for first in range(0, trials, size)]
         token = uuid.uuid4().hex[:12]
-        # Chunk after chunk: a block's steps run in order, blocks side by side. Earlier
-        # chunks are submitted first, so a worker tends to finish a chunk before the next.
+        # A block's steps run chunk after chunk; blocks side by side. Earlier chunks
+        # are submitted first: a worker tends to finish a chunk before the next.
         last: list[Any] = [None] * len(blocks)
         step_of: dict[str, tuple[int, int]] = {}
         for c, rows in enumerate(chunks):
@@ -174,13 +203,13 @@ def run(
                 future = client.submit(
                     dask_worker.step,
                     book,
-                    digest,
-                    tuple(by),
+                    token,
+                    source,
+                    rows,
+                    tables[c],
                     seed,
                     first,
                     count,
-                    rows,
-                    tables[c],
                     last[b],
                     c == len(chunks) - 1,
                     key=f"pipesim-step-{token}-{b}-{c}",
@@ -201,7 +230,7 @@ def run(
             share = count * (c + 1) // len(chunks)
             if progress is not None and share > credited[b]:
                 progress.update(share - credited[b])
-            credited[b] = share
+                credited[b] = share
         return rev, won
     finally:
         for future in futures + held:

@@ -1,20 +1,22 @@
-"""The Dask engine's worker side: one step of a shard chain, and the worker's caches.
+"""The Dask engine's worker side: one step of a shard, and the worker's caches.
 
-A step adds the deals of one deal chunk (rows ``start .. stop`` of the book in the
-kernel's deal order) to the running totals of one block of trials, and the
-arrivals after the last chunk. The deals come either from a table the client
-scattered, or from the scenario folder, which the worker reads itself (shared
-storage); then the worker keeps the book's small context and a few prepared
-chunks, never the whole book.
+A step adds the deals of one deal chunk (rows ``start .. stop`` of the book in
+the canonical deal order) to the running totals of one block of trials, and the
+arrivals after the last chunk. The book's context (funnel, arrivals, groups:
+small) comes from the client. The chunk's deals come either as the kernel table
+the client scattered, or from the scenario's ``deals.parquet``, which the worker
+reads itself, only the chunk's rows (shared storage). A worker keeps at most
+``CHUNK_CACHE`` prepared chunks, never the whole book.
 
 One kernel runs at a time per worker process, on the worker's threads.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import os
 import threading
 from collections import Counter, OrderedDict
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -22,71 +24,71 @@ import numpy as np
 
 from pipesim.engines import local
 from pipesim.errors import PipesimError
-from pipesim.prepare import Prepared
+from pipesim.prepare import DealContext, prepare_deals
 
 CHUNK_CACHE = 3  # prepared deal chunks kept per worker (least recently used dropped)
 
 _LOCK = threading.RLock()
-# Worker state, per worker process.
-_CONTEXTS: dict[tuple[str, tuple[str, ...]], Prepared] = {}
-_CHUNKS: OrderedDict[tuple[str, tuple[str, ...], int, int], tuple] = OrderedDict()
-_BOOKS: dict[str, Any] = {}  # path digest -> the scenario read from the path
-# What the worker did, for tests and diagnosis: deal rows held at most at once,
-# and where the deals of each step came from ("path" or "scattered").
+_FILES: dict[tuple[str, tuple], Any] = {}  # (deals.parquet, footprint) -> DealFile
+_CHUNKS: OrderedDict[tuple, tuple] = OrderedDict()  # (run, file, rows) -> kernel table
+# What this worker process did, for tests and diagnosis: the most deal rows read
+# at once (max_read) and held prepared at once (max_held, the cache), and how many
+# steps got their deals from the file (path) or scattered by the client.
 STATS: Counter[str] = Counter()
 
 
-def without_deals(prepared: Prepared) -> Prepared:
-    """``prepared`` with an empty deal table: the book's context (funnel, arrivals, groups)."""
-    return dataclasses.replace(prepared, deals=local.take_rows(prepared.deals, 0, 0))
+def footprint(path: str) -> tuple | None:
+    """What identifies a scenario folder's ``deals.parquet`` here: rows, columns, size, mtime.
 
-
-def _note_rows(rows: int) -> None:
-    STATS["max_rows"] = max(STATS["max_rows"], rows)
-
-
-def load(path: str, digest: str) -> bool:
-    """Read the scenario folder at ``path``; True when its content matches ``digest``."""
+    None when the file cannot be read. Equal footprints on the client and every
+    worker mean the same file on shared storage.
+    """
     from pipesim import storage
-    from pipesim.engines.dask import fingerprint
 
-    with _LOCK:
-        if digest in _BOOKS:
-            return True
-        try:
-            scenario = storage.load_scenario(path)
-        except PipesimError:
-            return False
-        if fingerprint(scenario) != digest:
-            return False
-        _BOOKS.clear()
-        _CONTEXTS.clear()
-        _CHUNKS.clear()
-        _BOOKS[digest] = scenario
-        return True
+    file = Path(path) / "deals.parquet"
+    try:
+        rows, columns = storage.parquet_shape(file)
+        info = file.stat()
+    except (PipesimError, OSError):
+        return None
+    return (rows, tuple(columns), info.st_size, info.st_mtime_ns)
 
 
-def _from_path(
-    path: str, digest: str, by: tuple[str, ...], start: int, stop: int
-) -> tuple[Prepared, tuple]:
-    """The book's context and its deal rows ``start .. stop``, from the worker's caches."""
-    from pipesim.prepare import prepare
+def _deal_file(path: str, print_: tuple) -> Any:
+    from pipesim.deal_file import DealFile
 
-    if not load(path, digest):
-        raise PipesimError(
-            f"{path}: this Dask worker cannot read the scenario folder, or reads other "
-            "content than the client; use storage every worker shares, or pass the scenario "
-            "from memory."
-        )
-    key = (digest, by)
-    if key not in _CONTEXTS:
-        _CONTEXTS.clear()
-        _CHUNKS.clear()
-        whole = prepare(_BOOKS[digest], by)
-        _note_rows(len(whole.deals[0]))
-        _CONTEXTS[key] = whole
-    whole = _CONTEXTS[key]
-    return whole, local.take_rows(whole.deals, start, stop)
+    key = (path, print_)
+    if key not in _FILES:
+        if footprint(path) != print_:
+            raise PipesimError(
+                f"{path}/deals.parquet: this Dask worker cannot read it, or sees another "
+                "file than the client (size or modification time differ); use storage "
+                "every worker shares, or pass the scenario from memory."
+            )
+        _FILES.clear()
+        _FILES[key] = DealFile(Path(path) / "deals.parquet")
+    return _FILES[key]
+
+
+def _read_chunk(context: DealContext, run: str, path: str, print_: tuple, rows: tuple) -> tuple:
+    """The kernel table of deal rows ``rows`` read from the file (cached, LRU)."""
+    key = (run, path, print_, rows)
+    if key in _CHUNKS:
+        _CHUNKS.move_to_end(key)
+        return _CHUNKS[key]
+    while len(_CHUNKS) >= CHUNK_CACHE:
+        _CHUNKS.popitem(last=False)
+    frame = _deal_file(path, print_).rows(*rows, context.deal_columns)
+    STATS["max_read"] = max(STATS["max_read"], len(frame))
+    table = prepare_deals(context, frame)
+    del frame
+    _CHUNKS[key] = table
+    _note_held(sum(len(t[0]) for t in _CHUNKS.values()))
+    return table
+
+
+def _note_held(rows: int) -> None:
+    STATS["max_held"] = max(STATS["max_held"], rows)
 
 
 def _threads() -> int:
@@ -100,14 +102,14 @@ def _threads() -> int:
 
 
 def step(
-    book: Prepared | str,
-    digest: str,
-    by: tuple[str, ...],
+    context: DealContext,
+    run: str,
+    source: tuple[str, tuple] | None,
+    rows: tuple[int, int],
+    deals: tuple | None,
     seed: int,
     first: int,
     count: int,
-    rows: tuple[int, int],
-    deals: tuple | None,
     partial: tuple[np.ndarray, np.ndarray] | None,
     last: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -115,37 +117,37 @@ def step(
 
     Parameters
     ----------
-    book : Prepared or str
-        The book's context (scattered by the client, with ``deals`` the chunk's
-        table), or the scenario folder to read the chunk from.
-    digest : str
-        Fingerprint of the scenario's content, checked against the folder's.
-    by : tuple of str
-        Breakdown columns.
+    context : DealContext
+        The book's context, from the client.
+    run : str
+        Names the run (keys the worker's chunk cache).
+    source : (folder, footprint) or None
+        Read the deals from this scenario folder's ``deals.parquet``, whose
+        :func:`footprint` must be the given one; None when ``deals`` is given.
+    rows : (int, int)
+        The chunk's rows in the book.
+    deals : tuple or None
+        The chunk's kernel table, when the client scattered it.
     seed, first, count : int
         The run's seed and the block's trials.
-    rows : (int, int)
-        The chunk's rows in the book's deal order.
-    deals : tuple or None
-        The chunk's kernel table when scattered; None to read it from ``book``.
     partial : (revenue, won) or None
         The totals after the previous chunks (None before the first chunk); not modified.
     last : bool
         Add the arrivals too (after the last chunk).
     """
+    prepared = context.prepared
     with _LOCK:
-        if isinstance(book, str):
-            prepared, table = _from_path(book, digest, by, *rows)
+        if source is not None:
+            table = _read_chunk(context, run, source[0], source[1], rows)
             STATS["path"] += 1
         else:
             assert deals is not None
-            prepared, table = book, deals
-            _note_rows(len(table[0]))
+            table = deals
+            _note_held(len(table[0]))
             STATS["scattered"] += 1
-        width = 1 + len(prepared.by_values)
+        shape = (count, len(prepared.periods), 1 + len(prepared.by_values))
         if partial is None:
-            rev = np.zeros((count, len(prepared.periods), width))
-            won = np.zeros((count, len(prepared.periods), width))
+            rev, won = np.zeros(shape), np.zeros(shape)
         else:
             rev, won = partial[0].copy(), partial[1].copy()
         numba.set_num_threads(_threads())
@@ -157,6 +159,14 @@ def step(
         return rev, won
 
 
-def loaded(digest: str) -> bool:
-    """On a worker: whether it holds the scenario read from its folder (for tests)."""
-    return digest in _BOOKS
+def stats() -> dict[str, int]:
+    """On a worker: :data:`STATS` and the chunks cached (for tests)."""
+    return {**STATS, "cached": len(_CHUNKS), "pid": os.getpid()}
+
+
+def reset() -> None:
+    """On a worker: forget the caches and the statistics."""
+    with _LOCK:
+        _FILES.clear()
+        _CHUNKS.clear()
+        STATS.clear()
