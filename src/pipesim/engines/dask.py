@@ -55,6 +55,21 @@ def shard_trials(context: DealContext, deal_chunk: int = DEAL_CHUNK) -> int:
     return int(min(1_000, max(1, SHARD_WORK // per_trial)))
 
 
+def _placement(workers: list[str], n_chunks: int) -> Any:
+    """Where step (block b, chunk c) should run (a hint: any worker may run it).
+
+    Each chunk has its own workers, so a worker reads few chunks: with at least
+    as many chunks as workers, chunk c goes to worker c mod W; with fewer, the
+    W // C workers of chunk c take its blocks in turn. Speed only, never the numbers.
+    """
+    lanes = max(1, len(workers) // n_chunks)
+
+    def where(b: int, c: int) -> list[str] | None:
+        return [workers[(c * lanes + b % lanes) % len(workers)]] if workers else None
+
+    return where
+
+
 def _shared_folder(
     client: Any, scenario: Scenario, context: DealContext, chunks: list[tuple[int, int]]
 ) -> tuple[str, tuple] | None:
@@ -196,6 +211,7 @@ def run(
         token = uuid.uuid4().hex[:12]
         # A block's steps run chunk after chunk; blocks side by side. Earlier chunks
         # are submitted first: a worker tends to finish a chunk before the next.
+        where = _placement(sorted(client.scheduler_info()["workers"]), len(chunks))
         last: list[Any] = [None] * len(blocks)
         step_of: dict[str, tuple[int, int]] = {}
         for c, rows in enumerate(chunks):
@@ -214,6 +230,8 @@ def run(
                     c == len(chunks) - 1,
                     key=f"pipesim-step-{token}-{b}-{c}",
                     pure=False,
+                    workers=where(b, c),
+                    allow_other_workers=True,
                 )
                 last[b] = future
                 step_of[future.key] = (b, c)
