@@ -57,25 +57,33 @@ def _rounds(
     return v0, v1, v2, v3
 
 
-@jit
-def siphash_words(words: np.ndarray, length: int, k0: np.uint64, k1: np.uint64) -> np.uint64:
-    """SipHash-2-4 of ``length`` bytes held little-endian in ``words`` (zero past the end)."""
-    v0 = k0 ^ _C0
-    v1 = k1 ^ _C1
-    v2 = k0 ^ _C2
-    v3 = k1 ^ _C3
-    full = length // 8
-    for k in range(full):
-        m = words[k]
-        v3 ^= m
-        v0, v1, v2, v3 = _rounds(v0, v1, v2, v3, 2)
-        v0 ^= m
-    last = (np.uint64(length) & _FF) << _S56
-    if length % 8:
-        last |= words[full]
-    v3 ^= last
+@jit(inline=True)
+def _block(
+    v0: np.uint64, v1: np.uint64, v2: np.uint64, v3: np.uint64, m: np.uint64
+) -> tuple[np.uint64, np.uint64, np.uint64, np.uint64]:
+    v3 ^= m
     v0, v1, v2, v3 = _rounds(v0, v1, v2, v3, 2)
-    v0 ^= last
+    v0 ^= m
+    return v0, v1, v2, v3
+
+
+@jit
+def siphash24(w0: np.uint64, w1: np.uint64, w2: np.uint64, length: int) -> np.uint64:
+    """SipHash-2-4 (pandas' key) of ``length`` <= 23 bytes held little-endian in w0, w1, w2.
+
+    Bytes past ``length`` must be zero.
+    """
+    v0 = K0 ^ _C0
+    v1 = K1 ^ _C1
+    v2 = K0 ^ _C2
+    v3 = K1 ^ _C3
+    full = length // 8
+    if full >= 1:
+        v0, v1, v2, v3 = _block(v0, v1, v2, v3, w0)
+    if full >= 2:
+        v0, v1, v2, v3 = _block(v0, v1, v2, v3, w1)
+    tail = w0 if full == 0 else (w1 if full == 1 else w2)
+    v0, v1, v2, v3 = _block(v0, v1, v2, v3, tail | ((np.uint64(length) & _FF) << _S56))
     v2 ^= _FF
     v0, v1, v2, v3 = _rounds(v0, v1, v2, v3, 4)
     return v0 ^ v1 ^ v2 ^ v3
@@ -85,7 +93,6 @@ def siphash_words(words: np.ndarray, length: int, k0: np.uint64, k1: np.uint64) 
 def int_text_keys(values: np.ndarray, out: np.ndarray) -> None:
     """``out[i]`` = pandas' hash of ``str(values[i])`` (int64 values)."""
     for i in prange(values.shape[0]):
-        words = np.zeros(3, dtype=np.uint64)
         v = values[i]
         neg = v < 0
         # Magnitude as unsigned (also for the most negative int64).
@@ -95,13 +102,19 @@ def int_text_keys(values: np.ndarray, out: np.ndarray) -> None:
         while t >= _TEN:
             t //= _TEN
             digits += 1
-        first = 0
-        if neg:
-            words[0] = _MINUS_CHAR
-            first = 1
+        first = 1 if neg else 0
+        w0 = _MINUS_CHAR if neg else np.uint64(0)
+        w1 = np.uint64(0)
+        w2 = np.uint64(0)
         t = mag
         for j in range(digits):
             p = first + digits - 1 - j
-            words[p // 8] |= (_ZERO_CHAR + t % _TEN) << (_S8 * np.uint64(p % 8))
+            byte = (_ZERO_CHAR + t % _TEN) << (_S8 * np.uint64(p % 8))
+            if p < 8:
+                w0 |= byte
+            elif p < 16:
+                w1 |= byte
+            else:
+                w2 |= byte
             t //= _TEN
-        out[i] = mix(siphash_words(words, first + digits, K0, K1))
+        out[i] = mix(siphash24(w0, w1, w2, first + digits))

@@ -125,20 +125,25 @@ class DealChecker:
         self._flag(kind, table, column, bad)
         return converted.to_numpy(dtype=np.float64, na_value=np.nan)
 
-    def check(self, table: pd.DataFrame) -> pd.DataFrame | None:
-        """Check one chunk; return it normalised, or None when it has a problem."""
+    def check(self, table: pd.DataFrame, normalise: bool = True) -> pd.DataFrame | None:
+        """Check one chunk; return it normalised (None: it has a problem, or not ``normalise``)."""
         before = sum(p.count for p in self.problems.values())
         ids = table["deal_id"]
         self._flag("missing_id", table, "deal_id", ids.isna().to_numpy())
         self.keys.append(deal_keys(ids))
         stage = _as_segment(table["stage"])
-        self._flag("stage", table, "stage", ~stage.isin(self.funnel).to_numpy())
+        codes, names = pd.factorize(stage)  # a missing stage: code -1
+        known = np.array([*(n in self.funnel for n in names), False], dtype=bool)
+        self._flag("stage", table, "stage", ~known[codes])
         amount = self._numeric(table, "amount", "amount_nan", None)
         self._flag("amount", table, "amount", ~(amount >= 0) | np.isinf(amount))
         age = self._numeric(table, "days_in_stage", "age_nan", 0.0)
         self._flag("age", table, "days_in_stage", ~(age >= 0) | np.isinf(age))
         self.rows += len(table)
         if sum(p.count for p in self.problems.values()) > before:
+            return None
+        self.count_stages(codes, names, amount)
+        if not normalise:
             return None
         out = pd.DataFrame(
             {
@@ -151,15 +156,16 @@ class DealChecker:
         )
         for seg in self.segments:
             out[seg] = _as_segment(table[seg]).to_numpy()
-        self.count_stages(out)
         return out
 
-    def count_stages(self, out: pd.DataFrame) -> None:
-        """Add a normalised chunk's deals and value to the per-stage totals."""
-        counts = out.groupby("stage", sort=False)["amount"].agg(["size", "sum"])
-        for name, row in counts.iterrows():
-            self.stage_deals[str(name)] += int(row["size"])
-            self.stage_value[str(name)] += float(row["sum"])
+    def count_stages(self, codes: np.ndarray, names: object, amount: np.ndarray) -> None:
+        """Add a chunk's deals and value to the per-stage totals (stage codes and names)."""
+        labels = list(names)  # type: ignore[call-overload]
+        deals = np.bincount(codes, minlength=len(labels))
+        value = np.bincount(codes, weights=amount, minlength=len(labels))
+        for k, name in enumerate(labels):
+            self.stage_deals[str(name)] += int(deals[k])
+            self.stage_value[str(name)] += float(value[k])
 
     def finish(self, ids_at: Callable[[np.ndarray], np.ndarray]) -> None:
         """Look for repeated ids over the whole book; raise the first problem found.
@@ -169,8 +175,9 @@ class DealChecker:
         """
         if not self.problems["missing_id"].count:
             keys = np.concatenate(self.keys) if self.keys else np.empty(0, np.uint64)
-            dup = pd.Series(keys).duplicated(keep="first").to_numpy()
-            if dup.any():
+            ordered = np.sort(keys)  # faster than a hash table; rows only when needed
+            if (ordered[1:] == ordered[:-1]).any():
+                dup = pd.Series(keys).duplicated(keep="first").to_numpy()
                 where = np.flatnonzero(dup)
                 self.problems["duplicate_id"].add(where, ids_at(where[:SHOWN]))
         self.keys = []
@@ -197,7 +204,7 @@ def normalise_deals(table: pd.DataFrame) -> pd.DataFrame:
     ``days_in_stage`` missing from the table reads as 0; segment values become
     text (missing: None), as :func:`check_deals` makes them.
     """
-    out = {}
+    out: dict[str, object] = {}
     for col in table.columns:
         if col == "deal_id":
             out[col] = table[col].astype(object).to_numpy()
@@ -205,6 +212,8 @@ def normalise_deals(table: pd.DataFrame) -> pd.DataFrame:
             out[col] = pd.to_numeric(table[col], errors="coerce").to_numpy(
                 dtype=np.float64, na_value=np.nan
             )
+        elif pd.api.types.is_string_dtype(table[col].dtype) and table[col].dtype != object:
+            out[col] = table[col]  # text already (a str column): kept as it is
         else:  # stage and segment columns
             out[col] = _as_segment(table[col]).to_numpy(dtype=object)
     return pd.DataFrame(out, index=table.index)

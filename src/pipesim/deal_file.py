@@ -17,7 +17,7 @@ import pandas as pd
 from pipesim import storage
 from pipesim.deal_checks import DealChecker, normalise_deals
 from pipesim.errors import ScenarioError
-from pipesim.model import DEAL_CHUNK, DealSource
+from pipesim.model import DEAL_CHUNK, DEAL_COLUMNS, DealSource
 
 
 class DealFile:
@@ -51,8 +51,9 @@ class DealFile:
         if self._funnel == tuple(funnel):
             return self
         checker = DealChecker(source, self._raw_columns, known, funnel)
+        checked = [c for c in DEAL_COLUMNS if c in self._raw_columns]  # not the segments
         for start in range(0, self.count, self.chunk):
-            checker.check(self._read(start, min(self.count, start + self.chunk)))
+            checker.check(self._read(start, min(self.count, start + self.chunk), checked), False)
         checker.finish(self._ids_at)
         out = DealFile.__new__(DealFile)
         out.__dict__.update(self.__dict__)

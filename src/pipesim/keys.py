@@ -37,6 +37,12 @@ def deal_keys(ids: pd.Series | np.ndarray) -> np.ndarray:
         int_text_keys(values.astype(np.int64), out)
         return out
     values = values.astype(object)
-    if pd.api.types.infer_dtype(values, skipna=False) != "string":
+    kind = pd.api.types.infer_dtype(values, skipna=False)
+    if kind == "integer":  # Python ints (a table in memory holds ids as objects)
+        try:
+            return deal_keys(values.astype(np.int64))
+        except OverflowError:
+            pass
+    if kind != "string":
         values = np.array([str(v) for v in values], dtype=object)
     return stable_hash(values)

@@ -91,34 +91,36 @@ class DealContext:
     deal_columns: tuple[str, ...]
 
 
-def _segment_frame(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """The given columns of a table; a column the table lacks is all missing."""
-    return pd.DataFrame(
-        {
-            c: (
-                table[c].to_numpy(dtype=object)
-                if c in table.columns
-                else np.full(len(table), None, dtype=object)
-            )
-            for c in columns
-        },
-        index=range(len(table)),
-    )
+Factor = tuple[np.ndarray, list]  # (code per row, value per code)
 
 
-def _row_groups(frame: pd.DataFrame) -> tuple[np.ndarray, list[tuple]]:
+def _factors(table: pd.DataFrame, columns: Sequence[str], missing: object = None) -> list[Factor]:
+    """Each column as codes and values; a missing value (or column) reads ``missing``."""
+    n = len(table)
+    out: list[Factor] = []
+    for c in columns:
+        if c not in table.columns:
+            out.append((np.zeros(n, dtype=np.int64), [missing]))
+            continue
+        codes, uniques = pd.factorize(table[c], use_na_sentinel=True)
+        codes = np.asarray(codes, dtype=np.int64)
+        values = [*np.asarray(uniques, dtype=object).tolist(), missing]
+        codes[codes < 0] = len(values) - 1
+        out.append((codes, values))
+    return out
+
+
+def _row_groups(factors: list[Factor], n: int) -> tuple[np.ndarray, list[tuple]]:
     """Group identical rows: (code per row, one tuple of values per group in first-seen order)."""
-    n = len(frame)
-    if frame.shape[1] == 0 or n == 0:
+    if not factors or n == 0:
         return np.zeros(n, dtype=np.int64), [()] if n else []
     # One integer per combination of codes, kept below n² by refactorizing.
     combined = np.zeros(n, dtype=np.int64)
-    for c in frame.columns:
-        codes, uniques = pd.factorize(frame[c].to_numpy(dtype=object), use_na_sentinel=False)
-        combined = pd.factorize(combined * len(uniques) + codes)[0]
+    for codes, values in factors:
+        combined = pd.factorize(combined * len(values) + codes)[0]
     firsts = np.flatnonzero(~pd.Series(combined).duplicated().to_numpy())
-    values = list(frame.iloc[firsts].itertuples(index=False, name=None))
-    return combined.astype(np.int64), values
+    rows = zip(*[[values[k] for k in codes[firsts]] for codes, values in factors], strict=True)
+    return combined.astype(np.int64), list(rows)
 
 
 class _FirstSeen:
@@ -127,8 +129,8 @@ class _FirstSeen:
     def __init__(self) -> None:
         self.codes: dict[tuple, int] = {}
 
-    def add(self, frame: pd.DataFrame) -> None:
-        for values in _row_groups(frame)[1]:
+    def add(self, factors: list[Factor], n: int) -> None:
+        for values in _row_groups(factors, n)[1]:
             self.codes.setdefault(values, len(self.codes))
 
     def frame(self, columns: Sequence[str]) -> pd.DataFrame:
@@ -139,9 +141,9 @@ class _FirstSeen:
         )
 
 
-def _codes_of(frame: pd.DataFrame, codes: dict[tuple, int], what: str) -> np.ndarray:
+def _codes_of(factors: list[Factor], n: int, codes: dict[tuple, int], what: str) -> np.ndarray:
     """Each row's code from the book-wide table ``codes`` (unseen rows: an error)."""
-    local, values = _row_groups(frame)
+    local, values = _row_groups(factors, n)
     try:
         table = np.array([codes[v] for v in values], dtype=np.int64)
     except KeyError as exc:
@@ -149,7 +151,7 @@ def _codes_of(frame: pd.DataFrame, codes: dict[tuple, int], what: str) -> np.nda
             f"deals: {what} {exc.args[0]!r} was not in the book when it was prepared "
             "(did deals.parquet change since it was read?). Load the scenario again."
         ) from None
-    return table[local] if len(table) else np.zeros(len(frame), dtype=np.int64)
+    return table[local] if len(table) else np.zeros(n, dtype=np.int64)
 
 
 def _arrival_months(scenario: Scenario) -> tuple[np.ndarray, list[str]]:
@@ -209,16 +211,16 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
     groups, by_groups = _FirstSeen(), _FirstSeen()
     wanted = [c for c in dict.fromkeys([*segs, *by]) if c in scenario.deal_segments]
     for chunk in scenario.deal_chunks(DEAL_CHUNK, columns=wanted):
-        groups.add(_segment_frame(chunk, segs))
+        groups.add(_factors(chunk, segs), len(chunk))
         if by:
-            by_groups.add(_segment_frame(chunk, by).fillna(NONE_LABEL))
-    groups.add(_segment_frame(arr, segs))
+            by_groups.add(_factors(chunk, by, NONE_LABEL), len(chunk))
+    groups.add(_factors(arr, segs), len(arr))
     group_frame = groups.frame(segs)
     if len(group_frame) == 0:
         group_frame = pd.DataFrame({c: [None] for c in segs}) if segs else pd.DataFrame(index=[0])
         groups.codes = {tuple(None for _ in segs): 0}
     if by:
-        by_groups.add(_segment_frame(arr, by).fillna(NONE_LABEL))
+        by_groups.add(_factors(arr, by, NONE_LABEL), len(arr))
         by_values = by_groups.frame(by)
     else:
         by_groups.codes = {(): 0}
@@ -235,9 +237,9 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
                 "deal and no arrival: check the segment values for typos."
             )
 
-    arr_g = _codes_of(_segment_frame(arr, segs), groups.codes, "segment")
+    arr_g = _codes_of(_factors(arr, segs), len(arr), groups.codes, "segment")
     arr_by = (
-        _codes_of(_segment_frame(arr, by).fillna(NONE_LABEL), by_groups.codes, "by-group")
+        _codes_of(_factors(arr, by, NONE_LABEL), len(arr), by_groups.codes, "by-group")
         if by
         else np.zeros(len(arr), dtype=np.int64)
     )
@@ -329,9 +331,10 @@ def prepare_deals(context: DealContext, rows: pd.DataFrame) -> tuple:
     funnel = context.prepared.funnel
     segs, by = list(context.segments), list(context.prepared.by)
     n_stages = len(context.stage_index)
-    deal_g = _codes_of(_segment_frame(rows, segs), context.group_codes, "segment")
+    n = len(rows)
+    deal_g = _codes_of(_factors(rows, segs), n, context.group_codes, "segment")
     deal_by = (
-        _codes_of(_segment_frame(rows, by).fillna(NONE_LABEL), context.by_codes, "by-group")
+        _codes_of(_factors(rows, by, NONE_LABEL), n, context.by_codes, "by-group")
         if by
         else np.zeros(len(rows), dtype=np.int64)
     )
@@ -353,7 +356,7 @@ def prepare_deals(context: DealContext, rows: pd.DataFrame) -> tuple:
 
 
 def _stage_codes(stages: pd.Series, index: dict[str, int]) -> np.ndarray:
-    codes, uniques = pd.factorize(stages.to_numpy(dtype=object))
+    codes, uniques = pd.factorize(stages)
     table = np.array([index[u] for u in uniques], dtype=np.int64)
     return table[codes]
 
