@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import signal
 import socket
@@ -152,32 +153,44 @@ def test_shard_size_and_worker_count_change_no_bit(cluster, demo):
 
 
 class _KillOnFirstShard(Progress):
-    """Kills the worker busiest with shards when the first shard comes back."""
+    """Kills a worker when the first step comes back: the busiest one, or (``holder``)
+    the only worker holding a deal chunk the client sent."""
 
-    def __init__(self, total, client):
+    def __init__(self, total, client, holder=False):
         super().__init__(total, enabled=False)
         self.client = client
+        self.holder = holder
         self.killed: list[int] = []
 
     def update(self, trials):
         if not self.killed:
-            busy = {w: len(keys) for w, keys in self.client.processing().items()}
-            victim = max(busy, key=lambda w: busy[w])
-            assert busy[victim] > 0, "no shard left to lose"
+            if self.holder:
+                held = [w for key, w in self.client.who_has().items() if key.startswith("tuple-")]
+                alone = [w[0] for w in held if len(w) == 1]
+                assert alone, "no deal chunk held by one worker only"
+                victim = alone[-1]
+            else:
+                busy = {w: len(keys) for w, keys in self.client.processing().items()}
+                victim = max(busy, key=lambda w: busy[w])
+                assert busy[victim] > 0, "no step left to lose"
             pid = self.client.run(os.getpid, workers=[victim])[victim]
             os.kill(pid, signal.SIGKILL)
             self.killed.append(pid)
         super().update(trials)
 
 
-def test_a_worker_killed_mid_run_still_gives_the_identical_answer(cluster, tmp_path):
+@pytest.mark.parametrize("sent", [False, True], ids=["read-from-path", "sent-from-memory"])
+def test_a_worker_killed_mid_run_still_gives_the_identical_answer(cluster, tmp_path, caplog, sent):
     _, client = cluster
-    # A book big enough that each shard takes tens of milliseconds, so that shards
-    # are still queued on both workers when the first one comes back.
-    # Two deal chunks: steps are chained when the worker dies.
+    # A book big enough that each step takes milliseconds, so that steps are still
+    # queued on both workers when the first one comes back; two deal chunks, so
+    # steps are chained when the worker dies.
     book = pipesim.load_scenario(write_bench_book(tmp_path / "book", 100_000))
+    if sent:  # not the file's deals: each chunk is sent to one worker, and lost with it
+        book = book.replace(deals=book.deals.assign(amount=book.deals["amount"] + 1))
     expected = local_engine.run(prepare(book, chunk=50_000), 1200, 23)
-    watcher = _KillOnFirstShard(1200, client)
+    watcher = _KillOnFirstShard(1200, client, holder=sent)
+    caplog.set_level(logging.INFO, logger="pipesim.engines.dask")
     rev, won = dask_engine.run(
         book,
         prepare_context(book),
@@ -191,6 +204,7 @@ def test_a_worker_killed_mid_run_still_gives_the_identical_answer(cluster, tmp_p
     assert watcher.killed and watcher.done == 1200
     np.testing.assert_array_equal(rev, expected[0])
     np.testing.assert_array_equal(won, expected[1])
+    assert ("sent again" in caplog.text) == sent
     client.wait_for_workers(2, timeout=120)  # the nanny restarts it for the next tests
 
 

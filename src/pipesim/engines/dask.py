@@ -15,7 +15,9 @@ When every worker sees the scenario's ``deals.parquet`` as the client does
 (shared storage: same rows, columns, size and modification time, and the
 client's deals), workers read only their chunk's rows themselves; the client
 sends the small book-wide context (funnel, arrivals, groups). Otherwise the
-client prepares each chunk and sends its kernel table to one worker.
+client prepares each chunk and sends its kernel table to one worker; when a
+worker dies with a chunk sent from the client, the chunk is sent again and the
+blocks that needed it run again (the same bits).
 
 Each worker task sets its numba threads to the worker's thread count and runs
 one kernel at a time. Set ``NUMBA_CACHE_DIR`` in the workers' environment to a
@@ -24,6 +26,7 @@ folder on the worker's own disk so compiled kernels are cached per machine.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -38,6 +41,9 @@ from pipesim.progress import Progress
 
 SHARD_WORK = 100_000_000  # deal-trials per step of a shard: a few seconds on one core
 ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
+RETRIES = 3  # times a block runs again after losing data sent from the client
+
+_log = logging.getLogger(__name__)
 
 
 def deal_chunks(n_deals: int, deal_chunk: int = DEAL_CHUNK) -> list[tuple[int, int]]:
@@ -188,62 +194,89 @@ def run(
     if own:
         client, cluster = connect(address)
     futures: list[Any] = []
-    held: list[Any] = []
     try:
         chunks = deal_chunks(context.deal_count, deal_chunk)
         source = _shared_folder(client, scenario, context, chunks)
+        where = _placement(sorted(client.scheduler_info()["workers"]), len(chunks))
         book = client.scatter(context, broadcast=True, hash=False)
-        held.append(book)
+        futures.append(book)
         tables: list[Any] = [None] * len(chunks)
-        if source is None:
-            # Each chunk's kernel table to one worker (never the whole book to all).
-            columns = context.deal_columns
-            for c, rows in enumerate(chunks):
-                table = prepare_deals(context, scenario.deal_rows(*rows, columns))
-                tables[c] = client.scatter([table], hash=False)[0]
-                del table
-            held.extend(tables)
+
+        def send(c: int) -> None:
+            """Chunk c's kernel table from here to the worker that runs it."""
+            table = prepare_deals(context, scenario.deal_rows(*chunks[c], context.deal_columns))
+            tables[c] = client.scatter([table], hash=False, workers=where(0, c))[0]
+            futures.append(tables[c])
+
+        if source is None:  # each chunk to one worker, never the whole book to all
+            for c in range(len(chunks)):
+                send(c)
         size = shard or shard_trials(context, deal_chunk)
+        blocks = [(first, min(size, trials - first)) for first in range(0, trials, size)]
+        token = uuid.uuid4().hex[:12]
+        tries = [0] * len(blocks)
+        step_of: dict[str, tuple[int, int, int]] = {}  # key -> (block, chunk, try)
+        live: list[list[Any]] = [[] for _ in blocks]
+
+        def chain(b: int) -> list[Any]:
+            """Block b's steps, chunk after chunk; earlier chunks first on every worker."""
+            first, count = blocks[b]
+            steps: list[Any] = []
+            for c, rows in enumerate(chunks):
+                key = f"pipesim-step-{token}-{b}-{c}-{tries[b]}"
+                previous = steps[-1] if steps else None
+                steps.append(
+                    client.submit(
+                        dask_worker.step,
+                        *(book, token, source, rows, tables[c], seed, first, count),
+                        previous,
+                        c == len(chunks) - 1,
+                        key=key,
+                        pure=False,
+                        priority=-c,
+                        workers=where(b, c),
+                        allow_other_workers=True,
+                    )
+                )
+                step_of[key] = (b, c, tries[b])
+            futures.extend(steps)
+            return steps
+
         prepared = context.prepared
         shape = (trials, len(prepared.periods), 1 + len(prepared.by_values))
         rev, won = np.zeros(shape), np.zeros(shape)
-        blocks = [(first, min(size, trials - first)) for first in range(0, trials, size)]
-        token = uuid.uuid4().hex[:12]
-        # A block's steps run chunk after chunk; blocks side by side. Earlier chunks
-        # are submitted first: a worker tends to finish a chunk before the next.
-        where = _placement(sorted(client.scheduler_info()["workers"]), len(chunks))
-        last: list[Any] = [None] * len(blocks)
-        step_of: dict[str, tuple[int, int]] = {}
-        for c, rows in enumerate(chunks):
-            for b, (first, count) in enumerate(blocks):
-                future = client.submit(
-                    dask_worker.step,
-                    book,
-                    token,
-                    source,
-                    rows,
-                    tables[c],
-                    seed,
-                    first,
-                    count,
-                    last[b],
-                    c == len(chunks) - 1,
-                    key=f"pipesim-step-{token}-{b}-{c}",
-                    pure=False,
-                    workers=where(b, c),
-                    allow_other_workers=True,
-                )
-                last[b] = future
-                step_of[future.key] = (b, c)
-                futures.append(future)
+        for b in range(len(blocks)):
+            live[b] = chain(b)
+        done = as_completed([f for steps in live for f in steps])
         credited = [0] * len(blocks)
-        for future in as_completed(futures):
-            b, c = step_of[future.key]
+        for future in done:
+            b, c, attempt = step_of.pop(future.key)
+            if attempt != tries[b]:
+                continue  # a step of a chain given up
+            if future.status == "cancelled" and tries[b] < RETRIES:
+                # Data sent from here was lost with a worker: send it again, rerun the block.
+                tries[b] += 1
+                for step in live[b]:
+                    step.cancel()
+                if book.status != "finished":
+                    book = client.scatter(context, broadcast=True, hash=False)
+                    futures.append(book)
+                where = _placement(sorted(client.scheduler_info()["workers"]), len(chunks))
+                lost = [c for c, t in enumerate(tables) if t is not None and t.status != "finished"]
+                for c in lost:
+                    send(c)
+                if lost:
+                    _log.info("deal chunks %s were lost with a worker: sent again", lost)
+                live[b] = chain(b)
+                done.update(live[b])
+                continue
             first, count = blocks[b]
             if c == len(chunks) - 1:
                 r, w = future.result()
                 rev[first : first + count] = r
                 won[first : first + count] = w
+            elif future.status != "finished":
+                future.result()  # raises the step's error
             future.release()
             share = count * (c + 1) // len(chunks)
             if progress is not None and share > credited[b]:
@@ -251,7 +284,7 @@ def run(
                 credited[b] = share
         return rev, won
     finally:
-        for future in futures + held:
+        for future in futures:
             future.cancel()
         if own:
             client.close()
