@@ -375,3 +375,16 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path):
     assert run.stderr.startswith(f"Error: cannot reach the Dask scheduler at {address}")
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_deal_chunks_and_step_placement_come_from_the_book():
+    assert dask_engine.deal_chunks(0, 1000) == [(0, 0)]
+    assert dask_engine.deal_chunks(2500, 1000) == [(0, 1000), (1000, 2000), (2000, 2500)]
+    # At least as many chunks as workers: chunk c on worker c mod W, whatever the block.
+    where = dask_engine._placement(["a", "b"], 5)
+    assert [where(b, c)[0] for b in (0, 3) for c in range(5)] == list("ababa") * 2
+    # Fewer chunks: chunk c's W // C workers take its blocks in turn.
+    where = dask_engine._placement(list("abcdef"), 2)
+    assert [where(b, 0)[0] for b in range(4)] == list("abca")
+    assert [where(b, 1)[0] for b in range(4)] == list("defd")
+    assert dask_engine._placement([], 3)(0, 0) is None

@@ -197,7 +197,7 @@ def run(
     try:
         chunks = deal_chunks(context.deal_count, deal_chunk)
         source = _shared_folder(client, scenario, context, chunks)
-        where = _placement(sorted(client.scheduler_info()["workers"]), len(chunks))
+        where = _placement(sorted(client.ncores()), len(chunks))
         book = client.scatter(context, broadcast=True, hash=False)
         futures.append(book)
         tables: list[Any] = [None] * len(chunks)
@@ -261,7 +261,7 @@ def run(
                 if book.status != "finished":
                     book = client.scatter(context, broadcast=True, hash=False)
                     futures.append(book)
-                where = _placement(sorted(client.scheduler_info()["workers"]), len(chunks))
+                where = _placement(sorted(client.ncores()), len(chunks))
                 lost = [c for c, t in enumerate(tables) if t is not None and t.status != "finished"]
                 for c in lost:
                     send(c)
