@@ -225,6 +225,8 @@ def test_deal_keys_are_the_text_keys(book):
     assert (deal_keys(pd.Series(floats)) == stable_hash([str(f) for f in floats])).all()
     mixed = pd.Series([5, "5", 7.0], dtype=object)
     assert (deal_keys(mixed) == stable_hash(["5", "5", "7.0"])).all()
+    dates = pd.Series(pd.to_datetime(["2024-01-01 00:00", "2024-05-06 12:00"]))
+    assert (deal_keys(dates) == stable_hash(dates.astype(object).map(str).to_numpy())).all()
     whole = pd.read_parquet(book / "deals.parquet")["deal_id"]
     assert (deal_keys(whole) == stable_hash(whole.map(str).to_numpy())).all()
 
@@ -288,3 +290,41 @@ def test_cli_bad_row_past_the_first_chunk_exits_2_writing_nothing(tmp_path):
     assert f"row {bad + 1} (-3.0)" in run.output and "'amount'" in run.output
     assert "Traceback" not in run.output
     assert not out.exists()
+
+
+def test_progress_counts_every_trial_over_the_chunks(book):
+    from pipesim.progress import Progress
+
+    disk = _on_disk(book)
+    counter = Progress(130, enabled=False)
+    chunked.run(disk, prepare_context(disk), 130, seed=1, progress=counter, chunk=CHUNK)
+    assert counter.done == 130
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_book_read_from_disk_stops_promptly_and_writes_nothing(tmp_path):
+    from test_progress import _run_on_pty
+
+    folder = _big_book(tmp_path / "big")
+    out = tmp_path / "out"
+    code, text, after_signal = _run_on_pty(
+        [str(folder), "--trials", "20000"], out, interrupt_after=lambda t: b"trial" in t
+    )
+    assert code == 130, text
+    assert "Interrupted: no results written." in text and "Traceback" not in text
+    assert after_signal < 5.0  # a block of trials is ~0.3 s of work on one core
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_deals_without_the_segment_columns_of_the_stages(tmp_path):
+    """Deals that lack the override column all fall in the (None) group, also on disk."""
+    deals = _deals().drop(columns=["region"])
+    folder = _write(tmp_path / "plain", deals)
+    memory, disk = storage.load_scenario(folder), _on_disk(folder)
+    rev0, won0 = local.run(prepare(memory, ("region",), chunk=CHUNK), 40, seed=2)
+    rev1, won1 = chunked.run(disk, prepare_context(disk, ("region",)), 40, seed=2, chunk=CHUNK)
+    np.testing.assert_array_equal(rev1, rev0)
+    np.testing.assert_array_equal(won1, won0)
+    (folder / "deals.parquet").unlink()
+    with pytest.raises(ScenarioError, match="cannot be read here"):
+        disk.deal_rows(0, 10)

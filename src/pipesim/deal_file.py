@@ -75,7 +75,13 @@ class DealFile:
         return normalise_deals(raw[cols])
 
     def _read(self, start: int, stop: int, columns: list[str] | None = None) -> pd.DataFrame:
-        if _stamp(self.path) != self._stamp:
+        stamp = _stamp(self.path)
+        if stamp == (-1, -1):
+            raise ScenarioError(
+                f"{self.path}: cannot be read here (moved, deleted, or not on this machine's "
+                "storage). Keep deals.parquet in place while the scenario is in use."
+            )
+        if stamp != self._stamp:
             raise ScenarioError(
                 f"{self.path}: changed since the scenario was loaded. Load the scenario again."
             )

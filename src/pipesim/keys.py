@@ -27,7 +27,10 @@ def deal_keys(ids: pd.Series | np.ndarray) -> np.ndarray:
     into the hash (no string per deal); text ids are hashed as they are; any
     other id goes through ``str``. All three give the same key for the same text.
     """
-    values = ids.to_numpy() if isinstance(ids, pd.Series) else np.asarray(ids)
+    if isinstance(ids, pd.Series):  # (pandas' own objects: Timestamps stay Timestamps)
+        values = ids.to_numpy() if ids.dtype.kind in "iuf" else ids.astype(object).to_numpy()
+    else:
+        values = np.asarray(ids)
     if values.size == 0:
         return np.empty(0, dtype=np.uint64)
     if values.dtype.kind == "i" or (values.dtype.kind == "u" and values.max() < 2**63):
