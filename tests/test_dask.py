@@ -388,3 +388,23 @@ def test_deal_chunks_and_step_placement_come_from_the_book():
     assert [where(b, 0)[0] for b in range(4)] == list("abca")
     assert [where(b, 1)[0] for b in range(4)] == list("defd")
     assert dask_engine._placement([], 3)(0, 0) is None
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_dask_run_and_writes_nothing(tmp_path):
+    from test_progress import _run_on_pty
+
+    book = write_bench_book(tmp_path / "book", 300_000)
+    out = tmp_path / "out"
+    code, text, after_signal = _run_on_pty(
+        [str(book), "--trials", "20000", "--engine", "dask"],
+        out,
+        interrupt_after=lambda t: b"trial" in t,
+    )
+    assert "simulating" in text and "trial" in text  # the bar was drawn
+    assert code == 130
+    assert "Interrupted: no results written." in text
+    assert "Traceback" not in text
+    # Steps still running are cancelled and the local cluster is shut down.
+    assert after_signal < 20.0
+    assert not out.exists() or not any(out.iterdir())
