@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import signal
 import socket
@@ -21,7 +22,9 @@ import pipesim
 from pipesim import storage
 from pipesim.benchmark import write_bench_book
 from pipesim.engines import dask as dask_engine
-from pipesim.prepare import prepare
+from pipesim.engines import dask_worker
+from pipesim.engines import local as local_engine
+from pipesim.prepare import prepare, prepare_context
 from pipesim.progress import Progress
 
 distributed = pytest.importorskip("distributed")
@@ -49,42 +52,99 @@ def cluster():
         yield c, client
 
 
-def _loaded_on_workers(client, digest):
-    return client.run(lambda: digest in dask_engine._SCENARIOS)
+def _worker_stats(client):
+    """Per worker: steps reading the file / given scattered tables, most rows read and held."""
+    return list(client.run(dask_worker.stats).values())
+
+
+def _total(stats, name):
+    return sum(s.get(name, 0) for s in stats)
 
 
 def test_bit_identical_to_the_local_engine_reading_from_the_path(cluster, demo):
     _, client = cluster
+    client.run(dask_worker.reset)
     local = pipesim.simulate(demo, trials=400, seed=11, by="region")
     dist = pipesim.simulate(demo, trials=400, seed=11, by="region", engine="dask", client=client)
     np.testing.assert_array_equal(dist.revenue, local.revenue)
     np.testing.assert_array_equal(dist.won, local.won)
     pd.testing.assert_frame_equal(dist.summary("region"), local.summary("region"))
-    # The workers read the Parquet folder themselves (shared storage here).
-    seen = _loaded_on_workers(client, dask_engine.fingerprint(demo))
-    assert seen and all(seen.values())
+    # The workers read deals.parquet themselves (shared storage here): nothing scattered.
+    stats = _worker_stats(client)
+    assert _total(stats, "path") > 0 and _total(stats, "scattered") == 0
 
 
-def test_scenario_from_memory_is_scattered_and_gives_the_same_bits(cluster, demo):
+def test_deals_unlike_the_file_are_sent_and_give_the_same_bits(cluster, demo):
     _, client = cluster
-    edited = demo.replace(deals=demo.deals.iloc[::2].reset_index(drop=True))
-    assert dask_engine.fingerprint(edited) != dask_engine.fingerprint(demo)
+    # Same path, same row count, other amounts: the file is not these deals.
+    edited = demo.replace(deals=demo.deals.assign(amount=demo.deals["amount"] * 2))
+    assert edited.path == demo.path
+    client.run(dask_worker.reset)
     local = pipesim.simulate(edited, trials=120, seed=4)
     dist = pipesim.simulate(edited, trials=120, seed=4, engine="dask", client=client)
     np.testing.assert_array_equal(dist.revenue, local.revenue)
+    stats = _worker_stats(client)
+    assert _total(stats, "scattered") > 0 and _total(stats, "path") == 0
+
+
+CHUNK = 700  # 3,000 demo deals: 5 chunks, more than a worker caches
+
+
+def test_deal_chunks_read_by_the_workers_give_the_local_bits(cluster, demo):
+    """A book on disk in 5 chunks x 3 blocks of trials: each worker reads one chunk at a time."""
+    _, client = cluster
+    book = pipesim.load_scenario(demo.path, deals_in_memory=False, chunk=CHUNK)
+    assert not book.deals_in_memory
+    expected = local_engine.run(prepare(demo, ("region",), chunk=CHUNK), 400, 11)
+    client.run(dask_worker.reset)
+    context = prepare_context(book, ("region",))
+    rev, won = dask_engine.run(book, context, 400, 11, client=client, shard=150, deal_chunk=CHUNK)
+    np.testing.assert_array_equal(rev, expected[0])
+    np.testing.assert_array_equal(won, expected[1])
+    stats = _worker_stats(client)
+    assert _total(stats, "path") == 5 * 3 and _total(stats, "scattered") == 0
+    for worker in stats:
+        assert worker.get("max_read", 0) <= CHUNK
+        assert worker.get("max_held", 0) <= dask_worker.CHUNK_CACHE * CHUNK < demo.deal_count
+
+
+def test_a_book_on_disk_changed_since_loading_is_a_clear_error(cluster, demo_copy):
+    _, client = cluster
+    book = pipesim.load_scenario(demo_copy, deals_in_memory=False, chunk=CHUNK)
+    context = prepare_context(book)
+    deals = pd.read_parquet(demo_copy / "deals.parquet")
+    deals["amount"] *= 2
+    deals.to_parquet(demo_copy / "deals.parquet")
+    with pytest.raises(pipesim.PipesimError, match="changed since the scenario was loaded"):
+        dask_engine.run(book, context, 50, 1, client=client, deal_chunk=CHUNK)
+
+
+def test_deal_chunks_sent_from_memory_give_the_local_bits(cluster, demo):
+    _, client = cluster
+    edited = demo.replace(deals=demo.deals.iloc[::-1].reset_index(drop=True))
+    expected = local_engine.run(prepare(edited, ("region",), chunk=CHUNK), 300, 3)
+    client.run(dask_worker.reset)
+    context = prepare_context(edited, ("region",))
+    rev, won = dask_engine.run(edited, context, 300, 3, client=client, shard=100, deal_chunk=CHUNK)
+    np.testing.assert_array_equal(rev, expected[0])
+    np.testing.assert_array_equal(won, expected[1])
+    stats = _worker_stats(client)
+    assert _total(stats, "scattered") == 5 * 3 and _total(stats, "path") == 0
+    for worker in stats:
+        assert worker.get("max_held", 0) <= CHUNK
 
 
 def test_shard_size_and_worker_count_change_no_bit(cluster, demo):
     c, client = cluster
-    prepared = prepare(demo)
-    two = dask_engine.run(demo, prepared, 300, 7, client=client, shard=37)
+    context = prepare_context(demo, ("region",))
+    two = dask_engine.run(demo, context, 300, 7, client=client, shard=37, deal_chunk=CHUNK)
     c.scale(1)
     deadline = time.monotonic() + 60
     while len(client.scheduler_info()["workers"]) != 1 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(client.scheduler_info()["workers"]) == 1
     try:
-        one = dask_engine.run(demo, prepared, 300, 7, client=client, shard=100)
+        one = dask_engine.run(demo, context, 300, 7, client=client, shard=100, deal_chunk=CHUNK)
     finally:
         c.scale(2)
         client.wait_for_workers(2, timeout=120)
@@ -93,36 +153,58 @@ def test_shard_size_and_worker_count_change_no_bit(cluster, demo):
 
 
 class _KillOnFirstShard(Progress):
-    """Kills the worker busiest with shards when the first shard comes back."""
+    """Kills a worker when the first step comes back: the busiest one, or (``holder``)
+    the only worker holding a deal chunk the client sent."""
 
-    def __init__(self, total, client):
+    def __init__(self, total, client, holder=False):
         super().__init__(total, enabled=False)
         self.client = client
+        self.holder = holder
         self.killed: list[int] = []
 
     def update(self, trials):
         if not self.killed:
-            busy = {w: len(keys) for w, keys in self.client.processing().items()}
-            victim = max(busy, key=lambda w: busy[w])
-            assert busy[victim] > 0, "no shard left to lose"
+            if self.holder:
+                held = [w for key, w in self.client.who_has().items() if key.startswith("tuple-")]
+                alone = [w[0] for w in held if len(w) == 1]
+                assert alone, "no deal chunk held by one worker only"
+                victim = alone[-1]
+            else:
+                busy = {w: len(keys) for w, keys in self.client.processing().items()}
+                victim = max(busy, key=lambda w: busy[w])
+                assert busy[victim] > 0, "no step left to lose"
             pid = self.client.run(os.getpid, workers=[victim])[victim]
             os.kill(pid, signal.SIGKILL)
             self.killed.append(pid)
         super().update(trials)
 
 
-def test_a_worker_killed_mid_run_still_gives_the_identical_answer(cluster, tmp_path):
+@pytest.mark.parametrize("sent", [False, True], ids=["read-from-path", "sent-from-memory"])
+def test_a_worker_killed_mid_run_still_gives_the_identical_answer(cluster, tmp_path, caplog, sent):
     _, client = cluster
-    # A book big enough that each shard takes tens of milliseconds, so that shards
-    # are still queued on both workers when the first one comes back.
+    # A book big enough that each step takes milliseconds, so that steps are still
+    # queued on both workers when the first one comes back; two deal chunks, so
+    # steps are chained when the worker dies.
     book = pipesim.load_scenario(write_bench_book(tmp_path / "book", 100_000))
-    prepared = prepare(book)
-    expected = pipesim.simulate(book, trials=1200, seed=23)
-    watcher = _KillOnFirstShard(1200, client)
-    rev, won = dask_engine.run(book, prepared, 1200, 23, client=client, shard=20, progress=watcher)
+    if sent:  # not the file's deals: each chunk is sent to one worker, and lost with it
+        book = book.replace(deals=book.deals.assign(amount=book.deals["amount"] + 1))
+    expected = local_engine.run(prepare(book, chunk=50_000), 1200, 23)
+    watcher = _KillOnFirstShard(1200, client, holder=sent)
+    caplog.set_level(logging.INFO, logger="pipesim.engines.dask")
+    rev, won = dask_engine.run(
+        book,
+        prepare_context(book),
+        1200,
+        23,
+        client=client,
+        shard=20,
+        deal_chunk=50_000,
+        progress=watcher,
+    )
     assert watcher.killed and watcher.done == 1200
-    np.testing.assert_array_equal(rev, expected.revenue)
-    np.testing.assert_array_equal(won, expected.won)
+    np.testing.assert_array_equal(rev, expected[0])
+    np.testing.assert_array_equal(won, expected[1])
+    assert ("sent again" in caplog.text) == sent
     client.wait_for_workers(2, timeout=120)  # the nanny restarts it for the next tests
 
 
@@ -293,3 +375,36 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path):
     assert run.stderr.startswith(f"Error: cannot reach the Dask scheduler at {address}")
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_deal_chunks_and_step_placement_come_from_the_book():
+    assert dask_engine.deal_chunks(0, 1000) == [(0, 0)]
+    assert dask_engine.deal_chunks(2500, 1000) == [(0, 1000), (1000, 2000), (2000, 2500)]
+    # At least as many chunks as workers: chunk c on worker c mod W, whatever the block.
+    where = dask_engine._placement(["a", "b"], 5)
+    assert [where(b, c)[0] for b in (0, 3) for c in range(5)] == list("ababa") * 2
+    # Fewer chunks: chunk c's W // C workers take its blocks in turn.
+    where = dask_engine._placement(list("abcdef"), 2)
+    assert [where(b, 0)[0] for b in range(4)] == list("abca")
+    assert [where(b, 1)[0] for b in range(4)] == list("defd")
+    assert dask_engine._placement([], 3)(0, 0) is None
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_dask_run_and_writes_nothing(tmp_path):
+    from test_progress import _run_on_pty
+
+    book = write_bench_book(tmp_path / "book", 300_000)
+    out = tmp_path / "out"
+    code, text, after_signal = _run_on_pty(
+        [str(book), "--trials", "20000", "--engine", "dask"],
+        out,
+        interrupt_after=lambda t: b"trial" in t,
+    )
+    assert "simulating" in text and "trial" in text  # the bar was drawn
+    assert code == 130
+    assert "Interrupted: no results written." in text
+    assert "Traceback" not in text
+    # Steps still running are cancelled and the local cluster is shut down.
+    assert after_signal < 20.0
+    assert not out.exists() or not any(out.iterdir())

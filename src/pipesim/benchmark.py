@@ -219,7 +219,18 @@ def bench(
         start = time.perf_counter()
         scenario = storage.load_scenario(folder)  # on disk when over DEAL_CHUNK deals
         loaded = time.perf_counter() - start
-        if engine == "numba" and not scenario.deals_in_memory:
+        if engine == "dask":
+            from pipesim.engines import dask
+            from pipesim.prepare import prepare_context
+
+            start = time.perf_counter()
+            context = prepare_context(scenario)
+            prepare_s = time.perf_counter() - start
+            start = time.perf_counter()
+            with Progress(trials, enabled=progress) as bar:
+                dask.run(scenario, context, trials, seed, progress=bar)
+            run_s = time.perf_counter() - start
+        elif engine == "numba" and not scenario.deals_in_memory:
             from pipesim.engines import chunked
             from pipesim.prepare import prepare_context
 
@@ -241,10 +252,6 @@ def bench(
                     from pipesim.engines import fast
 
                     fast.run(prepared, trials, seed, progress=bar)
-                elif engine == "dask":
-                    from pipesim.engines import dask
-
-                    dask.run(scenario, prepared, trials, seed, progress=bar)
                 else:
                     local.run_blocks(prepared, trials, seed, bar)
             run_s = time.perf_counter() - start

@@ -88,14 +88,14 @@ def simulate(
     elif engine == "dask":
         from pipesim.engines import dask
 
-        prepared = prepare(scenario, cols)
+        context = prepare_context(scenario, cols)
+        prepared = context.prepared
         with bar:
             revenue, won = dask.run(
                 scenario,
-                prepared,
+                context,
                 trials,
                 seed,
-                by=cols,
                 client=client,
                 address=address,
                 progress=bar,

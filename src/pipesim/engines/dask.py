@@ -1,15 +1,23 @@
-"""The Dask engine: fixed shards of trials run by a Dask cluster, gathered in order.
+"""The Dask engine: fixed shards of (trials, deals) run by a Dask cluster, gathered in order.
 
-A shard is a block of consecutive trials. Every trial's random streams depend on
-(seed, trial) only, so a shard gives the same bits wherever it runs, and the
-gathered arrays are the same bits as the local engine's, whatever the number of
-workers, and even when a worker dies and its shards run again elsewhere. The
-shard size depends on the book only, never on the cluster.
+A shard is a block of consecutive trials; its work is split in steps, one per
+deal chunk (fixed row ranges of the book in the canonical deal order, see
+:mod:`pipesim.prepare`). Step (b, c) adds chunk c's deals to the totals step
+(b, c - 1) left, and the last step adds the arrivals: every trial adds its deals
+in the same order as the local engine, and its random streams depend on (seed,
+trial) only, so the gathered arrays are the same bits as the local engine's,
+whatever the number of workers, and even when a worker dies and steps run again
+elsewhere. Blocks run side by side; only (trials x periods x groups) arrays
+travel between steps. Block and chunk sizes depend on the book only, never on
+the cluster.
 
-When the scenario was loaded from a folder that every worker can read with the
-same content (shared storage), workers read the Parquet files themselves; the
-client only sends the folder's path and a fingerprint of its tables. Otherwise
-the scenario is scattered to the workers once.
+When every worker sees the scenario's ``deals.parquet`` as the client does
+(shared storage: same rows, columns, size and modification time, and the
+client's deals), workers read only their chunk's rows themselves; the client
+sends the small book-wide context (funnel, arrivals, groups). Otherwise the
+client prepares each chunk and sends its kernel table to one worker; when a
+worker dies with a chunk sent from the client, the chunk is sent again and the
+blocks that needed it run again (the same bits).
 
 Each worker task sets its numba threads to the worker's thread count and runs
 one kernel at a time. Set ``NUMBA_CACHE_DIR`` in the workers' environment to a
@@ -18,101 +26,95 @@ folder on the worker's own disk so compiled kernels are cached per machine.
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import os
-import threading
-from collections.abc import Sequence
+import uuid
+from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
-import pandas as pd
 
 from pipesim.errors import PipesimError
 from pipesim.model import Scenario
-from pipesim.prepare import Prepared, prepare
+from pipesim.prepare import DEAL_CHUNK, DealContext, prepare_deals
 from pipesim.progress import Progress
 
-SHARD_WORK = 100_000_000  # deal-trials per shard: a few seconds on one core
+SHARD_WORK = 100_000_000  # deal-trials per step of a shard: a few seconds on one core
 ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
+RETRIES = 3  # times a block runs again after losing data sent from the client
 
-# Worker side: one kernel at a time per worker process, prepared books cached.
-_LOCK = threading.Lock()
-_SCENARIOS: dict[str, Scenario] = {}
-_PREPARED: dict[tuple[str, tuple[str, ...]], Prepared] = {}
+_log = logging.getLogger(__name__)
 
 
-def fingerprint(scenario: Scenario) -> str:
-    """A digest of a scenario's tables and settings (equal content, equal digest)."""
-    digest = hashlib.sha256()
-    for frame in (scenario.stages, scenario.deals, scenario.arrivals):
-        digest.update(",".join(map(str, frame.columns)).encode())
-        if len(frame):
-            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    digest.update(f"{scenario.as_of}|{scenario.horizon_months}".encode())
-    return digest.hexdigest()
+def deal_chunks(n_deals: int, deal_chunk: int = DEAL_CHUNK) -> list[tuple[int, int]]:
+    """Row ranges of the book's deal chunks (one, maybe empty, for a small book)."""
+    return [(a, min(a + deal_chunk, n_deals)) for a in range(0, max(n_deals, 1), deal_chunk)]
 
 
-def shard_trials(prepared: Prepared) -> int:
-    """Trials per shard, from the size of the book only (never from the cluster)."""
-    per_trial = max(1, len(prepared.deals[0]) + 50 * len(prepared.arrivals[0]))
+def shard_trials(context: DealContext, deal_chunk: int = DEAL_CHUNK) -> int:
+    """Trials per shard, from the size of the book only (never from the cluster).
+
+    About ``SHARD_WORK`` deal-trials per step (one deal chunk for one block of trials).
+    """
+    rows = min(context.deal_count, deal_chunk)
+    per_trial = max(1, rows + 50 * len(context.prepared.arrivals[0]))
     return int(min(1_000, max(1, SHARD_WORK // per_trial)))
 
 
-def _load_on_worker(path: str, digest: str) -> bool:
-    """On a worker: read the scenario folder; True when its content matches ``digest``."""
-    from pipesim import storage
+def _placement(workers: list[str], n_chunks: int) -> Any:
+    """Where step (block b, chunk c) should run (a hint: any worker may run it).
 
-    with _LOCK:
-        if digest in _SCENARIOS:
-            return True
-        try:
-            scenario = storage.load_scenario(path)
-        except PipesimError:
-            return False
-        if fingerprint(scenario) != digest:
-            return False
-        _SCENARIOS.clear()
-        _PREPARED.clear()
-        _SCENARIOS[digest] = scenario
-        return True
+    Each chunk has its own workers, so a worker reads few chunks: with at least
+    as many chunks as workers, chunk c goes to worker c mod W; with fewer, the
+    W // C workers of chunk c take its blocks in turn. Speed only, never the numbers.
+    """
+    lanes = max(1, len(workers) // n_chunks)
+
+    def where(b: int, c: int) -> list[str] | None:
+        return [workers[(c * lanes + b % lanes) % len(workers)]] if workers else None
+
+    return where
 
 
-def _worker_threads() -> int:
-    try:
-        from distributed import get_worker
+def _shared_folder(
+    client: Any, scenario: Scenario, context: DealContext, chunks: list[tuple[int, int]]
+) -> tuple[str, tuple] | None:
+    """(folder, footprint) when every worker reads the scenario's deals from the same file.
 
-        threads = int(get_worker().state.nthreads)
-    except (ImportError, ValueError, AttributeError):
-        threads = numba.get_num_threads()
-    return max(1, min(threads, int(numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
+    The file must have the same footprint (rows, columns, size, mtime) on the
+    client and on every worker, and hold the client's deals: a book on disk was
+    read from it; a book in memory is compared with it chunk by chunk here.
+    """
+    from pipesim.deal_file import DealFile
+    from pipesim.engines import dask_worker
 
-
-def _run_shard(
-    source: Scenario | str,
-    digest: str,
-    by: tuple[str, ...],
-    seed: int,
-    first: int,
-    count: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """On a worker: trials ``first .. first + count`` of the scenario (a Scenario or a path)."""
-    from pipesim.engines import local
-
-    if isinstance(source, str) and not _load_on_worker(source, digest):
-        raise PipesimError(
-            f"{source}: this Dask worker cannot read the scenario folder, or reads other "
-            "content than the client; use storage every worker shares, or pass the scenario "
-            "from memory."
+    if not scenario.path or not os.path.isdir(scenario.path):
+        return None
+    path = os.path.abspath(scenario.path)
+    mine = dask_worker.footprint(path)
+    seen = client.run(dask_worker.footprint, path)
+    if mine is None or not seen or any(p != mine for p in seen.values()):
+        return None
+    if not scenario.deals_in_memory:
+        scenario.deal_rows(0, 0)  # raises when the file changed since it was loaded
+        source = scenario.deal_source
+        same = isinstance(source, DealFile) and source.path.resolve() == Path(path).resolve() / (
+            "deals.parquet"
         )
-    with _LOCK:
-        scenario = source if isinstance(source, Scenario) else _SCENARIOS[digest]
-        key = (digest, by)
-        if key not in _PREPARED:
-            _PREPARED.clear()
-            _PREPARED[key] = prepare(scenario, by)
-        numba.set_num_threads(_worker_threads())
-        return local.run(_PREPARED[key], count, seed, first_trial=first)
+        return (path, mine) if same else None
+    if mine[0] != scenario.deal_count:
+        return None
+    file = DealFile(Path(path) / "deals.parquet")
+    columns = context.deal_columns
+    for rows in chunks:
+        try:
+            theirs = prepare_deals(context, file.rows(*rows, columns))
+        except (PipesimError, KeyError, ValueError, TypeError):
+            return None
+        ours = prepare_deals(context, scenario.deal_rows(*rows, columns))
+        if not all(np.array_equal(x, y) for x, y in zip(theirs, ours, strict=True)):
+            return None
+    return (path, mine)
 
 
 def connect(address: str | None = None) -> tuple[Any, Any]:
@@ -149,38 +151,43 @@ def connect(address: str | None = None) -> tuple[Any, Any]:
 
 def run(
     scenario: Scenario,
-    prepared: Prepared,
+    context: DealContext,
     trials: int,
     seed: int,
     *,
-    by: Sequence[str] = (),
     client: Any = None,
     address: str | None = None,
     progress: Progress | None = None,
     shard: int | None = None,
+    deal_chunk: int = DEAL_CHUNK,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Simulate ``trials`` trials on a Dask cluster; the same bits as :func:`local.run`.
+    """Simulate ``trials`` trials on a Dask cluster; the same bits as the local engine.
 
     Parameters
     ----------
     scenario : Scenario
-        The book; workers read it from ``scenario.path`` when they all see the same files.
-    prepared : Prepared
-        ``prepare(scenario, by)`` on the client (for the shapes of the result).
+        The book; workers read its deals from ``scenario.path`` when they all see
+        the same file (shared storage); otherwise each chunk's kernel table is
+        sent from here to one worker.
+    context : DealContext
+        ``prepare_context(scenario, by)``: sent to every worker.
     trials, seed : int
         As for :func:`pipesim.simulate`.
-    by : sequence of str
-        Breakdown columns.
     client : distributed.Client, optional
         Use this client (left open). Otherwise :func:`connect` to ``address``.
     address : str, optional
         Scheduler address, e.g. ``tcp://10.0.0.5:8786``.
     progress : Progress, optional
-        Told about each finished shard.
+        Told about finished trials (a block's share after each of its steps).
     shard : int, optional
         Trials per shard (default :func:`shard_trials`); changes no number.
+    deal_chunk : int
+        Deal rows per chunk: the canonical :data:`DEAL_CHUNK` (tests pass smaller
+        ones; the bits are those of ``prepare(scenario, by, chunk=deal_chunk)``).
     """
     from distributed import as_completed
+
+    from pipesim.engines import dask_worker
 
     own = client is None
     cluster = None
@@ -188,43 +195,93 @@ def run(
         client, cluster = connect(address)
     futures: list[Any] = []
     try:
-        digest = fingerprint(scenario)
-        source: Any = None
-        if scenario.path and os.path.isdir(scenario.path):
-            path = os.path.abspath(scenario.path)
-            seen = client.run(_load_on_worker, path, digest)
-            if seen and all(seen.values()):
-                source = path
-        if source is None:
-            source = client.scatter(scenario, broadcast=True)
-        size = shard or shard_trials(prepared)
-        n_periods, width = len(prepared.periods), 1 + len(prepared.by_values)
-        rev = np.zeros((trials, n_periods, width))
-        won = np.zeros((trials, n_periods, width))
-        starts = range(0, trials, size)
-        futures = [
-            client.submit(
-                _run_shard,
-                source,
-                digest,
-                tuple(by),
-                seed,
-                first,
-                min(size, trials - first),
-                key=f"pipesim-shard-{digest[:12]}-{seed}-{first}-{size}-{os.getpid()}-{id(rev)}",
-                pure=False,
-            )
-            for first in starts
-        ]
-        where = {f.key: first for f, first in zip(futures, starts, strict=True)}
-        for future in as_completed(futures):
-            first = where[future.key]
-            r, w = future.result()
-            rev[first : first + len(r)] = r
-            won[first : first + len(w)] = w
+        chunks = deal_chunks(context.deal_count, deal_chunk)
+        source = _shared_folder(client, scenario, context, chunks)
+        where = _placement(sorted(client.ncores()), len(chunks))
+        book = client.scatter(context, broadcast=True, hash=False)
+        futures.append(book)
+        tables: list[Any] = [None] * len(chunks)
+
+        def send(c: int) -> None:
+            """Chunk c's kernel table from here to the worker that runs it."""
+            table = prepare_deals(context, scenario.deal_rows(*chunks[c], context.deal_columns))
+            tables[c] = client.scatter([table], hash=False, workers=where(0, c))[0]
+            futures.append(tables[c])
+
+        if source is None:  # each chunk to one worker, never the whole book to all
+            for c in range(len(chunks)):
+                send(c)
+        size = shard or shard_trials(context, deal_chunk)
+        blocks = [(first, min(size, trials - first)) for first in range(0, trials, size)]
+        token = uuid.uuid4().hex[:12]
+        tries = [0] * len(blocks)
+        step_of: dict[str, tuple[int, int, int]] = {}  # key -> (block, chunk, try)
+        live: list[list[Any]] = [[] for _ in blocks]
+
+        def chain(b: int) -> list[Any]:
+            """Block b's steps, chunk after chunk; earlier chunks first on every worker."""
+            first, count = blocks[b]
+            steps: list[Any] = []
+            for c, rows in enumerate(chunks):
+                key = f"pipesim-step-{token}-{b}-{c}-{tries[b]}"
+                previous = steps[-1] if steps else None
+                steps.append(
+                    client.submit(
+                        dask_worker.step,
+                        *(book, token, source, rows, tables[c], seed, first, count),
+                        previous,
+                        c == len(chunks) - 1,
+                        key=key,
+                        pure=False,
+                        priority=-c,
+                        workers=where(b, c),
+                        allow_other_workers=True,
+                    )
+                )
+                step_of[key] = (b, c, tries[b])
+            futures.extend(steps)
+            return steps
+
+        prepared = context.prepared
+        shape = (trials, len(prepared.periods), 1 + len(prepared.by_values))
+        rev, won = np.zeros(shape), np.zeros(shape)
+        for b in range(len(blocks)):
+            live[b] = chain(b)
+        done = as_completed([f for steps in live for f in steps])
+        credited = [0] * len(blocks)
+        for future in done:
+            b, c, attempt = step_of.pop(future.key)
+            if attempt != tries[b]:
+                continue  # a step of a chain given up
+            if future.status == "cancelled" and tries[b] < RETRIES:
+                # Data sent from here was lost with a worker: send it again, rerun the block.
+                tries[b] += 1
+                for step in live[b]:
+                    step.cancel()
+                if book.status != "finished":
+                    book = client.scatter(context, broadcast=True, hash=False)
+                    futures.append(book)
+                where = _placement(sorted(client.ncores()), len(chunks))
+                lost = [c for c, t in enumerate(tables) if t is not None and t.status != "finished"]
+                for c in lost:
+                    send(c)
+                if lost:
+                    _log.info("deal chunks %s were lost with a worker: sent again", lost)
+                live[b] = chain(b)
+                done.update(live[b])
+                continue
+            first, count = blocks[b]
+            if c == len(chunks) - 1:
+                r, w = future.result()
+                rev[first : first + count] = r
+                won[first : first + count] = w
+            elif future.status != "finished":
+                future.result()  # raises the step's error
             future.release()
-            if progress is not None:
-                progress.update(len(r))
+            share = count * (c + 1) // len(chunks)
+            if progress is not None and share > credited[b]:
+                progress.update(share - credited[b])
+                credited[b] = share
         return rev, won
     finally:
         for future in futures:

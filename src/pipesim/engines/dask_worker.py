@@ -1,0 +1,172 @@
+"""The Dask engine's worker side: one step of a shard, and the worker's caches.
+
+A step adds the deals of one deal chunk (rows ``start .. stop`` of the book in
+the canonical deal order) to the running totals of one block of trials, and the
+arrivals after the last chunk. The book's context (funnel, arrivals, groups:
+small) comes from the client. The chunk's deals come either as the kernel table
+the client scattered, or from the scenario's ``deals.parquet``, which the worker
+reads itself, only the chunk's rows (shared storage). A worker keeps at most
+``CHUNK_CACHE`` prepared chunks, never the whole book.
+
+One kernel runs at a time per worker process, on the worker's threads.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter, OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+
+from pipesim.engines import local
+from pipesim.errors import PipesimError
+from pipesim.prepare import DealContext, prepare_deals
+
+CHUNK_CACHE = 3  # prepared deal chunks kept per worker (least recently used dropped)
+
+_LOCK = threading.RLock()
+_FILES: dict[tuple[str, tuple], Any] = {}  # (deals.parquet, footprint) -> DealFile
+_CHUNKS: OrderedDict[tuple, tuple] = OrderedDict()  # (run, file, rows) -> kernel table
+# What this worker process did, for tests and diagnosis: the most deal rows read
+# at once (max_read) and held prepared at once (max_held, the cache), and how many
+# steps got their deals from the file (path) or scattered by the client.
+STATS: Counter[str] = Counter()
+
+
+def footprint(path: str) -> tuple | None:
+    """What identifies a scenario folder's ``deals.parquet`` here: rows, columns, size, mtime.
+
+    None when the file cannot be read. Equal footprints on the client and every
+    worker mean the same file on shared storage.
+    """
+    from pipesim import storage
+
+    file = Path(path) / "deals.parquet"
+    try:
+        rows, columns = storage.parquet_shape(file)
+        info = file.stat()
+    except (PipesimError, OSError):
+        return None
+    return (rows, tuple(columns), info.st_size, info.st_mtime_ns)
+
+
+def _deal_file(path: str, print_: tuple) -> Any:
+    from pipesim.deal_file import DealFile
+
+    key = (path, print_)
+    if key not in _FILES:
+        if footprint(path) != print_:
+            raise PipesimError(
+                f"{path}/deals.parquet: this Dask worker cannot read it, or sees another "
+                "file than the client (size or modification time differ); use storage "
+                "every worker shares, or pass the scenario from memory."
+            )
+        _FILES.clear()
+        _FILES[key] = DealFile(Path(path) / "deals.parquet")
+    return _FILES[key]
+
+
+def _read_chunk(context: DealContext, run: str, path: str, print_: tuple, rows: tuple) -> tuple:
+    """The kernel table of deal rows ``rows`` read from the file (cached, LRU)."""
+    key = (run, path, print_, rows)
+    if key in _CHUNKS:
+        _CHUNKS.move_to_end(key)
+        return _CHUNKS[key]
+    while len(_CHUNKS) >= CHUNK_CACHE:
+        _CHUNKS.popitem(last=False)
+    frame = _deal_file(path, print_).rows(*rows, context.deal_columns)
+    STATS["max_read"] = max(STATS["max_read"], len(frame))
+    table = prepare_deals(context, frame)
+    del frame
+    _CHUNKS[key] = table
+    _note_held(sum(len(t[0]) for t in _CHUNKS.values()))
+    return table
+
+
+def _note_held(rows: int) -> None:
+    STATS["max_held"] = max(STATS["max_held"], rows)
+
+
+def _threads() -> int:
+    try:
+        from distributed import get_worker
+
+        threads = int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        threads = numba.get_num_threads()
+    return max(1, min(threads, int(numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
+
+
+def step(
+    context: DealContext,
+    run: str,
+    source: tuple[str, tuple] | None,
+    rows: tuple[int, int],
+    deals: tuple | None,
+    seed: int,
+    first: int,
+    count: int,
+    partial: tuple[np.ndarray, np.ndarray] | None,
+    last: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trials ``first .. first + count``: ``partial`` plus the deals of rows ``rows``.
+
+    Parameters
+    ----------
+    context : DealContext
+        The book's context, from the client.
+    run : str
+        Names the run (keys the worker's chunk cache).
+    source : (folder, footprint) or None
+        Read the deals from this scenario folder's ``deals.parquet``, whose
+        :func:`footprint` must be the given one; None when ``deals`` is given.
+    rows : (int, int)
+        The chunk's rows in the book.
+    deals : tuple or None
+        The chunk's kernel table, when the client scattered it.
+    seed, first, count : int
+        The run's seed and the block's trials.
+    partial : (revenue, won) or None
+        The totals after the previous chunks (None before the first chunk); not modified.
+    last : bool
+        Add the arrivals too (after the last chunk).
+    """
+    prepared = context.prepared
+    with _LOCK:
+        if source is not None:
+            table = _read_chunk(context, run, source[0], source[1], rows)
+            STATS["path"] += 1
+        else:
+            assert deals is not None
+            table = deals
+            _note_held(len(table[0]))
+            STATS["scattered"] += 1
+        shape = (count, len(prepared.periods), 1 + len(prepared.by_values))
+        if partial is None:
+            rev, won = np.zeros(shape), np.zeros(shape)
+        else:
+            rev, won = partial[0].copy(), partial[1].copy()
+        numba.set_num_threads(_threads())
+        nothing = local.take_rows(prepared.arrivals, 0, 0)
+        local.accumulate(prepared, table, nothing, seed, first, rev, won)
+        if last:
+            no_deals = local.take_rows(prepared.deals, 0, 0)
+            local.accumulate(prepared, no_deals, prepared.arrivals, seed, first, rev, won)
+        return rev, won
+
+
+def stats() -> dict[str, int]:
+    """On a worker: :data:`STATS` and the chunks cached (for tests)."""
+    return {**STATS, "cached": len(_CHUNKS), "pid": os.getpid()}
+
+
+def reset() -> None:
+    """On a worker: forget the caches and the statistics."""
+    with _LOCK:
+        _FILES.clear()
+        _CHUNKS.clear()
+        STATS.clear()
