@@ -159,9 +159,9 @@ def machine() -> str:
     )
 
 
-def _compile_seconds() -> float:
-    """Time of the first kernel call in this process, on a one-deal book."""
-    from pipesim.engines import local
+def _compile_seconds(engine: str = "numba") -> float:
+    """Time of the first kernel calls in this process (the engine's too), on a one-deal book."""
+    from pipesim.engines import fast, local
     from pipesim.model import make_scenario
     from pipesim.prepare import prepare
 
@@ -175,6 +175,8 @@ def _compile_seconds() -> float:
     prepared = prepare(tiny)
     start = time.perf_counter()
     local.run(prepared, 1, seed=0)
+    if engine == "fast":
+        fast.run(prepared, 1, seed=0)
     return time.perf_counter() - start
 
 
@@ -213,7 +215,7 @@ def bench(
 
     if deals <= 0 or trials <= 0 or months <= 0:
         raise PipesimError("--deals, --trials and --months must be positive whole numbers.")
-    compile_s = _compile_seconds()
+    compile_s = _compile_seconds(engine)
     with tempfile.TemporaryDirectory(prefix="pipesim-bench-") as tmp:
         folder = write_bench_book(Path(tmp) / "book", deals, months)
         start = time.perf_counter()
@@ -230,7 +232,7 @@ def bench(
             with Progress(trials, enabled=progress) as bar:
                 dask.run(scenario, context, trials, seed, progress=bar)
             run_s = time.perf_counter() - start
-        elif engine == "numba" and not scenario.deals_in_memory:
+        elif engine in ("numba", "fast") and not scenario.deals_in_memory:
             from pipesim.engines import chunked
             from pipesim.prepare import prepare_context
 
@@ -239,7 +241,7 @@ def bench(
             prepare_s = time.perf_counter() - start
             spent: dict[str, float] = {}
             with Progress(trials, enabled=progress) as bar:
-                chunked.run(scenario, context, trials, seed, bar, timings=spent)
+                chunked.run(scenario, context, trials, seed, bar, timings=spent, engine=engine)
             prepare_s += spent["read_prepare"]
             run_s = spent["simulate"]
         else:
@@ -255,7 +257,7 @@ def bench(
                 else:
                     local.run_blocks(prepared, trials, seed, bar)
             run_s = time.perf_counter() - start
-        on_disk = not scenario.deals_in_memory and engine == "numba"
+        on_disk = not scenario.deals_in_memory and engine in ("numba", "fast")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return BenchReport(
         deals, trials, months, engine, compile_s, loaded, prepare_s, run_s, peak, machine(), on_disk
