@@ -7,7 +7,9 @@ smaller sizes the NumPy reference (``thin_arrivals=True``, the fair form) and a
 plain Python loop run on the same book in this process for the ratio.
 
     python benchmarks/bench_scale.py [--sizes 10000,100000,1000000,10000000]
-        [--trials 1000,10000] [--budget 1e10] [--numpy-max 1000000]
+        [--trials 1000,10000] [--budget 1e10] [--numpy-max 1000000] [--engines numba,fast]
+
+Each engine (``numba``: per deal; ``fast``: winners only) gets its own row.
 
 Runs whose deals x trials exceed ``--budget`` are run with fewer trials
 (deals x trials = budget), and the table says so: the machine here has 2 cores
@@ -31,11 +33,11 @@ from pipesim.engines import local, reference
 from pipesim.prepare import prepare
 
 
-def pipesim_bench(deals: int, trials: int) -> dict[str, float]:
+def pipesim_bench(deals: int, trials: int, engine: str = "numba") -> dict[str, float]:
     """Run ``pipesim bench`` in a new process and parse its figures."""
     out = subprocess.run(
         [sys.executable, "-m", "pipesim.cli", "bench", "--deals", str(deals), "--trials",
-         str(trials), "--quiet"],
+         str(trials), "--engine", engine, "--quiet"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     figures = {
@@ -78,37 +80,45 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=1e10)
     parser.add_argument("--numpy-max", type=int, default=1_000_000)
     parser.add_argument("--python-deals", type=int, default=10_000)
+    parser.add_argument("--engines", default="numba,fast")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     trial_counts = [int(t) for t in args.trials.split(",")]
     print(f"machine: {machine()}")
     print(
-        "| deals | trials asked | trials run | M deal-trials/s | x NumPy ref | peak GiB "
+        "| engine | deals | trials asked | trials run | M deal-trials/s | x NumPy ref | peak GiB "
         "| cache load s (2nd process) | prepare s |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for deals in sizes:
-        for trials in trial_counts:
-            run_trials = int(min(trials, max(1, args.budget // deals)))
-            fig = pipesim_bench(deals, run_trials)
-            ratio = "-"
-            if deals <= args.numpy_max and trials == trial_counts[0]:
-                scenario = pipesim.make_scenario(
-                    bench_stages(), next(bench_deals(deals)), bench_arrivals(),
-                    as_of="2027-01-01", horizon_months=12,
-                )  # fmt: skip
-                prepared = prepare(scenario)
-                local.run(prepared, 2, seed=0)
-                np_trials = max(1, min(run_trials, 20_000_000 // deals))
-                start = time.perf_counter()
-                reference.run(prepared, np_trials, seed=0, thin_arrivals=True)
-                np_rate = deals * np_trials / (time.perf_counter() - start) / 1e6
-                ratio = f"{fig['rate'] / np_rate:.1f} (NumPy {np_rate:.1f})"
-            note = "" if run_trials == trials else " (reduced)"
-            print(
-                f"| {deals:,} | {trials:,} | {run_trials:,}{note} | {fig['rate']:.1f} | {ratio} "
-                f"| {fig['peak_gib']:.2f} | {fig['compile_s']:.2f} | {fig['prepare_s']:.2f} |"
-            )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rows = [
+        (engine, deals, trials)
+        for deals in sizes
+        for trials in trial_counts
+        for engine in args.engines.split(",")
+    ]
+    np_rates: dict[int, float] = {}
+    for engine, deals, trials in rows:
+        run_trials = int(min(trials, max(1, args.budget // deals)))
+        fig = pipesim_bench(deals, run_trials, engine)
+        ratio = "-"
+        if deals <= args.numpy_max and trials == trial_counts[0] and deals not in np_rates:
+            scenario = pipesim.make_scenario(
+                bench_stages(), next(bench_deals(deals)), bench_arrivals(),
+                as_of="2027-01-01", horizon_months=12,
+            )  # fmt: skip
+            prepared = prepare(scenario)
+            local.run(prepared, 2, seed=0)
+            np_trials = max(1, min(run_trials, 20_000_000 // deals))
+            start = time.perf_counter()
+            reference.run(prepared, np_trials, seed=0, thin_arrivals=True)
+            np_rates[deals] = deals * np_trials / (time.perf_counter() - start) / 1e6
+        if deals in np_rates and trials == trial_counts[0]:
+            ratio = f"{fig['rate'] / np_rates[deals]:.1f} (NumPy {np_rates[deals]:.1f})"
+        note = "" if run_trials == trials else " (reduced)"
+        print(
+            f"| {engine} | {deals:,} | {trials:,} | {run_trials:,}{note} | {fig['rate']:.1f} "
+            f"| {ratio} | {fig['peak_gib']:.2f} | {fig['compile_s']:.2f} | {fig['prepare_s']:.2f} |"
+        )
     scenario = pipesim.make_scenario(
         bench_stages(), next(bench_deals(args.python_deals)), bench_arrivals(),
         as_of="2027-01-01", horizon_months=12,
