@@ -41,9 +41,9 @@ def test_wheel_ships_the_demo_scenario(tmp_path):
 def test_second_process_loads_the_kernel_from_the_cache(demo):
     pipesim.simulate(demo, trials=5, seed=0)  # compiles, or loads, and writes the cache
     code = (
-        "import pipesim; from pipesim import _kernels as K; "
+        "import pipesim; from pipesim import _deal_kernels as K; "
         "pipesim.simulate(pipesim.load_scenario(pipesim.demo_path()), trials=5); "
-        "s = K.simulate_trials.stats; print(sum(s.cache_hits.values()), "
+        "s = K.simulate_deals.stats; print(sum(s.cache_hits.values()), "
         "sum(s.cache_misses.values()))"
     )
     out = subprocess.run(

@@ -14,12 +14,9 @@ same law as the per-deal kernel's, not the same bits.
 Speed comes from the layout. Cells are cut at fixed windows of the deal table
 (``cell_start``, from :func:`pipesim.engines.fast.cell_starts`) so that a window's
 deals stay in cache while a block of trials runs over them, and a cell's winners
-share one path through the funnel: they are timed stage by stage (all winners'
-first stage, then all winners' second stage, ...) in loops without branches that
-the compiler turns into vector instructions. For that, every array the loops touch
-is a separate argument of the parallel region, and the scratch buffers are rows
-``b`` of arrays made outside it (numba then tells LLVM they do not overlap; arrays
-inside a tuple, or made inside the region, defeat the vectoriser's alias checks).
+share one path through the funnel: they are timed stage by stage and valued by the
+batch samplers of :mod:`pipesim._batch` (vector loops; see there why every array is
+its own argument and the scratch is made outside the parallel region).
 """
 
 from __future__ import annotations
@@ -29,31 +26,16 @@ import math
 import numpy as np
 from numba import prange
 
+from pipesim._batch import stage_dwell, winner_values
 from pipesim._kernels import (
-    _VALUE_KEY,
-    EXPONENTIAL,
-    GAMMA,
-    dwell,
     trial_state,
 )
-from pipesim._kernels import win_probabilities as _win_probabilities
 from pipesim._random import (
     _GOLDEN,
-    _KEY_MULT,
-    _LOW8,
-    _S8,
-    _S11,
-    _TWO_M53,
-    _ZE_X,
-    _ZN_X,
     branch,
     derive,
-    exp_poly,
-    exponential,
     jit,
     mix,
-    normal,
-    strip_first,
     to_unit,
 )
 
@@ -170,143 +152,6 @@ def _collect(a: int, n: int, picked_won: bool, bits: np.ndarray, idx: np.ndarray
     return k
 
 
-@jit
-def _redraw(
-    state: np.uint64,
-    code: int,
-    p1: float,
-    p2: float,
-    tab: int,
-    edges: np.ndarray,
-    ratio: np.ndarray,
-    lf_max: np.ndarray,
-    age: float,
-    strip: int,
-) -> float:
-    """One dwell by the scalar sampler: for the candidates a vector loop rejected.
-
-    Not inlined on purpose: the samplers' loops inlined into the parallel region stop
-    LLVM from vectorising the loops around them.
-    """
-    _, x = dwell(state, code, p1, p2, tab, (edges, ratio, lf_max), age, strip)
-    return x
-
-
-@jit(inline=True)
-def _stage(
-    role: int,
-    code: int,
-    p1: float,
-    p2: float,
-    tab: int,
-    edges: np.ndarray,
-    ratio: np.ndarray,
-    lf_max: np.ndarray,
-    k: int,
-    aged: bool,
-    age: np.ndarray,
-    strip_of: np.ndarray,
-    idx: np.ndarray,
-    state: np.ndarray,
-    dt: np.ndarray,
-    bad: np.ndarray,
-    b: int,
-) -> None:
-    """Fill dt[b, :k] with the winners' dwell in one stage (stream ``role`` of each winner).
-
-    The exact samplers (exponential ziggurat, gamma strips) start with one candidate
-    from one hash, accepted almost always. A vector loop computes every winner's
-    candidate and whether it was accepted; the rare others are redrawn by the scalar
-    sampler from the same stream, which replays the same candidate, rejects it and
-    goes on: the same law, draw for draw, as the scalar sampler.
-    """
-    step = np.uint64(role) * _KEY_MULT + _GOLDEN
-    if code == EXPONENTIAL:
-        for w in range(k):
-            z = mix(state[b, w] + step)
-            i = np.int64(z & _LOW8)
-            x = float(z >> _S11) * _TWO_M53 * _ZE_X[i]
-            dt[b, w] = p1 * x
-            bad[b, w] = np.uint8(x >= _ZE_X[i + 1])
-        for w in range(k):
-            if bad[b, w]:
-                _, e = exponential(branch(state[b, w], role))
-                dt[b, w] = p1 * e
-        return
-    if code == GAMMA and p1 >= 1.0:
-        last = ratio.shape[1] - 1
-        if aged:
-            for w in range(k):
-                d = idx[b, w]
-                h = mix(state[b, w] + step)
-                j, x, u, squeeze = strip_first(h, strip_of[d], edges, ratio, tab)
-                a = age[d]
-                dt[b, w] = max(p2 * x - a, 0.0)
-                bad[b, w] = np.uint8(j >= last) | np.uint8(u > squeeze) | np.uint8(p2 * x <= a)
-        else:
-            for w in range(k):
-                j, x, u, squeeze = strip_first(mix(state[b, w] + step), 0, edges, ratio, tab)
-                dt[b, w] = p2 * x
-                bad[b, w] = np.uint8(j >= last) | np.uint8(u > squeeze)
-        for w in range(k):
-            if bad[b, w]:
-                a = age[idx[b, w]] if aged else 0.0
-                j_lo = strip_of[idx[b, w]] if aged else 0
-                dt[b, w] = _redraw(
-                    branch(state[b, w], role), code, p1, p2, tab, edges, ratio, lf_max, a, j_lo
-                )
-        return
-    for w in range(k):
-        a = age[idx[b, w]] if aged else 0.0
-        j_lo = strip_of[idx[b, w]] if aged else 0
-        dt[b, w] = _redraw(
-            branch(state[b, w], role), code, p1, p2, tab, edges, ratio, lf_max, a, j_lo
-        )
-
-
-@jit(inline=True)
-def _values(
-    sigma: float,
-    k: int,
-    idx: np.ndarray,
-    amount: np.ndarray,
-    state: np.ndarray,
-    value: np.ndarray,
-    bad: np.ndarray,
-    b: int,
-) -> None:
-    """Fill value[b, :k]: each winner's amount times a lognormal multiplier (mean 1).
-
-    Normal ziggurat candidates in a vector loop; the rare rejected ones redrawn by the
-    scalar sampler from the same stream (see :func:`_stage`).
-    """
-    if sigma <= 0.0:
-        for w in range(k):
-            value[b, w] = amount[idx[b, w]]
-        return
-    step = np.uint64(_VALUE_KEY) * _KEY_MULT + _GOLDEN
-    for w in range(k):
-        z = mix(state[b, w] + step)
-        i = np.int64(z & _LOW8)
-        sign = 1.0 if (z >> _S8) & np.uint64(1) else -1.0
-        x = float(z >> _S11) * _TWO_M53 * _ZN_X[i]
-        value[b, w] = sign * x
-        bad[b, w] = np.uint8(x >= _ZN_X[i + 1])
-    for w in range(k):
-        if bad[b, w]:
-            _, value[b, w] = normal(branch(state[b, w], _VALUE_KEY))
-    half = 0.5 * sigma * sigma
-    for w in range(k):
-        value[b, w] = amount[idx[b, w]] * exp_poly(sigma * value[b, w] - half)
-
-
-@jit
-def trial_win_probabilities(seed: np.uint64, trial0: int, funnel: tuple, out: np.ndarray) -> None:
-    """out[i]: trial ``trial0 + i``'s P(win | in stage) per (group, stage), as drawn by kernels."""
-    for i in range(out.shape[0]):
-        _win_probabilities(trial_state(seed, trial0 + i), funnel, out[i])
-
-
 @jit(parallel=True)
 def simulate_fast(
     seed: np.uint64,
@@ -337,7 +182,7 @@ def simulate_fast(
     """Add the open deals' revenue to ``out_rev``/``out_won``, as the per-deal kernel would.
 
     Arrays as in :mod:`pipesim._kernels` (the funnel and deal tables taken apart, so
-    that each is its own argument); ``pwin`` from :func:`trial_win_probabilities`.
+    that each is its own argument); ``pwin`` from :func:`pipesim._kernels.trial_win_probabilities`.
     Arrivals are not simulated here (:mod:`pipesim.engines.fast` adds them after, as
     the per-deal kernel does). ``cell_start`` holds the first deal of each cell
     (runs of deals with one ``gs`` inside a window of the deal table) and ends with
@@ -388,19 +233,19 @@ def simulate_fast(
                         state[b, w] = derive(cs, np.uint64(idx[b, w] - a))  # place in the cell
                     # When: the first stage, where each deal has its own age; then the
                     # later stages, fresh, one stage for all winners at a time.
-                    _stage(
+                    stage_dwell(
                         1, code[gs], p1[gs], p2[gs], tab[gs], edges, ratio, lf_max,
-                        k, True, age, strip_of, idx, state, t, bad, b,
+                        0, k, True, age, strip_of, idx, state, t, bad, b,
                     )  # fmt: skip
                     for s in range(gs + 1, gs - gs % n_stages + n_stages):
-                        _stage(
+                        stage_dwell(
                             s - gs + 1, code[s], p1[s], p2[s], tab[s], edges, ratio,
-                            lf_max, k, False, age, strip_of, idx, state, dt, bad, b,
+                            lf_max, 0, k, False, age, strip_of, idx, state, dt, bad, b,
                         )  # fmt: skip
                         for w in range(k):
                             t[b, w] += dt[b, w]
                     # For how much, and in which period (-1: after the horizon).
-                    _values(value_sigma[gs], k, idx, amount, state, dt, bad, b)
+                    winner_values(value_sigma[gs], 0, k, idx, amount, state, dt, bad, b, True)
                     for w in range(k):
                         tw = t[b, w]
                         per[b, w] = day_period[min(np.int64(tw), last_day)] if tw < end else -1

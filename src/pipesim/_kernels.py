@@ -18,7 +18,9 @@ Layout of the inputs (built by :mod:`pipesim.prepare`):
 - ``out_rev``, ``out_won``: [trial, period, 1 + by-group]; column 0 is the whole book.
 
 Every random number comes from a stream derived from (seed, trial, key), so the
-result does not depend on the thread count or on ``block`` and ``chunk``.
+result does not depend on the thread count or on blocks and chunks. The open deals'
+kernel is :mod:`pipesim._deal_kernels` (the fast path's :mod:`pipesim._fast_kernels`);
+this module holds the per-trial draws, the samplers' dispatch and the arrivals.
 """
 
 from __future__ import annotations
@@ -140,55 +142,6 @@ def _book(out_rev: np.ndarray, out_won: np.ndarray, i: int, k: int, by: int, val
 
 
 @jit
-def _deal_chunk(
-    ts: np.uint64,
-    pwin: np.ndarray,
-    funnel: tuple,
-    deals: tuple,
-    start: int,
-    stop: int,
-    day_period: np.ndarray,
-    out_rev: np.ndarray,
-    out_won: np.ndarray,
-    i: int,
-    won_idx: np.ndarray,
-    won_state: np.ndarray,
-) -> None:
-    n_stages, code, p1, p2, tab = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6], funnel[7])
-    value_sigma, strips = funnel[8], (funnel[9], funnel[10], funnel[11])
-    key, gs_of, amount, age, by, strip_of = deals
-    end = float(day_period.shape[0])
-    # Pass 1, without branches: one uniform per deal decides whether it is won (a lost
-    # deal, or one still open at the horizon, needs no timing draws).
-    n_won = 0
-    for d in range(start, stop):
-        ds = derive(ts, key[d])
-        won_idx[n_won] = d
-        won_state[n_won] = ds
-        n_won += to_unit(ds) < pwin[gs_of[d]]
-    # Pass 2: time and value the winners (in deal order, so sums do not depend on chunks).
-    # (_fast_kernels.py times its winners the same way; kept inline here: a shared function
-    # taking the arrays cost 30% of the benchmark's throughput, measured.)
-    for w in range(n_won):
-        d = won_idx[w]
-        ds = won_state[w]
-        gs = gs_of[d]
-        last = gs - gs % n_stages + n_stages  # one past the group's final stage
-        _, t = dwell(branch(ds, 1), code[gs], p1[gs], p2[gs], tab[gs], strips, age[d], strip_of[d])
-        for c in range(gs + 1, last):
-            if t >= end:
-                break
-            _, r = dwell(branch(ds, c - gs + 1), code[c], p1[c], p2[c], tab[c], strips, 0.0, 0)
-            t += r
-        if t >= end:
-            continue
-        value = amount[d]
-        if value_sigma[gs] > 0.0:
-            value *= multiplier(branch(ds, _VALUE_KEY), value_sigma[gs])
-        _book(out_rev, out_won, i, day_period[int(t)], by[d], value)
-
-
-@jit
 def _arrivals(
     ts: np.uint64,
     pwin: np.ndarray,
@@ -235,65 +188,38 @@ def _arrivals(
             _book(out_rev, out_won, i, day_period[int(t)], by[r], value)
 
 
+@jit
+def trial_win_probabilities(seed: np.uint64, trial0: int, funnel: tuple, out: np.ndarray) -> None:
+    """out[i]: trial ``trial0 + i``'s P(win | in stage) per (group, stage), as drawn by kernels."""
+    for i in range(out.shape[0]):
+        win_probabilities(trial_state(seed, trial0 + i), funnel, out[i])
+
+
 @jit(parallel=True)
-def simulate_trials(
+def simulate_arrivals(
     seed: np.uint64,
     trial0: int,
+    pwin: np.ndarray,
     funnel: tuple,
-    deals: tuple,
     arrivals: tuple,
     day_period: np.ndarray,
-    block: int,
-    chunk: int,
     out_rev: np.ndarray,
     out_won: np.ndarray,
 ) -> None:
-    """Simulate trials ``trial0 ..`` into ``out_rev``/``out_won`` (zeroed by the caller).
+    """Add the new leads' revenue of trials ``trial0 ..`` (rows of ``out_rev``/``out_won``).
 
-    Parallel over blocks of ``block`` trials; within a block the deals are read
-    in chunks of ``chunk`` so a chunk stays in cache for all the block's trials.
-    Each trial adds its deals in deal order, then its arrivals in row order, so
-    the sums are the same bits whatever ``block``, ``chunk`` and thread count.
+    ``pwin`` from :func:`trial_win_probabilities`. Each trial adds its arrival rows
+    in order; the open deals are added before, by :mod:`pipesim._deal_kernels` or
+    :mod:`pipesim._fast_kernels`.
     """
-    n_trials = out_rev.shape[0]
-    n_cells = funnel[3].shape[0] * funnel[3].shape[1]
-    n_deals = deals[0].shape[0]
-    n_blocks = (n_trials + block - 1) // block
-    for b in prange(n_blocks):
-        first = b * block
-        last = min(first + block, n_trials)
-        pwin = np.empty((last - first, n_cells))
-        states = np.empty(last - first, dtype=np.uint64)
-        won_idx = np.empty(chunk, dtype=np.int64)
-        won_state = np.empty(chunk, dtype=np.uint64)
-        for i in range(first, last):
-            states[i - first] = trial_state(seed, trial0 + i)
-            win_probabilities(states[i - first], funnel, pwin[i - first])
-        for start in range(0, n_deals, chunk):
-            stop = min(start + chunk, n_deals)
-            for i in range(first, last):
-                _deal_chunk(
-                    states[i - first],
-                    pwin[i - first],
-                    funnel,
-                    deals,
-                    start,
-                    stop,
-                    day_period,
-                    out_rev,
-                    out_won,
-                    i,
-                    won_idx,
-                    won_state,
-                )
-        for i in range(first, last):
-            _arrivals(
-                states[i - first],
-                pwin[i - first],
-                funnel,
-                arrivals,
-                day_period,
-                out_rev,
-                out_won,
-                i,
-            )
+    for i in prange(out_rev.shape[0]):
+        _arrivals(
+            trial_state(seed, trial0 + i),
+            pwin[i],
+            funnel,
+            arrivals,
+            day_period,
+            out_rev,
+            out_won,
+            i,
+        )

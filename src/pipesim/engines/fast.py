@@ -9,7 +9,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from pipesim import _fast_kernels
+from pipesim import _fast_kernels, _kernels
 from pipesim.engines import local
 from pipesim.engines.local import seed_bits
 from pipesim.prepare import Prepared
@@ -70,7 +70,7 @@ def accumulate(
     trials = rev.shape[0]
     threads = numba.get_num_threads()
     pwin = np.empty((trials, len(prepared.funnel[4])))
-    _fast_kernels.trial_win_probabilities(seed_bits(seed), first_trial, prepared.funnel, pwin)
+    _kernels.trial_win_probabilities(seed_bits(seed), first_trial, prepared.funnel, pwin)
     funnel = prepared.funnel
     _fast_kernels.simulate_fast(
         seed_bits(seed),

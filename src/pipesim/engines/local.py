@@ -5,7 +5,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from pipesim import _kernels
+from pipesim import _deal_kernels, _kernels
 from pipesim.prepare import Prepared
 from pipesim.progress import Progress
 
@@ -82,18 +82,28 @@ def accumulate(
     trials = rev.shape[0]
     if block is None:
         block = max(1, min(16, trials // (4 * numba.get_num_threads())))
-    _kernels.simulate_trials(
-        seed_bits(seed),
-        first_trial,
-        prepared.funnel,
-        deals,
-        arrivals,
-        prepared.day_period,
-        block,
-        chunk,
-        rev,
-        won,
-    )
+    pwin = np.empty((trials, len(prepared.funnel[4])))
+    _kernels.trial_win_probabilities(seed_bits(seed), first_trial, prepared.funnel, pwin)
+    if len(deals[0]):
+        funnel = prepared.funnel
+        _deal_kernels.simulate_deals(
+            seed_bits(seed),
+            first_trial,
+            pwin,
+            funnel[3].shape[1],
+            *funnel[4:12],
+            *deals,
+            prepared.day_period,
+            block,
+            chunk,
+            rev,
+            won,
+        )
+    if len(arrivals[0]):
+        _kernels.simulate_arrivals(
+            seed_bits(seed), first_trial, pwin, prepared.funnel, arrivals, prepared.day_period,
+            rev, won,
+        )  # fmt: skip
 
 
 def block_trials(prepared: Prepared, threads: int | None = None) -> int:
