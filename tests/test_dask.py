@@ -21,8 +21,8 @@ import pytest
 import pipesim
 from pipesim import storage
 from pipesim.benchmark import write_bench_book
+from pipesim.engines import chunked, dask_worker
 from pipesim.engines import dask as dask_engine
-from pipesim.engines import dask_worker
 from pipesim.engines import local as local_engine
 from pipesim.prepare import prepare, prepare_context
 from pipesim.progress import Progress
@@ -106,6 +106,34 @@ def test_deal_chunks_read_by_the_workers_give_the_local_bits(cluster, demo):
     for worker in stats:
         assert worker.get("max_read", 0) <= CHUNK
         assert worker.get("max_held", 0) <= dask_worker.CHUNK_CACHE * CHUNK < demo.deal_count
+
+
+def test_fast_path_steps_give_the_fast_engines_bits(cluster, demo):
+    """engine dask-fast: the fast path chunk by chunk on the workers, read from the path."""
+    _, client = cluster
+    book = pipesim.load_scenario(demo.path, deals_in_memory=False, chunk=CHUNK)
+    context = prepare_context(book, ("region",))
+    expected = chunked.run(book, context, 300, 5, chunk=CHUNK, engine="fast")
+    client.run(dask_worker.reset)
+    rev, won = dask_engine.run(
+        book, context, 300, 5, client=client, shard=120, deal_chunk=CHUNK, winners_only=True
+    )
+    np.testing.assert_array_equal(rev, expected[0])
+    np.testing.assert_array_equal(won, expected[1])
+    assert _total(_worker_stats(client), "path") == 5 * 3
+    # Not the per-deal engine's bits, but its law: whole-book mean within Z = 4.5
+    # standard errors of the difference (300 trials each).
+    other = local_engine.run(prepare(demo, ("region",), chunk=CHUNK), 300, 6)[0]
+    a, b = rev[:, :, 0].sum(axis=1), other[:, :, 0].sum(axis=1)
+    assert abs(a.mean() - b.mean()) <= 4.5 * np.sqrt(a.var(ddof=1) / 300 + b.var(ddof=1) / 300)
+
+
+def test_engine_dask_fast_gives_engine_fast_bits(cluster, demo):
+    _, client = cluster
+    a = pipesim.simulate(demo, trials=200, seed=2, by="region", engine="dask-fast", client=client)
+    b = pipesim.simulate(demo, trials=200, seed=2, by="region", engine="fast")
+    np.testing.assert_array_equal(a.revenue, b.revenue)
+    np.testing.assert_array_equal(a.won, b.won)
 
 
 def test_a_book_on_disk_changed_since_loading_is_a_clear_error(cluster, demo_copy):

@@ -27,14 +27,14 @@ def run_scenario(
     """Load a scenario folder (default: the bundled demo) and simulate it.
 
     A progress bar shows on stderr for runs over ~2 s unless ``quiet`` or stderr
-    is not a terminal. ``address`` is the Dask scheduler for ``engine="dask"``.
+    is not a terminal. ``address`` is the Dask scheduler for ``engine="dask"``/``"dask-fast"``.
     """
     from pipesim import progress
 
     if threads is not None:
         set_threads(threads)
-    if address is not None and engine != "dask":
-        raise PipesimError(f"--address is for --engine dask (the engine is {engine}).")
+    if address is not None and engine not in ("dask", "dask-fast"):
+        raise PipesimError(f"--address is for --engine dask or dask-fast (the engine is {engine}).")
     path = Path(scenario) if scenario is not None else demo_path()
     return simulate(
         storage.load_scenario(path),

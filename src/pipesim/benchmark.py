@@ -197,7 +197,7 @@ def bench(
         Size of the book and of the run.
     seed : int
         Seed of the simulation.
-    engine : {"numba", "dask", "fast"}
+    engine : {"numba", "dask", "fast", "dask-fast"}
         Engine to time (``dask``: a local cluster, or ``$DASK_SCHEDULER_ADDRESS``).
     progress : bool
         Show a progress bar (terminals only).
@@ -221,7 +221,7 @@ def bench(
         start = time.perf_counter()
         scenario = storage.load_scenario(folder)  # on disk when over DEAL_CHUNK deals
         loaded = time.perf_counter() - start
-        if engine == "dask":
+        if engine in ("dask", "dask-fast"):
             from pipesim.engines import dask
             from pipesim.prepare import prepare_context
 
@@ -230,7 +230,14 @@ def bench(
             prepare_s = time.perf_counter() - start
             start = time.perf_counter()
             with Progress(trials, enabled=progress) as bar:
-                dask.run(scenario, context, trials, seed, progress=bar)
+                dask.run(
+                    scenario,
+                    context,
+                    trials,
+                    seed,
+                    progress=bar,
+                    winners_only=engine == "dask-fast",
+                )
             run_s = time.perf_counter() - start
         elif engine in ("numba", "fast") and not scenario.deals_in_memory:
             from pipesim.engines import chunked

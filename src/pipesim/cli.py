@@ -90,17 +90,18 @@ def _run_options(fn: Any) -> Any:
 )
 @click.option(
     "--engine",
-    type=click.Choice(["numba", "numpy", "dask", "fast"]),
+    type=click.Choice(["numba", "numpy", "dask", "fast", "dask-fast"]),
     default="numba",
     show_default=True,
-    help="numba (fast), numpy (the reference implementation), dask (a Dask cluster) "
-    "or fast (numba at the cost of the winners only: same law, other bits).",
+    help="numba (fast), numpy (the reference implementation), dask (a Dask cluster), "
+    "fast (numba at the cost of the winners only: same law, other bits) or dask-fast "
+    "(fast on a Dask cluster).",
 )
 @click.option(
     "--address",
     default=None,
     help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: $DASK_SCHEDULER_ADDRESS, "
-    "else a local cluster on 127.0.0.1). Only with --engine dask.",
+    "else a local cluster on 127.0.0.1). Only with --engine dask or dask-fast.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option(
@@ -470,7 +471,10 @@ def _interrupts() -> Iterator[None]:
 @click.option("--months", default=12, show_default=True, type=int, callback=_positive)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
-    "--engine", type=click.Choice(["numba", "dask", "fast"]), default="numba", show_default=True
+    "--engine",
+    type=click.Choice(["numba", "dask", "fast", "dask-fast"]),
+    default="numba",
+    show_default=True,
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def bench(deals: int, trials: int, months: int, seed: int, engine: str, quiet: bool) -> None:

@@ -11,7 +11,7 @@ from pipesim.prepare import prepare, prepare_context
 from pipesim.progress import Progress
 from pipesim.result import Result, _as_tuple
 
-ENGINES = ("numba", "numpy", "dask", "fast")
+ENGINES = ("numba", "numpy", "dask", "fast", "dask-fast")
 
 
 def simulate(
@@ -38,14 +38,15 @@ def simulate(
         the number of threads.
     by : str or list of str, optional
         Segment columns to break the results down by (``"region,product_line"``).
-    engine : {"numba", "numpy", "dask"}
-        ``numba`` (fast, parallel), ``numpy`` (the reference implementation) or
-        ``dask`` (shards of trials on a Dask cluster; the same bits as ``numba``) or
-        ``fast`` (numba at the cost of the winning deals only: the same law as
-        ``numba``, not the same bits; for large books).
+    engine : {"numba", "numpy", "dask", "fast", "dask-fast"}
+        ``numba`` (fast, parallel), ``numpy`` (the reference implementation),
+        ``dask`` (steps of trials and deal chunks on a Dask cluster; the same bits as
+        ``numba``), ``fast`` (numba at the cost of the winning deals only: the same law
+        as ``numba``, not the same bits; for large books) or ``dask-fast`` (the fast
+        path in Dask steps; the same bits as ``fast``).
     address : str, optional
         Dask scheduler address (``tcp://HOST:PORT``); default ``$DASK_SCHEDULER_ADDRESS``,
-        else a local cluster on 127.0.0.1. Only for ``engine="dask"``.
+        else a local cluster on 127.0.0.1. Only for the Dask engines.
     client : distributed.Client, optional
         An open Dask client to use instead of ``address`` (left open).
     progress : bool
@@ -85,7 +86,7 @@ def simulate(
         prepared = prepare(scenario, cols)
         with bar:
             revenue, won = fast.run(prepared, trials, seed, progress=bar)
-    elif engine == "dask":
+    elif engine in ("dask", "dask-fast"):
         from pipesim.engines import dask
 
         context = prepare_context(scenario, cols)
@@ -99,6 +100,7 @@ def simulate(
                 client=client,
                 address=address,
                 progress=bar,
+                winners_only=engine == "dask-fast",
             )
     else:
         from pipesim.engines import reference

@@ -160,6 +160,7 @@ def run(
     progress: Progress | None = None,
     shard: int | None = None,
     deal_chunk: int = DEAL_CHUNK,
+    winners_only: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Simulate ``trials`` trials on a Dask cluster; the same bits as the local engine.
 
@@ -184,6 +185,10 @@ def run(
     deal_chunk : int
         Deal rows per chunk: the canonical :data:`DEAL_CHUNK` (tests pass smaller
         ones; the bits are those of ``prepare(scenario, by, chunk=deal_chunk)``).
+    winners_only : bool
+        Steps run the fast path on their chunk (``engine="dask-fast"``): the bits of
+        :func:`pipesim.engines.chunked.run` with ``engine="fast"`` and the same chunks
+        (and of ``--engine fast`` with the default chunks).
     """
     from distributed import as_completed
 
@@ -231,6 +236,7 @@ def run(
                         *(book, token, source, rows, tables[c], seed, first, count),
                         previous,
                         c == len(chunks) - 1,
+                        winners_only,
                         key=key,
                         pure=False,
                         priority=-c,

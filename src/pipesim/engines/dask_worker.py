@@ -22,7 +22,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from pipesim.engines import local
+from pipesim.engines import fast, local
 from pipesim.errors import PipesimError
 from pipesim.prepare import DealContext, prepare_deals
 
@@ -112,6 +112,7 @@ def step(
     count: int,
     partial: tuple[np.ndarray, np.ndarray] | None,
     last: bool,
+    winners_only: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Trials ``first .. first + count``: ``partial`` plus the deals of rows ``rows``.
 
@@ -134,6 +135,9 @@ def step(
         The totals after the previous chunks (None before the first chunk); not modified.
     last : bool
         Add the arrivals too (after the last chunk).
+    winners_only : bool
+        Simulate the chunk's deals with the fast path (:mod:`pipesim.engines.fast`)
+        instead of the per-deal kernel: the bits of ``--engine fast`` on the same chunks.
     """
     prepared = context.prepared
     with _LOCK:
@@ -151,8 +155,11 @@ def step(
         else:
             rev, won = partial[0].copy(), partial[1].copy()
         numba.set_num_threads(_threads())
-        nothing = local.take_rows(prepared.arrivals, 0, 0)
-        local.accumulate(prepared, table, nothing, seed, first, rev, won)
+        if winners_only:
+            fast.accumulate(prepared, table, seed, first, rev, won, deal0=rows[0])
+        else:
+            nothing = local.take_rows(prepared.arrivals, 0, 0)
+            local.accumulate(prepared, table, nothing, seed, first, rev, won)
         if last:
             no_deals = local.take_rows(prepared.deals, 0, 0)
             local.accumulate(prepared, no_deals, prepared.arrivals, seed, first, rev, won)
