@@ -264,7 +264,7 @@ def bench(
                 else:
                     local.run_blocks(prepared, trials, seed, bar)
             run_s = time.perf_counter() - start
-        on_disk = not scenario.deals_in_memory and engine in ("numba", "fast")
+        on_disk = not scenario.deals_in_memory
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return BenchReport(
         deals, trials, months, engine, compile_s, loaded, prepare_s, run_s, peak, machine(), on_disk
