@@ -181,3 +181,49 @@ def winner_values(
     else:
         for w in range(w0, w1):
             value[b, w] = amount[idx[b, w]] * math.exp(sigma * value[b, w] - half)
+
+
+@jit(inline=True)
+def time_and_value(
+    gs: int,
+    n_stages: int,
+    code: np.ndarray,
+    p1: np.ndarray,
+    p2: np.ndarray,
+    tab: np.ndarray,
+    value_sigma: np.ndarray,
+    edges: np.ndarray,
+    ratio: np.ndarray,
+    lf_max: np.ndarray,
+    w0: int,
+    w1: int,
+    age: np.ndarray,
+    strip_of: np.ndarray,
+    amount: np.ndarray,
+    idx: np.ndarray,
+    state: np.ndarray,
+    t: np.ndarray,
+    dt: np.ndarray,
+    bad: np.ndarray,
+    b: int,
+    poly: bool,
+) -> None:
+    """Winners ``w0:w1``, all in cell ``gs`` (group and stage): close day in t, value in dt.
+
+    The first stage with each deal's age (stream 1), then each later stage fresh
+    (streams 2, 3, ...), one stage for all winners at a time; then the values
+    (see :func:`winner_values` for ``poly``). A winner past the horizon still gets
+    its later stages drawn (no branch), which changes none of the numbers kept.
+    """
+    stage_dwell(
+        1, code[gs], p1[gs], p2[gs], tab[gs], edges, ratio, lf_max,
+        w0, w1, True, age, strip_of, idx, state, t, bad, b,
+    )  # fmt: skip
+    for s in range(gs + 1, gs - gs % n_stages + n_stages):
+        stage_dwell(
+            s - gs + 1, code[s], p1[s], p2[s], tab[s], edges, ratio, lf_max,
+            w0, w1, False, age, strip_of, idx, state, dt, bad, b,
+        )  # fmt: skip
+        for w in range(w0, w1):
+            t[b, w] += dt[b, w]
+    winner_values(value_sigma[gs], w0, w1, idx, amount, state, dt, bad, b, poly)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from pipesim._batch import stage_dwell, winner_values
+from pipesim._batch import time_and_value
 from pipesim._kernels import _book, trial_state
 from pipesim._random import derive, jit, to_unit
 
@@ -89,18 +89,10 @@ def simulate_deals(
                     w1 = w0 + 1
                     while w1 < n_won and gs_of[idx[b, w1]] == gs:
                         w1 += 1
-                    stage_dwell(
-                        1, code[gs], p1[gs], p2[gs], tab[gs], edges, ratio, lf_max,
-                        w0, w1, True, age, strip_of, idx, state, t, bad, b,
+                    time_and_value(
+                        gs, n_stages, code, p1, p2, tab, value_sigma, edges, ratio, lf_max,
+                        w0, w1, age, strip_of, amount, idx, state, t, dt, bad, b, False,
                     )  # fmt: skip
-                    for s in range(gs + 1, gs - gs % n_stages + n_stages):
-                        stage_dwell(
-                            s - gs + 1, code[s], p1[s], p2[s], tab[s], edges, ratio,
-                            lf_max, w0, w1, False, age, strip_of, idx, state, dt, bad, b,
-                        )  # fmt: skip
-                        for w in range(w0, w1):
-                            t[b, w] += dt[b, w]
-                    winner_values(value_sigma[gs], w0, w1, idx, amount, state, dt, bad, b, False)
                     for w in range(w0, w1):
                         if t[b, w] < end:
                             d = idx[b, w]

@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numba import prange
 
-from pipesim._batch import stage_dwell, winner_values
+from pipesim._batch import time_and_value
 from pipesim._kernels import (
     trial_state,
 )
@@ -216,11 +216,11 @@ def simulate_fast(
         stop = min(first + block, n_trials)
         for win in range(window_cell.shape[0] - 1):
             for i in range(first, stop):
+                root = trial_state(seed, trial0 + i) ^ _CELL_DOMAIN
                 for c in range(window_cell[win], window_cell[win + 1]):
                     a = cell_start[c]
                     n = cell_start[c + 1] - a
                     gs = gs_of[a]
-                    root = trial_state(seed, trial0 + i) ^ _CELL_DOMAIN
                     cs = derive(root, np.uint64(deal0 + a))
                     k = binomial_inverse(to_unit(cs), n, pwin[i, gs])
                     if k == 0:
@@ -231,21 +231,12 @@ def simulate_fast(
                     k = _collect(a, n, picked_won, bits, idx, b)
                     for w in range(k):
                         state[b, w] = derive(cs, np.uint64(idx[b, w] - a))  # place in the cell
-                    # When: the first stage, where each deal has its own age; then the
-                    # later stages, fresh, one stage for all winners at a time.
-                    stage_dwell(
-                        1, code[gs], p1[gs], p2[gs], tab[gs], edges, ratio, lf_max,
-                        0, k, True, age, strip_of, idx, state, t, bad, b,
+                    # When they close (t) and for how much (dt).
+                    time_and_value(
+                        gs, n_stages, code, p1, p2, tab, value_sigma, edges, ratio, lf_max,
+                        0, k, age, strip_of, amount, idx, state, t, dt, bad, b, True,
                     )  # fmt: skip
-                    for s in range(gs + 1, gs - gs % n_stages + n_stages):
-                        stage_dwell(
-                            s - gs + 1, code[s], p1[s], p2[s], tab[s], edges, ratio,
-                            lf_max, 0, k, False, age, strip_of, idx, state, dt, bad, b,
-                        )  # fmt: skip
-                        for w in range(k):
-                            t[b, w] += dt[b, w]
-                    # For how much, and in which period (-1: after the horizon).
-                    winner_values(value_sigma[gs], 0, k, idx, amount, state, dt, bad, b, True)
+                    # In which period (-1: after the horizon).
                     for w in range(k):
                         tw = t[b, w]
                         per[b, w] = day_period[min(np.int64(tw), last_day)] if tw < end else -1
