@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
 from same_numbers import GOLDEN, comparable, normalise, write_outputs
 
 
