@@ -18,26 +18,27 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pipesim.benchmark import machine, write_bench_book
+from pipesim.simulation.bench import machine, write_bench_book
 
 CHILD = r"""
 import hashlib, json, resource, sys, time
 import pipesim
-from pipesim import storage
-from pipesim.engines import chunked, local
-from pipesim.prepare import prepare, prepare_context
+from pipesim.io import parquet
+from pipesim.engines import chunked
+from pipesim.engines import numba as numba_engine
+from pipesim.prepare.kernel_inputs import prepare, prepare_context
 
 folder, trials, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-local.run(prepare(storage.load_scenario(pipesim.demo_path())), 1, 0)  # kernels loaded
+numba_engine.run(prepare(parquet.load_scenario(pipesim.demo_path())), 1, 0)  # kernels loaded
 t = time.perf_counter()
-scenario = storage.load_scenario(folder, deals_in_memory=(mode == "memory"))
+scenario = parquet.load_scenario(folder, deals_in_memory=(mode == "memory"))
 load = time.perf_counter() - t
 t = time.perf_counter()
 if mode == "memory":
     prepared = prepare(scenario)
     prep = time.perf_counter() - t
     t = time.perf_counter()
-    rev, won = local.run_blocks(prepared, trials, 0)
+    rev, won = numba_engine.run_blocks(prepared, trials, 0)
     sim = time.perf_counter() - t
 else:
     context = prepare_context(scenario)

@@ -21,10 +21,10 @@ import numpy as np
 from distributed import Client, LocalCluster
 
 import pipesim
-from pipesim.benchmark import machine, write_bench_book
 from pipesim.engines import chunked, dask_worker
 from pipesim.engines import dask as dask_engine
-from pipesim.prepare import prepare_context
+from pipesim.prepare.kernel_inputs import prepare_context
+from pipesim.simulation.bench import machine, write_bench_book
 
 
 def _peak_gib() -> float:

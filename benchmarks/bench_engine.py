@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 
 import pipesim
-from pipesim.benchmark import machine
-from pipesim.engines import local, reference
-from pipesim.prepare import prepare
+from pipesim.engines import numba as numba_engine
+from pipesim.engines import numpy as numpy_engine
+from pipesim.prepare.kernel_inputs import prepare
+from pipesim.simulation.bench import machine
 
 STAGES = ["Lead", "Qualified", "Visited", "Offer", "Negotiation"]
 
@@ -101,12 +102,12 @@ def main() -> None:
     )
     prepared = prepare(scenario)
     start = time.perf_counter()
-    local.run(prepared, 4, seed=0)  # compile, or load the on-disk cache
+    numba_engine.run(prepared, 4, seed=0)  # compile, or load the on-disk cache
     warm = time.perf_counter() - start
     work = args.deals * args.trials
-    t_numba = _best(lambda: local.run(prepared, args.trials, seed=0), args.repeat)
+    t_numba = _best(lambda: numba_engine.run(prepared, args.trials, seed=0), args.repeat)
     t_numpy = _best(
-        lambda: reference.run(prepared, args.trials, seed=0, thin_arrivals=True),
+        lambda: numpy_engine.run(prepared, args.trials, seed=0, thin_arrivals=True),
         max(1, args.repeat - 2),
     )
     print(f"machine: {machine()}")

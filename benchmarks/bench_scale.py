@@ -28,9 +28,10 @@ import time
 import numpy as np
 
 import pipesim
-from pipesim.benchmark import bench_arrivals, bench_deals, bench_stages, machine
-from pipesim.engines import local, reference
-from pipesim.prepare import prepare
+from pipesim.engines import numba as numba_engine
+from pipesim.engines import numpy as numpy_engine
+from pipesim.prepare.kernel_inputs import prepare
+from pipesim.simulation.bench import bench_arrivals, bench_deals, bench_stages, machine
 
 
 def pipesim_bench(deals: int, trials: int, engine: str = "numba") -> dict[str, float]:
@@ -107,10 +108,10 @@ def main() -> None:
                 as_of="2027-01-01", horizon_months=12,
             )  # fmt: skip
             prepared = prepare(scenario)
-            local.run(prepared, 2, seed=0)
+            numba_engine.run(prepared, 2, seed=0)
             np_trials = max(1, min(run_trials, 20_000_000 // deals))
             start = time.perf_counter()
-            reference.run(prepared, np_trials, seed=0, thin_arrivals=True)
+            numpy_engine.run(prepared, np_trials, seed=0, thin_arrivals=True)
             np_rates[deals] = deals * np_trials / (time.perf_counter() - start) / 1e6
         if deals in np_rates and trials == trial_counts[0]:
             ratio = f"{fig['rate'] / np_rates[deals]:.1f} (NumPy {np_rates[deals]:.1f})"

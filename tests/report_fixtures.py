@@ -9,7 +9,7 @@ import pandas as pd
 
 import pipesim
 from conftest import build, deals_frame, stages_frame
-from pipesim import storage
+from pipesim.io import parquet
 
 EVIL_STAGE = "<script>alert(1)</script>"
 EVIL_REGION = "<img src=x onerror=alert(2)>"
@@ -57,7 +57,7 @@ def make_results(folder: Path) -> pipesim.Result:
     scenario = build(stages, deals, horizon_months=6, name="hostile <book>", currency="EUR")
     result = pipesim.simulate(scenario, trials=TRIALS, seed=SEED, by="region")
     pipesim.write_results(result, folder)
-    storage.write_tables(
+    parquet.write_tables(
         folder, {"compare": compare_frame(), "sensitivity": sensitivity_long()}, result.metadata()
     )
     return result

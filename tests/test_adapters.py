@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 import pipesim
-from pipesim.adapters import read_history
-from pipesim.calibration import calibrate_history
+from pipesim.calibration.adapters import read_history
+from pipesim.calibration.fit import calibrate_history
 from pipesim.cli import main
 from pipesim.datasets import load_maven_crm, maven_crm_path
 from pipesim.errors import PipesimError

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from crm_synth import pipeline_history
-from pipesim.backtesting import backtest_history, crps_sample, pinball
-from pipesim.calibration import calibrate_history
+from pipesim.calibration.backtest import backtest_history, crps_sample, pinball
+from pipesim.calibration.fit import calibrate_history
+from pipesim.calibration.history import make_history
 from pipesim.cli import main
 from pipesim.datasets import load_maven_crm, maven_crm_path
-from pipesim.history import make_history
 
 CUT = pd.Timestamp("2017-06-01")
 

@@ -212,7 +212,7 @@ def test_nothing_half_written_when_writing_fails(tmp_path, monkeypatch):
     """A failure while writing the second file leaves neither file nor temporaries."""
     import pyarrow.parquet as pq
 
-    from pipesim import storage
+    from pipesim.io import parquet
 
     calls = []
     real = pq.write_table
@@ -223,7 +223,7 @@ def test_nothing_half_written_when_writing_fails(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(table, where, *args, **kwargs)
 
-    monkeypatch.setattr(storage.pq, "write_table", flaky)
+    monkeypatch.setattr(parquet.pq, "write_table", flaky)
     result = CliRunner().invoke(main, ["run", "--trials", "5", "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and len(calls) == 2
     assert list((tmp_path / "o").iterdir()) == []

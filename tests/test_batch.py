@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from numba import njit, prange
 
-from pipesim import _kernels as K
-from pipesim import dwell_tables
-from pipesim._batch import stage_dwell, winner_values
-from pipesim._random import branch, derive
-from pipesim.funnel_params import age_strips
+from pipesim.kernels import trial as K
+from pipesim.kernels.batch_samplers import stage_dwell, winner_values
+from pipesim.kernels.random import branch, derive
+from pipesim.prepare import dwell_tables
+from pipesim.prepare.funnel_table import age_strips
 
 N = 20_000
 

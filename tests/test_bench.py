@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 import pipesim
-from pipesim import storage
-from pipesim.benchmark import bench_deals, write_bench_book
+from pipesim.io import parquet
+from pipesim.simulation.bench import bench_deals, write_bench_book
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,9 +22,9 @@ def test_book_is_written_in_row_groups_and_reads_back_chunk_by_chunk(tmp_path):
     folder = write_bench_book(tmp_path / "book", 25_000)
     assert pq.ParquetFile(folder / "deals.parquet").num_row_groups == 1
     chunks = list(bench_deals(25_000, chunk=10_000))
-    storage.write_table_chunks(tmp_path / "deals.parquet", chunks)
+    parquet.write_table_chunks(tmp_path / "deals.parquet", chunks)
     assert pq.ParquetFile(tmp_path / "deals.parquet").num_row_groups == 3
-    back = list(storage.read_table_chunks(tmp_path / "deals.parquet", ["deal_id", "amount"]))
+    back = list(parquet.read_table_chunks(tmp_path / "deals.parquet", ["deal_id", "amount"]))
     assert [len(c) for c in back] == [10_000, 10_000, 5_000]
     np.testing.assert_array_equal(
         pd.concat(back)["amount"].to_numpy(), pd.concat(chunks)["amount"].to_numpy()

@@ -8,9 +8,9 @@ import pytest
 
 import pipesim
 from crm_synth import pipeline_history, young_history
-from pipesim.calibration import calibrate_history
-from pipesim.history import make_history, parse_dates
-from pipesim.survival import pooled_conversion
+from pipesim.calibration.fit import calibrate_history
+from pipesim.calibration.history import make_history, parse_dates
+from pipesim.calibration.survival import pooled_conversion
 
 Z = 4.0  # tolerance in standard errors for estimates (two-sided p ~ 6e-5)
 

@@ -8,13 +8,14 @@ import pytest
 from click.testing import CliRunner
 
 import pipesim
-from pipesim import storage
 from pipesim.cli import main
-from pipesim.engines import chunked, fast, local
+from pipesim.engines import chunked, fast
+from pipesim.engines import numba as numba_engine
 from pipesim.errors import ScenarioError
-from pipesim.keys import deal_keys, stable_hash
-from pipesim.model import DEAL_CHUNK
-from pipesim.prepare import prepare, prepare_context, prepare_deals
+from pipesim.io import parquet
+from pipesim.prepare.kernel_inputs import prepare, prepare_context, prepare_deals
+from pipesim.scenario.keys import deal_keys, stable_hash
+from pipesim.scenario.scenario import DEAL_CHUNK
 
 N = 5_000
 CHUNK = 1_000  # deals per chunk of the canonical order in these tests
@@ -74,11 +75,11 @@ def _arrivals() -> pd.DataFrame:
 def _write(folder, deals: pd.DataFrame, row_group: int = 700):
     """A scenario folder whose deals.parquet has row groups of ``row_group`` rows."""
     settings = pd.DataFrame({"as_of": ["2027-01-01"], "horizon_months": [9], "name": ["big"]})
-    storage.write_tables(
+    parquet.write_tables(
         folder, {"stages": _stages(), "arrivals": _arrivals(), "scenario": settings}
     )
     chunks = (deals.iloc[s : s + row_group] for s in range(0, len(deals), row_group))
-    storage.write_table_chunks(folder / "deals.parquet", chunks)
+    parquet.write_table_chunks(folder / "deals.parquet", chunks)
     return folder
 
 
@@ -88,27 +89,27 @@ def book(tmp_path_factory):
 
 
 def _on_disk(folder, chunk: int = 600):
-    return storage.load_scenario(folder, deals_in_memory=False, chunk=chunk)
+    return parquet.load_scenario(folder, deals_in_memory=False, chunk=chunk)
 
 
 def test_read_deal_rows_reads_rows_across_row_groups(book):
     whole = pd.read_parquet(book / "deals.parquet")
-    rows = storage.read_deal_rows(book, 650, 1_450, ["deal_id", "region"])
+    rows = parquet.read_deal_rows(book, 650, 1_450, ["deal_id", "region"])
     assert list(rows.index) == list(range(650, 1_450))
     pd.testing.assert_frame_equal(rows, whole[["deal_id", "region"]].iloc[650:1_450])
-    assert len(storage.read_deal_rows(book / "deals.parquet", 4_990, 9_999)) == 10
-    assert len(storage.read_deal_rows(book, 7_000, 8_000)) == 0
+    assert len(parquet.read_deal_rows(book / "deals.parquet", 4_990, 9_999)) == 10
+    assert len(parquet.read_deal_rows(book, 7_000, 8_000)) == 0
 
 
 def test_a_book_on_disk_holds_no_rows_and_reads_the_same_table(book):
-    memory = storage.load_scenario(book)
+    memory = parquet.load_scenario(book)
     disk = _on_disk(book)
     assert memory.deals_in_memory and not disk.deals_in_memory
     assert disk.deal_table is None and disk.deal_count == N
     assert disk.deal_segments == memory.deal_segments == ("region", "channel")
     pd.testing.assert_frame_equal(disk.deals, memory.deals)
     pd.testing.assert_frame_equal(disk.deal_rows(990, 1_010), memory.deal_rows(990, 1_010))
-    from pipesim.funnel import funnel_table
+    from pipesim.reports.funnel_table import funnel_table
 
     a, b = funnel_table(memory), funnel_table(disk)
     pd.testing.assert_frame_equal(a.drop(columns="value"), b.drop(columns="value"))
@@ -117,8 +118,8 @@ def test_a_book_on_disk_holds_no_rows_and_reads_the_same_table(book):
 
 @pytest.mark.parametrize("by", [(), ("region",), ("region", "channel")])
 def test_chunk_by_chunk_gives_the_in_memory_bits(book, by):
-    memory, disk = storage.load_scenario(book), _on_disk(book)
-    rev0, won0 = local.run(prepare(memory, by, chunk=CHUNK), 96, seed=7)
+    memory, disk = parquet.load_scenario(book), _on_disk(book)
+    rev0, won0 = numba_engine.run(prepare(memory, by, chunk=CHUNK), 96, seed=7)
     rev1, won1 = chunked.run(disk, prepare_context(disk, by), 96, seed=7, chunk=CHUNK)
     np.testing.assert_array_equal(rev1, rev0)
     np.testing.assert_array_equal(won1, won0)
@@ -129,7 +130,7 @@ def test_chunk_by_chunk_gives_the_in_memory_bits(book, by):
 def test_fast_path_chunk_by_chunk_gives_its_in_memory_bits(book, by):
     # Windows of 250 deals divide the chunks of 1,000, so the cells (and their streams,
     # keyed by their first deal in the book) are the same in both.
-    memory, disk = storage.load_scenario(book), _on_disk(book)
+    memory, disk = parquet.load_scenario(book), _on_disk(book)
     rev0, won0 = fast.run(prepare(memory, by, chunk=CHUNK), 96, seed=7, window=250)
     context = prepare_context(disk, by)
     rev1, won1 = chunked.run(disk, context, 96, seed=7, chunk=CHUNK, engine="fast", window=250)
@@ -137,7 +138,10 @@ def test_fast_path_chunk_by_chunk_gives_its_in_memory_bits(book, by):
     np.testing.assert_array_equal(won1, won0)
     # Same law as the per-deal kernel's whole-book mean (Z standard errors of the
     # difference; T = 96 trials each, different draws).
-    a, b = rev0[:, :, 0].sum(axis=1), local.run(prepare(memory, by), 96, seed=8)[0][:, :, 0].sum(1)
+    a, b = (
+        rev0[:, :, 0].sum(axis=1),
+        numba_engine.run(prepare(memory, by), 96, seed=8)[0][:, :, 0].sum(1),
+    )
     se = np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
     assert abs(a.mean() - b.mean()) <= 4.5 * se
 
@@ -150,7 +154,7 @@ def test_simulate_fast_engine_reads_a_book_on_disk_by_chunks(book):
 
 
 def test_canonical_order_sorts_each_chunk_by_group_and_stage(book):
-    memory = storage.load_scenario(book)
+    memory = parquet.load_scenario(book)
     prepared = prepare(memory, ("region",), chunk=CHUNK)
     context = prepare_context(memory, ("region",))
     gs = prepared.deals[1]
@@ -166,7 +170,7 @@ def test_canonical_order_sorts_each_chunk_by_group_and_stage(book):
 
 
 def test_simulate_on_disk_equals_in_memory_and_reruns_by_other_columns(book):
-    memory, disk = storage.load_scenario(book), _on_disk(book)
+    memory, disk = parquet.load_scenario(book), _on_disk(book)
     a = pipesim.simulate(memory, trials=300, seed=11, by="region")
     b = pipesim.simulate(disk, trials=300, seed=11, by="region")
     np.testing.assert_array_equal(a.revenue, b.revenue)
@@ -213,7 +217,7 @@ BAD = [
 def test_bad_rows_in_later_chunks_get_the_in_memory_message(tmp_path, column, rows, value, needle):
     folder = _write(tmp_path / "bad", _break(_deals(), column, rows, value))
     with pytest.raises(ScenarioError) as whole:
-        storage.load_scenario(folder, deals_in_memory=True)
+        parquet.load_scenario(folder, deals_in_memory=True)
     with pytest.raises(ScenarioError) as chunks:
         _on_disk(folder, chunk=1_000)
     assert str(chunks.value) == str(whole.value)
@@ -224,7 +228,7 @@ def test_first_problem_in_check_order_wins_over_earlier_rows(tmp_path):
     deals = _break(_break(_deals(), "amount", [10], -1.0), "deal_id", [4_500], 10_020)
     folder = _write(tmp_path / "bad", deals)
     with pytest.raises(ScenarioError) as whole:
-        storage.load_scenario(folder, deals_in_memory=True)
+        parquet.load_scenario(folder, deals_in_memory=True)
     with pytest.raises(ScenarioError) as chunks:
         _on_disk(folder, chunk=1_000)
     assert str(chunks.value) == str(whole.value)
@@ -234,7 +238,7 @@ def test_first_problem_in_check_order_wins_over_earlier_rows(tmp_path):
 def test_a_changed_file_is_not_read_as_the_old_book(book, tmp_path):
     folder = _write(tmp_path / "copy", _deals())
     disk = _on_disk(folder)
-    storage.write_table_chunks(folder / "deals.parquet", [_deals(N - 1)])
+    parquet.write_table_chunks(folder / "deals.parquet", [_deals(N - 1)])
     with pytest.raises(ScenarioError, match="changed since the scenario was loaded"):
         pipesim.simulate(disk, trials=10)
 
@@ -280,8 +284,8 @@ def _big_book(folder, bad_row: int | None = None):
             )
 
     settings = pd.DataFrame({"as_of": ["2027-01-01"], "horizon_months": [3]})
-    storage.write_tables(folder, {"stages": _stages(), "scenario": settings})
-    storage.write_table_chunks(folder / "deals.parquet", chunks())
+    parquet.write_tables(folder, {"stages": _stages(), "scenario": settings})
+    parquet.write_table_chunks(folder / "deals.parquet", chunks())
     return folder
 
 
@@ -294,7 +298,7 @@ def test_cli_runs_a_book_over_one_chunk_from_disk(tmp_path):
     assert run.exit_code == 0, run.output
     assert f"{DEAL_CHUNK + 3_000:,} open deals" in run.output
     memory = pipesim.simulate(
-        storage.load_scenario(folder, deals_in_memory=True), trials=8, seed=0, by="region"
+        parquet.load_scenario(folder, deals_in_memory=True), trials=8, seed=0, by="region"
     )
     written, expected = pd.read_parquet(out / "summary.parquet"), memory.summary("region")
     pd.testing.assert_frame_equal(
@@ -344,8 +348,8 @@ def test_deals_without_the_segment_columns_of_the_stages(tmp_path):
     """Deals that lack the override column all fall in the (None) group, also on disk."""
     deals = _deals().drop(columns=["region"])
     folder = _write(tmp_path / "plain", deals)
-    memory, disk = storage.load_scenario(folder), _on_disk(folder)
-    rev0, won0 = local.run(prepare(memory, ("region",), chunk=CHUNK), 40, seed=2)
+    memory, disk = parquet.load_scenario(folder), _on_disk(folder)
+    rev0, won0 = numba_engine.run(prepare(memory, ("region",), chunk=CHUNK), 40, seed=2)
     rev1, won1 = chunked.run(disk, prepare_context(disk, ("region",)), 40, seed=2, chunk=CHUNK)
     np.testing.assert_array_equal(rev1, rev0)
     np.testing.assert_array_equal(won1, won0)

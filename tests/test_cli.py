@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 import pipesim
 from pipesim.cli import main
-from pipesim.demo import demo_tables
-from pipesim.storage import read_metadata
+from pipesim.io.parquet import read_metadata
+from pipesim.scenario.demo import demo_tables
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,13 @@ import pandas as pd
 import pytest
 
 import pipesim
-from pipesim import storage
-from pipesim.benchmark import write_bench_book
 from pipesim.engines import chunked, dask_worker
 from pipesim.engines import dask as dask_engine
-from pipesim.engines import local as local_engine
-from pipesim.prepare import prepare, prepare_context
+from pipesim.engines import numba as local_engine
+from pipesim.io import parquet
+from pipesim.prepare.kernel_inputs import prepare, prepare_context
 from pipesim.progress import Progress
+from pipesim.simulation.bench import write_bench_book
 
 distributed = pytest.importorskip("distributed")
 
@@ -370,7 +370,7 @@ def test_cli_against_dask_scheduler_and_worker_processes(tmp_path, demo):
     expected = pd.read_parquet(tmp_path / "local" / "trials.parquet")
     for folder in (out, out_env):
         pd.testing.assert_frame_equal(pd.read_parquet(folder / "trials.parquet"), expected)
-        meta = storage.read_metadata(folder / "trials.parquet")
+        meta = parquet.read_metadata(folder / "trials.parquet")
         assert meta["engine"] == "dask"
     # The workers compiled into (or loaded from) their own cache folders.
     assert any(WORKER_CACHE.rglob("*.nbi"))

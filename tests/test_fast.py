@@ -11,9 +11,9 @@ from scipy import stats
 
 import pipesim
 from conftest import Z, build, deals_frame, stages_frame
-from pipesim._fast_kernels import binomial_inverse
 from pipesim.engines import fast
-from pipesim.prepare import prepare
+from pipesim.kernels.winners_only import binomial_inverse
+from pipesim.prepare.kernel_inputs import prepare
 
 
 @pytest.mark.parametrize(("n", "p"), [(1, 0.5), (10, 0.3), (1000, 0.05), (200_000, 0.4), (7, 0.99)])

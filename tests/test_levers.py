@@ -10,7 +10,7 @@ from click.testing import CliRunner
 import pipesim
 from conftest import build, deals_frame, stages_frame
 from pipesim.cli import main
-from pipesim.levers import apply_lever, levers_from_frame, parse_lever
+from pipesim.plan.levers import apply_lever, levers_from_frame, parse_lever
 
 
 def _scenario():

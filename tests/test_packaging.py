@@ -33,7 +33,7 @@ def test_wheel_ships_the_demo_scenario(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for table in ("stages", "deals", "arrivals", "scenario"):
         assert f"pipesim/scenarios/demo/{table}.parquet" in names
-    assert "pipesim/_kernels.py" in names
+    assert "pipesim/kernels/trial.py" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "pipesim = pipesim.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
 
@@ -41,7 +41,7 @@ def test_wheel_ships_the_demo_scenario(tmp_path):
 def test_second_process_loads_the_kernel_from_the_cache(demo):
     pipesim.simulate(demo, trials=5, seed=0)  # compiles, or loads, and writes the cache
     code = (
-        "import pipesim; from pipesim import _deal_kernels as K; "
+        "import pipesim; from pipesim.kernels import per_deal as K; "
         "pipesim.simulate(pipesim.load_scenario(pipesim.demo_path()), trials=5); "
         "s = K.simulate_deals.stats; print(sum(s.cache_hits.values()), "
         "sum(s.cache_misses.values()))"

@@ -12,10 +12,11 @@ from click.testing import CliRunner
 
 import pipesim
 from conftest import Z, build, deals_frame, stages_frame
-from pipesim import crn, storage
 from pipesim.cli import main
-from pipesim.levers import apply_lever, parse_lever
-from pipesim.prepare import prepare
+from pipesim.io import parquet
+from pipesim.plan import common_random_numbers
+from pipesim.plan.levers import apply_lever, parse_lever
+from pipesim.prepare.kernel_inputs import prepare
 
 
 def _funnel(dwell_days=10.0, dwell_cv=1.0, leads=100.0, n_deals=30):
@@ -96,10 +97,10 @@ def test_common_random_numbers_shrink_the_error_at_least_5x(demo):
     independent seed for the variant."""
     trials = 2000
     variant = apply_lever(demo, parse_lever("conversion:Visited+0.02@region=North"))
-    pb, (pv,) = crn.prepare_pair(demo, [variant])
-    base = crn.run(pb, trials, 0)[0][:, :, 0].sum(axis=1)
-    same = crn.run(pv, trials, 0)[0][:, :, 0].sum(axis=1)
-    other = crn.run(pv, trials, 1)[0][:, :, 0].sum(axis=1)
+    pb, (pv,) = common_random_numbers.prepare_pair(demo, [variant])
+    base = common_random_numbers.run(pb, trials, 0)[0][:, :, 0].sum(axis=1)
+    same = common_random_numbers.run(pv, trials, 0)[0][:, :, 0].sum(axis=1)
+    other = common_random_numbers.run(pv, trials, 1)[0][:, :, 0].sum(axis=1)
     se_crn = np.std(same - base, ddof=1) / np.sqrt(trials)
     se_ind = np.std(other - base, ddof=1) / np.sqrt(trials)
     assert se_ind >= 5 * se_crn, (se_ind, se_crn)
@@ -117,14 +118,14 @@ def test_rekeyed_conversion_draws_follow_the_base(demo):
     trial; measured on the demo the paired error is then ~9x larger (asserted: > 3x).
     """
     variant = apply_lever(demo, parse_lever("conversion:Visited+0.02@region=North"))
-    pb, (pv,) = crn.prepare_pair(demo, [variant])
+    pb, (pv,) = common_random_numbers.prepare_pair(demo, [variant])
     assert set(pv.funnel[0]) == set(pb.funnel[0])
-    raw = prepare(crn.align_stage_columns([demo, variant])[1])
+    raw = prepare(common_random_numbers.align_stage_columns([demo, variant])[1])
     assert not set(raw.funnel[0]) <= set(pb.funnel[0])
     trials = 1000
-    base = crn.run(pb, trials, 0)[0][:, :, 0].sum(axis=1)
-    keyed = crn.run(pv, trials, 0)[0][:, :, 0].sum(axis=1)
-    fresh = crn.run(raw, trials, 0)[0][:, :, 0].sum(axis=1)
+    base = common_random_numbers.run(pb, trials, 0)[0][:, :, 0].sum(axis=1)
+    keyed = common_random_numbers.run(pv, trials, 0)[0][:, :, 0].sum(axis=1)
+    fresh = common_random_numbers.run(raw, trials, 0)[0][:, :, 0].sum(axis=1)
     assert np.std(fresh - base) > 3 * np.std(keyed - base)
 
 
@@ -133,7 +134,7 @@ def test_compare_and_sensitivity_files(demo_copy, tmp_path):
         {"variant": ["training"], "quantity": ["conversion"], "how": ["add"], "value": [0.05],
          "stage": ["Visited"], "region": ["North"]}
     )  # fmt: skip
-    storage.write_tables(demo_copy, {"levers": levers})
+    parquet.write_tables(demo_copy, {"levers": levers})
     out = tmp_path / "o"
     runner = CliRunner()
     res = runner.invoke(
@@ -149,7 +150,7 @@ def test_compare_and_sensitivity_files(demo_copy, tmp_path):
     assert table.loc[0, "delta_mean"] == 0.0
     assert table.loc[2, "p_better"] == 0.0  # a price cut never wins more on the same numbers
     assert table.loc[1, "p_better"] > 0.9
-    assert storage.read_metadata(out / "compare.parquet")["seed"] == "3"
+    assert parquet.read_metadata(out / "compare.parquet")["seed"] == "3"
     res = runner.invoke(
         main, ["sensitivity", str(demo_copy), "--step", "0.2", "--trials", "300",
                "--out", str(out)]

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 import pipesim
-from pipesim.benchmark import write_bench_book
-from pipesim.engines import local
-from pipesim.prepare import prepare
+from pipesim.engines import numba as numba_engine
+from pipesim.prepare.kernel_inputs import prepare
+from pipesim.simulation.bench import write_bench_book
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -28,9 +28,9 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 
 def test_blocked_run_gives_the_same_bits_as_one_call(demo):
     prepared = prepare(demo, ("region",))
-    whole = local.run(prepared, 90, seed=8)
+    whole = numba_engine.run(prepared, 90, seed=8)
     for size in (1, 7, 32, 90, 500):
-        blocked = local.run_blocks(prepared, 90, seed=8, block_size=size)
+        blocked = numba_engine.run_blocks(prepared, 90, seed=8, block_size=size)
         np.testing.assert_array_equal(blocked[0], whole[0])
         np.testing.assert_array_equal(blocked[1], whole[1])
 
@@ -110,6 +110,6 @@ def test_progress_counts_every_trial(demo):
 
     counter = Progress(130, enabled=False)
     prepared = prepare(demo)
-    local.run_blocks(prepared, 130, seed=1, progress=counter, block_size=40)
+    numba_engine.run_blocks(prepared, 130, seed=1, progress=counter, block_size=40)
     assert counter.done == 130
     assert pipesim.simulate(demo, trials=5, progress=False).trials_count == 5

@@ -7,8 +7,8 @@ import pytest
 from numba import njit
 from scipy import stats
 
-from pipesim import _random as R
-from pipesim import dwell_tables
+from pipesim.kernels import random as R
+from pipesim.prepare import dwell_tables
 
 N = 100_000
 ALPHA = 1e-4  # KS p-value floor: a fixed seed passes or fails the same way every time

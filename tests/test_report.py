@@ -16,8 +16,8 @@ from PIL import Image
 
 import pipesim
 from pipesim.cli import main
-from pipesim.export import finance_table
-from pipesim.report_data import load_report_data, tornado_frame
+from pipesim.reports.export import finance_table
+from pipesim.reports.results_folder import load_report_data, tornado_frame
 from report_fixtures import EVIL_REGION, EVIL_STAGE, SEED, TARGET, TRIALS, make_results
 
 CHARTS = ("fan-monthly", "fan-cumulative", "histogram", "funnel", "segments", "compare", "tornado")
@@ -85,7 +85,7 @@ def test_crm_text_is_escaped_in_html_and_svg(made):
 def test_settings_block(made):
     root, results, _, _ = made
     page = (root / "report.html").read_text(encoding="utf-8")
-    meta = pipesim.storage.read_metadata(results / "summary.parquet")
+    meta = pipesim.io.parquet.read_metadata(results / "summary.parquet")
     for key, value in (
         ("as of", "2027-01-01"),
         ("trials", f"{TRIALS:,}"),
@@ -278,7 +278,7 @@ def test_run_json_prints_only_json_and_report_in_one_go(tmp_path):
     assert (out / "report.html").is_file() and "Wrote" in proc.stderr
     assert "9,000,000 EUR" in (out / "report.html").read_text(encoding="utf-8")
     # --target is kept in the results' metadata, so a later `pipesim report` draws it too.
-    assert pipesim.storage.read_metadata(out / "funnel.parquet")["target"] == "9000000.0"
+    assert pipesim.io.parquet.read_metadata(out / "funnel.parquet")["target"] == "9000000.0"
     assert list(pd.read_parquet(out / "funnel.parquet").columns) == [
         "stage",
         "deals",

@@ -13,8 +13,8 @@ import pytest
 
 import pipesim
 from conftest import build, deals_frame, stages_frame
-from pipesim.engines import local
-from pipesim.prepare import prepare
+from pipesim.engines import numba as numba_engine
+from pipesim.prepare.kernel_inputs import prepare
 
 
 @pytest.fixture
@@ -37,9 +37,9 @@ def test_same_seed_same_bits_on_one_and_two_threads(demo, one_thread):
 
 def test_block_and_chunk_sizes_do_not_change_bits(demo):
     prepared = prepare(demo, ("product_line",))
-    base = local.run(prepared, 64, seed=3)
+    base = numba_engine.run(prepared, 64, seed=3)
     for block, chunk in ((1, 1), (7, 100), (64, 1 << 20)):
-        other = local.run(prepared, 64, seed=3, block=block, chunk=chunk)
+        other = numba_engine.run(prepared, 64, seed=3, block=block, chunk=chunk)
         np.testing.assert_array_equal(base[0], other[0])
         np.testing.assert_array_equal(base[1], other[1])
 
@@ -47,15 +47,15 @@ def test_block_and_chunk_sizes_do_not_change_bits(demo):
 def test_deals_added_chunk_by_chunk_give_the_same_bits(demo):
     """Deal chunks in order, then the arrivals: the whole book's bits (streaming, shards)."""
     prepared = prepare(demo, ("region",))
-    rev0, won0 = local.run(prepared, 64, seed=5)
+    rev0, won0 = numba_engine.run(prepared, 64, seed=5)
     rev, won = np.zeros_like(rev0), np.zeros_like(won0)
-    none = local.take_rows(prepared.arrivals, 0, 0)
+    none = numba_engine.take_rows(prepared.arrivals, 0, 0)
     n = len(prepared.deals[0])
     for start in range(0, n, 37):
-        chunk = local.take_rows(prepared.deals, start, start + 37)
-        local.accumulate(prepared, chunk, none, 5, 0, rev, won)
-    local.accumulate(
-        prepared, local.take_rows(prepared.deals, 0, 0), prepared.arrivals, 5, 0, rev, won
+        chunk = numba_engine.take_rows(prepared.deals, start, start + 37)
+        numba_engine.accumulate(prepared, chunk, none, 5, 0, rev, won)
+    numba_engine.accumulate(
+        prepared, numba_engine.take_rows(prepared.deals, 0, 0), prepared.arrivals, 5, 0, rev, won
     )
     np.testing.assert_array_equal(rev, rev0)
     np.testing.assert_array_equal(won, won0)
@@ -63,9 +63,9 @@ def test_deals_added_chunk_by_chunk_give_the_same_bits(demo):
 
 def test_trials_are_a_prefix_of_a_longer_run(demo):
     prepared = prepare(demo)
-    short = local.run(prepared, 50, seed=9)
-    long = local.run(prepared, 200, seed=9)
-    tail = local.run(prepared, 150, seed=9, first_trial=50)
+    short = numba_engine.run(prepared, 50, seed=9)
+    long = numba_engine.run(prepared, 200, seed=9)
+    tail = numba_engine.run(prepared, 150, seed=9, first_trial=50)
     np.testing.assert_array_equal(short[0], long[0][:50])
     np.testing.assert_array_equal(tail[0], long[0][50:])
 

@@ -13,8 +13,8 @@ from scipy import stats
 
 import pipesim
 from conftest import Z, build, deals_frame, stages_frame
-from pipesim.calendar import period_bounds
-from pipesim.calendar import to_date as _date
+from pipesim.scenario.calendar import period_bounds
+from pipesim.scenario.calendar import to_date as _date
 
 
 def test_mean_revenue_is_amount_times_remaining_conversions():

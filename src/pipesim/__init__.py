@@ -14,22 +14,22 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+source"
 
 from pipesim.api import init_scenario, report, run_scenario, write_results
-from pipesim.benchmark import BenchReport, bench
-from pipesim.calibration import Calibration
-from pipesim.compare import compare
-from pipesim.crm import backtest, calibrate
-from pipesim.demo import demo_path
+from pipesim.calibration.commands import backtest, calibrate
+from pipesim.calibration.fit import Calibration
+from pipesim.calibration.history import History, make_history
 from pipesim.errors import PipesimError, PipesimWarning, ScenarioError
-from pipesim.health import health
-from pipesim.history import History, make_history
-from pipesim.levers import Lever, apply_lever, apply_levers, parse_lever
-from pipesim.model import Scenario, make_scenario
-from pipesim.plan_result import PlanResult
-from pipesim.result import Result
-from pipesim.sensitivity import sensitivity
-from pipesim.simulate import simulate
-from pipesim.storage import load_scenario
-from pipesim.target import target
+from pipesim.io.parquet import load_scenario
+from pipesim.plan.compare import compare
+from pipesim.plan.health import health
+from pipesim.plan.levers import Lever, apply_lever, apply_levers, parse_lever
+from pipesim.plan.plan_result import PlanResult
+from pipesim.plan.sensitivity import sensitivity
+from pipesim.plan.target import target
+from pipesim.scenario.demo import demo_path
+from pipesim.scenario.scenario import Scenario, make_scenario
+from pipesim.simulation.bench import BenchReport, bench
+from pipesim.simulation.result import Result
+from pipesim.simulation.simulate import simulate
 
 __all__ = [
     "BenchReport",

@@ -6,11 +6,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipesim import storage
-from pipesim.demo import demo_path, demo_readme, demo_tables
 from pipesim.errors import PipesimError
-from pipesim.result import Result
-from pipesim.simulate import simulate
+from pipesim.io import parquet
+from pipesim.scenario.demo import demo_path, demo_readme, demo_tables
+from pipesim.simulation.result import Result
+from pipesim.simulation.simulate import simulate
 
 
 def run_scenario(
@@ -37,7 +37,7 @@ def run_scenario(
         raise PipesimError(f"--address is for --engine dask or dask-fast (the engine is {engine}).")
     path = Path(scenario) if scenario is not None else demo_path()
     return simulate(
-        storage.load_scenario(path),
+        parquet.load_scenario(path),
         trials=trials,
         seed=seed,
         by=by,
@@ -58,7 +58,7 @@ def set_threads(threads: int) -> None:
 
 def format_run(result: Result) -> str:
     """The tables ``pipesim run`` prints."""
-    from pipesim.display import run_report
+    from pipesim.reports.terminal import run_report
 
     return run_report(result)
 
@@ -73,7 +73,7 @@ def write_results(
     ``funnel.parquet`` (stage, deals, value, conversion, win_probability) makes
     the folder enough for ``pipesim report``.
     """
-    from pipesim.funnel import funnel_table
+    from pipesim.reports.funnel_table import funnel_table
 
     metadata = result.metadata()
     if target is not None:
@@ -81,7 +81,7 @@ def write_results(
             raise PipesimError(f"the target must be a positive amount, got {target}.")
         metadata["target"] = repr(float(target))
 
-    return storage.write_tables(
+    return parquet.write_tables(
         out,
         {
             "summary": result.summary(result.by),
@@ -99,7 +99,7 @@ def init_scenario(directory: str | os.PathLike[str], force: bool = False) -> lis
         raise PipesimError(f"{folder} is a file; give a folder for the scenario.")
     clash = [
         folder / f"{n}.parquet"
-        for n in storage.SCENARIO_FILES
+        for n in parquet.SCENARIO_FILES
         if (folder / f"{n}.parquet").exists()
     ]
     if clash and not force:
@@ -108,7 +108,7 @@ def init_scenario(directory: str | os.PathLike[str], force: bool = False) -> lis
             "choose another folder or add --force to overwrite them."
         )
     tables = demo_tables()
-    written = storage.write_tables(folder, tables)
+    written = parquet.write_tables(folder, tables)
     readme = folder / "README.md"
     readme.write_text(demo_readme(tables), encoding="utf-8")
     return [*written, readme]
@@ -116,7 +116,7 @@ def init_scenario(directory: str | os.PathLike[str], force: bool = False) -> lis
 
 def run_json(result: Result) -> str:
     """The summary ``pipesim run --json`` prints: settings and long-form rows, as JSON."""
-    from pipesim.export import summary_json
+    from pipesim.reports.export import summary_json
 
     return summary_json(result.summary(result.by), result.metadata())
 
@@ -157,8 +157,8 @@ def report(
     list of Path
         Every file written, the HTML first.
     """
-    from pipesim import charts, export, html_report
-    from pipesim.report_data import load_report_data
+    from pipesim.reports import charts, export, html
+    from pipesim.reports.results_folder import load_report_data
 
     _require("matplotlib", "the charts")
     if xlsx is not None:
@@ -171,7 +171,7 @@ def report(
         raise PipesimError(f"the target must be a positive amount, got {target}.")
     data = load_report_data(results, target=target)
     drawn = charts.build_charts(data)
-    page = html_report.render_html(data, drawn)
+    page = html.render_html(data, drawn)
     html_path = Path(out) if out is not None else Path(results) / "report.html"
     written = [export.atomic_write(html_path, lambda p: p.write_text(page, encoding="utf-8"))]
     if png is not None:
@@ -197,8 +197,8 @@ def _require(module: str, what: str) -> None:
 
 def format_report(results: str | os.PathLike[str]) -> str:
     """The table ``pipesim report`` prints: totals over the horizon, whole book and segments."""
-    from pipesim.display import horizon_table
-    from pipesim.report_data import load_report_data
+    from pipesim.reports.results_folder import load_report_data
+    from pipesim.reports.terminal import horizon_table
 
     data = load_report_data(results)
     trials = data.settings.get("trials", "?")

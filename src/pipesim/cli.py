@@ -251,10 +251,10 @@ def calibrate(
     Writes OUT/stages, deals, arrivals, scenario and calibration (data-quality
     report) .parquet; `pipesim run OUT` then forecasts from it.
     """
-    from pipesim import crm
+    from pipesim.calibration import commands
 
     with _user_errors():
-        cal = crm.calibrate(
+        cal = commands.calibrate(
             history,
             as_of=as_of,
             events=events,
@@ -319,11 +319,11 @@ def backtest(
     stages: str | None,
 ) -> None:
     """Forecast from each --cutoff with only what was known then; score against what closed."""
-    from pipesim import crm
-    from pipesim.backtesting import format_backtest
+    from pipesim.calibration import commands
+    from pipesim.calibration.backtest import format_backtest
 
     with _user_errors():
-        table = crm.backtest(
+        table = commands.backtest(
             history,
             cutoffs=list(cutoffs),
             events=events,
@@ -485,7 +485,7 @@ def bench(deals: int, trials: int, months: int, seed: int, engine: str, quiet: b
     and the peak memory of the process.
     """
     from pipesim import progress
-    from pipesim.benchmark import bench as run_bench
+    from pipesim.simulation.bench import bench as run_bench
 
     with _user_errors(), _interrupts():
         report = run_bench(

@@ -1,7 +1,7 @@
 """Real CRM data shipped with pipesim, so examples and tests run anywhere.
 
 ``load_maven_crm()`` returns the Maven Analytics "CRM Sales Opportunities"
-dataset as a :class:`~pipesim.history.History`; ``maven_crm_path()`` is the
+dataset as a :class:`~pipesim.calibration.history.History`; ``maven_crm_path()`` is the
 folder of its CSV files (for ``pipesim calibrate PATH --format maven``).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from pipesim.history import History
+from pipesim.calibration.history import History
 
 
 def maven_crm_path() -> Path:
@@ -25,7 +25,7 @@ def load_maven_crm() -> History:
     opportunities (sales_pipeline.csv) engaged 2016-10 .. 2017-12 and closed
     2017-03 .. 2017-12, with products.csv (list prices), sales_teams.csv
     (manager, regional office) and accounts.csv. Read through the ``maven``
-    adapter (:mod:`pipesim.adapters.maven`: one open stage, Engaging; open
+    adapter (:mod:`pipesim.calibration.adapters.maven`: one open stage, Engaging; open
     deals valued at their product's list price).
 
     Source: Maven Analytics Data Playground, "CRM Sales Opportunities"
@@ -43,7 +43,7 @@ def load_maven_crm() -> History:
     -------
     History
     """
-    from pipesim.adapters.maven import read
+    from pipesim.calibration.adapters.maven import read
 
     return read(maven_crm_path(), None, None)
 

@@ -1,10 +1,10 @@
 """The local and fast engines over a book read chunk by chunk: memory of one chunk, same bits.
 
 Each chunk of deals is read once (``Scenario.deal_chunks``), turned into its
-kernel table (:func:`pipesim.prepare.prepare_deals`) and run for every trial,
+kernel table (:func:`pipesim.prepare.kernel_inputs.prepare_deals`) and run for every trial,
 in blocks of trials between which progress is reported and Ctrl-C honoured;
 then the arrivals. Every trial adds its deals in the canonical order, then its
-arrivals, so the arrays are the same bits as :func:`pipesim.engines.local.run`
+arrivals, so the arrays are the same bits as :func:`pipesim.engines.numba.run`
 on ``prepare(scenario)`` with the same chunk size (and as
 :func:`pipesim.engines.fast.run` with ``engine="fast"``). Memory: one chunk of deals
 plus the per-trial totals (trials x periods x (1 + by-groups)).
@@ -17,10 +17,11 @@ import time
 
 import numpy as np
 
-from pipesim.engines import fast, local
-from pipesim.model import DEAL_CHUNK, Scenario
-from pipesim.prepare import DealContext, prepare_deals
+from pipesim.engines import fast
+from pipesim.engines import numba as numba_engine
+from pipesim.prepare.kernel_inputs import DealContext, prepare_deals
 from pipesim.progress import Progress
+from pipesim.scenario.scenario import DEAL_CHUNK, Scenario
 
 
 def run(
@@ -36,7 +37,7 @@ def run(
     engine: str = "numba",
     window: int = fast.WINDOW,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Simulate trials ``first_trial ..`` of ``scenario`` chunk by chunk; arrays as ``local.run``.
+    """Simulate trials ``first_trial ..`` of ``scenario`` chunk by chunk; arrays as ``numba_engine.run``.
 
     Parameters
     ----------
@@ -50,7 +51,7 @@ def run(
         Told about finished trials (a pass over every chunk counts as one trial).
     chunk : int
         Deals per chunk: :data:`DEAL_CHUNK` (tests pass smaller ones; the same
-        chunk size gives the same bits as :func:`pipesim.prepare.prepare`).
+        chunk size gives the same bits as :func:`pipesim.prepare.kernel_inputs.prepare`).
     timings : dict, optional
         Receives ``read_prepare`` (seconds reading and preparing chunks) and
         ``simulate`` (seconds in the kernel).
@@ -72,7 +73,11 @@ def run(
         nonlocal shown, done
         part = dataclasses.replace(prepared, deals=deals, arrivals=arrivals)
         winners_only = engine == "fast" and len(deals[0]) > 0
-        size = fast.block_trials(part, len(deals[0])) if winners_only else local.block_trials(part)
+        size = (
+            fast.block_trials(part, len(deals[0]))
+            if winners_only
+            else numba_engine.block_trials(part)
+        )
         for start in range(0, trials, size):
             stop = min(start + size, trials)
             t0 = time.perf_counter()
@@ -80,14 +85,14 @@ def run(
             if winners_only:
                 fast.accumulate(part, deals, seed, first, r, w, deal0=deal0, window=window)
             else:
-                local.accumulate(part, deals, arrivals, seed, first, r, w)
+                numba_engine.accumulate(part, deals, arrivals, seed, first, r, w)
             spent["simulate"] += time.perf_counter() - t0
             done += stop - start
             if progress is not None and done // passes > shown:
                 progress.update(done // passes - shown)
                 shown = done // passes
 
-    no_arrivals = local.take_rows(prepared.arrivals, 0, 0)
+    no_arrivals = numba_engine.take_rows(prepared.arrivals, 0, 0)
     t0 = time.perf_counter()
     for number, rows in enumerate(scenario.deal_chunks(chunk, columns=context.deal_columns)):
         deals = prepare_deals(context, rows)
@@ -95,7 +100,7 @@ def run(
         spent["read_prepare"] += time.perf_counter() - t0
         one_pass(deals, no_arrivals, number * chunk)
         t0 = time.perf_counter()
-    one_pass(local.take_rows(prepared.deals, 0, 0), prepared.arrivals, 0)
+    one_pass(numba_engine.take_rows(prepared.deals, 0, 0), prepared.arrivals, 0)
     if progress is not None and trials > shown:
         progress.update(trials - shown)
     if timings is not None:

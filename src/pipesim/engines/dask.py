@@ -2,7 +2,7 @@
 
 A shard is a block of consecutive trials; its work is split in steps, one per
 deal chunk (fixed row ranges of the book in the canonical deal order, see
-:mod:`pipesim.prepare`). Step (b, c) adds chunk c's deals to the totals step
+:mod:`pipesim.prepare.kernel_inputs`). Step (b, c) adds chunk c's deals to the totals step
 (b, c - 1) left, and the last step adds the arrivals: every trial adds its deals
 in the same order as the local engine, and its random streams depend on (seed,
 trial) only, so the gathered arrays are the same bits as the local engine's,
@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 
 from pipesim.errors import PipesimError
-from pipesim.model import Scenario
-from pipesim.prepare import DEAL_CHUNK, DealContext, prepare_deals
+from pipesim.prepare.kernel_inputs import DEAL_CHUNK, DealContext, prepare_deals
 from pipesim.progress import Progress
+from pipesim.scenario.scenario import Scenario
 
 SHARD_WORK = 100_000_000  # deal-trials per step of a shard: a few seconds on one core
 ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
@@ -85,8 +85,8 @@ def _shared_folder(
     client and on every worker, and hold the client's deals: a book on disk was
     read from it; a book in memory is compared with it chunk by chunk here.
     """
-    from pipesim.deal_file import DealFile
     from pipesim.engines import dask_worker
+    from pipesim.io.deal_file import DealFile
 
     if not scenario.path or not os.path.isdir(scenario.path):
         return None

@@ -22,9 +22,10 @@ from typing import Any
 import numba
 import numpy as np
 
-from pipesim.engines import fast, local
+from pipesim.engines import fast
+from pipesim.engines import numba as numba_engine
 from pipesim.errors import PipesimError
-from pipesim.prepare import DealContext, prepare_deals
+from pipesim.prepare.kernel_inputs import DealContext, prepare_deals
 
 CHUNK_CACHE = 3  # prepared deal chunks kept per worker (least recently used dropped)
 
@@ -43,11 +44,11 @@ def footprint(path: str) -> tuple | None:
     None when the file cannot be read. Equal footprints on the client and every
     worker mean the same file on shared storage.
     """
-    from pipesim import storage
+    from pipesim.io import parquet
 
     file = Path(path) / "deals.parquet"
     try:
-        rows, columns = storage.parquet_shape(file)
+        rows, columns = parquet.parquet_shape(file)
         info = file.stat()
     except (PipesimError, OSError):
         return None
@@ -55,7 +56,7 @@ def footprint(path: str) -> tuple | None:
 
 
 def _deal_file(path: str, print_: tuple) -> Any:
-    from pipesim.deal_file import DealFile
+    from pipesim.io.deal_file import DealFile
 
     key = (path, print_)
     if key not in _FILES:
@@ -158,11 +159,11 @@ def step(
         if winners_only:
             fast.accumulate(prepared, table, seed, first, rev, won, deal0=rows[0])
         else:
-            nothing = local.take_rows(prepared.arrivals, 0, 0)
-            local.accumulate(prepared, table, nothing, seed, first, rev, won)
+            nothing = numba_engine.take_rows(prepared.arrivals, 0, 0)
+            numba_engine.accumulate(prepared, table, nothing, seed, first, rev, won)
         if last:
-            no_deals = local.take_rows(prepared.deals, 0, 0)
-            local.accumulate(prepared, no_deals, prepared.arrivals, seed, first, rev, won)
+            no_deals = numba_engine.take_rows(prepared.deals, 0, 0)
+            numba_engine.accumulate(prepared, no_deals, prepared.arrivals, seed, first, rev, won)
         return rev, won
 
 

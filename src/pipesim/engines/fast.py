@@ -1,6 +1,6 @@
-"""The fast engine: numba, at the cost of the winning deals only (see :mod:`pipesim._fast_kernels`).
+"""The fast engine: numba, at the cost of the winning deals only (see :mod:`pipesim.kernels.winners_only`).
 
-Same law as the per-deal :mod:`pipesim.engines.local` engine, not the same
+Same law as the per-deal :mod:`pipesim.engines.numba` engine, not the same
 bits. One seed still gives one answer whatever the thread count or blocks.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from pipesim import _fast_kernels, _kernels
-from pipesim.engines import local
-from pipesim.engines.local import seed_bits
-from pipesim.prepare import Prepared
+from pipesim.engines import numba as numba_engine
+from pipesim.engines.numba import seed_bits
+from pipesim.kernels import trial, winners_only
+from pipesim.prepare.kernel_inputs import Prepared
 from pipesim.progress import Progress
 
 # Deal-trials (equivalent) per kernel call: about a second here, so that progress is
@@ -70,9 +70,9 @@ def accumulate(
     trials = rev.shape[0]
     threads = numba.get_num_threads()
     pwin = np.empty((trials, len(prepared.funnel[4])))
-    _kernels.trial_win_probabilities(seed_bits(seed), first_trial, prepared.funnel, pwin)
+    trial.trial_win_probabilities(seed_bits(seed), first_trial, prepared.funnel, pwin)
     funnel = prepared.funnel
-    _fast_kernels.simulate_fast(
+    winners_only.simulate_fast(
         seed_bits(seed),
         first_trial,
         deal0,
@@ -98,20 +98,20 @@ def run(
     progress: Progress | None = None,
     window: int = WINDOW,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Simulate trials ``first_trial ..`` with the fast path; arrays as :func:`local.run`."""
+    """Simulate trials ``first_trial ..`` with the fast path; arrays as :func:`numba_engine.run`."""
     n_periods = len(prepared.periods)
     width = 1 + len(prepared.by_values)
     rev = np.zeros((trials, n_periods, width))
     won = np.zeros((trials, n_periods, width))
     size = block_trials(prepared, len(prepared.deals[0]))
-    no_deals = local.take_rows(prepared.deals, 0, 0)
+    no_deals = numba_engine.take_rows(prepared.deals, 0, 0)
     for start in range(0, trials, size):
         stop = min(start + size, trials)
         first = first_trial + start
         accumulate(prepared, prepared.deals, seed, first, rev[start:stop], won[start:stop],
                    window=window)  # fmt: skip
         # Then each trial's arrivals, by the per-deal kernel (as it adds them: last).
-        local.accumulate(
+        numba_engine.accumulate(
             prepared, no_deals, prepared.arrivals, seed, first, rev[start:stop], won[start:stop]
         )
         if progress is not None:

@@ -1,0 +1,188 @@
+"""Backtest: calibrate at past cutoffs, forecast, and score against what really closed.
+
+For each cutoff the scenario is calibrated on what was known before it (see
+:mod:`pipesim.calibration.stage_paths`), simulated over ``horizon_months`` calendar months (the
+cutoff's month first), and compared with the revenue actually won in
+``[cutoff, end of the horizon)`` by deals open at the cutoff and deals created
+after it. Two point baselines are scored the same way: the weighted pipeline
+(each open deal's amount times its stage's probability of being won, all open
+deals) and the run rate (revenue won in the three months before the cutoff,
+scaled to the horizon).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipesim.calibration.fit import calibrate_history
+from pipesim.calibration.history import History, as_of_date
+from pipesim.errors import PipesimWarning
+from pipesim.scenario.calendar import add_months
+from pipesim.simulation.simulate import simulate
+
+QUANTILES = (0.1, 0.5, 0.9)
+BASELINES = ("weighted_pipeline", "run_rate")
+
+
+def pinball(y: float, forecast: float, q: float) -> float:
+    """Pinball (quantile) loss of a forecast of the ``q`` quantile when ``y`` happened."""
+    d = y - forecast
+    return float(max(q * d, (q - 1.0) * d))
+
+
+def crps_sample(y: float, draws: np.ndarray) -> float:
+    """CRPS of the empirical law of ``draws`` at ``y``: E|X - y| - E|X - X'| / 2 (exact)."""
+    x = np.sort(np.asarray(draws, dtype=np.float64))
+    n = len(x)
+    spread = 2.0 * np.sum((2.0 * np.arange(1, n + 1) - n - 1.0) * x) / (n * n)
+    return float(np.mean(np.abs(x - y)) - 0.5 * spread)
+
+
+def _score(prefix: str, y: float, point: float) -> dict[str, float]:
+    out = {prefix: point}
+    for q in QUANTILES:
+        out[f"{prefix}_pinball_{round(q * 100)}"] = pinball(y, point, q)
+    out[f"{prefix}_crps"] = abs(y - point)  # CRPS of a point forecast is its absolute error
+    return out
+
+
+def backtest_history(
+    history: History,
+    cutoffs: Sequence[object],
+    *,
+    horizon_months: int = 3,
+    segments: Sequence[str] | None = None,
+    trials: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Score forecasts made at each cutoff; one row per cutoff plus an ``overall`` row.
+
+    Parameters
+    ----------
+    history : History
+        The full history (later rows are used only to measure what happened).
+    cutoffs : list of date-like
+        Forecast dates.
+    horizon_months : int
+        Calendar months forecast from each cutoff (its month first).
+    segments : list of str, optional
+        Passed to the calibration.
+    trials, seed : int
+        Monte Carlo trials and seed of each forecast.
+
+    Returns
+    -------
+    DataFrame
+        ``cutoff``, ``horizon_end``, ``open_deals``, ``realized`` (and its split
+        ``realized_open``/``realized_new``), ``mean``, ``p5``, ``p10``, ``p50``,
+        ``p90``, ``p95``, ``inside_p10_p90``, ``inside_p5_p95``,
+        ``pinball_10/50/90``, ``crps``, and for each baseline its point
+        forecast, pinball losses and CRPS. The ``overall`` row holds the means
+        (coverage: the share of cutoffs inside).
+    """
+    rows = []
+    for value in cutoffs:
+        day = value if isinstance(value, dt.date) else as_of_date(value)
+        rows.append(_one(history, day, horizon_months, segments, trials, seed))
+    table = pd.DataFrame(rows)
+    overall: dict[str, object] = {
+        c: table[c].astype(float).mean()
+        for c in table.columns
+        if c not in ("cutoff", "horizon_end")
+    }
+    overall.update({"cutoff": "overall", "horizon_end": ""})
+    return pd.concat([table, pd.DataFrame([overall])], ignore_index=True)
+
+
+def _one(
+    history: History,
+    day: dt.date,
+    horizon: int,
+    segments: Sequence[str] | None,
+    trials: int,
+    seed: int,
+) -> dict[str, object]:
+    cal = calibrate_history(history, day, segments=segments, horizon_months=horizon)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PipesimWarning)  # the calibration report holds them
+        result = simulate(cal.scenario, trials=trials, seed=seed)
+    draws = result.total_revenue()
+    cut = pd.Timestamp(day)
+    end = pd.Timestamp(add_months(day, horizon))
+    deals = history.deals
+    won = deals[
+        (deals["status"] == "won") & (deals["closed_at"] >= cut) & (deals["closed_at"] < end)
+    ]
+    old = won["created_at"] < cut
+    y = float(won["amount"].sum())
+    q = np.quantile(draws, [0.05, 0.1, 0.5, 0.9, 0.95])
+    row: dict[str, object] = {
+        "cutoff": day.isoformat(),
+        "horizon_end": (end - pd.Timedelta(days=1)).date().isoformat(),
+        "open_deals": len(cal.scenario.deals),
+        "realized": y,
+        "realized_open": float(won.loc[old, "amount"].sum()),
+        "realized_new": float(won.loc[~old, "amount"].sum()),
+        "mean": float(draws.mean()),
+        "p5": q[0],
+        "p10": q[1],
+        "p50": q[2],
+        "p90": q[3],
+        "p95": q[4],
+        "inside_p10_p90": float(q[1] <= y <= q[3]),
+        "inside_p5_p95": float(q[0] <= y <= q[4]),
+    }
+    for level, value in zip(QUANTILES, (q[1], q[2], q[3]), strict=True):
+        row[f"pinball_{round(level * 100)}"] = pinball(y, float(value), level)
+    row["crps"] = crps_sample(y, draws)
+    row.update(_score("weighted_pipeline", y, _weighted_pipeline(history, cal, cut)))
+    row.update(_score("run_rate", y, _run_rate(history, day, horizon)))
+    return row
+
+
+def _weighted_pipeline(history: History, cal: object, cut: pd.Timestamp) -> float:
+    """Sum over every deal open at the cutoff (stale ones too) of amount x P(won from its stage)."""
+    from pipesim.calibration.stage_paths import paths_at
+
+    deals = paths_at(history, cut).deals
+    open_ = deals[deals["state"] == "open"]
+    funnel = history.funnel
+    prob = np.array([cal.win_probability[s] for s in funnel])  # type: ignore[attr-defined]
+    amount = open_["open_amount"].fillna(0.0).to_numpy()
+    return float((amount * prob[open_["reached"].to_numpy(dtype=np.int64)]).sum())
+
+
+def _run_rate(history: History, day: dt.date, horizon: int) -> float:
+    """Revenue won in the three months before the cutoff, scaled to the horizon."""
+    cut = pd.Timestamp(day)
+    lo = cut - pd.DateOffset(months=3)
+    d = history.deals
+    won = d[(d["status"] == "won") & (d["closed_at"] >= lo) & (d["closed_at"] < cut)]
+    return float(won["amount"].sum()) * horizon / 3.0
+
+
+def format_backtest(table: pd.DataFrame) -> str:
+    """The table ``pipesim backtest`` prints (thousands; coverage marks)."""
+    head = (
+        f"{'cutoff':<10} {'realized':>10} {'mean':>10} {'P10':>10} {'P50':>10} {'P90':>10} "
+        f"{'in80':>5} {'in90':>5} {'CRPS':>9} {'wp CRPS':>9} {'rr CRPS':>9}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in table.itertuples():
+        overall = bool(r.cutoff == "overall")
+
+        def flag(v: object, overall: bool = overall) -> str:
+            return f"{float(v):.0%}" if overall else ("yes" if v else "no")  # type: ignore[arg-type]
+
+        lines.append(
+            f"{r.cutoff!s:<10} {r.realized:>10,.0f} {r.mean:>10,.0f} {r.p10:>10,.0f} "
+            f"{r.p50:>10,.0f} {r.p90:>10,.0f} {flag(r.inside_p10_p90):>5} "
+            f"{flag(r.inside_p5_p95):>5} {r.crps:>9,.0f} {r.weighted_pipeline_crps:>9,.0f} "
+            f"{r.run_rate_crps:>9,.0f}"
+        )
+    return "\n".join(lines)

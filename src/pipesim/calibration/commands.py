@@ -1,0 +1,131 @@
+"""The ``calibrate`` and ``backtest`` commands as Python functions: CRM export in, files out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from pipesim.calibration.adapters import read_history
+from pipesim.calibration.backtest import backtest_history
+from pipesim.calibration.fit import Calibration, calibrate_history, write_calibration
+from pipesim.calibration.history import History
+from pipesim.errors import PipesimError
+from pipesim.io import parquet
+
+PathLike = str | os.PathLike[str]
+
+
+def _split(value: str | Sequence[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [s.strip() for s in items if s.strip()] or None
+
+
+def _history(
+    history: History | PathLike,
+    events: PathLike | None,
+    format: str,
+    stages: str | Sequence[str] | None,
+) -> History:
+    if isinstance(history, History):
+        return history
+    return read_history(history, events, format=format, stages=_split(stages))
+
+
+def calibrate(
+    history: History | PathLike,
+    *,
+    as_of: object,
+    events: PathLike | None = None,
+    out: PathLike | None = None,
+    segments: str | Sequence[str] | None = None,
+    format: str = "generic",
+    horizon_months: int = 12,
+    stages: str | Sequence[str] | None = None,
+) -> Calibration:
+    """Calibrate a scenario from a CRM export as it stood at ``as_of``.
+
+    Parameters
+    ----------
+    history : path or History
+        The deals export (``format`` says which CRM), or a History already read.
+    as_of : date-like
+        The forecast start; nothing dated on or after it is used.
+    events : path, optional
+        Stage-entry history (generic events, or Salesforce OpportunityHistory).
+    out : path, optional
+        Scenario folder to write (stages, deals, arrivals, scenario, calibration).
+    segments : str or list of str, optional
+        Segment columns (``"region,product"``).
+    format : str
+        ``generic``, ``salesforce``, ``hubspot``, ``pipedrive``, ``maven`` or ``ibm``.
+    horizon_months : int
+        Months of arrivals to write.
+    stages : str or list of str, optional
+        Open stages in funnel order (``"Lead,Demo,Proposal"``).
+
+    Returns
+    -------
+    Calibration
+        ``.scenario``, ``.report`` (data quality) and ``.summary()``.
+    """
+    if horizon_months <= 0:
+        raise PipesimError(f"--horizon-months must be positive, got {horizon_months}.")
+    hist = _history(history, events, format, stages)
+    name = Path(out).name if out is not None else ""
+    cal = calibrate_history(
+        hist, as_of, segments=_split(segments), horizon_months=horizon_months, name=name
+    )
+    if out is not None:
+        write_calibration(cal, out)
+    return cal
+
+
+def backtest(
+    history: History | PathLike,
+    *,
+    cutoffs: Sequence[object],
+    events: PathLike | None = None,
+    out: PathLike | None = None,
+    horizon_months: int = 3,
+    segments: str | Sequence[str] | None = None,
+    trials: int = 2000,
+    seed: int = 0,
+    format: str = "generic",
+    stages: str | Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Calibrate at each cutoff, forecast ``horizon_months``, score against what happened.
+
+    Writes ``out/backtest.parquet`` when ``out`` is given. See
+    :func:`pipesim.calibration.backtest.backtest_history` for the columns.
+    """
+    if not cutoffs:
+        raise PipesimError("give at least one --cutoff DATE.")
+    if horizon_months <= 0 or trials <= 0:
+        raise PipesimError("--horizon-months and --trials must be positive.")
+    hist = _history(history, events, format, stages)
+    table = backtest_history(
+        hist,
+        cutoffs,
+        horizon_months=horizon_months,
+        segments=_split(segments),
+        trials=trials,
+        seed=seed,
+    )
+    if out is not None:
+        parquet.write_tables(
+            out,
+            {"backtest": table},
+            {
+                "command": "backtest",
+                "trials": str(trials),
+                "seed": str(seed),
+                "horizon_months": str(horizon_months),
+                "history": hist.source,
+            },
+        )
+    return table

@@ -1,0 +1,145 @@
+"""The local engine: the numba kernel on this machine's threads."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from pipesim.kernels import per_deal, trial
+from pipesim.prepare.kernel_inputs import Prepared
+from pipesim.progress import Progress
+
+# Deal-trials per block of a blocked run: about 0.3 s on one core here, so that
+# progress is reported and Ctrl-C is honoured between blocks.
+BLOCK_WORK = 40_000_000
+
+
+def seed_bits(seed: int) -> np.uint64:
+    """The user's seed as the kernel's 64-bit seed (any Python int; negatives wrap)."""
+    return np.uint64(int(seed) % (1 << 64))
+
+
+def run(
+    prepared: Prepared,
+    trials: int,
+    seed: int,
+    *,
+    first_trial: int = 0,
+    block: int | None = None,
+    chunk: int = 4096,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Simulate trials ``first_trial .. first_trial + trials`` and return (revenue, won).
+
+    Both arrays are [trial, period, 1 + by-group], column 0 being the whole book.
+    ``block`` and ``chunk`` only change speed, never the numbers.
+    """
+    n_periods = len(prepared.periods)
+    width = 1 + len(prepared.by_values)
+    rev = np.zeros((trials, n_periods, width))
+    won = np.zeros((trials, n_periods, width))
+    _run_into(prepared, seed, first_trial, rev, won, block, chunk)
+    return rev, won
+
+
+def _run_into(
+    prepared: Prepared,
+    seed: int,
+    first_trial: int,
+    rev: np.ndarray,
+    won: np.ndarray,
+    block: int | None,
+    chunk: int,
+) -> None:
+    accumulate(
+        prepared, prepared.deals, prepared.arrivals, seed, first_trial, rev, won, block, chunk
+    )
+
+
+def take_rows(arrays: tuple, start: int, stop: int) -> tuple:
+    """Rows ``start:stop`` of a kernel table (a tuple of equally long arrays), as views."""
+    return tuple(a[start:stop] for a in arrays)
+
+
+def accumulate(
+    prepared: Prepared,
+    deals: tuple,
+    arrivals: tuple,
+    seed: int,
+    first_trial: int,
+    rev: np.ndarray,
+    won: np.ndarray,
+    block: int | None = None,
+    chunk: int = 4096,
+) -> None:
+    """Add the given deals' and arrivals' revenue to ``rev``/``won`` (trials ``first_trial ..``).
+
+    ``deals``/``arrivals`` are kernel tables of ``prepared``'s layout, e.g. rows of
+    ``prepared.deals`` from :func:`take_rows` (an empty slice for none). Each trial
+    adds its deals in table order, then its arrivals: so calling this chunk after chunk
+    of deals in order, and with the arrivals last, gives the same bits as one call
+    with the whole book.
+    """
+    trials = rev.shape[0]
+    if block is None:
+        block = max(1, min(16, trials // (4 * numba.get_num_threads())))
+    pwin = np.empty((trials, len(prepared.funnel[4])))
+    trial.trial_win_probabilities(seed_bits(seed), first_trial, prepared.funnel, pwin)
+    if len(deals[0]):
+        funnel = prepared.funnel
+        per_deal.simulate_deals(
+            seed_bits(seed),
+            first_trial,
+            pwin,
+            funnel[3].shape[1],
+            *funnel[4:12],
+            *deals,
+            prepared.day_period,
+            block,
+            chunk,
+            rev,
+            won,
+        )
+    if len(arrivals[0]):
+        trial.simulate_arrivals(
+            seed_bits(seed), first_trial, pwin, prepared.funnel, arrivals, prepared.day_period,
+            rev, won,
+        )  # fmt: skip
+
+
+def block_trials(prepared: Prepared, threads: int | None = None) -> int:
+    """Trials per block of :func:`run_blocks`: about ``BLOCK_WORK`` deal-trials.
+
+    A multiple of ``4 x threads`` so that every thread has the same share.
+    """
+    threads = threads or numba.get_num_threads()
+    per_trial = max(1, len(prepared.deals[0]) + 50 * len(prepared.arrivals[0]))
+    step = 4 * threads
+    wanted = max(step, BLOCK_WORK // per_trial)
+    return -(-wanted // step) * step
+
+
+def run_blocks(
+    prepared: Prepared,
+    trials: int,
+    seed: int,
+    progress: Progress | None = None,
+    *,
+    first_trial: int = 0,
+    block_size: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`run`, in blocks of trials: progress and Ctrl-C are handled between blocks.
+
+    Each trial's random streams depend on (seed, trial) only and each trial adds
+    its deals in the same order, so the arrays are the same bits as :func:`run`'s.
+    """
+    n_periods = len(prepared.periods)
+    width = 1 + len(prepared.by_values)
+    rev = np.zeros((trials, n_periods, width))
+    won = np.zeros((trials, n_periods, width))
+    size = block_size or block_trials(prepared)
+    for start in range(0, trials, size):
+        stop = min(start + size, trials)
+        _run_into(prepared, seed, first_trial + start, rev[start:stop], won[start:stop], None, 4096)
+        if progress is not None:
+            progress.update(stop - start)
+    return rev, won

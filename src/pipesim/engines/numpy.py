@@ -1,0 +1,149 @@
+"""The NumPy reference engine: the same model, written independently, vectorised over trials.
+
+It is the oracle for the numba kernel in the tests (equal within sampling error,
+not bit for bit: it draws from numpy's PCG64) and the peer in the benchmarks.
+Conditional dwell times use the inverse survival function (scipy), where the
+kernel uses rejection samplers; new leads are simulated one by one with a coin
+flip per stage, where the kernel thins the Poisson process.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+from pipesim.engines.numba import seed_bits
+from pipesim.kernels import trial as K
+from pipesim.prepare.kernel_inputs import Prepared
+
+_MAX_CELLS = 2_000_000  # trials x deals held at once
+
+
+def _dwell(
+    rng: np.random.Generator,
+    code: np.ndarray,
+    p1: np.ndarray,
+    p2: np.ndarray,
+    age: np.ndarray | None = None,
+) -> np.ndarray:
+    """Dwell times for parameter arrays (per element); remaining time when ``age`` is given."""
+    out = np.empty(code.shape)
+    if age is None:
+        age = np.zeros(code.shape)
+    for kind in (K.EXPONENTIAL, K.GAMMA, K.LOGNORMAL, K.FIXED):
+        m = code == kind
+        if not m.any():
+            continue
+        a, x1, x2 = age[m], p1[m], p2[m]
+        if kind == K.EXPONENTIAL:
+            out[m] = rng.exponential(x1)
+        elif kind == K.FIXED:
+            out[m] = np.maximum(x1 - a, 0.0)
+        elif kind == K.GAMMA:
+            u = rng.random(a.shape)
+            tail = special.gammaincc(x1, a / x2)
+            draw = special.gammainccinv(x1, np.where(u > 0, u, 0.5) * tail) * x2
+            fresh = a <= 0
+            draw[fresh] = rng.gamma(x1[fresh], x2[fresh])
+            out[m] = np.maximum(draw - a, 0.0)
+        else:
+            u = rng.random(a.shape)
+            with np.errstate(divide="ignore"):
+                z0 = (np.log(a) - x1) / x2
+            z = special.ndtri(1.0 - np.where(u > 0, u, 0.5) * special.ndtr(-z0))
+            z = np.where(a > 0, z, rng.standard_normal(a.shape))
+            out[m] = np.maximum(np.exp(x1 + x2 * z) - a, 0.0)
+    return out
+
+
+def _book(
+    rev: np.ndarray,
+    won: np.ndarray,
+    trial: np.ndarray,
+    t: np.ndarray,
+    value: np.ndarray,
+    by: np.ndarray,
+    bounds: np.ndarray,
+) -> None:
+    inside = t < bounds[-1]
+    trial, t, value, by = trial[inside], t[inside], value[inside], by[inside]
+    period = np.searchsorted(bounds, t, side="right") - 1
+    _, n_p, width = rev.shape
+    cells = [(np.zeros_like(by), 0)] if width == 1 else [(np.zeros_like(by), 0), (by, 1)]
+    for col, offset in cells:
+        flat = (trial * n_p + period) * width + col + offset
+        rev += np.bincount(flat, weights=value, minlength=rev.size).reshape(rev.shape)
+        won += np.bincount(flat, minlength=won.size).reshape(won.shape)
+
+
+def run(
+    prepared: Prepared, trials: int, seed: int, *, thin_arrivals: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Simulate ``trials`` futures; same outputs as :func:`pipesim.engines.numba.run`.
+
+    With ``thin_arrivals`` the new leads are thinned as in the kernel (only the
+    Poisson number of eventual winners is drawn): the fastest NumPy form, used
+    by the benchmarks. Without it every lead walks the funnel (the oracle form).
+    """
+    _, unit_conv, unit_n, unit_of, code, p1, p2, _, value_sigma = prepared.funnel[:9]
+    key, gs_of, amount, age, deal_by = prepared.deals[:5]
+    (_, arr_g, t0, t1, lam, lam_n, amount_mu, amount_sigma, arr_by) = prepared.arrivals
+    n_groups, n_stages = unit_of.shape
+    bounds = prepared.bounds
+    rng = np.random.default_rng([int(seed_bits(seed)), 0x5EF])
+    width = 1 + len(prepared.by_values)
+    rev = np.zeros((trials, len(prepared.periods), width))
+    won = np.zeros_like(rev)
+    n_deals = key.shape[0]
+    block = max(1, min(trials, _MAX_CELLS // max(n_deals, 1)))
+    s0_of = gs_of % n_stages
+    random_units = (unit_n > 0) & (unit_conv > 0) & (unit_conv < 1)
+    for first in range(0, trials, block):
+        tb = min(block, trials - first)
+        conv = np.broadcast_to(unit_conv, (tb, unit_conv.size)).copy()
+        c, n = unit_conv[random_units], unit_n[random_units]
+        conv[:, random_units] = rng.beta(c * n, (1 - c) * n, size=(tb, c.size))
+        conv_gs = conv[:, unit_of].reshape(tb, n_groups * n_stages)
+        # P(win | in stage s) = product of this and later conversions.
+        pwin = np.flip(np.cumprod(np.flip(conv_gs.reshape(tb, n_groups, n_stages), 2), 2), 2)
+        pwin = pwin.reshape(tb, -1)
+        r_rev, r_won = rev[first : first + tb], won[first : first + tb]
+
+        # Open deals: one uniform decides the win; timing only for the winners.
+        if n_deals:
+            wins = rng.random((tb, n_deals)) < pwin[:, gs_of]
+            wt, wd = np.nonzero(wins)
+            gs = gs_of[wd]
+            t = _dwell(rng, code[gs], p1[gs], p2[gs], age[wd])
+            for s in range(1, n_stages):
+                later = s0_of[wd] + s < n_stages
+                idx = gs[later] + s
+                t[later] += _dwell(rng, code[idx], p1[idx], p2[idx])
+            sig = value_sigma[gs]
+            value = amount[wd] * np.exp(sig * rng.standard_normal(sig.shape) - 0.5 * sig**2)
+            _book(r_rev, r_won, wt, t, value, deal_by[wd], bounds)
+
+        # New leads: every lead drawn, walked through the funnel stage by stage.
+        if lam.size:
+            rate = np.broadcast_to(lam, (tb, lam.size)).copy()
+            fuzzy = lam_n > 0
+            rate[:, fuzzy] *= rng.gamma(lam_n[fuzzy], 1.0 / lam_n[fuzzy], size=(tb, fuzzy.sum()))
+            if thin_arrivals:
+                rate *= pwin[:, arr_g * n_stages]
+            count = rng.poisson(rate)
+            lt = np.repeat(np.repeat(np.arange(tb), lam.size), count.ravel())
+            lr = np.repeat(np.tile(np.arange(lam.size), tb), count.ravel())
+            top = arr_g[lr] * n_stages
+            if not thin_arrivals:
+                alive = np.ones(lt.size, dtype=bool)
+                for s in range(n_stages):
+                    alive &= rng.random(lt.size) < conv_gs[lt, top + s]
+                lt, lr, top = lt[alive], lr[alive], top[alive]
+            t = t0[lr] + (t1[lr] - t0[lr]) * rng.random(lr.size)
+            for s in range(n_stages):
+                t += _dwell(rng, code[top + s], p1[top + s], p2[top + s])
+            value = np.exp(amount_mu[lr] + amount_sigma[lr] * rng.standard_normal(lr.size))
+            sig = value_sigma[top]
+            value = value * np.exp(sig * rng.standard_normal(sig.shape) - 0.5 * sig**2)
+            _book(r_rev, r_won, lt, t, value, arr_by[lr], bounds)
+    return rev, won

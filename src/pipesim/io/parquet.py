@@ -1,0 +1,298 @@
+"""Parquet in and out: scenario folders and results folders. The only module that knows Parquet.
+
+Results are written under temporary names in the target folder and renamed
+once every file is complete, so a failed or interrupted run leaves no
+half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipesim.errors import ScenarioError
+from pipesim.scenario.scenario import DEAL_CHUNK, Scenario, make_scenario
+
+SCENARIO_FILES = ("stages", "deals", "arrivals", "scenario")
+
+
+def _unreadable(path: Path, exc: Exception) -> ScenarioError:
+    return ScenarioError(
+        f"{path}: cannot be read as a Parquet file ({str(exc).splitlines()[0]}). "
+        "Write it with pandas: DataFrame.to_parquet(path), or run `pipesim init DIR` "
+        "for an example."
+    )
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise _unreadable(path, exc) from None
+    return table.to_pandas()
+
+
+def parquet_shape(path: str | os.PathLike[str]) -> tuple[int, list[str]]:
+    """Rows and columns of a Parquet file, from its footer (no row is read)."""
+    try:
+        file = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise _unreadable(Path(path), exc) from None
+    return file.metadata.num_rows, list(file.schema_arrow.names)
+
+
+def load_scenario(
+    path: str | os.PathLike[str],
+    *,
+    deals_in_memory: bool | None = None,
+    chunk: int = DEAL_CHUNK,
+) -> Scenario:
+    """Read and validate a scenario folder.
+
+    The folder holds ``stages.parquet``, ``deals.parquet``, ``scenario.parquet``
+    and optionally ``arrivals.parquet`` (see the README for their columns).
+
+    Parameters
+    ----------
+    path : path
+        The scenario folder.
+    deals_in_memory : bool, optional
+        Hold the deals in memory (True) or leave them on disk, checked and later
+        simulated chunk by chunk (False). By default they stay on disk when
+        ``deals.parquet`` has more than :data:`~pipesim.scenario.scenario.DEAL_CHUNK` rows,
+        so memory does not grow with the book. Results are the same bits.
+    chunk : int
+        Rows read at a time from a book left on disk (memory, not results).
+
+    Raises
+    ------
+    ScenarioError
+        When a file is missing, unreadable or invalid; the message names it.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ScenarioError(
+            f"{folder}: no such scenario folder. Give a folder holding stages.parquet, "
+            "deals.parquet and scenario.parquet (`pipesim init DIR` writes an example)."
+        )
+    files = {name: folder / f"{name}.parquet" for name in SCENARIO_FILES}
+    for name in ("stages", "deals", "scenario"):
+        if not files[name].is_file():
+            raise ScenarioError(
+                f"{files[name]}: missing. A scenario folder needs stages.parquet, deals.parquet "
+                "(zero rows is fine) and scenario.parquet; `pipesim init DIR` writes an example."
+            )
+    if deals_in_memory is None:
+        deals_in_memory = parquet_shape(files["deals"])[0] <= DEAL_CHUNK
+    tables: dict[str, Any] = {
+        name: _read_table(p)
+        for name, p in files.items()
+        if p.is_file() and (name != "deals" or deals_in_memory)
+    }
+    if not deals_in_memory:
+        from pipesim.io.deal_file import DealFile
+
+        tables["deals"] = DealFile(files["deals"], chunk)
+    settings = tables["scenario"]
+    src = str(files["scenario"])
+    if len(settings) != 1:
+        raise ScenarioError(
+            f"{src}: has {len(settings)} rows; it must have exactly one "
+            "(as_of, horizon_months, optional name and currency)."
+        )
+    for col in ("as_of", "horizon_months"):
+        if col not in settings.columns:
+            raise ScenarioError(
+                f"{src}: required column {col!r} missing (columns present: "
+                f"{', '.join(map(str, settings.columns)) or 'none'}). "
+                "Add it, e.g. as_of=2027-01-01, horizon_months=12."
+            )
+    row = settings.iloc[0]
+
+    def text(col: str) -> str:
+        value = row.get(col)
+        return "" if value is None or pd.isna(value) else str(value)
+
+    return make_scenario(
+        tables["stages"],
+        tables["deals"],
+        tables.get("arrivals"),
+        as_of=row["as_of"],
+        horizon_months=row["horizon_months"],
+        name=text("name") or folder.name,
+        currency=text("currency"),
+        sources={**{k: str(v) for k, v in files.items()}, "path": str(folder)},
+    )
+
+
+def _with_metadata(frame: pd.DataFrame, metadata: Mapping[str, str]) -> pa.Table:
+    """The table with pipesim's settings in its schema metadata.
+
+    Each setting is a key of its own (``seed``, ``trials``, ``scenario``,
+    ``pipesim_version``, ...) and all of them together are JSON under ``pipesim``.
+    """
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    if metadata:
+        meta.update({str(k).encode(): str(v).encode() for k, v in metadata.items()})
+        meta[b"pipesim"] = json.dumps({k: str(v) for k, v in metadata.items()}).encode()
+    return table.replace_schema_metadata(meta)
+
+
+def write_tables(
+    folder: str | os.PathLike[str],
+    frames: Mapping[str, pd.DataFrame],
+    metadata: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write ``{name: frame}`` as ``folder/name.parquet``, all or nothing.
+
+    Every file is first written as a hidden temporary file in ``folder``; only
+    when all are complete are they renamed into place.
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    done: list[tuple[Path, Path]] = []
+    try:
+        for name, frame in frames.items():
+            final = out / f"{name}.parquet"
+            temp = out / f".{name}.parquet.tmp-{os.getpid()}"
+            done.append((temp, final))
+            pq.write_table(_with_metadata(frame, metadata or {}), temp)
+    except BaseException:
+        for temp, _ in done:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+        raise
+    for temp, final in done:
+        os.replace(temp, final)
+    return [final for _, final in done]
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The settings pipesim wrote into a results file's metadata."""
+    meta = pq.read_schema(path).metadata or {}
+    blob = meta.get(b"pipesim")
+    return json.loads(blob.decode()) if blob else {}
+
+
+def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[Path]:
+    """Write a scenario as a folder of Parquet files that :func:`load_scenario` reads back."""
+    settings = pd.DataFrame(
+        {
+            "as_of": [scenario.as_of],
+            "horizon_months": [scenario.horizon_months],
+            "name": [scenario.name],
+            "currency": [scenario.currency],
+        }
+    )
+    return write_tables(
+        folder,
+        {
+            "stages": scenario.stages,
+            "deals": scenario.deals,
+            "arrivals": scenario.arrivals,
+            "scenario": settings,
+        },
+    )
+
+
+def read_tables(folder: str | os.PathLike[str], names: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    """Read ``folder/name.parquet`` for each name that exists (the others are left out)."""
+    out = {}
+    for name in names:
+        path = Path(folder) / f"{name}.parquet"
+        if path.is_file():
+            out[name] = _read_table(path)
+    return out
+
+
+def load_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read one Parquet table (a levers or actuals file); a clear error if it cannot be read."""
+    file = Path(path)
+    if not file.is_file():
+        raise ScenarioError(f"{file}: no such file.")
+    return _read_table(file)
+
+
+def write_table_chunks(path: str | os.PathLike[str], chunks: Iterable[pd.DataFrame]) -> Path:
+    """Write frames of the same columns as one Parquet file, one row group per frame.
+
+    Memory stays that of one chunk; the file appears only once complete.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    writer: pq.ParquetWriter | None = None
+    try:
+        for frame in chunks:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(temp, table.schema)
+            writer.write_table(table)
+        if writer is not None:
+            writer.close()
+            writer = None
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    os.replace(temp, final)
+    return final
+
+
+def read_deal_rows(
+    path: str | os.PathLike[str],
+    start: int,
+    stop: int,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Rows ``start:stop`` of a deals table as stored (not validated), index = row numbers.
+
+    ``path`` is a scenario folder or its ``deals.parquet``. Only the row groups
+    holding those rows and only ``columns`` (default all) are read, so memory is
+    that of the rows asked for.
+    """
+    file = Path(path)
+    if file.is_dir():
+        file = file / "deals.parquet"
+    parquet = pq.ParquetFile(file)
+    meta = parquet.metadata
+    stop = min(stop, meta.num_rows)
+    start = min(max(start, 0), stop)
+    groups, first, offset = [], None, 0
+    for k in range(meta.num_row_groups):
+        size = meta.row_group(k).num_rows
+        if offset < stop and offset + size > start:
+            groups.append(k)
+            first = offset if first is None else first
+        offset += size
+    cols = None if columns is None else list(columns)
+    if groups:
+        table = parquet.read_row_groups(groups, columns=cols)
+        table = table.slice(start - (first or 0), stop - start)
+    else:
+        table = parquet.schema_arrow.empty_table()
+        if cols is not None:
+            table = table.select(cols)
+    frame = table.to_pandas()
+    frame.index = pd.RangeIndex(start, start + len(frame))
+    return frame
+
+
+def read_table_chunks(
+    path: str | os.PathLike[str], columns: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
+    """The rows of a Parquet file, one row group at a time (bounded memory)."""
+    file = pq.ParquetFile(path)
+    for k in range(file.num_row_groups):
+        yield file.read_row_group(k, columns=columns).to_pandas()

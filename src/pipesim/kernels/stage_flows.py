@@ -1,0 +1,140 @@
+"""Numba kernel of stage flows: per trial and month, the deals ENTERING every stage, and wins.
+
+The main kernel only books wins (and thins the leads to the winners); the health
+check needs every stage's monthly entries to put P10-P90 bands on them. Here each
+open deal and each new lead walks the funnel: a single uniform decides how deep
+it gets (it passes stage k iff u < the product of the conversions up to k, the
+coupling of the main kernel), dwell times come from the same samplers and child
+streams, and an entry into stage k at day t counts in the period of t.
+
+Inputs are :class:`pipesim.prepare.kernel_inputs.Prepared`'s arrays (see :mod:`pipesim.kernels.trial`).
+Outputs: ``out_enter`` [trial, period, stage (+1 for Won), 1 + by-group] and
+``out_rev`` [trial, period, 1 + by-group]; column 0 is the whole book.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from pipesim.kernels.random import branch, derive, gamma, jit, mix, normal, poisson_inverse, to_unit
+from pipesim.kernels.trial import (
+    _AMOUNT_KEY,
+    _ARRIVAL_DOMAIN,
+    _COUNT_KEY,
+    _RATE_KEY,
+    _VALUE_KEY,
+    conversions,
+    dwell,
+    multiplier,
+    trial_state,
+)
+
+_DEPTH_KEY = 1_000_005
+
+
+@jit
+def _count(out: np.ndarray, i: int, k: int, s: int, by: int, value: float) -> None:
+    out[i, k, s, 0] += value
+    if out.shape[3] > 1:
+        out[i, k, s, 1 + by] += value
+
+
+@jit
+def _walk(
+    ds: np.uint64,
+    u: float,
+    gs: int,
+    t: float,
+    age: float,
+    strip: int,
+    value: float,
+    by: int,
+    conv: np.ndarray,
+    funnel: tuple,
+    day_period: np.ndarray,
+    out_enter: np.ndarray,
+    out_rev: np.ndarray,
+    i: int,
+) -> None:
+    """Walk one deal from cell ``gs`` (entered or aged ``age`` at day ``t``) to Won or Lost."""
+    n_stages, code, p1, p2, tab = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6], funnel[7])
+    value_sigma, strips = funnel[8], (funnel[9], funnel[10], funnel[11])
+    top = gs - gs % n_stages
+    end = float(day_period.shape[0])
+    p = 1.0
+    for c in range(gs, top + n_stages):
+        if c == gs:
+            _, d = dwell(branch(ds, 1), code[c], p1[c], p2[c], tab[c], strips, age, strip)
+        else:
+            _, d = dwell(branch(ds, c - gs + 1), code[c], p1[c], p2[c], tab[c], strips, 0.0, 0)
+        t += d
+        p *= conv[c]
+        if u >= p or t >= end:
+            return
+        k = day_period[int(t)]
+        if c + 1 < top + n_stages:
+            _count(out_enter, i, k, c + 1 - top, by, 1.0)
+        else:
+            _count(out_enter, i, k, n_stages, by, 1.0)
+            if value_sigma[gs] > 0.0:
+                value *= multiplier(branch(ds, _VALUE_KEY), value_sigma[gs])
+            out_rev[i, k, 0] += value
+            if out_rev.shape[2] > 1:
+                out_rev[i, k, 1 + by] += value
+
+
+@jit(parallel=True)
+def flow_trials(
+    seed: np.uint64,
+    trial0: int,
+    funnel: tuple,
+    deals: tuple,
+    arrivals: tuple,
+    day_period: np.ndarray,
+    out_enter: np.ndarray,
+    out_rev: np.ndarray,
+) -> None:
+    """Fill ``out_enter`` and ``out_rev`` (zeroed by the caller) for trials ``trial0 ..``."""
+    n_trials = out_enter.shape[0]
+    n_stages = funnel[3].shape[1]
+    n_cells = funnel[3].shape[0] * n_stages
+    key, gs_of, amount, age, by_d, strip_of = deals
+    a_key, g_of, t0, t1, lam_of, n_of, amount_mu, amount_sigma, by_a = arrivals
+    end = float(day_period.shape[0])
+    for i in prange(n_trials):
+        ts = trial_state(seed, trial0 + i)
+        conv = np.empty(n_cells)
+        conversions(ts, funnel, conv)
+        for d in range(key.shape[0]):
+            ds = derive(ts, key[d])
+            _walk(
+                ds, to_unit(ds), gs_of[d], 0.0, age[d], strip_of[d], amount[d], by_d[d],
+                conv, funnel, day_period, out_enter, out_rev, i,
+            )  # fmt: skip
+        base = ts ^ _ARRIVAL_DOMAIN
+        for r in range(a_key.shape[0]):
+            rs = derive(base, a_key[r])
+            lam = lam_of[r]
+            if n_of[r] > 0.0:
+                _, x = gamma(branch(rs, _RATE_KEY), n_of[r])
+                lam *= x / n_of[r]
+            top = g_of[r] * n_stages
+            leads = poisson_inverse(to_unit(mix(branch(rs, _COUNT_KEY))), lam)
+            for j in range(leads):
+                ws = derive(rs, np.uint64(j))
+                t = t0[r] + (t1[r] - t0[r]) * to_unit(ws)
+                if t >= end:
+                    continue
+                _count(out_enter, i, day_period[int(t)], 0, by_a[r], 1.0)
+                value = math.exp(amount_mu[r])
+                if amount_sigma[r] > 0.0:
+                    _, z = normal(branch(ws, _AMOUNT_KEY))
+                    value = math.exp(amount_mu[r] + amount_sigma[r] * z)
+                u = to_unit(mix(branch(ws, _DEPTH_KEY)))
+                _walk(
+                    ws, u, top, t, 0.0, 0, value, by_a[r],
+                    conv, funnel, day_period, out_enter, out_rev, i,
+                )  # fmt: skip

@@ -1,0 +1,275 @@
+"""target(): working backwards from a revenue target to the leads (and stage volumes) it needs.
+
+The search scales the scenario's arrivals by one factor (so the mix of months and
+segments is kept). Under common random numbers the revenue of every trial is
+non-decreasing in that factor (the count of winning leads is a Poisson quantile
+of a fixed uniform, and lead j keeps its own draws), so P(revenue >= X) is
+monotone and a bisection with a fixed seed gives a repeatable answer. The open
+deals do not depend on the factor: they are simulated once, the arrivals alone
+at every step of the search (the sum is the full forecast, draw for draw).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipesim.errors import PipesimError
+from pipesim.plan import common_random_numbers
+from pipesim.plan.plan_result import PlanResult, ScenarioLike, as_scenario, base_metadata, check_run
+from pipesim.prepare.kernel_inputs import Prepared, prepare
+from pipesim.scenario.calendar import month_index
+from pipesim.scenario.scenario import Scenario
+from pipesim.simulation.result import _as_tuple
+
+LIMIT = 20.0  # beyond this many times the funnel arithmetic's leads, call the target unreachable
+_TOL = 2e-4  # relative precision of the scale factor
+
+
+@dataclasses.dataclass(frozen=True)
+class Search:
+    """The outcome of the lead-volume search."""
+
+    scale: float
+    probability: float
+    se: float
+    reachable: bool
+    first_guess_scale: float
+    deals_probability: float
+    in_window_share: float
+
+
+def _reach(prepared: Prepared) -> np.ndarray:
+    """Per parameter group and stage: P(a new lead reaches the stage), point conversions."""
+    conv = prepared.conversion
+    reach = np.ones_like(conv)
+    reach[:, 1:] = np.cumprod(conv[:, :-1], axis=1)
+    return reach
+
+
+def funnel_guess(scenario: Scenario, revenue: float, months: int) -> float:
+    """The deterministic first guess: new leads per month = X / (deal size x P(win)) / months.
+
+    Deal size and P(win from the top) are averaged over the scenario's arrivals in
+    the first ``months`` months, weighted by their leads; timing and the open
+    deals are ignored.
+    """
+    prepared = prepare(_arrivals_only(scenario))
+    lam, g, amount = _lead_arrays(prepared, months)
+    pwin = np.prod(prepared.conversion, axis=1)[g]
+    per_lead = float((lam * amount * pwin).sum() / lam.sum()) if lam.sum() > 0 else 0.0
+    if per_lead <= 0:
+        raise PipesimError(
+            "the arrivals win nothing on average (amount or conversion is zero), so no lead "
+            "volume reaches a revenue target."
+        )
+    return revenue / per_lead / months
+
+
+def _lead_arrays(prepared: Prepared, months: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Expected leads, parameter group and mean amount of the arrival rows in the first months."""
+    arr = prepared.arrivals
+    g, t0, lam, mu, sigma = arr[1], arr[2], arr[4], arr[6], arr[7]
+    inside = prepared.day_period[t0.astype(np.int64)] < months if t0.size else np.zeros(0, bool)
+    amount = np.exp(mu + 0.5 * sigma**2)
+    return lam[inside], g[inside], amount[inside]
+
+
+def _arrivals_only(sc: Scenario, months: int | None = None) -> Scenario:
+    """The scenario without its open deals (and without the leads after ``months``)."""
+    arrivals = sc.arrivals
+    if months is not None and len(arrivals):
+        idx = (
+            arrivals["period"]
+            .map(lambda p: month_index(int(p[:4]), int(p[5:7]), sc.as_of))
+            .to_numpy()
+        )
+        arrivals = arrivals[idx < months]
+    return sc.replace(deals=sc.deal_rows(0, 0), arrivals=arrivals)
+
+
+def _scaled(prepared: Prepared, scale: float) -> Prepared:
+    arr = list(prepared.arrivals)
+    arr[4] = arr[4] * scale
+    return dataclasses.replace(prepared, arrivals=tuple(arr))
+
+
+def search(
+    scenario: Scenario,
+    revenue: float,
+    months: int,
+    confidence: float,
+    trials: int,
+    seed: int,
+) -> Search:
+    """The smallest scale of the arrivals with P(revenue over ``months`` >= X) >= confidence."""
+    deals_sc = scenario.replace(arrivals=scenario.arrivals.iloc[:0])
+    deals_rev = common_random_numbers.run(prepare(deals_sc), trials, seed)[0][:, :months, 0].sum(
+        axis=1
+    )
+    arr_p = prepare(_arrivals_only(scenario, months))
+    current = float(_lead_arrays(arr_p, months)[0].sum())
+    if current <= 0:
+        raise PipesimError(
+            f"the scenario has no new leads in its first {months} month(s) to scale; add rows "
+            "to arrivals.parquet (period, leads, amount) for those months."
+        )
+    guess = funnel_guess(scenario, revenue, months) * months / current
+
+    def prob(scale: float) -> tuple[float, np.ndarray]:
+        rev = common_random_numbers.run(_scaled(arr_p, scale), trials, seed)[0][:, :months, 0].sum(
+            axis=1
+        )
+        return float(np.mean(deals_rev + rev >= revenue)), rev
+
+    p0 = float(np.mean(deals_rev >= revenue))
+    if p0 >= confidence:
+        return Search(0.0, p0, _se(p0, trials), True, guess, p0, math.nan)
+    # The mean is linear in the scale: one run tells how much value lands in the window,
+    # and so roughly the scale the target needs on average.
+    p1, rev1 = prob(guess)
+    share = float(rev1.mean()) / revenue
+    gap = revenue - float(deals_rev.mean())
+    need = gap / (share * revenue / guess) if share > 0 else math.inf
+    cap = LIMIT * guess
+    if need > cap:
+        return Search(need, p1, _se(p1, trials), False, guess, p0, share)
+    lo, hi, p_hi = 0.0, guess, p1
+    if p_hi < confidence and need > hi:
+        lo, hi = hi, need
+        p_hi = prob(hi)[0]
+    while p_hi < confidence:
+        if hi >= cap:
+            return Search(hi, p_hi, _se(p_hi, trials), False, guess, p0, share)
+        lo, hi = hi, min(hi * 1.5, cap)
+        p_hi = prob(hi)[0]
+    while hi - lo > _TOL * hi:
+        mid = 0.5 * (lo + hi)
+        p_mid = prob(mid)[0]
+        if p_mid >= confidence:
+            hi, p_hi = mid, p_mid
+        else:
+            lo = mid
+    return Search(hi, p_hi, _se(p_hi, trials), True, guess, p0, share)
+
+
+def _se(p: float, trials: int) -> float:
+    return math.sqrt(max(p * (1.0 - p), 0.0) / trials)
+
+
+def target_table(scenario: Scenario, scale: float, months: int, by: Sequence[str]) -> pd.DataFrame:
+    """target.parquet's rows: per month (and segment), leads now and needed, and stage entries."""
+    prepared = prepare(_arrivals_only(scenario), by)
+    g, t0, lam, by_code = (prepared.arrivals[i] for i in (1, 2, 4, 8))
+    period = prepared.day_period[t0.astype(np.int64)] if t0.size else np.zeros(0, np.int64)
+    inside = period < months
+    # Expected leads of the calendar month (prepare trims the first month to as_of).
+    reach = _reach(prepared)[g[inside]]
+    frame = pd.DataFrame(
+        {
+            "_p": period[inside],
+            "_b": by_code[inside],
+            "leads_current": lam[inside],
+            "leads_needed": lam[inside] * scale,
+        }
+    )
+    funnel = scenario.funnel
+    for s, stage in enumerate(funnel):
+        frame[f"needed_{stage}"] = frame["leads_needed"] * reach[:, s]
+    keys = ["_p", "_b"] if by else ["_p"]
+    out = frame.groupby(keys, sort=True).sum().reset_index()
+    if "_b" not in out.columns:
+        out["_b"] = 0
+    out.insert(0, "period", [prepared.periods[p] for p in out["_p"]])
+    for pos, col in enumerate(by):
+        out.insert(1 + pos, col, prepared.by_values[col].to_numpy(dtype=object)[out["_b"]])
+    return out.drop(columns=["_p", "_b"])
+
+
+def target(
+    scenario: ScenarioLike = None,
+    revenue: float = 0.0,
+    *,
+    months: int | None = None,
+    confidence: float = 0.8,
+    by: str | Sequence[str] | None = None,
+    trials: int = 10_000,
+    seed: int = 0,
+) -> PlanResult:
+    """The new leads per month needed for P(revenue over the first ``months`` >= ``revenue``).
+
+    Parameters
+    ----------
+    scenario : Scenario or path, optional
+        The scenario (default: the bundled demo).
+    revenue : float
+        The target X (revenue won over the first ``months`` months).
+    months : int, optional
+        The window, from the month of ``as_of`` (default: the whole horizon).
+    confidence : float
+        The probability the target must reach (0.8: met in 4 futures out of 5).
+    by : str or list of str, optional
+        Segment columns: the table is broken down by them (one scale factor is
+        applied to every segment, so the current mix of leads is kept).
+    trials, seed : int
+        Monte Carlo settings; the search runs every step on the same seed.
+
+    Returns
+    -------
+    PlanResult
+        ``table`` (target.parquet): ``period``, the ``by`` columns, ``leads_current``,
+        ``leads_needed`` and ``needed_<stage>`` (expected deals entering each stage
+        that month from the needed leads). The metadata holds ``probability``,
+        ``probability_se``, ``reachable``, ``scale`` and ``first_guess_leads_per_month``.
+    """
+    sc = as_scenario(scenario)
+    window = check_run(trials, months, sc)
+    if not (isinstance(revenue, int | float) and math.isfinite(revenue) and revenue > 0):
+        raise PipesimError(f"--revenue {revenue!r}: give a positive revenue target.")
+    if not 0.0 < confidence < 1.0:
+        raise PipesimError(f"--confidence {confidence}: must be between 0 and 1 (e.g. 0.8).")
+    cols = _as_tuple(by)
+    found = search(sc, float(revenue), window, confidence, trials, seed)
+    table = target_table(sc, found.scale, window, cols)
+    current = float(table["leads_current"].sum()) / window
+    needed = float(table["leads_needed"].sum()) / window
+    messages = []
+    if not found.reachable:
+        messages.append(
+            f"The target cannot be reached within {window} month(s) whatever the lead volume: "
+            f"leads arriving in the window win only {found.in_window_share:.1%} of the "
+            "funnel arithmetic's value inside it (the cycle times are too long for the "
+            "window), so the leads would have to be about "
+            f"{found.scale / found.first_guess_scale:,.0f} "
+            f"times what the arithmetic asks for ({found.scale * current:,.0f} a month; "
+            f"more than {LIMIT:g} times is taken as out of reach). At the arithmetic's "
+            f"volume P = {found.probability:.3f}."
+        )
+    elif found.scale == 0.0:
+        messages.append("The open deals alone reach the target: no new leads are needed.")
+    meta = base_metadata("target", sc, trials, seed)
+    meta.update(
+        {
+            "revenue_target": repr(float(revenue)),
+            "months": str(window),
+            "confidence": repr(float(confidence)),
+            "by": ",".join(cols),
+            "probability": repr(found.probability),
+            "probability_se": repr(found.se),
+            "reachable": str(found.reachable).lower(),
+            "scale": repr(found.scale),
+            "first_guess_leads_per_month": repr(found.first_guess_scale * current),
+            "leads_current_per_month": repr(current),
+            "leads_needed_per_month": repr(needed),
+            "probability_open_deals_only": repr(found.deals_probability),
+        }
+    )
+    result = PlanResult("target", sc, {"target": table}, meta, messages)
+    from pipesim.plan.printed import target_report
+
+    result.text = target_report(result)
+    return result

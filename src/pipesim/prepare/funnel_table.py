@@ -1,0 +1,176 @@
+"""Per (parameter group, stage) funnel parameters: segment overrides resolved, kernel layout.
+
+Every deal and arrival belongs to a *parameter group* (its values in the stages
+table's segment columns); each group gets, per stage, the parameters of the most
+specific stage row matching it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipesim.errors import PipesimError
+from pipesim.kernels import trial as K
+from pipesim.prepare import dwell_tables
+from pipesim.scenario.keys import stable_hash
+from pipesim.scenario.scenario import Scenario
+
+PARAMS = ("conversion", "conversion_n", "dwell_days", "dwell_cv", "dwell_dist", "value_cv")
+
+
+def resolve(scenario: Scenario, groups: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
+    """Per (group, stage): the stage-table row index that supplies each parameter."""
+    stages = scenario.stages
+    segs = list(scenario.stage_segments)
+    funnel = list(scenario.funnel)
+    n_groups, n_stages = len(groups), len(funnel)
+    default = scenario.default_rows.to_numpy()
+    row_of = {p: np.full((n_groups, n_stages), -1, dtype=np.int64) for p in PARAMS}
+    records: list[dict[str, Any]] = stages.to_dict("records")  # type: ignore[assignment]
+    default_idx = {
+        name: int(i)
+        for i, name in zip(np.flatnonzero(default), stages.loc[default, "stage"], strict=True)
+    }
+    overrides = [
+        (
+            int(i),
+            stages.at[i, "stage"],
+            {c: stages.at[i, c] for c in segs if stages.at[i, c] is not None},
+        )
+        for i in np.flatnonzero(~default)
+    ]
+    group_rows = groups.to_dict("records") if segs else [{}] * n_groups
+    for g, values in enumerate(group_rows):
+        for s, name in enumerate(funnel):
+            matches = [
+                (len(cond), i)
+                for i, st, cond in overrides
+                if st == name and all(values.get(c) == v for c, v in cond.items())
+            ]
+            matches.sort(reverse=True)
+            for p in PARAMS:
+                best: tuple[int, int] | None = None
+                for spec, i in matches:
+                    if pd.isna(records[i][p]):
+                        continue
+                    if best is not None and best[0] == spec:
+                        raise PipesimError(
+                            f"{source}: rows {best[1] + 1} and {i + 1} both set '{p}' of stage "
+                            f"{name!r} for the segment {values}, and neither is more specific. "
+                            "Add a row for that exact segment to say which value applies."
+                        )
+                    if best is None:
+                        best = (spec, i)
+                row_of[p][g, s] = best[1] if best is not None else default_idx[name]
+    return row_of
+
+
+def dwell_arrays(
+    dist: np.ndarray, mean: np.ndarray, cv: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """Kernel dwell parameters per cell: code, p1, p2, strip table, and the strip tables."""
+    code = np.full(mean.shape, K.GAMMA, dtype=np.int64)
+    p1 = np.zeros(mean.shape)
+    p2 = np.zeros(mean.shape)
+    tab = np.zeros(mean.shape, dtype=np.int64)
+    fixed = cv <= 0
+    expo = (dist == "gamma") & (cv == 1.0)
+    gam = (dist == "gamma") & ~fixed & ~expo
+    logn = (dist == "lognormal") & ~fixed
+    code[fixed], p1[fixed] = K.FIXED, mean[fixed]
+    code[expo], p1[expo] = K.EXPONENTIAL, mean[expo]
+    code[gam], p1[gam], p2[gam] = K.GAMMA, 1.0 / cv[gam] ** 2, mean[gam] * cv[gam] ** 2
+    tab[gam], *strips = dwell_tables.build(p1[gam])
+    sigma2 = np.log1p(cv[logn] ** 2)
+    code[logn] = K.LOGNORMAL
+    p1[logn] = np.log(mean[logn]) - 0.5 * sigma2
+    p2[logn] = np.sqrt(sigma2)
+    return code, p1, p2, tab, tuple(strips)
+
+
+def row_labels(stages: pd.DataFrame, rows: np.ndarray, segs: Sequence[str]) -> list[str]:
+    """A stable text naming a stage row by its stage and segment values (not its position)."""
+    records: list[dict[str, Any]] = stages.to_dict("records")  # type: ignore[assignment]
+    out = []
+    for i in rows:
+        if i < 0:
+            out.append("-")
+            continue
+        row = records[i]
+        cond = ",".join(f"{c}={row[c]}" for c in segs if row[c] is not None)
+        out.append(f"{row['stage']}[{cond}]")
+    return out
+
+
+def build_funnel(
+    scenario: Scenario, groups: pd.DataFrame, source: str
+) -> tuple[tuple, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The kernel's funnel tuple for ``groups``, the plain per-cell parameters, the rows used.
+
+    Returns ``(funnel, plain, rows)``: ``plain`` holds ``conversion``, ``dwell_mean``
+    and ``dwell_cv`` per (group, stage) for the NumPy reference engine; ``rows`` the
+    stage-table row supplying each parameter per (group, stage).
+    """
+    stages = scenario.stages
+    segs = list(scenario.stage_segments)
+    rows = resolve(scenario, groups, source)
+
+    def take(param: str) -> np.ndarray:
+        return stages[param].to_numpy()[rows[param]]
+
+    conversion = take("conversion").astype(np.float64)
+    dwell_mean = take("dwell_days").astype(np.float64)
+    dwell_cv = take("dwell_cv").astype(np.float64)
+    dist = take("dwell_dist").astype(str)
+    value_cv = take("value_cv").astype(np.float64)
+    conv_n = stages["conversion_n"].to_numpy(dtype=np.float64)
+
+    # Conversion units: one per distinct (row giving conversion, row giving n).
+    pair = rows["conversion"] * (len(stages) + 1) + (rows["conversion_n"] + 1)
+    unit_ids, unit_of = np.unique(pair, return_inverse=True)
+    unit_of = unit_of.reshape(pair.shape).astype(np.int64)
+    conv_row = unit_ids // (len(stages) + 1)
+    n_row = unit_ids % (len(stages) + 1) - 1
+    unit_conv = stages["conversion"].to_numpy(dtype=np.float64)[conv_row]
+    unit_n = np.where(n_row >= 0, conv_n[np.maximum(n_row, 0)], 0.0)
+    unit_n = np.nan_to_num(unit_n, nan=0.0)
+    unit_key = stable_hash(
+        [
+            f"conv|{a}|{b}"
+            for a, b in zip(
+                row_labels(stages, conv_row, segs), row_labels(stages, n_row, segs), strict=True
+            )
+        ]
+    )
+
+    code, p1, p2, tab, strips = dwell_arrays(dist, dwell_mean, dwell_cv)
+    value_sigma = np.sqrt(np.log1p(value_cv**2))
+    funnel = (
+        unit_key,
+        unit_conv,
+        unit_n,
+        unit_of,
+        code.ravel(),
+        p1.ravel(),
+        p2.ravel(),
+        tab.ravel(),
+        value_sigma.ravel(),
+        *strips,
+    )
+    plain = {"conversion": conversion, "dwell_mean": dwell_mean, "dwell_cv": dwell_cv}
+    return funnel, plain, rows
+
+
+def age_strips(funnel: tuple[np.ndarray, ...], gs: np.ndarray, age: np.ndarray) -> np.ndarray:
+    """The strip of its stage's gamma table that holds each deal's age (0 when not gamma)."""
+    code, scale, tab, edges = funnel[4][gs], funnel[6][gs], funnel[7][gs], funnel[9]
+    strip = np.zeros(gs.shape, dtype=np.int64)
+    aged = (code == K.GAMMA) & (age > 0)
+    for t in np.unique(tab[aged]):
+        these = aged & (tab == t)
+        strip[these] = np.searchsorted(edges[t], age[these] / scale[these], side="right") - 1
+    return np.clip(strip, 0, edges.shape[1] - 2)

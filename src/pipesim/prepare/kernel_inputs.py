@@ -1,0 +1,384 @@
+"""Turn a validated :class:`Scenario` into the flat arrays the kernels read.
+
+Two steps, so that a book too large for memory can be prepared chunk by chunk:
+
+- :func:`prepare_context` builds everything book-wide (funnel parameters per
+  parameter group, arrivals, periods, by-groups) from the stages, the arrivals
+  and one pass over only the deals' segment and ``by`` columns;
+- :func:`prepare_deals` turns one chunk of deal rows into the kernel's deal
+  table, given that context.
+
+The canonical deal order (the same for every engine and every way of reading
+the book): file order, cut into chunks of :data:`DEAL_CHUNK` rows, each chunk
+sorted stably by (parameter group, stage). :func:`prepare` is the context plus
+every chunk's table, concatenated: the one code path for books in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipesim.errors import PipesimError
+from pipesim.prepare.funnel_table import PARAMS, age_strips, build_funnel
+from pipesim.scenario.calendar import add_months, month_index, period_bounds
+from pipesim.scenario.keys import deal_keys, stable_hash
+from pipesim.scenario.scenario import DEAL_CHUNK, Scenario
+
+__all__ = [
+    "DEAL_CHUNK",
+    "NONE_LABEL",
+    "DealContext",
+    "Prepared",
+    "prepare",
+    "prepare_context",
+    "prepare_deals",
+    "stable_hash",
+]
+
+NONE_LABEL = "(none)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """Kernel inputs for one scenario and one choice of ``by`` columns."""
+
+    funnel: tuple
+    deals: tuple
+    arrivals: tuple
+    bounds: np.ndarray
+    day_period: np.ndarray
+    periods: list[str]
+    by: tuple[str, ...]
+    by_values: pd.DataFrame  # one row per by-group, in kernel column order (1 + index)
+    notes: tuple[str, ...]
+    # Per (group, stage) parameters in plain form, for the NumPy reference engine.
+    conversion: np.ndarray
+    dwell_mean: np.ndarray
+    dwell_cv: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class DealContext:
+    """Book-wide context to turn chunks of deals into kernel tables (:func:`prepare_deals`).
+
+    Attributes
+    ----------
+    prepared : Prepared
+        Every kernel input of the book except the deals (an empty deal table):
+        funnel, arrivals, periods, by-groups. Give it to the engines with each
+        chunk's deal table (``engines.local.accumulate``).
+    deal_count : int
+        Open deals in the book.
+    stage_index : dict
+        Stage name -> position in the funnel.
+    segments : tuple of str
+        The stages table's segment columns (they select the parameter group).
+    group_codes, by_codes : dict
+        Values of the segment columns (tuple) -> parameter group; values of the
+        ``by`` columns (tuple, missing as ``"(none)"``) -> by-group.
+    """
+
+    prepared: Prepared
+    deal_count: int
+    stage_index: dict[str, int]
+    segments: tuple[str, ...]
+    group_codes: dict[tuple, int]
+    by_codes: dict[tuple, int]
+    deal_columns: tuple[str, ...]
+
+
+Factor = tuple[np.ndarray, list]  # (code per row, value per code)
+
+
+def _factors(table: pd.DataFrame, columns: Sequence[str], missing: object = None) -> list[Factor]:
+    """Each column as codes and values; a missing value (or column) reads ``missing``."""
+    n = len(table)
+    out: list[Factor] = []
+    for c in columns:
+        if c not in table.columns:
+            out.append((np.zeros(n, dtype=np.int64), [missing]))
+            continue
+        codes, uniques = pd.factorize(table[c], use_na_sentinel=True)
+        codes = np.asarray(codes, dtype=np.int64)
+        values = [*np.asarray(uniques, dtype=object).tolist(), missing]
+        codes[codes < 0] = len(values) - 1
+        out.append((codes, values))
+    return out
+
+
+def _row_groups(factors: list[Factor], n: int) -> tuple[np.ndarray, list[tuple]]:
+    """Group identical rows: (code per row, one tuple of values per group in first-seen order)."""
+    if not factors or n == 0:
+        return np.zeros(n, dtype=np.int64), [()] if n else []
+    # One integer per combination of codes, kept below n² by refactorizing.
+    combined = np.zeros(n, dtype=np.int64)
+    for codes, values in factors:
+        combined = pd.factorize(combined * len(values) + codes)[0]
+    firsts = np.flatnonzero(~pd.Series(combined).duplicated().to_numpy())
+    rows = zip(*[[values[k] for k in codes[firsts]] for codes, values in factors], strict=True)
+    return combined.astype(np.int64), list(rows)
+
+
+class _FirstSeen:
+    """Codes for rows of values in first-seen order, over chunk after chunk."""
+
+    def __init__(self) -> None:
+        self.codes: dict[tuple, int] = {}
+
+    def add(self, factors: list[Factor], n: int) -> None:
+        for values in _row_groups(factors, n)[1]:
+            self.codes.setdefault(values, len(self.codes))
+
+    def frame(self, columns: Sequence[str]) -> pd.DataFrame:
+        rows = list(self.codes)
+        return pd.DataFrame(
+            {c: pd.Series([r[k] for r in rows], dtype=object) for k, c in enumerate(columns)},
+            index=range(len(rows)),
+        )
+
+
+def _codes_of(factors: list[Factor], n: int, codes: dict[tuple, int], what: str) -> np.ndarray:
+    """Each row's code from the book-wide table ``codes`` (unseen rows: an error)."""
+    local, values = _row_groups(factors, n)
+    try:
+        table = np.array([codes[v] for v in values], dtype=np.int64)
+    except KeyError as exc:
+        raise PipesimError(
+            f"deals: {what} {exc.args[0]!r} was not in the book when it was prepared "
+            "(did deals.parquet change since it was read?). Load the scenario again."
+        ) from None
+    return table[local] if len(table) else np.zeros(n, dtype=np.int64)
+
+
+def _arrival_months(scenario: Scenario) -> tuple[np.ndarray, list[str]]:
+    months = np.array(
+        [month_index(int(p[:4]), int(p[5:7]), scenario.as_of) for p in scenario.arrivals["period"]],
+        dtype=np.int64,
+    )
+    notes = []
+    before = months < 0
+    after = months >= scenario.horizon_months
+    if before.any():
+        notes.append(
+            f"arrivals: {int(before.sum())} row(s) for months before "
+            f"{scenario.as_of:%Y-%m} ignored (the forecast starts {scenario.as_of})."
+        )
+    if after.any():
+        notes.append(f"arrivals: {int(after.sum())} row(s) after the horizon not simulated.")
+    return months, notes
+
+
+def _check_by(scenario: Scenario, by: Sequence[str]) -> None:
+    known = set(scenario.deal_segments) | set(scenario.arrival_segments)
+    unknown = [c for c in by if c not in known]
+    if unknown:
+        where = ", ".join(sorted(known)) or "none"
+        raise PipesimError(
+            f"--by {','.join(by)}: column(s) {', '.join(map(repr, unknown))} are in neither "
+            f"deals.parquet nor arrivals.parquet (segment columns there: {where}). "
+            "Choose segment columns the deals or arrivals have."
+        )
+
+
+def _empty_deals() -> tuple:
+    i, f, u = np.int64, np.float64, np.uint64
+    return tuple(np.empty(0, dtype=d) for d in (u, i, f, f, i, i))
+
+
+def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
+    """The book-wide part of :func:`prepare`: all but the deals' kernel table.
+
+    Reads only the deals' segment and ``by`` columns, chunk by chunk (a book on
+    disk is never held whole). Parameter groups and by-groups are numbered in
+    first-seen order over the deals, then the arrivals.
+    """
+    source = (scenario.path and f"{scenario.path}/stages.parquet") or "stages table"
+    by = tuple(by)
+    if by:
+        _check_by(scenario, by)
+    funnel = list(scenario.funnel)
+    segs = list(scenario.stage_segments)
+    arrivals = scenario.arrivals
+    months, notes = _arrival_months(scenario)
+    keep = (months >= 0) & (months < scenario.horizon_months)
+    arr = arrivals[keep].reset_index(drop=True)
+    months = months[keep]
+
+    groups, by_groups = _FirstSeen(), _FirstSeen()
+    wanted = [c for c in dict.fromkeys([*segs, *by]) if c in scenario.deal_segments]
+    for chunk in scenario.deal_chunks(DEAL_CHUNK, columns=wanted):
+        groups.add(_factors(chunk, segs), len(chunk))
+        if by:
+            by_groups.add(_factors(chunk, by, NONE_LABEL), len(chunk))
+    groups.add(_factors(arr, segs), len(arr))
+    group_frame = groups.frame(segs)
+    if len(group_frame) == 0:
+        group_frame = pd.DataFrame({c: [None] for c in segs}) if segs else pd.DataFrame(index=[0])
+        groups.codes = {tuple(None for _ in segs): 0}
+    if by:
+        by_groups.add(_factors(arr, by, NONE_LABEL), len(arr))
+        by_values = by_groups.frame(by)
+    else:
+        by_groups.codes = {(): 0}
+        by_values = pd.DataFrame(index=range(0))
+
+    funnel_arrays, plain, rows = build_funnel(scenario, group_frame, source)
+    records = scenario.stages.to_dict("records")
+    for i in np.flatnonzero(~scenario.default_rows.to_numpy()):
+        if not any((rows[p] == i).any() for p in PARAMS):
+            row = records[i]
+            cond = {c: row[c] for c in segs if row[c] is not None}
+            notes.append(
+                f"stages: row {i + 1} ({row['stage']}, {cond}) matches no "
+                "deal and no arrival: check the segment values for typos."
+            )
+
+    arr_g = _codes_of(_factors(arr, segs), len(arr), groups.codes, "segment")
+    arr_by = (
+        _codes_of(_factors(arr, by, NONE_LABEL), len(arr), by_groups.codes, "by-group")
+        if by
+        else np.zeros(len(arr), dtype=np.int64)
+    )
+    bounds = period_bounds(scenario.as_of, scenario.horizon_months)
+    prepared = Prepared(
+        funnel=funnel_arrays,
+        deals=_empty_deals(),
+        arrivals=_arrival_arrays(scenario, arr, months, bounds, arr_g, arr_by),
+        bounds=bounds,
+        day_period=np.repeat(
+            np.arange(len(bounds) - 1, dtype=np.int64), np.diff(bounds).astype(np.int64)
+        ),
+        periods=[
+            add_months(scenario.as_of, k).strftime("%Y-%m") for k in range(scenario.horizon_months)
+        ],
+        by=by,
+        by_values=by_values,
+        notes=tuple(notes),
+        conversion=plain["conversion"],
+        dwell_mean=plain["dwell_mean"],
+        dwell_cv=plain["dwell_cv"],
+    )
+    return DealContext(
+        prepared=prepared,
+        deal_count=scenario.deal_count,
+        stage_index={name: s for s, name in enumerate(funnel)},
+        segments=tuple(segs),
+        group_codes=groups.codes,
+        by_codes=by_groups.codes,
+        deal_columns=("deal_id", "stage", "amount", "days_in_stage", *wanted),
+    )
+
+
+def _arrival_arrays(
+    scenario: Scenario,
+    arr: pd.DataFrame,
+    months: np.ndarray,
+    bounds: np.ndarray,
+    arr_g: np.ndarray,
+    arr_by: np.ndarray,
+) -> tuple:
+    # Rows repeating the same month and segment get distinct random streams.
+    # (Element by element: a missing segment value reads "None", never NaN.)
+    label_cols = arr.drop(columns=["leads", "amount", "amount_cv", "leads_n"]).astype(object)
+    label_cols = label_cols.map(str)
+    labels = pd.Series(["|".join(row) for row in label_cols.itertuples(index=False)], dtype=object)
+    occurrence = labels.groupby(labels).cumcount().to_numpy()
+    t0 = bounds[months]
+    t1 = bounds[months + 1]
+    month_days = np.array(
+        [
+            (add_months(scenario.as_of, int(m) + 1) - add_months(scenario.as_of, int(m))).days
+            for m in months
+        ],
+        dtype=np.float64,
+    )
+    leads = arr["leads"].to_numpy(dtype=np.float64) * (t1 - t0) / np.maximum(month_days, 1.0)
+    amount = arr["amount"].to_numpy(dtype=np.float64)
+    acv = arr["amount_cv"].to_numpy(dtype=np.float64)
+    sigma2 = np.log1p(acv**2)
+    with np.errstate(divide="ignore"):
+        amount_mu = np.log(amount) - 0.5 * sigma2
+    amount_mu[amount <= 0] = -np.inf
+    arr_keys = stable_hash(
+        [f"arr|{label}|{occ}" for label, occ in zip(labels, occurrence, strict=True)]
+    )
+    return (
+        arr_keys,
+        arr_g.astype(np.int64),
+        t0,
+        t1,
+        leads,
+        np.nan_to_num(arr["leads_n"].to_numpy(dtype=np.float64), nan=0.0),
+        amount_mu,
+        np.sqrt(sigma2),
+        arr_by.astype(np.int64),
+    )
+
+
+def prepare_deals(context: DealContext, rows: pd.DataFrame) -> tuple:
+    """The kernel's deal table for one chunk of validated deal rows, sorted stably by group/stage.
+
+    ``rows`` are consecutive rows of the book (``Scenario.deal_chunks`` or
+    ``Scenario.deal_rows``), at least ``context.deal_columns``. For the canonical
+    order give whole chunks of :data:`DEAL_CHUNK` rows starting at a multiple of it.
+    """
+    if len(rows) == 0:
+        return _empty_deals()
+    funnel = context.prepared.funnel
+    segs, by = list(context.segments), list(context.prepared.by)
+    n_stages = len(context.stage_index)
+    n = len(rows)
+    deal_g = _codes_of(_factors(rows, segs), n, context.group_codes, "segment")
+    deal_by = (
+        _codes_of(_factors(rows, by, NONE_LABEL), n, context.by_codes, "by-group")
+        if by
+        else np.zeros(len(rows), dtype=np.int64)
+    )
+    stage = _stage_codes(rows["stage"], context.stage_index)
+    gs = deal_g * n_stages + stage
+    # Deals of one group and stage side by side: the kernel's branches then repeat
+    # the same path (same stages left, same dwell laws) and predict well.
+    order = np.argsort(gs, kind="stable")
+    gs = gs[order]
+    age = rows["days_in_stage"].to_numpy(dtype=np.float64)[order]
+    return (
+        deal_keys(rows["deal_id"])[order],
+        gs,
+        rows["amount"].to_numpy(dtype=np.float64)[order],
+        age,
+        deal_by[order],
+        age_strips(funnel, gs, age),
+    )
+
+
+def _stage_codes(stages: pd.Series, index: dict[str, int]) -> np.ndarray:
+    codes, uniques = pd.factorize(stages)
+    table = np.array([index[u] for u in uniques], dtype=np.int64)
+    return table[codes]
+
+
+def _concat(tables: Iterable[tuple]) -> tuple:
+    parts = list(tables)
+    if not parts:
+        return _empty_deals()
+    if len(parts) == 1:
+        return parts[0]
+    return tuple(np.concatenate(cols) for cols in zip(*parts, strict=True))
+
+
+def prepare(scenario: Scenario, by: Sequence[str] = (), *, chunk: int = DEAL_CHUNK) -> Prepared:
+    """Build the kernel inputs for ``scenario``, with results broken down by ``by``.
+
+    The deal table is in the canonical order: chunks of ``chunk`` rows (default
+    :data:`DEAL_CHUNK`; tests pass smaller ones), each sorted by group and stage.
+    """
+    context = prepare_context(scenario, by)
+    deals = _concat(
+        prepare_deals(context, rows)
+        for rows in scenario.deal_chunks(chunk, columns=context.deal_columns)
+    )
+    return dataclasses.replace(context.prepared, deals=deals)

@@ -1,0 +1,178 @@
+"""Results for finance and for scripts: an Excel workbook, CSV files, JSON."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipesim.reports.results_folder import WHOLE_BOOK, ReportData, segment_name
+
+STATS = ("p10", "p50", "p90", "mean")
+BLOCKS = (
+    ("revenue", False, "Revenue"),
+    ("won_deals", False, "Won deals"),
+    ("revenue", True, "Cumulative revenue"),
+    ("won_deals", True, "Cumulative won deals"),
+)
+
+
+def finance_table(summary: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
+    """One row per month and segment, P10/P50/P90/mean of revenue and won deals, cumulative too.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        The long-form summary (``summary.parquet``).
+    by : tuple of str
+        Its segment columns (whole-book rows have them null).
+
+    Returns
+    -------
+    DataFrame
+        ``month``, ``segment`` (``All`` for the whole book, else ``col=value``)
+        and columns such as ``Revenue P10`` ... ``Cumulative won deals mean``.
+    """
+    s = summary.copy()
+    if by:
+        keys = s[list(by)].astype(object).where(s[list(by)].notna(), None)
+        whole = s[list(by)].isna().all(axis=1)
+        s["segment"] = [
+            WHOLE_BOOK if w else segment_name(by, k)
+            for w, k in zip(whole, keys.itertuples(index=False, name=None), strict=True)
+        ]
+    else:
+        s["segment"] = WHOLE_BOOK
+    order = list(dict.fromkeys(s["segment"]))
+    months = list(dict.fromkeys(s["period"].astype(str)))
+    index = pd.MultiIndex.from_product([order, months], names=["segment", "month"])
+    columns = {}
+    for metric, cumulative, title in BLOCKS:
+        part = s[(s["metric"] == metric) & (s["cumulative"] == cumulative)]
+        part = part.assign(month=part["period"].astype(str)).set_index(["segment", "month"])
+        for stat in STATS:
+            name = f"{title} {'mean' if stat == 'mean' else stat.upper()}"
+            columns[name] = part[stat].reindex(index)
+    table = pd.DataFrame(columns, index=index).reset_index()
+    return table[["month", "segment", *columns]]
+
+
+def settings_rows(settings: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The run's settings, the ones people ask about first."""
+    first = ("scenario_name", "scenario", "as_of", "horizon_months", "trials", "seed")
+    keys = [k for k in first if k in settings] + [k for k in settings if k not in first]
+    return [(k, str(settings[k])) for k in keys]
+
+
+def _currency_format(currency: str) -> str:
+    label = "".join(ch for ch in currency if ch not in '"\\;[]')
+    return f'#,##0 "{label}";-#,##0 "{label}"' if label else "#,##0"
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
+    """Write through a temporary file in the same folder, then rename into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(temp)
+        os.replace(temp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+    return path
+
+
+def _sheet(wb: object, title: str, frame: pd.DataFrame, formats: Mapping[str, str]) -> None:
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    ws = wb.create_sheet(title)  # type: ignore[attr-defined]
+    ws.append([str(c) for c in frame.columns])
+    for row in frame.itertuples(index=False, name=None):
+        ws.append([_cell(v) for v in row])
+    for i, col in enumerate(frame.columns, start=1):
+        letter = get_column_letter(i)
+        ws[f"{letter}1"].font = Font(bold=True)
+        ws[f"{letter}1"].fill = PatternFill("solid", fgColor="DDEBF7")
+        width = max([len(str(col)), *(len(str(v)) for v in frame[col].head(200))])
+        ws.column_dimensions[letter].width = min(40, width + 3)
+        fmt = formats.get(str(col))
+        if fmt:
+            for cell in ws[letter][1:]:
+                cell.number_format = fmt
+    ws.freeze_panes = "C2" if title == "Summary" else "A2"
+
+
+def _cell(value: object) -> object:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value if isinstance(value, int | float | str | bool) else str(value)
+
+
+def _extras(data: ReportData) -> dict[str, pd.DataFrame]:
+    out = {}
+    for name, frame in (
+        ("Funnel", data.funnel),
+        ("Comparison", data.compare),
+        ("Sensitivity", data.sensitivity),
+    ):
+        if frame is not None:
+            out[name] = frame
+    return out
+
+
+def write_xlsx(data: ReportData, path: str | os.PathLike[str]) -> Path:
+    """Write the finance workbook: Summary (frozen header, currency formats), Settings, extras."""
+    from openpyxl import Workbook
+
+    money = _currency_format(data.currency)
+    table = finance_table(data.summary, data.by)
+    formats = {}
+    for col in table.columns[2:]:
+        won = "won deals" in col.lower()
+        formats[col] = ("#,##0.0" if col.endswith("mean") else "#,##0") if won else money
+    wb = Workbook()
+    wb.remove(wb.active)
+    _sheet(wb, "Summary", table, formats)
+    settings = pd.DataFrame(settings_rows(data.settings), columns=["setting", "value"])
+    _sheet(wb, "Settings", settings, {})
+    money_cols = {
+        c: money
+        for c in ("value", "mean", "p10", "p50", "p90", "delta_mean", "delta_p10", "delta_p50")
+    }
+    money_cols |= {"delta_p90": money, "conversion": "0.0%", "win_probability": "0.0%"}
+    money_cols |= {"p_better": "0.0%", "deals": "#,##0"}
+    for title, frame in _extras(data).items():
+        _sheet(wb, title, frame, money_cols)
+    return atomic_write(Path(path), lambda p: wb.save(p))
+
+
+def write_csv(data: ReportData, folder: str | os.PathLike[str]) -> list[Path]:
+    """Write summary.csv (the finance table), settings.csv and the extras present, as CSV."""
+    out = Path(folder)
+    frames = {
+        "summary": finance_table(data.summary, data.by),
+        "settings": pd.DataFrame(settings_rows(data.settings), columns=["setting", "value"]),
+        **{k.lower(): v for k, v in _extras(data).items()},
+    }
+    written = []
+    for name, frame in frames.items():
+
+        def write(p: Path, f: pd.DataFrame = frame) -> None:
+            f.to_csv(p, index=False)
+
+        written.append(atomic_write(out / f"{name}.csv", write))
+    return written
+
+
+def summary_json(summary: pd.DataFrame, settings: Mapping[str, str]) -> str:
+    """The summary as JSON for scripts: ``{"settings": {...}, "summary": [{row}, ...]}``."""
+    records = [{k: _cell(v) for k, v in row.items()} for row in summary.to_dict(orient="records")]
+    return json.dumps({"settings": dict(settings), "summary": records}, indent=1)

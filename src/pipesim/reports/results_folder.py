@@ -1,0 +1,234 @@
+"""What a report shows, read from a results folder: summary, per-trial totals, funnel, extras."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipesim.errors import PipesimError
+from pipesim.io import parquet
+
+RESULT_FILES = ("summary", "trials", "funnel", "compare", "sensitivity")
+SUMMARY_COLUMNS = ("period", "cumulative", "metric", "mean", "p10", "p50", "p90")
+FUNNEL_NEEDS = ("stage", "deals", "value", "conversion")
+COMPARE_NEEDS = ("variant", "mean", "p10", "p50", "p90")
+WHOLE_BOOK = "All"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportData:
+    """The tables of one results folder, checked, with the run's settings.
+
+    ``summary`` is the long-form summary (``by`` columns null on whole-book
+    rows); ``totals`` the whole-book revenue of each trial over the horizon (or
+    None without ``trials.parquet``); ``funnel``, ``compare``, ``sensitivity``
+    are None when their file is absent. ``skipped`` says, for the reader, what
+    was left out and why.
+    """
+
+    folder: Path
+    settings: dict[str, str]
+    by: tuple[str, ...]
+    summary: pd.DataFrame
+    totals: np.ndarray | None
+    funnel: pd.DataFrame | None
+    compare: pd.DataFrame | None
+    sensitivity: pd.DataFrame | None
+    target: float | None
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def currency(self) -> str:
+        """The scenario's currency label (may be empty)."""
+        return self.settings.get("currency", "")
+
+    @property
+    def periods(self) -> list[str]:
+        """The periods of the horizon, in order."""
+        return list(dict.fromkeys(self.summary["period"].astype(str)))
+
+    def whole(self, metric: str, cumulative: bool) -> pd.DataFrame:
+        """Whole-book rows of one metric, indexed by period."""
+        return self.block(None, metric, cumulative)
+
+    def block(
+        self, labels: tuple[object, ...] | None, metric: str, cumulative: bool
+    ) -> pd.DataFrame:
+        """Rows of one segment (None: the whole book) for one metric, indexed by period."""
+        s = self.summary
+        mask = (s["metric"] == metric) & (s["cumulative"] == cumulative)
+        for i, col in enumerate(self.by):
+            if labels is None:
+                mask &= s[col].isna()
+            else:
+                mask &= s[col].astype(object) == labels[i]
+        return s[mask].set_index("period")
+
+    def segments(self) -> list[tuple[object, ...]]:
+        """The segment label tuples of the summary, in its order (whole book excluded)."""
+        if not self.by:
+            return []
+        rows = self.summary[self.summary[list(self.by)].notna().any(axis=1)]
+        keys = rows[list(self.by)].astype(object).itertuples(index=False, name=None)
+        return list(dict.fromkeys(keys))
+
+
+def segment_name(by: tuple[str, ...], labels: tuple[object, ...] | None) -> str:
+    """``region=North, product_line=Software`` (or All for the whole book)."""
+    if labels is None:
+        return WHOLE_BOOK
+    return ", ".join(f"{c}={'(none)' if v is None else v}" for c, v in zip(by, labels, strict=True))
+
+
+def _missing(frame: pd.DataFrame, needs: tuple[str, ...]) -> list[str]:
+    return [c for c in needs if c not in frame.columns]
+
+
+def load_report_data(folder: str | os.PathLike[str], target: float | None = None) -> ReportData:
+    """Read a results folder written by ``pipesim run`` (and maybe compare / sensitivity).
+
+    Parameters
+    ----------
+    folder : path
+        Holds ``summary.parquet`` (required); ``trials.parquet``,
+        ``funnel.parquet``, ``compare.parquet`` and ``sensitivity.parquet`` are
+        used when present.
+    target : float, optional
+        Revenue target over the horizon; default: the ``target`` key of the
+        results' metadata, if any.
+
+    Raises
+    ------
+    PipesimError
+        When the folder or its ``summary.parquet`` is missing or not a pipesim summary.
+    """
+    path = Path(folder)
+    summary_path = path / "summary.parquet"
+    if not summary_path.is_file():
+        raise PipesimError(
+            f"{summary_path}: missing. Give the folder `pipesim run --out DIR` wrote "
+            "(it holds summary.parquet and trials.parquet)."
+        )
+    tables = parquet.read_tables(path, RESULT_FILES)
+    summary = tables["summary"]
+    absent = _missing(summary, SUMMARY_COLUMNS)
+    if absent:
+        raise PipesimError(
+            f"{summary_path}: column(s) {', '.join(absent)} missing; this is not a pipesim "
+            "summary. Write it again with `pipesim run --out DIR`."
+        )
+    settings = parquet.read_metadata(summary_path)
+    by = tuple(c for c in settings.get("by", "").split(",") if c)
+    by = tuple(c for c in by if c in summary.columns) or tuple(
+        c for c in summary.columns if c not in SUMMARY_COLUMNS
+    )
+    skipped: list[str] = []
+    totals = None
+    if "trials" in tables:
+        trials = tables["trials"]
+        if by:
+            trials = trials[trials[list(by)].isna().all(axis=1)]
+        totals = trials.groupby("trial")["revenue"].sum().to_numpy(dtype=float)
+    else:
+        skipped.append("trials.parquet is absent: no histogram of total revenue.")
+    optional: dict[str, pd.DataFrame | None] = {}
+    for name, needs in (("funnel", FUNNEL_NEEDS), ("compare", COMPARE_NEEDS)):
+        frame = tables.get(name)
+        if frame is not None and _missing(frame, needs):
+            skipped.append(
+                f"{name}.parquet lacks column(s) {', '.join(_missing(frame, needs))}: not shown."
+            )
+            frame = None
+        elif frame is None and name == "funnel":
+            skipped.append("funnel.parquet is absent (results of an older pipesim): no funnel.")
+        optional[name] = frame
+    if target is None and settings.get("target"):
+        try:
+            target = float(settings["target"])
+        except ValueError:
+            skipped.append(f"the target in the metadata ({settings['target']!r}) is not a number.")
+    return ReportData(
+        folder=path,
+        settings=settings,
+        by=by,
+        summary=summary,
+        totals=totals,
+        funnel=optional["funnel"],
+        compare=optional["compare"],
+        sensitivity=tables.get("sensitivity"),
+        target=target,
+        skipped=tuple(skipped),
+    )
+
+
+_DOWN = {"down", "low", "-", "minus", "decrease"}
+_UP = {"up", "high", "+", "plus", "increase"}
+
+
+def _pick(numeric: list[str], key: str, side: str = "") -> str | None:
+    """The numeric column naming ``key`` (and ``side``), preferring a delta/change column."""
+    found = [c for c in numeric if key in c.lower() and side in c.lower()]
+    preferred = [c for c in found if any(w in c.lower() for w in ("delta", "change", "diff"))]
+    return next(iter(preferred or found), None)
+
+
+def tornado_frame(sens: pd.DataFrame) -> pd.DataFrame | None:
+    """``input``, ``down_p50``, ``up_p50``, ``down_p10``, ``up_p10``, widest swing first.
+
+    Reads ``sensitivity.parquet`` in either shape: long (a text column of
+    down/up, and columns holding ``p50`` / ``p10`` changes) or wide (columns
+    such as ``delta_p50_down`` and ``delta_p50_up``). Returns None when no
+    change in P50 can be found.
+    """
+    numeric = [c for c in sens.columns if pd.api.types.is_numeric_dtype(sens[c])]
+    text = [c for c in sens.columns if c not in numeric]
+
+    def is_direction(col: str) -> bool:
+        values = {str(v).strip().lower() for v in sens[col].dropna()}
+        return bool(values) and values <= _DOWN | _UP
+
+    direction = next((c for c in text if is_direction(c)), None)
+    names = [c for c in text if c != direction]
+    if names:
+        label = sens[names].astype(object).where(sens[names].notna(), "").astype(str)
+        labels = label.agg(" ".join, axis=1).str.strip()
+    else:
+        labels = pd.Series([f"input {i + 1}" for i in range(len(sens))], index=sens.index)
+    out: dict[str, pd.Series] = {}
+    if direction is not None:
+        d = sens[direction].astype(str).str.strip().str.lower()
+        for key in ("p50", "p10"):
+            col = _pick(numeric, key)
+            if col is None:
+                continue
+            for side, words in (("down", _DOWN), ("up", _UP)):
+                rows = d.isin(words)
+                out[f"{side}_{key}"] = (
+                    pd.Series(sens.loc[rows, col].to_numpy(dtype=float), index=labels[rows])
+                    .groupby(level=0, sort=False)
+                    .first()
+                )
+    else:
+        for key in ("p50", "p10"):
+            for side, alt in (("down", "low"), ("up", "high")):
+                col = _pick(numeric, key, side) or _pick(numeric, key, alt)
+                if col is not None:
+                    out[f"{side}_{key}"] = (
+                        pd.Series(sens[col].to_numpy(dtype=float), index=labels)
+                        .groupby(level=0, sort=False)
+                        .first()
+                    )
+    if "down_p50" not in out or "up_p50" not in out:
+        return None
+    frame = pd.DataFrame(out)
+    for col in ("down_p10", "up_p10"):
+        if col not in frame:
+            frame[col] = np.nan
+    frame = frame[["down_p50", "up_p50", "down_p10", "up_p10"]]
+    swing = frame[["down_p50", "up_p50"]].abs().max(axis=1)
+    frame = frame.loc[swing.sort_values(ascending=False, kind="stable").index]
+    return frame.rename_axis("input").reset_index()

@@ -1,0 +1,159 @@
+"""Plain-text tables for the terminal: aligned columns, thousands separators, currency."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from pipesim.reports.funnel_table import funnel_table
+from pipesim.simulation.result import Result
+
+
+def _num(value: float, decimals: int = 0) -> str:
+    return f"{value:,.{decimals}f}"
+
+
+def money(value: float, currency: str = "") -> str:
+    """``1,234,567 EUR``: thousands separators and the currency."""
+    return f"{value:,.0f}" + (f" {currency}" if currency else "")
+
+
+def funnel_block(funnel: pd.DataFrame, currency: str = "") -> str:
+    """The funnel at ``as_of``: open deals, their value, conversion to the next stage."""
+    names = [str(s) for s in funnel["stage"]]
+    rows = [
+        [s, _num(d), money(v, currency), f"{c:.0%} -> {n}", f"{w:.1%}"]
+        for s, d, v, c, w, n in zip(
+            names,
+            funnel["deals"],
+            funnel["value"],
+            funnel["conversion"],
+            funnel["win_probability"],
+            [*names[1:], "Won"],
+            strict=True,
+        )
+    ]
+    header = ["stage", "open deals", "value", "conversion", "P(won)"]
+    return table(header, rows)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
+    """Align columns: the first ``left`` columns to the left, the rest to the right."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for r in [header, *rows]:
+        cells = [
+            str(c).ljust(w) if i < left else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _block(summary: pd.DataFrame, cumulative: bool) -> list[list[str]]:
+    part = summary[summary["cumulative"] == cumulative]
+    rev = part[part["metric"] == "revenue"].set_index("period")
+    won = part[part["metric"] == "won_deals"].set_index("period")
+    rows = []
+    for period in rev.index:
+        r, w = rev.loc[period], won.loc[period]
+        rows.append(
+            [
+                period,
+                *(_num(r[c]) for c in ("mean", "p10", "p50", "p90")),
+                *(_num(w[c], 1 if c == "mean" else 0) for c in ("mean", "p10", "p50", "p90")),
+            ]
+        )
+    return rows
+
+
+def run_report(result: Result) -> str:
+    """The text ``pipesim run`` prints: monthly and cumulative bands, then segments."""
+    sc = result.scenario
+    cur = f" ({sc.currency})" if sc.currency else ""
+    head = [
+        f"pipesim · {sc.name or 'scenario'} · as of {sc.as_of} · {sc.horizon_months} months · "
+        f"{sc.deal_count:,} open deals · {result.trials_count:,} trials · seed {result.seed}",
+    ]
+    whole = result.summary()
+    header = ["period", f"revenue mean{cur}", "P10", "P50", "P90", "won mean", "P10", "P50", "P90"]
+    out = [
+        *head,
+        "",
+        f"Funnel at {sc.as_of}",
+        funnel_block(funnel_table(sc), sc.currency),
+        "",
+        "Per month",
+        table(header, _block(whole, False)),
+        "",
+        "Cumulative",
+        table(header, _block(whole, True)),
+    ]
+    if result.by:
+        full = result.summary(result.by)
+        last = full[(full["cumulative"]) & (full["period"] == result.periods[-1])]
+        rows = []
+        for _, grp in last.groupby(list(result.by), dropna=False, sort=False):
+            first = grp.iloc[0]
+            if all(first[c] is None for c in result.by):
+                continue
+            r = grp[grp["metric"] == "revenue"].iloc[0]
+            w = grp[grp["metric"] == "won_deals"].iloc[0]
+            rows.append(
+                [
+                    *(str(first[c]) for c in result.by),
+                    *(_num(r[c]) for c in ("mean", "p10", "p50", "p90")),
+                    _num(w["mean"], 1),
+                    _num(w["p10"]),
+                    _num(w["p50"]),
+                    _num(w["p90"]),
+                ]
+            )
+        seg_header = [
+            *result.by,
+            f"revenue mean{cur}",
+            "P10",
+            "P50",
+            "P90",
+            "won mean",
+            "P10",
+            "P50",
+            "P90",
+        ]
+        out += [
+            "",
+            f"Over the horizon, by {', '.join(result.by)}",
+            table(seg_header, rows, left=len(result.by)),
+        ]
+    return "\n".join(out)
+
+
+def horizon_table(summary: pd.DataFrame, by: Sequence[str], currency: str = "") -> str:
+    """Revenue and won deals over the whole horizon, whole book first, then each segment."""
+    last = summary["period"].astype(str).max()
+    rows = summary[summary["cumulative"] & (summary["period"].astype(str) == last)]
+    out = []
+    keys = [list(by)] if by else []
+    groups = rows.groupby(*keys, dropna=False, sort=False) if by else [((), rows)]
+    for key, grp in groups:
+        labels = key if isinstance(key, tuple) else (key,)
+        name = (
+            ", ".join("(none)" if v is None or v != v else str(v) for v in labels)
+            if by and not grp[list(by)].isna().all(axis=None)
+            else "All"
+        )
+        r = grp[grp["metric"] == "revenue"].iloc[0]
+        w = grp[grp["metric"] == "won_deals"].iloc[0]
+        out.append(
+            [
+                name,
+                *(money(r[c], currency) for c in ("p10", "p50", "p90", "mean")),
+                _num(w["p50"]),
+                _num(w["mean"], 1),
+            ]
+        )
+    out.sort(key=lambda row: row[0] != "All")
+    header = [", ".join(by) or "book", "revenue P10", "P50", "P90", "mean", "won P50", "mean"]
+    return table(header, out)

@@ -1,0 +1,271 @@
+"""The scenario: a funnel of stages, the open deals, the new leads and the horizon.
+
+A :class:`Scenario` is frozen and already validated: build one with
+:func:`make_scenario` (from DataFrames) or :func:`pipesim.load_scenario` (from a
+folder of Parquet files). The tables keep the user's own column names; segment
+columns (region, channel, product_line, ...) are every column pipesim does not
+know, with their values held as strings (missing values as ``None``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+import pandas as pd
+
+from pipesim.scenario import table_checks
+from pipesim.scenario.calendar import to_date
+from pipesim.scenario.deal_checks import check_deals
+
+STAGE_COLUMNS = (
+    "stage",
+    "conversion",
+    "dwell_days",
+    "dwell_cv",
+    "dwell_dist",
+    "value_cv",
+    "conversion_n",
+)
+DEAL_COLUMNS = ("deal_id", "stage", "amount", "days_in_stage")
+ARRIVAL_COLUMNS = ("period", "leads", "amount", "amount_cv", "leads_n")
+DWELL_DISTS = ("gamma", "lognormal")
+# Deals per chunk of the canonical deal order (file order, each chunk sorted by
+# group and stage for the kernels) and of reading a large deals.parquet.
+DEAL_CHUNK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """A validated pipeline scenario.
+
+    Attributes
+    ----------
+    stages : DataFrame
+        One row per stage in funnel order (segment columns all null), then the
+        per-segment override rows. Columns: ``stage``, ``conversion``,
+        ``dwell_days``, ``dwell_cv``, ``dwell_dist``, ``value_cv``,
+        ``conversion_n`` and the segment columns.
+    deals : DataFrame
+        The open deals: ``deal_id``, ``stage``, ``amount``, ``days_in_stage``
+        and segment columns. A large book loaded from a folder may stay on disk
+        (``deal_source`` set): then ``deals`` reads the whole table each time it
+        is used; prefer :attr:`deal_count`, :meth:`deal_chunks` and :meth:`deal_rows`,
+        which never hold more than the rows asked for.
+    arrivals : DataFrame
+        Expected new leads: ``period`` (``YYYY-MM``), ``leads``, ``amount``,
+        ``amount_cv``, ``leads_n`` and segment columns.
+    as_of : date
+        The forecast starts at 00:00 of this day.
+    horizon_months : int
+        Calendar months forecast, the first being the month of ``as_of``.
+    name, currency : str
+        Labels for printed and written results.
+    path : str or None
+        The folder the scenario was read from, if any.
+    deal_table : DataFrame or None
+        The deals when held in memory (else None).
+    deal_source : DealSource or None
+        The deals when kept on disk and read chunk by chunk (else None).
+    """
+
+    stages: pd.DataFrame
+    deal_table: pd.DataFrame | None
+    arrivals: pd.DataFrame
+    as_of: dt.date
+    horizon_months: int
+    name: str = ""
+    currency: str = ""
+    path: str | None = None
+    deal_source: DealSource | None = None
+
+    @property
+    def deals(self) -> pd.DataFrame:
+        """The open deals as one table (for a book on disk: read whole, each time)."""
+        if self.deal_table is not None:
+            return self.deal_table
+        rows = list(self.deal_chunks())
+        if not rows:
+            return self.deal_rows(0, 0)
+        return pd.concat(rows).reset_index(drop=True)
+
+    @property
+    def deals_in_memory(self) -> bool:
+        """Whether the deals are held in memory (else read from disk chunk by chunk)."""
+        return self.deal_source is None
+
+    @property
+    def funnel(self) -> tuple[str, ...]:
+        """Stage names in funnel order (top first); Won is the outcome after the last."""
+        return tuple(self.stages.loc[self.default_rows, "stage"])
+
+    @property
+    def stage_segments(self) -> tuple[str, ...]:
+        """Segment columns of the stages table (those that select overrides)."""
+        return tuple(c for c in self.stages.columns if c not in STAGE_COLUMNS)
+
+    @property
+    def deal_segments(self) -> tuple[str, ...]:
+        """Segment columns of the deals table."""
+        return tuple(c for c in self.deal_columns if c not in DEAL_COLUMNS)
+
+    @property
+    def deal_columns(self) -> tuple[str, ...]:
+        """Columns of the deals table."""
+        if self.deal_source is not None:
+            return tuple(self.deal_source.columns)
+        assert self.deal_table is not None
+        return tuple(self.deal_table.columns)
+
+    @property
+    def arrival_segments(self) -> tuple[str, ...]:
+        """Segment columns of the arrivals table."""
+        return tuple(c for c in self.arrivals.columns if c not in ARRIVAL_COLUMNS)
+
+    @property
+    def default_rows(self) -> pd.Series:
+        """Boolean mask of the stage rows that define the funnel (no segment values)."""
+        segs = list(self.stage_segments)
+        if not segs:
+            return pd.Series(True, index=self.stages.index)
+        return self.stages[segs].isna().all(axis=1)
+
+    @property
+    def deal_count(self) -> int:
+        """Number of open deals."""
+        if self.deal_source is not None:
+            return self.deal_source.count
+        assert self.deal_table is not None
+        return len(self.deal_table)
+
+    def deal_rows(
+        self, start: int, stop: int, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Validated deal rows ``start:stop`` (index: their row numbers in the book)."""
+        if self.deal_source is not None:
+            return self.deal_source.rows(start, stop, columns)
+        assert self.deal_table is not None
+        rows = self.deal_table.iloc[start:stop]
+        return rows if columns is None else rows[list(columns)]
+
+    def deal_chunks(
+        self, size: int = DEAL_CHUNK, columns: Sequence[str] | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """The deals in book order, ``size`` rows at a time (see :meth:`deal_rows`)."""
+        for start in range(0, self.deal_count, size):
+            yield self.deal_rows(start, min(start + size, self.deal_count), columns)
+
+    def replace(self, **changes: object) -> Scenario:
+        """Return a copy with some fields changed, validated again."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        table, source = fields.pop("deal_table"), fields.pop("deal_source")
+        fields["deals"] = table if source is None else source
+        fields.update(changes)
+        path = fields.pop("path")
+        return make_scenario(**fields, sources={"path": path})
+
+
+@runtime_checkable
+class DealSource(Protocol):
+    """Open deals kept out of memory, read in chunks (e.g. :class:`pipesim.io.deal_file.DealFile`)."""
+
+    @property
+    def count(self) -> int:
+        """Number of deals."""
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Columns of the checked table (deal_id, stage, amount, days_in_stage, segments)."""
+
+    def rows(self, start: int, stop: int, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Checked rows ``start:stop`` (index: their row numbers), ``columns`` only."""
+
+    def validated(self, funnel: Sequence[str], source: str, known: Sequence[str]) -> DealSource:
+        """The source checked against ``funnel`` (a pass over it, unless already done)."""
+
+    def stage_totals(self) -> tuple[dict[str, int], dict[str, float]]:
+        """Deals and value (sum of ``amount``) per stage."""
+
+
+def make_scenario(
+    stages: pd.DataFrame,
+    deals: pd.DataFrame | DealSource | None = None,
+    arrivals: pd.DataFrame | None = None,
+    *,
+    as_of: object,
+    horizon_months: int,
+    name: str = "",
+    currency: str = "",
+    sources: Mapping[str, str | None] | None = None,
+) -> Scenario:
+    """Validate the tables of a scenario and return it.
+
+    Parameters
+    ----------
+    stages, deals, arrivals : DataFrame
+        The tables described in the README (``deals`` and ``arrivals`` may be
+        omitted: no open deals, no new leads). ``deals`` may also be a
+        :class:`DealSource` (deals kept on disk, checked chunk by chunk).
+    as_of : date-like
+        Start of the forecast (00:00 of that day).
+    horizon_months : int
+        Number of calendar months to forecast, as_of's month first.
+    name, currency : str
+        Labels.
+    sources : mapping, optional
+        Where each table came from (``{"stages": "/x/stages.parquet", ...}``),
+        used in error messages; ``"path"`` is the scenario folder.
+
+    Raises
+    ------
+    ScenarioError
+        When a table is invalid; the message names the table, column, rows and fix.
+    """
+    src = {
+        "stages": "stages table",
+        "deals": "deals table",
+        "arrivals": "arrivals table",
+        "scenario": "scenario settings",
+    }
+    if sources:
+        src.update({k: v for k, v in sources.items() if v is not None})
+    if deals is None:
+        deals = pd.DataFrame(
+            {
+                "deal_id": pd.Series([], dtype=object),
+                "stage": pd.Series([], dtype=object),
+                "amount": pd.Series([], dtype=float),
+            }
+        )
+    if arrivals is None:
+        arrivals = pd.DataFrame(
+            {
+                "period": pd.Series([], dtype=object),
+                "leads": pd.Series([], dtype=float),
+                "amount": pd.Series([], dtype=float),
+            }
+        )
+    as_of_date = table_checks.check_as_of(as_of, src["scenario"])
+    horizon = table_checks.check_horizon(horizon_months, src["scenario"])
+    stages_v = table_checks.check_stages(stages, src["stages"], STAGE_COLUMNS, DWELL_DISTS)
+    default = stages_v[[c for c in stages_v.columns if c not in STAGE_COLUMNS]].isna().all(axis=1)
+    funnel = list(stages_v.loc[default, "stage"])
+    deal_source = None
+    if isinstance(deals, pd.DataFrame):
+        deals_v: pd.DataFrame | None = check_deals(deals, src["deals"], DEAL_COLUMNS, funnel)
+    else:
+        deals_v, deal_source = None, deals.validated(funnel, src["deals"], DEAL_COLUMNS)
+    arrivals_v = table_checks.check_arrivals(arrivals, src["arrivals"], ARRIVAL_COLUMNS, as_of_date)
+    return Scenario(
+        stages=stages_v,
+        deal_table=deals_v,
+        deal_source=deal_source,
+        arrivals=arrivals_v,
+        as_of=to_date(as_of_date),
+        horizon_months=horizon,
+        name=str(name or ""),
+        currency=str(currency or ""),
+        path=src.get("path"),
+    )

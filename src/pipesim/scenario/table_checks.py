@@ -1,0 +1,348 @@
+"""Checks of the scenario tables: one clear message per problem, naming where and the fix."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipesim.errors import PipesimWarning, ScenarioError, show_rows
+from pipesim.scenario.calendar import to_date
+
+_PERIOD = re.compile(r"^\s*(\d{4})-(\d{1,2})(-\d{1,2})?\s*$")
+
+
+def _check(
+    source: str, column: str, problem: str, table: pd.DataFrame, bad: np.ndarray, fix: str
+) -> None:
+    """Raise a ScenarioError naming the rows flagged in ``bad``, if any."""
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad)
+    values = table[column].to_numpy()[rows] if column in table.columns else rows
+    raise ScenarioError(
+        f"{source}, column '{column}': {len(rows)} row(s) {problem}: "
+        f"{show_rows(values, rows)}. {fix}"
+    )
+
+
+def _require(table: pd.DataFrame, source: str, required: Sequence[str]) -> None:
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        have = ", ".join(map(str, table.columns)) or "none"
+        raise ScenarioError(
+            f"{source}: required column(s) {', '.join(repr(c) for c in missing)} missing "
+            f"(columns present: {have}). Add the column(s); the README lists each table's columns."
+        )
+
+
+def _numeric(table: pd.DataFrame, source: str, column: str, default: float | None) -> np.ndarray:
+    """Return a column as float64 (missing column: ``default``), failing on non-numbers."""
+    if column not in table.columns:
+        return np.full(len(table), np.nan if default is None else default, dtype=np.float64)
+    col = table[column]
+    converted = pd.to_numeric(col, errors="coerce")
+    bad = converted.isna().to_numpy() & col.notna().to_numpy()
+    _check(source, column, "are not numbers", table, bad, "Write plain numbers there.")
+    return converted.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _as_segment(col: pd.Series) -> pd.Series:
+    """Segment values as Python strings, missing values as None (2024.0 reads as "2024")."""
+    missing = col.isna().to_numpy()
+    if pd.api.types.is_string_dtype(col.dtype) and col.dtype != object:
+        values = col.to_numpy(dtype=object)  # already text: no per-value work
+        values[missing] = None
+    elif isinstance(col.dtype, pd.CategoricalDtype) and len(col.cat.categories):
+        # Per category, not per value: large books store segments as dictionaries.
+        labels = np.array([_segment_text(v) for v in col.cat.categories], dtype=object)
+        values = labels[col.cat.codes.to_numpy()]
+        values[missing] = None
+    else:
+        values = np.array(
+            [None if m else _segment_text(v) for v, m in zip(col, missing, strict=True)],
+            dtype=object,
+        )
+    return pd.Series(values, index=col.index, dtype=object)
+
+
+def _segment_text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _segments(table: pd.DataFrame, known: Sequence[str]) -> list[str]:
+    return [c for c in table.columns if c not in known]
+
+
+def check_as_of(value: object, source: str) -> dt.date:
+    """Return ``as_of`` as a date, or fail naming the scenario file."""
+    try:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            raise ValueError
+        return to_date(value)
+    except (ValueError, TypeError):
+        raise ScenarioError(
+            f"{source}, column 'as_of': {value!r} is not a date. "
+            "Write the forecast's start date, e.g. 2027-01-01."
+        ) from None
+
+
+def check_horizon(value: object, source: str) -> int:
+    """Return ``horizon_months`` as a positive int, or fail naming the scenario file."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not np.isfinite(number) or number != int(number) or number <= 0:
+        raise ScenarioError(
+            f"{source}, column 'horizon_months': {value!r} is not a positive whole number "
+            "of months. Set it to 1 or more, e.g. 12."
+        )
+    return int(number)
+
+
+def check_stages(
+    table: pd.DataFrame, source: str, known: Sequence[str], dists: Sequence[str]
+) -> pd.DataFrame:
+    """Validate and normalise the stages table."""
+    _require(table, source, ("stage", "conversion", "dwell_days"))
+    table = table.reset_index(drop=True)
+    segs = _segments(table, known)
+    out = pd.DataFrame({"stage": table["stage"].astype(object)})
+    bad = table["stage"].isna().to_numpy()
+    _check(source, "stage", "have no stage name", table, bad, "Name every stage.")
+    out["stage"] = table["stage"].map(str).astype(object)
+    for seg in segs:
+        out[seg] = _as_segment(table[seg])
+    default = out[segs].isna().all(axis=1).to_numpy() if segs else np.ones(len(out), bool)
+    if not default.any():
+        raise ScenarioError(
+            f"{source}: the funnel is empty: no row defines a stage"
+            + (f" (every row has a value in a segment column: {', '.join(segs)})" if segs else "")
+            + ". Add one row per stage, top of the funnel first, with the segment columns empty."
+        )
+    names = out["stage"].to_numpy()
+    dup = default & pd.Series(names).where(default).duplicated(keep="first").to_numpy()
+    _check(
+        source,
+        "stage",
+        "repeat a stage of the funnel",
+        table,
+        dup,
+        "Give each stage one row (segment columns empty); put per-segment values in "
+        "rows that name the segment.",
+    )
+    funnel = list(names[default])
+    override = ~default
+    unknown = override & ~np.isin(names, funnel)
+    _check(
+        source,
+        "stage",
+        f"override a stage that is not in the funnel {funnel}",
+        table,
+        unknown,
+        "Use one of the funnel's stage names.",
+    )
+    if segs and override.any():
+        key = out.loc[override, ["stage", *segs]].astype(str)
+        dup_o = np.zeros(len(out), bool)
+        dup_o[np.flatnonzero(override)] = key.duplicated(keep="first").to_numpy()
+        _check(
+            source,
+            "stage",
+            "repeat the same stage and segment values",
+            table,
+            dup_o,
+            "Keep one row per stage and segment.",
+        )
+
+    conv = _numeric(table, source, "conversion", None)
+    bad = (default & np.isnan(conv)) | (~np.isnan(conv) & ((conv < 0) | (conv > 1)))
+    _check(
+        source,
+        "conversion",
+        "are outside [0, 1] or missing",
+        table,
+        bad,
+        "A conversion is the probability of reaching the next stage: write it between "
+        "0 and 1 (e.g. 0.35 for 35%).",
+    )
+    dwell = _numeric(table, source, "dwell_days", None)
+    bad = (default & np.isnan(dwell)) | (~np.isnan(dwell) & ~(dwell > 0)) | np.isinf(dwell)
+    _check(
+        source,
+        "dwell_days",
+        "are not a positive number of days",
+        table,
+        bad,
+        "Write the mean time a deal spends in the stage, in days (> 0).",
+    )
+    cv = _numeric(table, source, "dwell_cv", None)
+    bad = ~np.isnan(cv) & ~((cv >= 0) & np.isfinite(cv))
+    _check(
+        source,
+        "dwell_cv",
+        "are negative",
+        table,
+        bad,
+        "dwell_cv is the coefficient of variation of the dwell time: 0 for a fixed time, "
+        "1 for exponential (the default).",
+    )
+    vcv = _numeric(table, source, "value_cv", None)
+    bad = ~np.isnan(vcv) & ~((vcv >= 0) & np.isfinite(vcv))
+    _check(
+        source,
+        "value_cv",
+        "are negative",
+        table,
+        bad,
+        "value_cv is the spread of the won value around the amount (0: exactly the amount).",
+    )
+    n = _numeric(table, source, "conversion_n", None)
+    bad = ~np.isnan(n) & ~((n > 0) & np.isfinite(n))
+    _check(
+        source,
+        "conversion_n",
+        "are not positive",
+        table,
+        bad,
+        "conversion_n is the effective number of deals behind the conversion (> 0); leave "
+        "it empty for a conversion known exactly.",
+    )
+    if "dwell_dist" in table.columns:
+        dist = table["dwell_dist"].astype(object).where(table["dwell_dist"].notna(), None)
+        dist = dist.map(lambda v: v if v is None else str(v).strip().lower())
+        bad = (dist.notna() & ~dist.isin(list(dists))).to_numpy()
+        _check(
+            source,
+            "dwell_dist",
+            "name an unknown distribution",
+            table,
+            bad,
+            f"Use one of {', '.join(dists)} (or leave it empty for gamma).",
+        )
+    else:
+        dist = pd.Series([None] * len(table), dtype=object)
+
+    def fill(values: np.ndarray, default_value: float) -> np.ndarray:
+        values = values.copy()
+        values[default & np.isnan(values)] = default_value
+        return values
+
+    out["conversion"] = conv
+    out["dwell_days"] = dwell
+    out["dwell_cv"] = fill(cv, 1.0)
+    dist = dist.copy()
+    dist[default & dist.isna().to_numpy()] = "gamma"
+    out["dwell_dist"] = dist.to_numpy()
+    out["value_cv"] = fill(vcv, 0.0)
+    out["conversion_n"] = n
+    out = out[
+        [
+            "stage",
+            "conversion",
+            "dwell_days",
+            "dwell_cv",
+            "dwell_dist",
+            "value_cv",
+            "conversion_n",
+            *segs,
+        ]
+    ]
+    if len(funnel) > 6 or len(funnel) < 3:
+        warnings.warn(
+            f"{source}: the funnel has {len(funnel)} stage(s); 4 to 6 keep a pipeline workable "
+            "(3 to 6 accepted without this warning). Running it as given.",
+            PipesimWarning,
+            stacklevel=4,
+        )
+    return out
+
+
+def _parse_period(value: object) -> tuple[int, int] | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, dt.date | pd.Timestamp):
+        return value.year, value.month
+    match = _PERIOD.match(str(value))
+    if not match:
+        return None
+    year, month = int(match.group(1)), int(match.group(2))
+    return (year, month) if 1 <= month <= 12 else None
+
+
+def check_arrivals(
+    table: pd.DataFrame, source: str, known: Sequence[str], as_of: dt.date
+) -> pd.DataFrame:
+    """Validate and normalise the arrivals table (``period`` becomes ``YYYY-MM``)."""
+    _require(table, source, ("period", "leads", "amount"))
+    table = table.reset_index(drop=True)
+    parsed = [_parse_period(v) for v in table["period"].astype(object)]
+    bad = np.array([p is None for p in parsed], dtype=bool)
+    _check(
+        source,
+        "period",
+        "are not a month",
+        table,
+        bad,
+        "Write the month as YYYY-MM (e.g. 2027-03) or as a date in that month.",
+    )
+    leads = _numeric(table, source, "leads", None)
+    bad = ~(leads >= 0) | np.isinf(leads)
+    _check(
+        source,
+        "leads",
+        "are negative or missing",
+        table,
+        bad,
+        "Write the expected number of new leads in the month (0 or more).",
+    )
+    amount = _numeric(table, source, "amount", None)
+    bad = ~(amount >= 0) | np.isinf(amount)
+    _check(
+        source,
+        "amount",
+        "are negative or missing",
+        table,
+        bad,
+        "Write the mean amount of a new lead (0 or more).",
+    )
+    acv = _numeric(table, source, "amount_cv", 0.0)
+    bad = ~(acv >= 0) | np.isinf(acv)
+    _check(
+        source,
+        "amount_cv",
+        "are negative or missing",
+        table,
+        bad,
+        "amount_cv is the coefficient of variation of a new lead's amount (0 or more).",
+    )
+    n = _numeric(table, source, "leads_n", None)
+    bad = ~np.isnan(n) & ~((n > 0) & np.isfinite(n))
+    _check(
+        source,
+        "leads_n",
+        "are not positive",
+        table,
+        bad,
+        "leads_n is the evidence behind the lead rate (> 0); leave it empty for a rate "
+        "known exactly.",
+    )
+    out = pd.DataFrame(
+        {
+            "period": [f"{y:04d}-{m:02d}" for y, m in parsed],  # type: ignore[misc]
+            "leads": leads,
+            "amount": amount,
+            "amount_cv": acv,
+            "leads_n": n,
+        }
+    )
+    for seg in _segments(table, known):
+        out[seg] = _as_segment(table[seg]).to_numpy()
+    return out
