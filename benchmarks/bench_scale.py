@@ -54,8 +54,8 @@ def pipesim_bench(deals: int, trials: int, engine: str = "numba") -> dict[str, f
 def python_loop(prepared, trials: int, seed: int = 0) -> float:
     """Seconds for a plain Python per-deal loop (win draw, gamma dwell, value) on the book."""
     rng = random.Random(seed)
-    _, unit_conv, _, unit_of, _, _, _, _, _ = prepared.funnel[:9]
-    _, gs_of, amount = prepared.deals[:3]
+    unit_conv, unit_of = prepared.funnel.unit_conv, prepared.funnel.unit_of
+    gs_of, amount = prepared.deals.cell, prepared.deals.amount
     n_stages = unit_of.shape[1]
     pwin = np.flip(np.cumprod(np.flip(unit_conv[unit_of[0]])))
     horizon = float(prepared.day_period.shape[0])

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from numba import njit, prange
 
-from pipesim.kernels import trial as K
+from pipesim.kernels import tables as K
+from pipesim.kernels import trial
 from pipesim.kernels.batch_samplers import stage_dwell, winner_values
-from pipesim.kernels.random import branch, derive
+from pipesim.kernels.streams import branch, derive
 from pipesim.prepare import dwell_tables
 from pipesim.prepare.funnel_table import age_strips
 
@@ -31,8 +32,8 @@ def _scalar(code, p1, p2, tab, strips, aged, age, strip, state, sigma, amount, d
     for w in range(state.shape[0]):
         a = age[w] if aged else 0.0
         j = strip[w] if aged else 0
-        _, dt[w] = K.dwell(branch(state[w], 3), code, p1, p2, tab, strips, a, j)
-        value[w] = amount[w] * K.multiplier(branch(state[w], K._VALUE_KEY), sigma)
+        _, dt[w] = trial.dwell(branch(state[w], 3), code, p1, p2, tab, strips, a, j)
+        value[w] = amount[w] * trial.multiplier(branch(state[w], trial.VALUE_KEY), sigma)
 
 
 @pytest.mark.parametrize(
@@ -59,9 +60,12 @@ def test_batch_samplers_replay_the_scalar_samplers(code, mean, cv, aged):
     }[code]
     # Ages from 0 to far in the tail (some deals' ages beyond every strip but the last).
     age = np.where(rng.random(N) < 0.1, 0.0, rng.exponential(mean * 1.5, N))
-    funnel = (None,) * 4 + (
-        np.array([code]), np.array([p1]), np.array([p2]), np.array([tab]), None,
-        edges, ratio, lf_max,
+    none = np.zeros(1)
+    funnel = K.FunnelTable(
+        unit_key=none, unit_conv=none, unit_n=none, unit_of=np.zeros((1, 1), np.int64),
+        dwell_code=np.array([code]), dwell_p1=np.array([p1]), dwell_p2=np.array([p2]),
+        dwell_table=np.array([tab]), value_sigma=none,
+        strip_edges=edges, strip_ratio=ratio, strip_lf_max=lf_max,
     )  # fmt: skip
     strip = age_strips(funnel, np.zeros(N, dtype=np.int64), age)
     state = np.array([derive(np.uint64(99), np.uint64(w)) for w in range(N)], dtype=np.uint64)

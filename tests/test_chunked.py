@@ -157,7 +157,7 @@ def test_canonical_order_sorts_each_chunk_by_group_and_stage(book):
     memory = parquet.load_scenario(book)
     prepared = prepare(memory, ("region",), chunk=CHUNK)
     context = prepare_context(memory, ("region",))
-    gs = prepared.deals[1]
+    gs = prepared.deals.cell
     for start in range(0, N, CHUNK):
         part = gs[start : start + CHUNK]
         assert (np.diff(part) >= 0).all()  # sorted within its chunk
@@ -166,7 +166,7 @@ def test_canonical_order_sorts_each_chunk_by_group_and_stage(book):
             np.testing.assert_array_equal(mine, whole[start : start + CHUNK])
     assert (np.diff(gs) < 0).any()  # ... but not across chunks
     # Below DEAL_CHUNK deals the book is one chunk: the order of earlier versions.
-    assert (np.diff(prepare(memory).deals[1]) >= 0).all()
+    assert (np.diff(prepare(memory).deals.cell) >= 0).all()
 
 
 def test_simulate_on_disk_equals_in_memory_and_reruns_by_other_columns(book):

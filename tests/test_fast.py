@@ -66,7 +66,7 @@ def test_one_seed_one_answer_whatever_the_threads(demo):
 
 def test_cells_follow_the_sorted_deals_inside_windows(demo):
     prepared = prepare(demo)
-    gs = prepared.deals[1]
+    gs = prepared.deals.cell
     for window in (64, 1000, fast.WINDOW):
         starts, windows = fast.cell_starts(prepared.deals, window)
         assert starts[0] == 0 and starts[-1] == gs.size

@@ -119,9 +119,9 @@ def test_rekeyed_conversion_draws_follow_the_base(demo):
     """
     variant = apply_lever(demo, parse_lever("conversion:Visited+0.02@region=North"))
     pb, (pv,) = common_random_numbers.prepare_pair(demo, [variant])
-    assert set(pv.funnel[0]) == set(pb.funnel[0])
+    assert set(pv.funnel.unit_key) == set(pb.funnel.unit_key)
     raw = prepare(common_random_numbers.align_stage_columns([demo, variant])[1])
-    assert not set(raw.funnel[0]) <= set(pb.funnel[0])
+    assert not set(raw.funnel.unit_key) <= set(pb.funnel.unit_key)
     trials = 1000
     base = common_random_numbers.run(pb, trials, 0)[0][:, :, 0].sum(axis=1)
     keyed = common_random_numbers.run(pv, trials, 0)[0][:, :, 0].sum(axis=1)

@@ -7,7 +7,7 @@ import pytest
 from numba import njit
 from scipy import stats
 
-from pipesim.kernels import random as R
+from pipesim.kernels import samplers, streams
 from pipesim.prepare import dwell_tables
 
 N = 100_000
@@ -19,23 +19,23 @@ def _draw(kind, n, p1, p2, edges, ratio, lf_max):
     out = np.empty(n)
     root = np.uint64(12345)
     for i in range(n):
-        s = R.mix(R.branch(root, i))
+        s = streams.mix(streams.branch(root, i))
         if kind == 0:
-            _, out[i] = R.normal(s)
+            _, out[i] = samplers.normal(s)
         elif kind == 1:
-            _, out[i] = R.exponential(s)
+            _, out[i] = samplers.exponential(s)
         elif kind == 2:
-            _, out[i] = R.gamma(s, p1)
+            _, out[i] = samplers.gamma(s, p1)
         elif kind == 3:
-            _, out[i] = R.gamma_tail(s, p1, p2)
+            _, out[i] = samplers.gamma_tail(s, p1, p2)
         elif kind == 4:
             j = np.searchsorted(edges[0], p2, side="right") - 1 if p2 > 0 else 0
             jmax = dwell_tables.N_STRIPS - 2
-            _, out[i] = R.gamma_strips(s, p1, edges, ratio, lf_max, 0, p2, min(j, jmax))
+            _, out[i] = samplers.gamma_strips(s, p1, edges, ratio, lf_max, 0, p2, min(j, jmax))
         elif kind == 5:
-            _, out[i] = R.normal_tail(s, p1)
+            _, out[i] = samplers.normal_tail(s, p1)
         else:
-            _, out[i] = R.beta(s, p1, p2)
+            _, out[i] = samplers.beta(s, p1, p2)
     return out
 
 
@@ -102,15 +102,15 @@ def test_beta():
 @pytest.mark.parametrize("mu", [0.3, 4.0, 29.9, 30.0, 250.0, 5_000.0])
 def test_poisson_inverse_is_the_exact_quantile(mu):
     u = np.linspace(0.0005, 0.9995, 400)
-    got = np.array([R.poisson_inverse(float(v), mu) for v in u])
+    got = np.array([samplers.poisson_inverse(float(v), mu) for v in u])
     np.testing.assert_array_equal(got, stats.poisson(mu).ppf(u))
-    assert R.poisson_inverse(0.5, 0.0) == 0
+    assert samplers.poisson_inverse(0.5, 0.0) == 0
 
 
 def test_streams_do_not_depend_on_call_order():
-    a = R.derive(np.uint64(1), np.uint64(2))
-    assert a == R.derive(np.uint64(1), np.uint64(2))
-    assert a != R.derive(np.uint64(1), np.uint64(3))
+    a = streams.derive(np.uint64(1), np.uint64(2))
+    assert a == streams.derive(np.uint64(1), np.uint64(2))
+    assert a != streams.derive(np.uint64(1), np.uint64(3))
 
 
 def test_exp_poly_is_exp_to_rounding():
@@ -118,7 +118,7 @@ def test_exp_poly_is_exp_to_rounding():
     def many(x):
         out = np.empty_like(x)
         for i in range(x.size):
-            out[i] = R.exp_poly(x[i])
+            out[i] = samplers.exp_poly(x[i])
         return out
 
     x = np.concatenate([np.linspace(-700.0, 700.0, 200_001), np.linspace(-3.0, 3.0, 100_001)])

@@ -49,14 +49,12 @@ def test_deals_added_chunk_by_chunk_give_the_same_bits(demo):
     prepared = prepare(demo, ("region",))
     rev0, won0 = numba_engine.run(prepared, 64, seed=5)
     rev, won = np.zeros_like(rev0), np.zeros_like(won0)
-    none = numba_engine.take_rows(prepared.arrivals, 0, 0)
-    n = len(prepared.deals[0])
+    none = prepared.arrivals.take(0, 0)
+    n = prepared.deals.rows
     for start in range(0, n, 37):
-        chunk = numba_engine.take_rows(prepared.deals, start, start + 37)
+        chunk = prepared.deals.take(start, start + 37)
         numba_engine.accumulate(prepared, chunk, none, 5, 0, rev, won)
-    numba_engine.accumulate(
-        prepared, numba_engine.take_rows(prepared.deals, 0, 0), prepared.arrivals, 5, 0, rev, won
-    )
+    numba_engine.accumulate(prepared, prepared.deals.take(0, 0), prepared.arrivals, 5, 0, rev, won)
     np.testing.assert_array_equal(rev, rev0)
     np.testing.assert_array_equal(won, won0)
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from pipesim.engines import fast
 from pipesim.engines import numba as numba_engine
+from pipesim.kernels.tables import ArrivalTable, DealTable
 from pipesim.prepare.kernel_inputs import DealContext, prepare_deals
 from pipesim.progress import Progress
 from pipesim.scenario.scenario import DEAL_CHUNK, Scenario
@@ -37,7 +38,7 @@ def run(
     engine: str = "numba",
     window: int = fast.WINDOW,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Simulate trials ``first_trial ..`` of ``scenario`` chunk by chunk; arrays as ``numba_engine.run``.
+    """Simulate trials ``first_trial ..`` of ``scenario`` chunk by chunk (arrays as ``run``'s).
 
     Parameters
     ----------
@@ -69,14 +70,12 @@ def run(
     done = 0
     spent = {"read_prepare": 0.0, "simulate": 0.0}
 
-    def one_pass(deals: tuple, arrivals: tuple, deal0: int) -> None:
+    def one_pass(deals: DealTable, arrivals: ArrivalTable, deal0: int) -> None:
         nonlocal shown, done
         part = dataclasses.replace(prepared, deals=deals, arrivals=arrivals)
-        winners_only = engine == "fast" and len(deals[0]) > 0
+        winners_only = engine == "fast" and deals.rows > 0
         size = (
-            fast.block_trials(part, len(deals[0]))
-            if winners_only
-            else numba_engine.block_trials(part)
+            fast.block_trials(part, deals.rows) if winners_only else numba_engine.block_trials(part)
         )
         for start in range(0, trials, size):
             stop = min(start + size, trials)
@@ -92,7 +91,7 @@ def run(
                 progress.update(done // passes - shown)
                 shown = done // passes
 
-    no_arrivals = numba_engine.take_rows(prepared.arrivals, 0, 0)
+    no_arrivals = prepared.arrivals.take(0, 0)
     t0 = time.perf_counter()
     for number, rows in enumerate(scenario.deal_chunks(chunk, columns=context.deal_columns)):
         deals = prepare_deals(context, rows)
@@ -100,7 +99,7 @@ def run(
         spent["read_prepare"] += time.perf_counter() - t0
         one_pass(deals, no_arrivals, number * chunk)
         t0 = time.perf_counter()
-    one_pass(numba_engine.take_rows(prepared.deals, 0, 0), prepared.arrivals, 0)
+    one_pass(prepared.deals.take(0, 0), prepared.arrivals, 0)
     if progress is not None and trials > shown:
         progress.update(trials - shown)
     if timings is not None:

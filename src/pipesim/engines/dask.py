@@ -57,7 +57,7 @@ def shard_trials(context: DealContext, deal_chunk: int = DEAL_CHUNK) -> int:
     About ``SHARD_WORK`` deal-trials per step (one deal chunk for one block of trials).
     """
     rows = min(context.deal_count, deal_chunk)
-    per_trial = max(1, rows + 50 * len(context.prepared.arrivals[0]))
+    per_trial = max(1, rows + 50 * context.prepared.arrivals.rows)
     return int(min(1_000, max(1, SHARD_WORK // per_trial)))
 
 

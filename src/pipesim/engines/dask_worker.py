@@ -25,13 +25,14 @@ import numpy as np
 from pipesim.engines import fast
 from pipesim.engines import numba as numba_engine
 from pipesim.errors import PipesimError
+from pipesim.kernels.tables import DealTable
 from pipesim.prepare.kernel_inputs import DealContext, prepare_deals
 
 CHUNK_CACHE = 3  # prepared deal chunks kept per worker (least recently used dropped)
 
 _LOCK = threading.RLock()
 _FILES: dict[tuple[str, tuple], Any] = {}  # (deals.parquet, footprint) -> DealFile
-_CHUNKS: OrderedDict[tuple, tuple] = OrderedDict()  # (run, file, rows) -> kernel table
+_CHUNKS: OrderedDict[tuple, DealTable] = OrderedDict()  # (run, file, rows) -> kernel table
 # What this worker process did, for tests and diagnosis: the most deal rows read
 # at once (max_read) and held prepared at once (max_held, the cache), and how many
 # steps got their deals from the file (path) or scattered by the client.
@@ -71,7 +72,7 @@ def _deal_file(path: str, print_: tuple) -> Any:
     return _FILES[key]
 
 
-def _read_chunk(context: DealContext, run: str, path: str, print_: tuple, rows: tuple) -> tuple:
+def _read_chunk(context: DealContext, run: str, path: str, print_: tuple, rows: tuple) -> DealTable:
     """The kernel table of deal rows ``rows`` read from the file (cached, LRU)."""
     key = (run, path, print_, rows)
     if key in _CHUNKS:
@@ -84,7 +85,7 @@ def _read_chunk(context: DealContext, run: str, path: str, print_: tuple, rows: 
     table = prepare_deals(context, frame)
     del frame
     _CHUNKS[key] = table
-    _note_held(sum(len(t[0]) for t in _CHUNKS.values()))
+    _note_held(sum(t.rows for t in _CHUNKS.values()))
     return table
 
 
@@ -107,7 +108,7 @@ def step(
     run: str,
     source: tuple[str, tuple] | None,
     rows: tuple[int, int],
-    deals: tuple | None,
+    deals: DealTable | None,
     seed: int,
     first: int,
     count: int,
@@ -128,7 +129,7 @@ def step(
         :func:`footprint` must be the given one; None when ``deals`` is given.
     rows : (int, int)
         The chunk's rows in the book.
-    deals : tuple or None
+    deals : DealTable or None
         The chunk's kernel table, when the client scattered it.
     seed, first, count : int
         The run's seed and the block's trials.
@@ -148,7 +149,7 @@ def step(
         else:
             assert deals is not None
             table = deals
-            _note_held(len(table[0]))
+            _note_held(table.rows)
             STATS["scattered"] += 1
         shape = (count, len(prepared.periods), 1 + len(prepared.by_values))
         if partial is None:
@@ -159,10 +160,10 @@ def step(
         if winners_only:
             fast.accumulate(prepared, table, seed, first, rev, won, deal0=rows[0])
         else:
-            nothing = numba_engine.take_rows(prepared.arrivals, 0, 0)
+            nothing = prepared.arrivals.take(0, 0)
             numba_engine.accumulate(prepared, table, nothing, seed, first, rev, won)
         if last:
-            no_deals = numba_engine.take_rows(prepared.deals, 0, 0)
+            no_deals = prepared.deals.take(0, 0)
             numba_engine.accumulate(prepared, no_deals, prepared.arrivals, seed, first, rev, won)
         return rev, won
 

@@ -1,4 +1,4 @@
-"""The fast engine: numba, at the cost of the winning deals only (see :mod:`pipesim.kernels.winners_only`).
+"""The fast engine: numba at the cost of the winners only (:mod:`pipesim.kernels.winners_only`).
 
 Same law as the per-deal :mod:`pipesim.engines.numba` engine, not the same
 bits. One seed still gives one answer whatever the thread count or blocks.
@@ -10,8 +10,9 @@ import numba
 import numpy as np
 
 from pipesim.engines import numba as numba_engine
-from pipesim.engines.numba import seed_bits
 from pipesim.kernels import trial, winners_only
+from pipesim.kernels.streams import seed_bits
+from pipesim.kernels.tables import DealTable
 from pipesim.prepare.kernel_inputs import Prepared
 from pipesim.progress import Progress
 
@@ -21,15 +22,15 @@ BLOCK_WORK = 400_000_000
 WINDOW = 8192  # deals per window: the window's deal arrays and the winners' buffers fit in L2
 
 
-def cell_starts(deals: tuple, window: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
-    """Cells (runs of one ``gs`` inside a window of ``window`` deals) and each window's first cell.
+def cell_starts(deals: DealTable, window: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of one cell inside a window of ``window`` deals, and each window's first run.
 
-    ``deals`` is a kernel deal table. Returns ``(cell_start, window_cell)``: the first
-    deal of each cell, then the number of deals; the first cell of each window, then
-    the number of cells. Both depend on the book only (not on threads), so the cells'
-    random streams do too.
+    ``deals`` is a kernel deal table; the fast path calls each run a cell. Returns
+    ``(cell_start, window_cell)``: the first deal of each cell, then the number of
+    deals; the first cell of each window, then the number of cells. Both depend on
+    the book only (not on threads), so the cells' random streams do too.
     """
-    gs = deals[1]
+    gs = deals.cell
     n = gs.size
     if n == 0:
         return np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
@@ -44,13 +45,13 @@ def cell_starts(deals: tuple, window: int = WINDOW) -> tuple[np.ndarray, np.ndar
 def block_trials(prepared: Prepared, n_deals: int, threads: int | None = None) -> int:
     """Trials per kernel call on ``n_deals`` deals: about ``BLOCK_WORK``, a multiple of threads."""
     threads = threads or numba.get_num_threads()
-    per_trial = max(1, n_deals + 50 * len(prepared.arrivals[0]))
+    per_trial = max(1, n_deals + 50 * prepared.arrivals.rows)
     return -(-max(threads, BLOCK_WORK // per_trial) // threads) * threads
 
 
 def accumulate(
     prepared: Prepared,
-    deals: tuple,
+    deals: DealTable,
     seed: int,
     first_trial: int,
     rev: np.ndarray,
@@ -69,17 +70,28 @@ def accumulate(
     cells, windows = cell_starts(deals, window)
     trials = rev.shape[0]
     threads = numba.get_num_threads()
-    pwin = np.empty((trials, len(prepared.funnel[4])))
-    trial.trial_win_probabilities(seed_bits(seed), first_trial, prepared.funnel, pwin)
     funnel = prepared.funnel
+    pwin = np.empty((trials, funnel.n_cells))
+    trial.trial_win_probabilities(seed_bits(seed), first_trial, funnel, pwin)
     winners_only.simulate_fast(
         seed_bits(seed),
         first_trial,
         deal0,
         pwin,
-        funnel[3].shape[1],
-        *funnel[4:12],
-        *deals[1:6],
+        funnel.n_stages,
+        funnel.dwell_code,
+        funnel.dwell_p1,
+        funnel.dwell_p2,
+        funnel.dwell_table,
+        funnel.value_sigma,
+        funnel.strip_edges,
+        funnel.strip_ratio,
+        funnel.strip_lf_max,
+        deals.cell,
+        deals.amount,
+        deals.age,
+        deals.by,
+        deals.strip,
         cells,
         windows,
         prepared.day_period,
@@ -98,13 +110,13 @@ def run(
     progress: Progress | None = None,
     window: int = WINDOW,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Simulate trials ``first_trial ..`` with the fast path; arrays as :func:`numba_engine.run`."""
+    """Simulate trials ``first_trial ..`` with the fast path (arrays as the numba engine's)."""
     n_periods = len(prepared.periods)
     width = 1 + len(prepared.by_values)
     rev = np.zeros((trials, n_periods, width))
     won = np.zeros((trials, n_periods, width))
-    size = block_trials(prepared, len(prepared.deals[0]))
-    no_deals = numba_engine.take_rows(prepared.deals, 0, 0)
+    size = block_trials(prepared, prepared.deals.rows)
+    no_deals = prepared.deals.take(0, 0)
     for start in range(0, trials, size):
         stop = min(start + size, trials)
         first = first_trial + start

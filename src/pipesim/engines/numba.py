@@ -5,18 +5,16 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from pipesim.kernels import arrivals as arrival_kernel
 from pipesim.kernels import per_deal, trial
+from pipesim.kernels.streams import seed_bits
+from pipesim.kernels.tables import ArrivalTable, DealTable
 from pipesim.prepare.kernel_inputs import Prepared
 from pipesim.progress import Progress
 
 # Deal-trials per block of a blocked run: about 0.3 s on one core here, so that
 # progress is reported and Ctrl-C is honoured between blocks.
 BLOCK_WORK = 40_000_000
-
-
-def seed_bits(seed: int) -> np.uint64:
-    """The user's seed as the kernel's 64-bit seed (any Python int; negatives wrap)."""
-    return np.uint64(int(seed) % (1 << 64))
 
 
 def run(
@@ -55,15 +53,10 @@ def _run_into(
     )
 
 
-def take_rows(arrays: tuple, start: int, stop: int) -> tuple:
-    """Rows ``start:stop`` of a kernel table (a tuple of equally long arrays), as views."""
-    return tuple(a[start:stop] for a in arrays)
-
-
 def accumulate(
     prepared: Prepared,
-    deals: tuple,
-    arrivals: tuple,
+    deals: DealTable,
+    arrivals: ArrivalTable,
     seed: int,
     first_trial: int,
     rev: np.ndarray,
@@ -73,8 +66,9 @@ def accumulate(
 ) -> None:
     """Add the given deals' and arrivals' revenue to ``rev``/``won`` (trials ``first_trial ..``).
 
-    ``deals``/``arrivals`` are kernel tables of ``prepared``'s layout, e.g. rows of
-    ``prepared.deals`` from :func:`take_rows` (an empty slice for none). Each trial
+    ``deals``/``arrivals`` are kernel tables of ``prepared``'s funnel, e.g. rows of
+    ``prepared.deals`` from :meth:`~pipesim.kernels.tables.DealTable.take` (an empty
+    slice for none). Each trial
     adds its deals in table order, then its arrivals: so calling this chunk after chunk
     of deals in order, and with the arrivals last, gives the same bits as one call
     with the whole book.
@@ -82,25 +76,37 @@ def accumulate(
     trials = rev.shape[0]
     if block is None:
         block = max(1, min(16, trials // (4 * numba.get_num_threads())))
-    pwin = np.empty((trials, len(prepared.funnel[4])))
-    trial.trial_win_probabilities(seed_bits(seed), first_trial, prepared.funnel, pwin)
-    if len(deals[0]):
-        funnel = prepared.funnel
+    funnel = prepared.funnel
+    pwin = np.empty((trials, funnel.n_cells))
+    trial.trial_win_probabilities(seed_bits(seed), first_trial, funnel, pwin)
+    if deals.rows:
         per_deal.simulate_deals(
             seed_bits(seed),
             first_trial,
             pwin,
-            funnel[3].shape[1],
-            *funnel[4:12],
-            *deals,
+            funnel.n_stages,
+            funnel.dwell_code,
+            funnel.dwell_p1,
+            funnel.dwell_p2,
+            funnel.dwell_table,
+            funnel.value_sigma,
+            funnel.strip_edges,
+            funnel.strip_ratio,
+            funnel.strip_lf_max,
+            deals.key,
+            deals.cell,
+            deals.amount,
+            deals.age,
+            deals.by,
+            deals.strip,
             prepared.day_period,
             block,
             chunk,
             rev,
             won,
         )
-    if len(arrivals[0]):
-        trial.simulate_arrivals(
+    if arrivals.rows:
+        arrival_kernel.simulate_arrivals(
             seed_bits(seed), first_trial, pwin, prepared.funnel, arrivals, prepared.day_period,
             rev, won,
         )  # fmt: skip
@@ -112,7 +118,7 @@ def block_trials(prepared: Prepared, threads: int | None = None) -> int:
     A multiple of ``4 x threads`` so that every thread has the same share.
     """
     threads = threads or numba.get_num_threads()
-    per_trial = max(1, len(prepared.deals[0]) + 50 * len(prepared.arrivals[0]))
+    per_trial = max(1, prepared.deals.rows + 50 * prepared.arrivals.rows)
     step = 4 * threads
     wanted = max(step, BLOCK_WORK // per_trial)
     return -(-wanted // step) * step

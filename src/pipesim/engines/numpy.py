@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from pipesim.engines.numba import seed_bits
-from pipesim.kernels import trial as K
+from pipesim.kernels.streams import seed_bits
+from pipesim.kernels.tables import EXPONENTIAL, FIXED, GAMMA, LOGNORMAL
 from pipesim.prepare.kernel_inputs import Prepared
 
 _MAX_CELLS = 2_000_000  # trials x deals held at once
@@ -30,16 +30,16 @@ def _dwell(
     out = np.empty(code.shape)
     if age is None:
         age = np.zeros(code.shape)
-    for kind in (K.EXPONENTIAL, K.GAMMA, K.LOGNORMAL, K.FIXED):
+    for kind in (EXPONENTIAL, GAMMA, LOGNORMAL, FIXED):
         m = code == kind
         if not m.any():
             continue
         a, x1, x2 = age[m], p1[m], p2[m]
-        if kind == K.EXPONENTIAL:
+        if kind == EXPONENTIAL:
             out[m] = rng.exponential(x1)
-        elif kind == K.FIXED:
+        elif kind == FIXED:
             out[m] = np.maximum(x1 - a, 0.0)
-        elif kind == K.GAMMA:
+        elif kind == GAMMA:
             u = rng.random(a.shape)
             tail = special.gammaincc(x1, a / x2)
             draw = special.gammainccinv(x1, np.where(u > 0, u, 0.5) * tail) * x2
@@ -85,9 +85,18 @@ def run(
     Poisson number of eventual winners is drawn): the fastest NumPy form, used
     by the benchmarks. Without it every lead walks the funnel (the oracle form).
     """
-    _, unit_conv, unit_n, unit_of, code, p1, p2, _, value_sigma = prepared.funnel[:9]
-    key, gs_of, amount, age, deal_by = prepared.deals[:5]
-    (_, arr_g, t0, t1, lam, lam_n, amount_mu, amount_sigma, arr_by) = prepared.arrivals
+    funnel, deals, arrivals = prepared.funnel, prepared.deals, prepared.arrivals
+    unit_conv, unit_n, unit_of = funnel.unit_conv, funnel.unit_n, funnel.unit_of
+    code, p1, p2, value_sigma = (
+        funnel.dwell_code,
+        funnel.dwell_p1,
+        funnel.dwell_p2,
+        funnel.value_sigma,
+    )
+    key, gs_of, amount, age, deal_by = deals.key, deals.cell, deals.amount, deals.age, deals.by
+    arr_g, t0, t1, arr_by = arrivals.group, arrivals.t0, arrivals.t1, arrivals.by
+    lam, lam_n = arrivals.leads, arrivals.leads_n
+    amount_mu, amount_sigma = arrivals.amount_mu, arrivals.amount_sigma
     n_groups, n_stages = unit_of.shape
     bounds = prepared.bounds
     rng = np.random.default_rng([int(seed_bits(seed)), 0x5EF])

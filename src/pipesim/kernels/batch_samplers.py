@@ -25,24 +25,21 @@ import math
 
 import numpy as np
 
-from pipesim.kernels.random import (
-    _GOLDEN,
-    _KEY_MULT,
-    _LOW8,
-    _S8,
-    _S11,
-    _TWO_M53,
-    _ZE_X,
-    _ZN_X,
-    branch,
+from pipesim.kernels.jit import jit
+from pipesim.kernels.samplers import (
+    EXPONENTIAL_LAYERS,
+    NORMAL_LAYERS,
     exp_poly,
     exponential,
-    jit,
-    mix,
     normal,
     strip_first,
 )
-from pipesim.kernels.trial import _VALUE_KEY, EXPONENTIAL, GAMMA, dwell
+from pipesim.kernels.streams import GOLDEN, KEY_MULT, TWO_M53, branch, mix
+from pipesim.kernels.trial import EXPONENTIAL, GAMMA, VALUE_KEY, dwell
+
+_LOW8 = np.uint64(0xFF)
+_S8 = np.uint64(8)
+_S11 = np.uint64(11)
 
 
 @jit
@@ -96,14 +93,14 @@ def stage_dwell(
     sampler from the same stream, which replays the same candidate, rejects it and
     goes on: the same law, draw for draw, as the scalar sampler.
     """
-    step = np.uint64(role) * _KEY_MULT + _GOLDEN
+    step = np.uint64(role) * KEY_MULT + GOLDEN
     if code == EXPONENTIAL:
         for w in range(w0, w1):
             z = mix(state[b, w] + step)
             i = np.int64(z & _LOW8)
-            x = float(z >> _S11) * _TWO_M53 * _ZE_X[i]
+            x = float(z >> _S11) * TWO_M53 * EXPONENTIAL_LAYERS[i]
             dt[b, w] = p1 * x
-            bad[b, w] = np.uint8(x >= _ZE_X[i + 1])
+            bad[b, w] = np.uint8(x >= EXPONENTIAL_LAYERS[i + 1])
         for w in range(w0, w1):
             if bad[b, w]:
                 _, e = exponential(branch(state[b, w], role))
@@ -163,17 +160,17 @@ def winner_values(
         for w in range(w0, w1):
             value[b, w] = amount[idx[b, w]]
         return
-    step = np.uint64(_VALUE_KEY) * _KEY_MULT + _GOLDEN
+    step = np.uint64(VALUE_KEY) * KEY_MULT + GOLDEN
     for w in range(w0, w1):
         z = mix(state[b, w] + step)
         i = np.int64(z & _LOW8)
         sign = 1.0 if (z >> _S8) & np.uint64(1) else -1.0
-        x = float(z >> _S11) * _TWO_M53 * _ZN_X[i]
+        x = float(z >> _S11) * TWO_M53 * NORMAL_LAYERS[i]
         value[b, w] = sign * x
-        bad[b, w] = np.uint8(x >= _ZN_X[i + 1])
+        bad[b, w] = np.uint8(x >= NORMAL_LAYERS[i + 1])
     for w in range(w0, w1):
         if bad[b, w]:
-            _, value[b, w] = normal(branch(state[b, w], _VALUE_KEY))
+            _, value[b, w] = normal(branch(state[b, w], VALUE_KEY))
     half = 0.5 * sigma * sigma
     if poly:
         for w in range(w0, w1):

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from pipesim.kernels.random import jit, mix
+from pipesim.kernels.jit import jit
+from pipesim.kernels.streams import mix
 
 _KEY = b"0123456789123456"  # pandas.core.util.hashing._default_hash_key
 K0 = np.uint64(int.from_bytes(_KEY[:8], "little"))

@@ -19,8 +19,9 @@ import numpy as np
 from numba import prange
 
 from pipesim.kernels.batch_samplers import time_and_value
-from pipesim.kernels.random import derive, jit, to_unit
-from pipesim.kernels.trial import _book, trial_state
+from pipesim.kernels.jit import jit
+from pipesim.kernels.streams import derive, to_unit
+from pipesim.kernels.trial import book, trial_state
 
 
 @jit(parallel=True)
@@ -51,7 +52,7 @@ def simulate_deals(
 ) -> None:
     """Add the open deals' revenue of trials ``trial0 ..`` to ``out_rev``/``out_won``.
 
-    The funnel and deal tables of :mod:`pipesim.kernels.trial`, taken apart; ``pwin`` from
+    The funnel and deal tables of :mod:`pipesim.kernels.tables`, taken apart; ``pwin`` from
     :func:`pipesim.kernels.trial.trial_win_probabilities`. Parallel over blocks of
     ``block`` trials; within a block the deals are read in chunks of ``chunk`` so a
     chunk stays in cache for all the block's trials. Each trial adds its deals in
@@ -96,5 +97,5 @@ def simulate_deals(
                     for w in range(w0, w1):
                         if t[b, w] < end:
                             d = idx[b, w]
-                            _book(out_rev, out_won, i, day_period[int(t[b, w])], by[d], dt[b, w])
+                            book(out_rev, out_won, i, day_period[int(t[b, w])], by[d], dt[b, w])
                     w0 = w1

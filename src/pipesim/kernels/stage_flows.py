@@ -7,7 +7,7 @@ it gets (it passes stage k iff u < the product of the conversions up to k, the
 coupling of the main kernel), dwell times come from the same samplers and child
 streams, and an entry into stage k at day t counts in the period of t.
 
-Inputs are :class:`pipesim.prepare.kernel_inputs.Prepared`'s arrays (see :mod:`pipesim.kernels.trial`).
+Inputs are the tables of :mod:`pipesim.kernels.tables`.
 Outputs: ``out_enter`` [trial, period, stage (+1 for Won), 1 + by-group] and
 ``out_rev`` [trial, period, 1 + by-group]; column 0 is the whole book.
 """
@@ -19,13 +19,16 @@ import math
 import numpy as np
 from numba import prange
 
-from pipesim.kernels.random import branch, derive, gamma, jit, mix, normal, poisson_inverse, to_unit
+from pipesim.kernels.jit import jit
+from pipesim.kernels.samplers import gamma, normal, poisson_inverse
+from pipesim.kernels.streams import branch, derive, mix, to_unit
+from pipesim.kernels.tables import ArrivalTable, DealTable, FunnelTable
 from pipesim.kernels.trial import (
-    _AMOUNT_KEY,
-    _ARRIVAL_DOMAIN,
-    _COUNT_KEY,
-    _RATE_KEY,
-    _VALUE_KEY,
+    AMOUNT_KEY,
+    ARRIVAL_DOMAIN,
+    COUNT_KEY,
+    RATE_KEY,
+    VALUE_KEY,
     conversions,
     dwell,
     multiplier,
@@ -53,15 +56,17 @@ def _walk(
     value: float,
     by: int,
     conv: np.ndarray,
-    funnel: tuple,
+    funnel: FunnelTable,
     day_period: np.ndarray,
     out_enter: np.ndarray,
     out_rev: np.ndarray,
     i: int,
 ) -> None:
     """Walk one deal from cell ``gs`` (entered or aged ``age`` at day ``t``) to Won or Lost."""
-    n_stages, code, p1, p2, tab = (funnel[3].shape[1], funnel[4], funnel[5], funnel[6], funnel[7])
-    value_sigma, strips = funnel[8], (funnel[9], funnel[10], funnel[11])
+    n_stages = funnel.unit_of.shape[1]
+    code, p1, p2, tab = funnel.dwell_code, funnel.dwell_p1, funnel.dwell_p2, funnel.dwell_table
+    value_sigma = funnel.value_sigma
+    strips = (funnel.strip_edges, funnel.strip_ratio, funnel.strip_lf_max)
     top = gs - gs % n_stages
     end = float(day_period.shape[0])
     p = 1.0
@@ -80,7 +85,7 @@ def _walk(
         else:
             _count(out_enter, i, k, n_stages, by, 1.0)
             if value_sigma[gs] > 0.0:
-                value *= multiplier(branch(ds, _VALUE_KEY), value_sigma[gs])
+                value *= multiplier(branch(ds, VALUE_KEY), value_sigma[gs])
             out_rev[i, k, 0] += value
             if out_rev.shape[2] > 1:
                 out_rev[i, k, 1 + by] += value
@@ -90,19 +95,28 @@ def _walk(
 def flow_trials(
     seed: np.uint64,
     trial0: int,
-    funnel: tuple,
-    deals: tuple,
-    arrivals: tuple,
+    funnel: FunnelTable,
+    deals: DealTable,
+    arrivals: ArrivalTable,
     day_period: np.ndarray,
     out_enter: np.ndarray,
     out_rev: np.ndarray,
 ) -> None:
     """Fill ``out_enter`` and ``out_rev`` (zeroed by the caller) for trials ``trial0 ..``."""
     n_trials = out_enter.shape[0]
-    n_stages = funnel[3].shape[1]
-    n_cells = funnel[3].shape[0] * n_stages
-    key, gs_of, amount, age, by_d, strip_of = deals
-    a_key, g_of, t0, t1, lam_of, n_of, amount_mu, amount_sigma, by_a = arrivals
+    n_stages = funnel.unit_of.shape[1]
+    n_cells = funnel.unit_of.shape[0] * n_stages
+    key, gs_of, amount, age, by_d, strip_of = (
+        deals.key,
+        deals.cell,
+        deals.amount,
+        deals.age,
+        deals.by,
+        deals.strip,
+    )
+    a_key, g_of, t0, t1 = arrivals.key, arrivals.group, arrivals.t0, arrivals.t1
+    lam_of, n_of, by_a = arrivals.leads, arrivals.leads_n, arrivals.by
+    amount_mu, amount_sigma = arrivals.amount_mu, arrivals.amount_sigma
     end = float(day_period.shape[0])
     for i in prange(n_trials):
         ts = trial_state(seed, trial0 + i)
@@ -114,15 +128,15 @@ def flow_trials(
                 ds, to_unit(ds), gs_of[d], 0.0, age[d], strip_of[d], amount[d], by_d[d],
                 conv, funnel, day_period, out_enter, out_rev, i,
             )  # fmt: skip
-        base = ts ^ _ARRIVAL_DOMAIN
+        base = ts ^ ARRIVAL_DOMAIN
         for r in range(a_key.shape[0]):
             rs = derive(base, a_key[r])
             lam = lam_of[r]
             if n_of[r] > 0.0:
-                _, x = gamma(branch(rs, _RATE_KEY), n_of[r])
+                _, x = gamma(branch(rs, RATE_KEY), n_of[r])
                 lam *= x / n_of[r]
             top = g_of[r] * n_stages
-            leads = poisson_inverse(to_unit(mix(branch(rs, _COUNT_KEY))), lam)
+            leads = poisson_inverse(to_unit(mix(branch(rs, COUNT_KEY))), lam)
             for j in range(leads):
                 ws = derive(rs, np.uint64(j))
                 t = t0[r] + (t1[r] - t0[r]) * to_unit(ws)
@@ -131,7 +145,7 @@ def flow_trials(
                 _count(out_enter, i, day_period[int(t)], 0, by_a[r], 1.0)
                 value = math.exp(amount_mu[r])
                 if amount_sigma[r] > 0.0:
-                    _, z = normal(branch(ws, _AMOUNT_KEY))
+                    _, z = normal(branch(ws, AMOUNT_KEY))
                     value = math.exp(amount_mu[r] + amount_sigma[r] * z)
                 u = to_unit(mix(branch(ws, _DEPTH_KEY)))
                 _walk(

@@ -27,14 +27,8 @@ import numpy as np
 from numba import prange
 
 from pipesim.kernels.batch_samplers import time_and_value
-from pipesim.kernels.random import (
-    _GOLDEN,
-    branch,
-    derive,
-    jit,
-    mix,
-    to_unit,
-)
+from pipesim.kernels.jit import jit
+from pipesim.kernels.streams import GOLDEN, branch, derive, mix, to_unit
 from pipesim.kernels.trial import (
     trial_state,
 )
@@ -120,7 +114,7 @@ def _pick(st: np.uint64, n: int, todo: int, bits: np.ndarray, draws: np.ndarray,
     while todo > 0:
         batch = min(todo + (todo >> 3) + 8, draws.shape[1])
         for r in range(batch):
-            u = to_unit(mix(st + np.uint64(m + r + 1) * _GOLDEN))
+            u = to_unit(mix(st + np.uint64(m + r + 1) * GOLDEN))
             draws[b, r] = min(np.int64(u * n), n - 1)
         m += batch
         for r in range(batch):
@@ -181,8 +175,9 @@ def simulate_fast(
 ) -> None:
     """Add the open deals' revenue to ``out_rev``/``out_won``, as the per-deal kernel would.
 
-    Arrays as in :mod:`pipesim.kernels.trial` (the funnel and deal tables taken apart, so
-    that each is its own argument); ``pwin`` from :func:`pipesim.kernels.trial.trial_win_probabilities`.
+    Arrays as in :mod:`pipesim.kernels.tables` (the funnel and deal tables taken apart,
+    so that each is its own argument); ``pwin`` from
+    :func:`pipesim.kernels.trial.trial_win_probabilities`.
     Arrivals are not simulated here (:mod:`pipesim.engines.fast` adds them after, as
     the per-deal kernel does). ``cell_start`` holds the first deal of each cell
     (runs of deals with one ``gs`` inside a window of the deal table) and ends with

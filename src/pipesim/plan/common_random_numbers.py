@@ -48,8 +48,8 @@ def align_stage_columns(scenarios: Sequence[Scenario]) -> list[Scenario]:
 
 def rekey(base: Prepared, variant: Prepared) -> Prepared:
     """The variant with each conversion unit keyed like the base unit it replaces."""
-    b_key, b_of = base.funnel[0], base.funnel[3]
-    v_key, v_of = variant.funnel[0], variant.funnel[3]
+    b_key, b_of = base.funnel.unit_key, base.funnel.unit_of
+    v_key, v_of = variant.funnel.unit_key, variant.funnel.unit_of
     if b_of.shape != v_of.shape:
         return variant  # different groups: nothing to match (cannot happen after alignment)
     keys = v_key.copy()
@@ -58,7 +58,7 @@ def rekey(base: Prepared, variant: Prepared) -> Prepared:
         cells = np.flatnonzero(flat_v == u)
         if cells.size:
             keys[u] = b_key[flat_b[cells[0]]]
-    return dataclasses.replace(variant, funnel=(keys, *variant.funnel[1:]))
+    return dataclasses.replace(variant, funnel=variant.funnel._replace(unit_key=keys))
 
 
 def prepare_pair(

@@ -33,7 +33,8 @@ DAYS_PER_MONTH = 365.25 / 12
 def _needed(sc: Scenario, scale: float, months: int, by: Sequence[str]) -> pd.DataFrame:
     """Steady-state deals per stage (and segment) that the target's leads keep in the funnel."""
     prepared = prepare(_arrivals_only(sc, months), by)
-    g, lam, by_code = prepared.arrivals[1], prepared.arrivals[4], prepared.arrivals[8]
+    arr = prepared.arrivals
+    g, lam, by_code = arr.group, arr.leads, arr.by
     stock = _reach(prepared)[g] * prepared.dwell_mean[g] / DAYS_PER_MONTH
     stock *= (lam * scale / months)[:, None]
     frame = pd.DataFrame(stock, columns=list(sc.funnel))

@@ -73,7 +73,7 @@ def funnel_guess(scenario: Scenario, revenue: float, months: int) -> float:
 def _lead_arrays(prepared: Prepared, months: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expected leads, parameter group and mean amount of the arrival rows in the first months."""
     arr = prepared.arrivals
-    g, t0, lam, mu, sigma = arr[1], arr[2], arr[4], arr[6], arr[7]
+    g, t0, lam, mu, sigma = arr.group, arr.t0, arr.leads, arr.amount_mu, arr.amount_sigma
     inside = prepared.day_period[t0.astype(np.int64)] < months if t0.size else np.zeros(0, bool)
     amount = np.exp(mu + 0.5 * sigma**2)
     return lam[inside], g[inside], amount[inside]
@@ -93,9 +93,8 @@ def _arrivals_only(sc: Scenario, months: int | None = None) -> Scenario:
 
 
 def _scaled(prepared: Prepared, scale: float) -> Prepared:
-    arr = list(prepared.arrivals)
-    arr[4] = arr[4] * scale
-    return dataclasses.replace(prepared, arrivals=tuple(arr))
+    arrivals = prepared.arrivals._replace(leads=prepared.arrivals.leads * scale)
+    return dataclasses.replace(prepared, arrivals=arrivals)
 
 
 def search(
@@ -164,7 +163,8 @@ def _se(p: float, trials: int) -> float:
 def target_table(scenario: Scenario, scale: float, months: int, by: Sequence[str]) -> pd.DataFrame:
     """target.parquet's rows: per month (and segment), leads now and needed, and stage entries."""
     prepared = prepare(_arrivals_only(scenario), by)
-    g, t0, lam, by_code = (prepared.arrivals[i] for i in (1, 2, 4, 8))
+    arr = prepared.arrivals
+    g, t0, lam, by_code = arr.group, arr.t0, arr.leads, arr.by
     period = prepared.day_period[t0.astype(np.int64)] if t0.size else np.zeros(0, np.int64)
     inside = period < months
     # Expected leads of the calendar month (prepare trims the first month to as_of).

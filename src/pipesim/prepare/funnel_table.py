@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipesim.errors import PipesimError
-from pipesim.kernels import trial as K
+from pipesim.kernels.tables import EXPONENTIAL, FIXED, GAMMA, LOGNORMAL, FunnelTable
 from pipesim.prepare import dwell_tables
 from pipesim.scenario.keys import stable_hash
 from pipesim.scenario.scenario import Scenario
@@ -73,7 +73,7 @@ def dwell_arrays(
     dist: np.ndarray, mean: np.ndarray, cv: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
     """Kernel dwell parameters per cell: code, p1, p2, strip table, and the strip tables."""
-    code = np.full(mean.shape, K.GAMMA, dtype=np.int64)
+    code = np.full(mean.shape, GAMMA, dtype=np.int64)
     p1 = np.zeros(mean.shape)
     p2 = np.zeros(mean.shape)
     tab = np.zeros(mean.shape, dtype=np.int64)
@@ -81,12 +81,12 @@ def dwell_arrays(
     expo = (dist == "gamma") & (cv == 1.0)
     gam = (dist == "gamma") & ~fixed & ~expo
     logn = (dist == "lognormal") & ~fixed
-    code[fixed], p1[fixed] = K.FIXED, mean[fixed]
-    code[expo], p1[expo] = K.EXPONENTIAL, mean[expo]
-    code[gam], p1[gam], p2[gam] = K.GAMMA, 1.0 / cv[gam] ** 2, mean[gam] * cv[gam] ** 2
+    code[fixed], p1[fixed] = FIXED, mean[fixed]
+    code[expo], p1[expo] = EXPONENTIAL, mean[expo]
+    code[gam], p1[gam], p2[gam] = GAMMA, 1.0 / cv[gam] ** 2, mean[gam] * cv[gam] ** 2
     tab[gam], *strips = dwell_tables.build(p1[gam])
     sigma2 = np.log1p(cv[logn] ** 2)
-    code[logn] = K.LOGNORMAL
+    code[logn] = LOGNORMAL
     p1[logn] = np.log(mean[logn]) - 0.5 * sigma2
     p2[logn] = np.sqrt(sigma2)
     return code, p1, p2, tab, tuple(strips)
@@ -108,8 +108,8 @@ def row_labels(stages: pd.DataFrame, rows: np.ndarray, segs: Sequence[str]) -> l
 
 def build_funnel(
     scenario: Scenario, groups: pd.DataFrame, source: str
-) -> tuple[tuple, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The kernel's funnel tuple for ``groups``, the plain per-cell parameters, the rows used.
+) -> tuple[FunnelTable, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The kernel's funnel table for ``groups``, the plain per-cell parameters, the rows used.
 
     Returns ``(funnel, plain, rows)``: ``plain`` holds ``conversion``, ``dwell_mean``
     and ``dwell_cv`` per (group, stage) for the NumPy reference engine; ``rows`` the
@@ -149,27 +149,31 @@ def build_funnel(
 
     code, p1, p2, tab, strips = dwell_arrays(dist, dwell_mean, dwell_cv)
     value_sigma = np.sqrt(np.log1p(value_cv**2))
-    funnel = (
-        unit_key,
-        unit_conv,
-        unit_n,
-        unit_of,
-        code.ravel(),
-        p1.ravel(),
-        p2.ravel(),
-        tab.ravel(),
-        value_sigma.ravel(),
-        *strips,
+    edges, ratio, lf_max = strips
+    funnel = FunnelTable(
+        unit_key=unit_key,
+        unit_conv=unit_conv,
+        unit_n=unit_n,
+        unit_of=unit_of,
+        dwell_code=code.ravel(),
+        dwell_p1=p1.ravel(),
+        dwell_p2=p2.ravel(),
+        dwell_table=tab.ravel(),
+        value_sigma=value_sigma.ravel(),
+        strip_edges=edges,
+        strip_ratio=ratio,
+        strip_lf_max=lf_max,
     )
     plain = {"conversion": conversion, "dwell_mean": dwell_mean, "dwell_cv": dwell_cv}
     return funnel, plain, rows
 
 
-def age_strips(funnel: tuple[np.ndarray, ...], gs: np.ndarray, age: np.ndarray) -> np.ndarray:
+def age_strips(funnel: FunnelTable, gs: np.ndarray, age: np.ndarray) -> np.ndarray:
     """The strip of its stage's gamma table that holds each deal's age (0 when not gamma)."""
-    code, scale, tab, edges = funnel[4][gs], funnel[6][gs], funnel[7][gs], funnel[9]
+    code, scale = funnel.dwell_code[gs], funnel.dwell_p2[gs]
+    tab, edges = funnel.dwell_table[gs], funnel.strip_edges
     strip = np.zeros(gs.shape, dtype=np.int64)
-    aged = (code == K.GAMMA) & (age > 0)
+    aged = (code == GAMMA) & (age > 0)
     for t in np.unique(tab[aged]):
         these = aged & (tab == t)
         strip[these] = np.searchsorted(edges[t], age[these] / scale[these], side="right") - 1

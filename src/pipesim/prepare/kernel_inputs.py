@@ -17,12 +17,13 @@ every chunk's table, concatenated: the one code path for books in memory.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from pipesim.errors import PipesimError
+from pipesim.kernels.tables import ArrivalTable, DealTable, FunnelTable
 from pipesim.prepare.funnel_table import PARAMS, age_strips, build_funnel
 from pipesim.scenario.calendar import add_months, month_index, period_bounds
 from pipesim.scenario.keys import deal_keys, stable_hash
@@ -46,9 +47,9 @@ NONE_LABEL = "(none)"
 class Prepared:
     """Kernel inputs for one scenario and one choice of ``by`` columns."""
 
-    funnel: tuple
-    deals: tuple
-    arrivals: tuple
+    funnel: FunnelTable
+    deals: DealTable
+    arrivals: ArrivalTable
     bounds: np.ndarray
     day_period: np.ndarray
     periods: list[str]
@@ -184,11 +185,6 @@ def _check_by(scenario: Scenario, by: Sequence[str]) -> None:
         )
 
 
-def _empty_deals() -> tuple:
-    i, f, u = np.int64, np.float64, np.uint64
-    return tuple(np.empty(0, dtype=d) for d in (u, i, f, f, i, i))
-
-
 def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
     """The book-wide part of :func:`prepare`: all but the deals' kernel table.
 
@@ -246,7 +242,7 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
     bounds = period_bounds(scenario.as_of, scenario.horizon_months)
     prepared = Prepared(
         funnel=funnel_arrays,
-        deals=_empty_deals(),
+        deals=DealTable.empty(),
         arrivals=_arrival_arrays(scenario, arr, months, bounds, arr_g, arr_by),
         bounds=bounds,
         day_period=np.repeat(
@@ -280,7 +276,7 @@ def _arrival_arrays(
     bounds: np.ndarray,
     arr_g: np.ndarray,
     arr_by: np.ndarray,
-) -> tuple:
+) -> ArrivalTable:
     # Rows repeating the same month and segment get distinct random streams.
     # (Element by element: a missing segment value reads "None", never NaN.)
     label_cols = arr.drop(columns=["leads", "amount", "amount_cv", "leads_n"]).astype(object)
@@ -306,20 +302,20 @@ def _arrival_arrays(
     arr_keys = stable_hash(
         [f"arr|{label}|{occ}" for label, occ in zip(labels, occurrence, strict=True)]
     )
-    return (
-        arr_keys,
-        arr_g.astype(np.int64),
-        t0,
-        t1,
-        leads,
-        np.nan_to_num(arr["leads_n"].to_numpy(dtype=np.float64), nan=0.0),
-        amount_mu,
-        np.sqrt(sigma2),
-        arr_by.astype(np.int64),
+    return ArrivalTable(
+        key=arr_keys,
+        group=arr_g.astype(np.int64),
+        t0=t0,
+        t1=t1,
+        leads=leads,
+        leads_n=np.nan_to_num(arr["leads_n"].to_numpy(dtype=np.float64), nan=0.0),
+        amount_mu=amount_mu,
+        amount_sigma=np.sqrt(sigma2),
+        by=arr_by.astype(np.int64),
     )
 
 
-def prepare_deals(context: DealContext, rows: pd.DataFrame) -> tuple:
+def prepare_deals(context: DealContext, rows: pd.DataFrame) -> DealTable:
     """The kernel's deal table for one chunk of validated deal rows, sorted stably by group/stage.
 
     ``rows`` are consecutive rows of the book (``Scenario.deal_chunks`` or
@@ -327,7 +323,7 @@ def prepare_deals(context: DealContext, rows: pd.DataFrame) -> tuple:
     order give whole chunks of :data:`DEAL_CHUNK` rows starting at a multiple of it.
     """
     if len(rows) == 0:
-        return _empty_deals()
+        return DealTable.empty()
     funnel = context.prepared.funnel
     segs, by = list(context.segments), list(context.prepared.by)
     n_stages = len(context.stage_index)
@@ -345,13 +341,13 @@ def prepare_deals(context: DealContext, rows: pd.DataFrame) -> tuple:
     order = np.argsort(gs, kind="stable")
     gs = gs[order]
     age = rows["days_in_stage"].to_numpy(dtype=np.float64)[order]
-    return (
-        deal_keys(rows["deal_id"])[order],
-        gs,
-        rows["amount"].to_numpy(dtype=np.float64)[order],
-        age,
-        deal_by[order],
-        age_strips(funnel, gs, age),
+    return DealTable(
+        key=deal_keys(rows["deal_id"])[order],
+        cell=gs,
+        amount=rows["amount"].to_numpy(dtype=np.float64)[order],
+        age=age,
+        by=deal_by[order],
+        strip=age_strips(funnel, gs, age),
     )
 
 
@@ -361,15 +357,6 @@ def _stage_codes(stages: pd.Series, index: dict[str, int]) -> np.ndarray:
     return table[codes]
 
 
-def _concat(tables: Iterable[tuple]) -> tuple:
-    parts = list(tables)
-    if not parts:
-        return _empty_deals()
-    if len(parts) == 1:
-        return parts[0]
-    return tuple(np.concatenate(cols) for cols in zip(*parts, strict=True))
-
-
 def prepare(scenario: Scenario, by: Sequence[str] = (), *, chunk: int = DEAL_CHUNK) -> Prepared:
     """Build the kernel inputs for ``scenario``, with results broken down by ``by``.
 
@@ -377,8 +364,10 @@ def prepare(scenario: Scenario, by: Sequence[str] = (), *, chunk: int = DEAL_CHU
     :data:`DEAL_CHUNK`; tests pass smaller ones), each sorted by group and stage.
     """
     context = prepare_context(scenario, by)
-    deals = _concat(
-        prepare_deals(context, rows)
-        for rows in scenario.deal_chunks(chunk, columns=context.deal_columns)
+    deals = DealTable.concat(
+        [
+            prepare_deals(context, rows)
+            for rows in scenario.deal_chunks(chunk, columns=context.deal_columns)
+        ]
     )
     return dataclasses.replace(context.prepared, deals=deals)

@@ -169,7 +169,7 @@ class Scenario:
 
 @runtime_checkable
 class DealSource(Protocol):
-    """Open deals kept out of memory, read in chunks (e.g. :class:`pipesim.io.deal_file.DealFile`)."""
+    """Open deals kept out of memory, read in chunks (:class:`pipesim.io.deal_file.DealFile`)."""
 
     @property
     def count(self) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pipesim.engines.numba import seed_bits
+from pipesim.kernels.streams import seed_bits
 from pipesim.prepare.kernel_inputs import prepare
 from pipesim.scenario.scenario import Scenario
 

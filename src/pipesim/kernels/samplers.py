@@ -1,10 +1,8 @@
-"""Counter-based random streams and the samplers the kernels need, all ``@njit``.
+"""The samplers the kernels need, all ``@njit``: each takes a stream state, returns (state, value).
 
-A stream is a ``uint64`` state advanced by SplitMix64. Streams are derived by
-hashing (seed, trial, key), never by sharing a generator, so the numbers a deal
-uses depend only on the seed, the trial and the deal's own key: not on thread
-count, block sizes or the other deals. Each sampler takes a state and returns
-``(state, value)``.
+Exact samplers only: ziggurats for the normal and the exponential, strip tables
+for gamma dwell times (conditional on an age), Marsaglia-Tsang for Beta and Gamma
+parameter draws, inversion for Poisson counts. Streams: :mod:`pipesim.kernels.streams`.
 """
 
 from __future__ import annotations
@@ -13,35 +11,9 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
-_S11 = np.uint64(11)
-_KEY_MULT = np.uint64(0xD1B54A32D192ED03)
-_TWO_M53 = 1.0 / 9007199254740992.0
-
-
-def jit(fn: Any = None, *, parallel: bool = False, inline: bool = False) -> Any:
-    """``numba.njit`` with pipesim's options, set here once (cached to disk, no GIL).
-
-    ``inline`` inlines a function into its callers at numba's level: for small
-    functions that take arrays, so that no reference counting is paid per call.
-    """
-    options: dict[str, Any] = {
-        "cache": True,
-        "nogil": True,
-        "error_model": "numpy",
-        "parallel": parallel,
-        "inline": "always" if inline else "never",
-    }
-    if fn is None:
-        return lambda f: njit(f, **options)
-    return njit(fn, **options)
+from pipesim.kernels.jit import jit
+from pipesim.kernels.streams import GOLDEN, TWO_M53, mix, to_unit, uniform, uniform_open
 
 
 def _ziggurat(
@@ -59,18 +31,19 @@ def _ziggurat(
 
 # 256-layer ziggurats for the standard normal (right half) and the exponential.
 _NR = 3.6541528853610088
-_ZN_X, _ZN_F = _ziggurat(
+NORMAL_LAYERS, _ZN_F = _ziggurat(
     _NR,
     _NR * math.exp(-0.5 * _NR * _NR) + math.sqrt(math.pi / 2) * math.erfc(_NR / math.sqrt(2)),
     lambda x: math.exp(-0.5 * x * x),
     lambda y: math.sqrt(-2.0 * math.log(y)),
 )
 _ER = 7.69711747013104972
-_ZE_X, _ZE_F = _ziggurat(
+EXPONENTIAL_LAYERS, _ZE_F = _ziggurat(
     _ER, (_ER + 1.0) * math.exp(-_ER), lambda x: math.exp(-x), lambda y: -math.log(y)
 )
 _LOW8 = np.uint64(0xFF)
 _S8 = np.uint64(8)
+_S11 = np.uint64(11)
 _ONE = np.uint64(1)
 # Gamma strip tables: 1024 strips, picked by the low 10 bits of a hash; bits 10-36
 # place a point in the strip and bits 37-63 are its accept test's uniform.
@@ -84,63 +57,14 @@ _TWO_M21 = 1.0 / (1 << 21)
 
 
 @jit
-def mix(z: np.uint64) -> np.uint64:
-    """SplitMix64 finaliser: a bijective hash of 64 bits."""
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
-
-
-@jit
-def derive(state: np.uint64, key: np.uint64) -> np.uint64:
-    """Start a new stream from a parent state and a key (a trial, deal or stage number).
-
-    The parent is itself a hash output, so one finaliser round on (parent + key
-    times an odd constant) separates the children; the result's top 53 bits can
-    serve directly as one uniform (see :func:`to_unit`).
-    """
-    return mix(state + key * _KEY_MULT)
-
-
-@jit
-def branch(state: np.uint64, key: int) -> np.uint64:
-    """A child stream of a hashed state for a small key (a stage number, a draw's role).
-
-    Only an add and a multiply: the child's first draw mixes, and children of one
-    parent start at offsets ``key * K`` that no short run of ``+ GOLDEN`` steps joins.
-    """
-    return state + np.uint64(key) * _KEY_MULT
-
-
-@jit
-def to_unit(bits: np.uint64) -> float:
-    """The top 53 bits of a hash as a uniform in [0, 1)."""
-    return float(bits >> _S11) * _TWO_M53
-
-
-@jit
-def uniform(state: np.uint64) -> tuple[np.uint64, float]:
-    """Draw U in [0, 1) with 53 random bits."""
-    state = state + _GOLDEN
-    return state, float(mix(state) >> _S11) * _TWO_M53
-
-
-@jit
-def uniform_open(state: np.uint64) -> tuple[np.uint64, float]:
-    """Draw U in (0, 1), safe for logarithms."""
-    state = state + _GOLDEN
-    return state, (float(mix(state) >> _S11) + 0.5) * _TWO_M53
-
-
-@jit
 def exponential(state: np.uint64) -> tuple[np.uint64, float]:
     """Draw a standard exponential (ziggurat: one hash and a table look-up, mostly)."""
     while True:
-        state = state + _GOLDEN
+        state = state + GOLDEN
         z = mix(state)
         i = int(z & _LOW8)
-        x = float(z >> _S11) * _TWO_M53 * _ZE_X[i]
-        if x < _ZE_X[i + 1]:
+        x = float(z >> _S11) * TWO_M53 * EXPONENTIAL_LAYERS[i]
+        if x < EXPONENTIAL_LAYERS[i + 1]:
             return state, x
         if i == 0:
             state, u = uniform_open(state)
@@ -154,12 +78,12 @@ def exponential(state: np.uint64) -> tuple[np.uint64, float]:
 def normal(state: np.uint64) -> tuple[np.uint64, float]:
     """Draw a standard normal (ziggurat: one hash and a table look-up, mostly)."""
     while True:
-        state = state + _GOLDEN
+        state = state + GOLDEN
         z = mix(state)
         i = int(z & _LOW8)
         sign = 1.0 if ((z >> _S8) & _ONE) == _ONE else -1.0
-        x = float(z >> _S11) * _TWO_M53 * _ZN_X[i]
-        if x < _ZN_X[i + 1]:
+        x = float(z >> _S11) * TWO_M53 * NORMAL_LAYERS[i]
+        if x < NORMAL_LAYERS[i + 1]:
             return state, sign * x
         if i == 0:
             while True:
@@ -323,7 +247,7 @@ def gamma_strips(
     """
     n = ratio.shape[1]
     while True:
-        state = state + _GOLDEN
+        state = state + GOLDEN
         j, x, w, squeeze = strip_first(mix(state), j_lo, edges, ratio, t)
         squeezed = w <= squeeze
         if j >= n - 1:

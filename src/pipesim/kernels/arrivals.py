@@ -1,0 +1,111 @@
+"""The new leads' kernel: Poisson arrivals per (month, segment), thinned to the winners.
+
+Each trial adds its arrival rows in order after its open deals (:mod:`pipesim.kernels.per_deal`
+or :mod:`pipesim.kernels.winners_only`). Inputs: the funnel and arrival tables of
+:mod:`pipesim.kernels.tables`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from pipesim.kernels.jit import jit
+from pipesim.kernels.samplers import gamma, normal, poisson_inverse
+from pipesim.kernels.streams import branch, derive, mix, to_unit
+from pipesim.kernels.tables import ArrivalTable, FunnelTable
+from pipesim.kernels.trial import (
+    AMOUNT_KEY,
+    ARRIVAL_DOMAIN,
+    COUNT_KEY,
+    RATE_KEY,
+    VALUE_KEY,
+    book,
+    dwell,
+    multiplier,
+    trial_state,
+)
+
+
+@jit
+def add_arrivals(
+    ts: np.uint64,
+    pwin: np.ndarray,
+    funnel: FunnelTable,
+    arrivals: ArrivalTable,
+    day_period: np.ndarray,
+    out_rev: np.ndarray,
+    out_won: np.ndarray,
+    i: int,
+) -> None:
+    """Add trial ``i``'s new leads (stream ``ts``) that win within the horizon to row ``i``."""
+    n_stages = funnel.unit_of.shape[1]
+    code, p1, p2, tab = funnel.dwell_code, funnel.dwell_p1, funnel.dwell_p2, funnel.dwell_table
+    value_sigma = funnel.value_sigma
+    strips = (funnel.strip_edges, funnel.strip_ratio, funnel.strip_lf_max)
+    key, g_of, t0, t1 = arrivals.key, arrivals.group, arrivals.t0, arrivals.t1
+    lam_of, n_of, by = arrivals.leads, arrivals.leads_n, arrivals.by
+    amount_mu, amount_sigma = arrivals.amount_mu, arrivals.amount_sigma
+    end = float(day_period.shape[0])
+    base = ts ^ ARRIVAL_DOMAIN
+    for r in range(key.shape[0]):
+        rs = derive(base, key[r])
+        lam = lam_of[r]
+        n = n_of[r]
+        if n > 0.0:
+            _, x = gamma(branch(rs, RATE_KEY), n)
+            lam *= x / n
+        top = g_of[r] * n_stages
+        # Thinning: the leads that go on to win are Poisson(lam * P(win from the top)).
+        winners = poisson_inverse(to_unit(mix(branch(rs, COUNT_KEY))), lam * pwin[top])
+        for j in range(winners):
+            ws = derive(rs, np.uint64(j))
+            t = t0[r] + (t1[r] - t0[r]) * to_unit(ws)
+            for c in range(top, top + n_stages):
+                if t >= end:
+                    break
+                _, dt = dwell(
+                    branch(ws, c - top + 1), code[c], p1[c], p2[c], tab[c], strips, 0.0, 0
+                )
+                t += dt
+            if t >= end:
+                continue
+            value = math.exp(amount_mu[r])
+            if amount_sigma[r] > 0.0:
+                _, z = normal(branch(ws, AMOUNT_KEY))
+                value = math.exp(amount_mu[r] + amount_sigma[r] * z)
+            if value_sigma[top] > 0.0:
+                value *= multiplier(branch(ws, VALUE_KEY), value_sigma[top])
+            book(out_rev, out_won, i, day_period[int(t)], by[r], value)
+
+
+@jit(parallel=True)
+def simulate_arrivals(
+    seed: np.uint64,
+    trial0: int,
+    pwin: np.ndarray,
+    funnel: FunnelTable,
+    arrivals: ArrivalTable,
+    day_period: np.ndarray,
+    out_rev: np.ndarray,
+    out_won: np.ndarray,
+) -> None:
+    """Add the new leads' revenue of trials ``trial0 ..`` (rows of ``out_rev``/``out_won``).
+
+    ``pwin`` from :func:`trial_win_probabilities`. Each trial adds its arrival rows
+    in order; the open deals are added before, by :mod:`pipesim.kernels.per_deal` or
+    :mod:`pipesim.kernels.winners_only`.
+    """
+    for i in prange(out_rev.shape[0]):
+        add_arrivals(
+            trial_state(seed, trial0 + i),
+            pwin[i],
+            funnel,
+            arrivals,
+            day_period,
+            out_rev,
+            out_won,
+            i,
+        )

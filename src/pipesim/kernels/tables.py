@@ -1,0 +1,119 @@
+"""The kernels' input tables: named tuples of equally long arrays, one per concept.
+
+Built by :mod:`pipesim.prepare` and read by every kernel and engine. A named tuple
+is a plain tuple to numba (fields by position, no cost), and a record to Python,
+so every call site names the fields it takes. The tables hold arrays only.
+
+Indexing: a *parameter group* ``g`` is one combination of the stages table's
+segment values; a *cell* is ``g * n_stages + s`` for stage ``s``. Dwell and value
+arrays are flat over cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+# Dwell-time laws by code (``FunnelTable.dwell_code``).
+EXPONENTIAL, GAMMA, LOGNORMAL, FIXED = 0, 1, 2, 3
+
+
+class FunnelTable(NamedTuple):
+    """The funnel's parameters per cell, and the conversion units drawn once per trial.
+
+    A *unit* is one conversion parameter drawn once per trial (from
+    Beta(conv * n, (1 - conv) * n) when n > 0, else fixed at conv); cells that take
+    their conversion from the same stage row share a unit.
+
+    Dwell parameters by ``dwell_code``: exponential (p1 = mean), gamma (p1 = shape,
+    p2 = scale, ``dwell_table`` = its strip table), lognormal (p1 = mu, p2 = sigma),
+    fixed (p1 = days). The strip arrays are :mod:`pipesim.prepare.dwell_tables`'.
+    """
+
+    unit_key: np.ndarray  # uint64 [units]: the unit's random stream key
+    unit_conv: np.ndarray  # float64 [units]: mean conversion
+    unit_n: np.ndarray  # float64 [units]: effective deals behind it (0: exact)
+    unit_of: np.ndarray  # int64 [groups, stages]: the unit of each cell
+    dwell_code: np.ndarray  # int64 [cells]
+    dwell_p1: np.ndarray  # float64 [cells]
+    dwell_p2: np.ndarray  # float64 [cells]
+    dwell_table: np.ndarray  # int64 [cells]: row of the strip arrays (gamma only)
+    value_sigma: np.ndarray  # float64 [cells]: log-sd of the value multiplier
+    strip_edges: np.ndarray  # float64 [tables, strips + 1]
+    strip_ratio: np.ndarray  # float64 [tables, strips]
+    strip_lf_max: np.ndarray  # float64 [tables, strips]
+
+    @property
+    def n_groups(self) -> int:
+        """Parameter groups."""
+        return int(self.unit_of.shape[0])
+
+    @property
+    def n_stages(self) -> int:
+        """Stages of the funnel."""
+        return int(self.unit_of.shape[1])
+
+    @property
+    def n_cells(self) -> int:
+        """Groups x stages."""
+        return len(self.dwell_code)
+
+
+class DealTable(NamedTuple):
+    """Open deals, one row each, in the canonical order (see :mod:`pipesim.prepare`)."""
+
+    key: np.ndarray  # uint64: the deal's random stream key (from its deal_id)
+    cell: np.ndarray  # int64: group * n_stages + stage
+    amount: np.ndarray  # float64
+    age: np.ndarray  # float64: days already in the stage
+    by: np.ndarray  # int64: the by-group (output column 1 + by)
+    strip: np.ndarray  # int64: the gamma strip holding the age (0 otherwise)
+
+    @property
+    def rows(self) -> int:
+        """Number of deals."""
+        return len(self.key)
+
+    def take(self, start: int, stop: int) -> DealTable:
+        """Rows ``start:stop``, as views."""
+        return DealTable(*(a[start:stop] for a in self))
+
+    @staticmethod
+    def empty() -> DealTable:
+        """No deal."""
+        i, f, u = np.int64, np.float64, np.uint64
+        return DealTable(*(np.empty(0, dtype=d) for d in (u, i, f, f, i, i)))
+
+    @staticmethod
+    def concat(parts: Sequence[DealTable]) -> DealTable:
+        """Tables one after the other (the first itself when there is one)."""
+        if not parts:
+            return DealTable.empty()
+        if len(parts) == 1:
+            return parts[0]
+        return DealTable(*(np.concatenate(cols) for cols in zip(*parts, strict=True)))
+
+
+class ArrivalTable(NamedTuple):
+    """New leads: one row per (month, segment), Poisson(leads) spread uniformly on [t0, t1)."""
+
+    key: np.ndarray  # uint64: the row's random stream key
+    group: np.ndarray  # int64: parameter group (the leads start at its first stage)
+    t0: np.ndarray  # float64: first day (after as_of)
+    t1: np.ndarray  # float64: end day
+    leads: np.ndarray  # float64: expected leads in [t0, t1)
+    leads_n: np.ndarray  # float64: Gamma spread of the rate per trial (0: none)
+    amount_mu: np.ndarray  # float64: log-mean of a lead's amount
+    amount_sigma: np.ndarray  # float64: log-sd of a lead's amount
+    by: np.ndarray  # int64: the by-group
+
+    @property
+    def rows(self) -> int:
+        """Number of arrival rows."""
+        return len(self.key)
+
+    def take(self, start: int, stop: int) -> ArrivalTable:
+        """Rows ``start:stop``, as views."""
+        return ArrivalTable(*(a[start:stop] for a in self))
