@@ -193,7 +193,8 @@ class _KillOnFirstShard(Progress):
     def update(self, trials):
         if not self.killed:
             if self.holder:
-                held = [w for key, w in self.client.who_has().items() if key.startswith("DealTable-")]
+                holders = self.client.who_has().items()
+                held = [w for key, w in holders if key.startswith("DealTable-")]
                 alone = [w[0] for w in held if len(w) == 1]
                 assert alone, "no deal chunk held by one worker only"
                 victim = alone[-1]
