@@ -6,19 +6,12 @@
 >>> result.summary(by="region")                                # doctest: +SKIP
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("pipesim")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+source"
-
 from pipesim.api import init_scenario, report, run_scenario, write_results
 from pipesim.calibration.commands import backtest, calibrate
 from pipesim.calibration.fit import Calibration
 from pipesim.calibration.history import History, make_history
 from pipesim.errors import PipesimError, PipesimWarning, ScenarioError
-from pipesim.io.parquet import load_scenario
+from pipesim.io.scenario_folder import load_scenario
 from pipesim.plan.compare import compare
 from pipesim.plan.health import health
 from pipesim.plan.levers import Lever, apply_lever, apply_levers, parse_lever
@@ -30,6 +23,7 @@ from pipesim.scenario.scenario import Scenario, make_scenario
 from pipesim.simulation.bench import BenchReport, bench
 from pipesim.simulation.result import Result
 from pipesim.simulation.simulate import simulate
+from pipesim.version import __version__
 
 __all__ = [
     "BenchReport",

@@ -1,4 +1,8 @@
-"""The functions behind each CLI command, usable from Python with the same names."""
+"""The functions behind each CLI command, usable from Python with the same names.
+
+The command line calls only this module: the run and report functions are here,
+the others come from their packages (calibration, planning, bench).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,41 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipesim.errors import PipesimError
-from pipesim.io import parquet
+from pipesim.calibration.backtest import format_backtest
+from pipesim.calibration.commands import backtest, calibrate
+from pipesim.engines import registry
+from pipesim.errors import InputError, MissingDependencyError
+from pipesim.io import parquet, scenario_folder
+from pipesim.plan.compare import compare
+from pipesim.plan.health import health
+from pipesim.plan.sensitivity import sensitivity
+from pipesim.plan.target import target
 from pipesim.scenario.demo import demo_path, demo_readme, demo_tables
+from pipesim.simulation.bench import bench
 from pipesim.simulation.result import Result
 from pipesim.simulation.simulate import simulate
+
+ENGINES = registry.ENGINES
+
+__all__ = [
+    "ENGINES",
+    "backtest",
+    "bench",
+    "calibrate",
+    "compare",
+    "format_backtest",
+    "format_report",
+    "format_run",
+    "health",
+    "init_scenario",
+    "report",
+    "run_json",
+    "run_scenario",
+    "sensitivity",
+    "set_threads",
+    "target",
+    "write_results",
+]
 
 
 def run_scenario(
@@ -33,11 +67,15 @@ def run_scenario(
 
     if threads is not None:
         set_threads(threads)
-    if address is not None and engine not in ("dask", "dask-fast"):
-        raise PipesimError(f"--address is for --engine dask or dask-fast (the engine is {engine}).")
+    if address is not None and not registry.get(engine).cluster:
+        raise InputError(
+            f"address= is for the Dask engines (engine=dask or engine=dask-fast), "
+            f"not engine={engine}.",
+            parameters=("address", "engine"),
+        )
     path = Path(scenario) if scenario is not None else demo_path()
     return simulate(
-        parquet.load_scenario(path),
+        scenario_folder.load_scenario(path),
         trials=trials,
         seed=seed,
         by=by,
@@ -52,7 +90,7 @@ def set_threads(threads: int) -> None:
     import numba
 
     if threads <= 0:
-        raise PipesimError(f"threads must be positive, got {threads}.")
+        raise InputError(f"threads must be positive, got {threads}.")
     numba.set_num_threads(min(threads, int(numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
 
 
@@ -78,7 +116,7 @@ def write_results(
     metadata = result.metadata()
     if target is not None:
         if not target > 0:
-            raise PipesimError(f"the target must be a positive amount, got {target}.")
+            raise InputError(f"the target must be a positive amount, got {target}.")
         metadata["target"] = repr(float(target))
 
     return parquet.write_tables(
@@ -96,16 +134,17 @@ def init_scenario(directory: str | os.PathLike[str], force: bool = False) -> lis
     """Write the documented example scenario (and its README.md) into ``directory``."""
     folder = Path(directory)
     if folder.exists() and not folder.is_dir():
-        raise PipesimError(f"{folder} is a file; give a folder for the scenario.")
+        raise InputError(f"{folder} is a file; give a folder for the scenario.")
     clash = [
         folder / f"{n}.parquet"
-        for n in parquet.SCENARIO_FILES
+        for n in scenario_folder.SCENARIO_FILES
         if (folder / f"{n}.parquet").exists()
     ]
     if clash and not force:
-        raise PipesimError(
+        raise InputError(
             f"{folder} already holds {', '.join(p.name for p in clash)}; "
-            "choose another folder or add --force to overwrite them."
+            "choose another folder or add force=True to overwrite them.",
+            parameters=("force",),
         )
     tables = demo_tables()
     written = parquet.write_tables(folder, tables)
@@ -162,13 +201,13 @@ def report(
 
     _require("matplotlib", "the charts")
     if xlsx is not None:
-        _require("openpyxl", "--xlsx")
+        _require("openpyxl", "xlsx=")
 
-    for folder, flag in ((png, "--png"), (csv, "--csv")):
+    for folder, name in ((png, "png"), (csv, "csv")):
         if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
-            raise PipesimError(f"{folder} is a file; {flag} needs a folder.")
+            raise InputError(f"{name}={folder}: is a file; give a folder.", parameters=(name,))
     if target is not None and not target > 0:
-        raise PipesimError(f"the target must be a positive amount, got {target}.")
+        raise InputError(f"target={target}: give a positive amount.", parameters=("target",))
     data = load_report_data(results, target=target)
     drawn = charts.build_charts(data)
     page = html.render_html(data, drawn)
@@ -189,7 +228,7 @@ def _require(module: str, what: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
-        raise PipesimError(
+        raise MissingDependencyError(
             f"{what}: the {module} package is not installed. "
             'Install the report extra: pip install "pipesim[report]".'
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import warnings
 from collections.abc import Iterator
@@ -11,14 +12,37 @@ from typing import Any
 
 import click
 
-from pipesim import __version__
+from pipesim import api
 from pipesim.errors import PipesimError, PipesimWarning
+from pipesim.progress import wanted as progress_wanted
+from pipesim.version import __version__
+
+# Python parameters that library messages name (``by=``), and their spelling here.
+FLAGS = {"as_of": "--as-of", "cutoffs": "--cutoff", "levers": "--lever"}
+
+
+def flag(parameter: str) -> str:
+    """The flag spelling of a Python parameter (``horizon_months``: ``--horizon-months``)."""
+    return FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
+
+
+def cli_message(exc: PipesimError) -> str:
+    """The error's message, the parameters it names in flag spelling (``by=x``: ``--by x``)."""
+    text = str(exc)
+    for name in exc.parameters:
+        spelled = flag(name)
+        text = re.sub(rf"(?<![\w-]){name}=True\b", spelled, text)
+        text = re.sub(rf"(?<![\w-]){name}=(?=[\s.,;:)]|$)", spelled, text)
+        text = re.sub(rf"(?<![\w-]){name}=", spelled + " ", text)
+    return text
 
 
 class UserError(click.ClickException):
-    """A bad input: one message, exit code 2, no traceback."""
+    """One message and the exit code of its cause (errors.py), no traceback."""
 
-    exit_code = 2
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]
 
     def show(self, file: object = None) -> None:
         """Print the message alone: the user needs no usage text for a data problem."""
@@ -27,13 +51,13 @@ class UserError(click.ClickException):
 
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn pipesim's errors into exit 2 and show its warnings on stderr."""
+    """Turn pipesim's errors into their exit codes and show its warnings on stderr."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PipesimWarning)
         try:
             yield
         except PipesimError as exc:
-            raise UserError(str(exc)) from None
+            raise UserError(cli_message(exc), exc.exit_code) from None
         finally:
             for w in caught:
                 if issubclass(w.category, PipesimWarning):
@@ -90,12 +114,10 @@ def _run_options(fn: Any) -> Any:
 )
 @click.option(
     "--engine",
-    type=click.Choice(["numba", "numpy", "dask", "fast", "dask-fast"]),
+    type=click.Choice(list(api.ENGINES)),
     default="numba",
     show_default=True,
-    help="numba (fast), numpy (the reference implementation), dask (a Dask cluster), "
-    "fast (numba at the cost of the winners only: same law, other bits) or dask-fast "
-    "(fast on a Dask cluster).",
+    help="; ".join(f"{e.name}: {e.summary}" for e in api.ENGINES.values()) + ".",
 )
 @click.option(
     "--address",
@@ -143,8 +165,6 @@ def run(
     cumulative, and writes OUT/summary.parquet, OUT/trials.parquet and
     OUT/funnel.parquet (and OUT/report.html with --report).
     """
-    from pipesim import api
-
     with _user_errors(), _interrupts():
         result = api.run_scenario(
             scenario,
@@ -170,8 +190,6 @@ def run(
 @click.option("--force", is_flag=True, help="Overwrite the scenario files if DIRECTORY has them.")
 def init(directory: Path, force: bool) -> None:
     """Write the documented example scenario into DIRECTORY."""
-    from pipesim import api
-
     with _user_errors():
         written = api.init_scenario(directory, force=force)
     click.echo(
@@ -205,8 +223,6 @@ def report_command(
     Fans of monthly and cumulative revenue, the distribution of the total, the
     funnel, segments, and the comparison and tornado when their files are there.
     """
-    from pipesim import api
-
     with _user_errors():
         written = api.report(results, out=out, png=png, xlsx=xlsx, csv=csv, target=target)
         click.echo(api.format_report(results) + "\n")
@@ -251,10 +267,8 @@ def calibrate(
     Writes OUT/stages, deals, arrivals, scenario and calibration (data-quality
     report) .parquet; `pipesim run OUT` then forecasts from it.
     """
-    from pipesim.calibration import commands
-
     with _user_errors():
-        cal = commands.calibrate(
+        cal = api.calibrate(
             history,
             as_of=as_of,
             events=events,
@@ -319,11 +333,8 @@ def backtest(
     stages: str | None,
 ) -> None:
     """Forecast from each --cutoff with only what was known then; score against what closed."""
-    from pipesim.calibration import commands
-    from pipesim.calibration.backtest import format_backtest
-
     with _user_errors():
-        table = commands.backtest(
+        table = api.backtest(
             history,
             cutoffs=list(cutoffs),
             events=events,
@@ -335,7 +346,7 @@ def backtest(
             format=fmt,
             stages=stages,
         )
-    click.echo(format_backtest(table))
+    click.echo(api.format_backtest(table))
     click.echo(f"\nWrote {out / 'backtest.parquet'}")
 
 
@@ -376,10 +387,8 @@ def target(
     out: Path,
 ) -> None:
     """New leads per month needed to reach a revenue target; writes OUT/target.parquet."""
-    import pipesim
-
     with _user_errors():
-        result = pipesim.target(
+        result = api.target(
             scenario, revenue, months=months, confidence=confidence, by=by, trials=trials,
             seed=seed,
         )  # fmt: skip
@@ -399,10 +408,8 @@ def compare(
     scenario: Path | None, levers: tuple[str, ...], trials: int, seed: int, out: Path
 ) -> None:
     """Base vs lever variants on common random numbers; writes OUT/compare.parquet."""
-    import pipesim
-
     with _user_errors():
-        _show(pipesim.compare(scenario, list(levers), trials=trials, seed=seed), out)
+        _show(api.compare(scenario, list(levers), trials=trials, seed=seed), out)
 
 
 @main.command()
@@ -411,10 +418,8 @@ def compare(
 @_run_options
 def sensitivity(scenario: Path | None, step: float, trials: int, seed: int, out: Path) -> None:
     """Tornado of P50/P10 revenue per input; writes OUT/sensitivity.parquet."""
-    import pipesim
-
     with _user_errors():
-        _show(pipesim.sensitivity(scenario, step=step, trials=trials, seed=seed), out)
+        _show(api.sensitivity(scenario, step=step, trials=trials, seed=seed), out)
 
 
 @main.command()
@@ -442,10 +447,8 @@ def health(
     out: Path,
 ) -> None:
     """Stage coverage against a target, bottleneck, drift; writes OUT/health.parquet."""
-    import pipesim
-
     with _user_errors():
-        result = pipesim.health(
+        result = api.health(
             scenario, revenue, months=months, confidence=confidence, actuals=actuals, by=by,
             trials=trials, seed=seed,
         )  # fmt: skip
@@ -472,7 +475,7 @@ def _interrupts() -> Iterator[None]:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
     "--engine",
-    type=click.Choice(["numba", "dask", "fast", "dask-fast"]),
+    type=click.Choice([n for n, e in api.ENGINES.items() if e.benchmark]),
     default="numba",
     show_default=True,
 )
@@ -484,12 +487,9 @@ def bench(deals: int, trials: int, months: int, seed: int, engine: str, quiet: b
     load the book, the simulation time and throughput (deal-trials per second)
     and the peak memory of the process.
     """
-    from pipesim import progress
-    from pipesim.simulation.bench import bench as run_bench
-
     with _user_errors(), _interrupts():
-        report = run_bench(
-            deals, trials, months=months, seed=seed, engine=engine, progress=progress.wanted(quiet)
+        report = api.bench(
+            deals, trials, months=months, seed=seed, engine=engine, progress=progress_wanted(quiet)
         )
     click.echo(report.text())
 

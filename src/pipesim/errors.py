@@ -1,14 +1,57 @@
-"""Exceptions and warnings that tell the user what went wrong and what to do."""
+"""Errors by cause, and the warning, that tell the user what went wrong and what to do.
+
+Every error is a :class:`PipesimError`; its type says the cause and carries the
+exit code the command line maps it to:
+
+=============================  =========  ==========================================
+type                           exit code  cause
+=============================  =========  ==========================================
+:class:`InputError`            2          bad input: a file, table, column or argument
+:class:`ScenarioError`         2          a scenario table (an :class:`InputError`)
+:class:`MissingDependencyError` 3         an optional extra is not installed
+:class:`ClusterError`          4          a Dask scheduler cannot be reached
+=============================  =========  ==========================================
+
+Library messages name Python parameters as ``by=...``; ``parameters`` lists the
+ones a message is about, so that the command line can write its own spelling
+(``--by ...``) instead.
+"""
 
 from __future__ import annotations
 
-
-class PipesimError(ValueError):
-    """A problem with the user's input: the message names where it is and the fix."""
+from collections.abc import Sequence
 
 
-class ScenarioError(PipesimError):
+class PipesimError(Exception):
+    """Something pipesim cannot do as asked: the message says where and what to do."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, parameters: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.parameters = tuple(parameters)
+
+
+class InputError(PipesimError, ValueError):
+    """Bad input (a file, table, column or argument): the message names it and the fix."""
+
+    exit_code = 2
+
+
+class ScenarioError(InputError):
     """A scenario table (stages, deals, arrivals, scenario) is invalid."""
+
+
+class MissingDependencyError(PipesimError, ImportError):
+    """An optional package is not installed: the message gives the install command."""
+
+    exit_code = 3
+
+
+class ClusterError(PipesimError, ConnectionError):
+    """A Dask scheduler cannot be reached: the message says how to start one or go local."""
+
+    exit_code = 4
 
 
 class PipesimWarning(UserWarning):

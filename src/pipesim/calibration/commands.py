@@ -12,7 +12,7 @@ from pipesim.calibration.adapters import read_history
 from pipesim.calibration.backtest import backtest_history
 from pipesim.calibration.fit import Calibration, calibrate_history, write_calibration
 from pipesim.calibration.history import History
-from pipesim.errors import PipesimError
+from pipesim.errors import InputError
 from pipesim.io import parquet
 
 PathLike = str | os.PathLike[str]
@@ -74,7 +74,10 @@ def calibrate(
         ``.scenario``, ``.report`` (data quality) and ``.summary()``.
     """
     if horizon_months <= 0:
-        raise PipesimError(f"--horizon-months must be positive, got {horizon_months}.")
+        raise InputError(
+            f"horizon_months={horizon_months}: must be positive.",
+            parameters=("horizon_months",),
+        )
     hist = _history(history, events, format, stages)
     name = Path(out).name if out is not None else ""
     cal = calibrate_history(
@@ -104,9 +107,12 @@ def backtest(
     :func:`pipesim.calibration.backtest.backtest_history` for the columns.
     """
     if not cutoffs:
-        raise PipesimError("give at least one --cutoff DATE.")
+        raise InputError("give at least one cutoff date: cutoffs=.", parameters=("cutoffs",))
     if horizon_months <= 0 or trials <= 0:
-        raise PipesimError("--horizon-months and --trials must be positive.")
+        raise InputError(
+            f"horizon_months={horizon_months}, trials={trials}: both must be positive.",
+            parameters=("horizon_months", "trials"),
+        )
     hist = _history(history, events, format, stages)
     table = backtest_history(
         hist,

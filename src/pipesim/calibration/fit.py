@@ -16,7 +16,7 @@ from pipesim.calibration.history import History, as_of_date
 from pipesim.calibration.lead_rates import arrivals_table
 from pipesim.calibration.stage_paths import paths_at
 from pipesim.calibration.survival import ADVANCE, OPEN, StageFit, fit_stage, pooled_conversion
-from pipesim.errors import PipesimError, PipesimWarning
+from pipesim.errors import InputError, PipesimWarning
 from pipesim.io import parquet
 from pipesim.scenario.scenario import Scenario, make_scenario
 
@@ -111,17 +111,19 @@ def calibrate_history(
     segs = list(segments or [])
     bad = [s for s in segs if s not in history.segments]
     if bad:
-        raise PipesimError(
+        raise InputError(
             f"{history.source}: segment column(s) {', '.join(bad)} not in the history "
             f"(segment columns there: {', '.join(history.segments) or 'none'}). "
-            "Choose --segments among them."
+            "Choose segments= among them.",
+            parameters=("segments",),
         )
     paths = paths_at(history, cut)
     deals = paths.deals
     if not len(deals):
-        raise PipesimError(
+        raise InputError(
             f"{history.source}: no deal was created before {day}; nothing to calibrate on. "
-            "Choose a later --as-of."
+            "Choose a later as_of=.",
+            parameters=("as_of",),
         )
     report = [
         {"item": "rows read", "rows": history.rows_read, "action": "note", "rule": ""},

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipesim.errors import PipesimError
+from pipesim.errors import InputError
 
 DEAL_COLUMNS = ("deal_id", "created_at", "stage", "status", "closed_at", "amount")
 OPTIONAL_COLUMNS = ("open_amount",)
@@ -134,17 +134,17 @@ def read_csv(path: str | os.PathLike[str], **options: object) -> pd.DataFrame:
     """Read a CSV export (any line endings, optional BOM) or fail with a clear message."""
     p = Path(path)
     if not p.is_file():
-        raise PipesimError(f"{p}: no such file. Give the path of the CRM export (a CSV file).")
+        raise InputError(f"{p}: no such file. Give the path of the CRM export (a CSV file).")
     try:
         frame = pd.read_csv(p, encoding="utf-8-sig", dtype=str, keep_default_na=False, **options)  # type: ignore[call-overload]
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PipesimError(
+        raise InputError(
             f"{p}: cannot be read as a CSV file ({first}). Export the CRM report as CSV "
             "(comma-separated, UTF-8) and try again."
         ) from None
     if frame.shape[1] < 2:
-        raise PipesimError(
+        raise InputError(
             f"{p}: has {frame.shape[1]} column(s); a CRM export has several. "
             "Check that it is comma-separated."
         )
@@ -174,16 +174,17 @@ def make_history(
 
     Raises
     ------
-    PipesimError
+    InputError
         When a required column is missing or the stage order cannot be known.
     """
     found = list(issues)
     missing = [c for c in DEAL_COLUMNS if c not in deals.columns]
     if missing:
-        raise PipesimError(
+        raise InputError(
             f"{source}: required column(s) {', '.join(missing)} missing (columns present: "
             f"{', '.join(map(str, deals.columns))}). The README describes the generic history "
-            "format; or pick the CRM with --format."
+            "format; or name the CRM that wrote it with format=.",
+            parameters=("format",),
         )
     n_read = len(deals) if rows_read is None else rows_read
     frame = deals.reset_index(drop=True).copy()
@@ -293,9 +294,10 @@ def _funnel(
     if stages:
         return [s.strip() for s in stages if s.strip() and s.strip().lower() != "won"]
     if events is None:
-        raise PipesimError(
-            f"{source}: the stage order is unknown. Give it with --stages A,B,C "
-            "(top of the funnel first) or give the stage history with --events."
+        raise InputError(
+            f"{source}: the stage order is unknown. Give it with stages=A,B,C "
+            "(top of the funnel first) or give the stage history with events=.",
+            parameters=("stages", "events"),
         )
     ev = events.copy()
     ev["entered_at"] = parse_dates(ev["entered_at"])
@@ -316,7 +318,7 @@ def _events(
 ) -> pd.DataFrame:
     missing = [c for c in EVENT_COLUMNS if c not in events.columns]
     if missing:
-        raise PipesimError(
+        raise InputError(
             f"{source} events: required column(s) {', '.join(missing)} missing. "
             "Events need deal_id, stage, entered_at (one row per stage entry)."
         )
@@ -355,5 +357,5 @@ def as_of_date(value: object) -> dt.date:
     """Parse a date given on the command line (ISO, US or European)."""
     parsed = parse_dates(pd.Series([str(value)]))[0]
     if pd.isna(parsed):
-        raise PipesimError(f"{value!r} is not a date. Write it as YYYY-MM-DD, e.g. 2017-07-01.")
+        raise InputError(f"{value!r} is not a date. Write it as YYYY-MM-DD, e.g. 2017-07-01.")
     return parsed.date()

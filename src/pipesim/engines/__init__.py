@@ -1,1 +1,1 @@
-"""Engines run prepared arrays into per-trial outputs: ``numba`` (local threads), ``numpy``."""
+"""Engines: a scenario's kernel inputs run into per-trial outputs; by name in :mod:`.registry`."""

@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from pipesim.errors import PipesimError
-from pipesim.prepare.kernel_inputs import DEAL_CHUNK, DealContext, prepare_deals
+from pipesim.errors import ClusterError, MissingDependencyError, PipesimError
+from pipesim.prepare.kernel_inputs import DealContext, prepare_deals
 from pipesim.progress import Progress
-from pipesim.scenario.scenario import Scenario
+from pipesim.scenario.scenario import DEAL_CHUNK, Scenario
 
 SHARD_WORK = 100_000_000  # deal-trials per step of a shard: a few seconds on one core
 ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
@@ -117,27 +117,35 @@ def _shared_folder(
     return (path, mine)
 
 
+def _require_distributed() -> None:
+    """Fail with the install command when Dask's distributed package is missing."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError(
+            'the Dask engines need the dask extra: pip install "pipesim[dask]".'
+        ) from None
+
+
 def connect(address: str | None = None) -> tuple[Any, Any]:
     """A Dask client: to ``address``, else ``$DASK_SCHEDULER_ADDRESS``, else a LocalCluster.
 
     Returns (client, cluster); ``cluster`` is None unless one was started here
     (on 127.0.0.1, one worker process using every core), and the caller closes both.
     """
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise PipesimError(
-            'the Dask engine needs the dask extra: pip install "pipesim[dask]".'
-        ) from None
+    _require_distributed()
+    from distributed import Client, LocalCluster
+
     address = address or os.environ.get(ADDRESS_ENV) or None
     if address:
         try:
             return Client(address, timeout="10s"), None
         except (OSError, TimeoutError) as exc:
-            raise PipesimError(
-                f"cannot reach the Dask scheduler at {address} ({exc}). Start one with "
-                "`dask scheduler` and workers with `dask worker ADDRESS`, or leave out "
-                f"--address and {ADDRESS_ENV} to run a local cluster."
+            raise ClusterError(
+                f"address={address!r}: cannot reach the Dask scheduler ({exc}). Start one "
+                "with `dask scheduler` and workers with `dask worker ADDRESS`, or leave out "
+                f"address= and {ADDRESS_ENV} to run a local cluster.",
+                parameters=("address",),
             ) from None
     cluster = LocalCluster(
         n_workers=1,
@@ -190,6 +198,7 @@ def run(
         :func:`pipesim.engines.chunked.run` with ``engine="fast"`` and the same chunks
         (and of ``--engine fast`` with the default chunks).
     """
+    _require_distributed()
     from distributed import as_completed
 
     from pipesim.engines import dask_worker

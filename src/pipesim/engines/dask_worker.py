@@ -24,7 +24,7 @@ import numpy as np
 
 from pipesim.engines import fast
 from pipesim.engines import numba as numba_engine
-from pipesim.errors import PipesimError
+from pipesim.errors import InputError, PipesimError
 from pipesim.kernels.tables import DealTable
 from pipesim.prepare.kernel_inputs import DealContext, prepare_deals
 
@@ -62,7 +62,7 @@ def _deal_file(path: str, print_: tuple) -> Any:
     key = (path, print_)
     if key not in _FILES:
         if footprint(path) != print_:
-            raise PipesimError(
+            raise InputError(
                 f"{path}/deals.parquet: this Dask worker cannot read it, or sees another "
                 "file than the client (size or modification time differ); use storage "
                 "every worker shares, or pass the scenario from memory."

@@ -1,4 +1,4 @@
-"""Parquet in and out: scenario folders and results folders. The only module that knows Parquet.
+"""Parquet tables in and out, written atomically with pipesim's metadata; rows read by range.
 
 Results are written under temporary names in the target folder and renamed
 once every file is complete, so a failed or interrupted run leaves no
@@ -12,19 +12,16 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipesim.errors import ScenarioError
-from pipesim.scenario.scenario import DEAL_CHUNK, Scenario, make_scenario
-
-SCENARIO_FILES = ("stages", "deals", "arrivals", "scenario")
 
 
-def _unreadable(path: Path, exc: Exception) -> ScenarioError:
+def unreadable(path: Path, exc: Exception) -> ScenarioError:
+    """The error for a file that is not a readable Parquet file."""
     return ScenarioError(
         f"{path}: cannot be read as a Parquet file ({str(exc).splitlines()[0]}). "
         "Write it with pandas: DataFrame.to_parquet(path), or run `pipesim init DIR` "
@@ -32,11 +29,12 @@ def _unreadable(path: Path, exc: Exception) -> ScenarioError:
     )
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path) -> pd.DataFrame:
+    """A Parquet file as a DataFrame; a clear error if it cannot be read."""
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-        raise _unreadable(path, exc) from None
+        raise unreadable(path, exc) from None
     return table.to_pandas()
 
 
@@ -45,92 +43,8 @@ def parquet_shape(path: str | os.PathLike[str]) -> tuple[int, list[str]]:
     try:
         file = pq.ParquetFile(path)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-        raise _unreadable(Path(path), exc) from None
+        raise unreadable(Path(path), exc) from None
     return file.metadata.num_rows, list(file.schema_arrow.names)
-
-
-def load_scenario(
-    path: str | os.PathLike[str],
-    *,
-    deals_in_memory: bool | None = None,
-    chunk: int = DEAL_CHUNK,
-) -> Scenario:
-    """Read and validate a scenario folder.
-
-    The folder holds ``stages.parquet``, ``deals.parquet``, ``scenario.parquet``
-    and optionally ``arrivals.parquet`` (see the README for their columns).
-
-    Parameters
-    ----------
-    path : path
-        The scenario folder.
-    deals_in_memory : bool, optional
-        Hold the deals in memory (True) or leave them on disk, checked and later
-        simulated chunk by chunk (False). By default they stay on disk when
-        ``deals.parquet`` has more than :data:`~pipesim.scenario.scenario.DEAL_CHUNK` rows,
-        so memory does not grow with the book. Results are the same bits.
-    chunk : int
-        Rows read at a time from a book left on disk (memory, not results).
-
-    Raises
-    ------
-    ScenarioError
-        When a file is missing, unreadable or invalid; the message names it.
-    """
-    folder = Path(path)
-    if not folder.is_dir():
-        raise ScenarioError(
-            f"{folder}: no such scenario folder. Give a folder holding stages.parquet, "
-            "deals.parquet and scenario.parquet (`pipesim init DIR` writes an example)."
-        )
-    files = {name: folder / f"{name}.parquet" for name in SCENARIO_FILES}
-    for name in ("stages", "deals", "scenario"):
-        if not files[name].is_file():
-            raise ScenarioError(
-                f"{files[name]}: missing. A scenario folder needs stages.parquet, deals.parquet "
-                "(zero rows is fine) and scenario.parquet; `pipesim init DIR` writes an example."
-            )
-    if deals_in_memory is None:
-        deals_in_memory = parquet_shape(files["deals"])[0] <= DEAL_CHUNK
-    tables: dict[str, Any] = {
-        name: _read_table(p)
-        for name, p in files.items()
-        if p.is_file() and (name != "deals" or deals_in_memory)
-    }
-    if not deals_in_memory:
-        from pipesim.io.deal_file import DealFile
-
-        tables["deals"] = DealFile(files["deals"], chunk)
-    settings = tables["scenario"]
-    src = str(files["scenario"])
-    if len(settings) != 1:
-        raise ScenarioError(
-            f"{src}: has {len(settings)} rows; it must have exactly one "
-            "(as_of, horizon_months, optional name and currency)."
-        )
-    for col in ("as_of", "horizon_months"):
-        if col not in settings.columns:
-            raise ScenarioError(
-                f"{src}: required column {col!r} missing (columns present: "
-                f"{', '.join(map(str, settings.columns)) or 'none'}). "
-                "Add it, e.g. as_of=2027-01-01, horizon_months=12."
-            )
-    row = settings.iloc[0]
-
-    def text(col: str) -> str:
-        value = row.get(col)
-        return "" if value is None or pd.isna(value) else str(value)
-
-    return make_scenario(
-        tables["stages"],
-        tables["deals"],
-        tables.get("arrivals"),
-        as_of=row["as_of"],
-        horizon_months=row["horizon_months"],
-        name=text("name") or folder.name,
-        currency=text("currency"),
-        sources={**{k: str(v) for k, v in files.items()}, "path": str(folder)},
-    )
 
 
 def _with_metadata(frame: pd.DataFrame, metadata: Mapping[str, str]) -> pa.Table:
@@ -183,34 +97,13 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     return json.loads(blob.decode()) if blob else {}
 
 
-def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[Path]:
-    """Write a scenario as a folder of Parquet files that :func:`load_scenario` reads back."""
-    settings = pd.DataFrame(
-        {
-            "as_of": [scenario.as_of],
-            "horizon_months": [scenario.horizon_months],
-            "name": [scenario.name],
-            "currency": [scenario.currency],
-        }
-    )
-    return write_tables(
-        folder,
-        {
-            "stages": scenario.stages,
-            "deals": scenario.deals,
-            "arrivals": scenario.arrivals,
-            "scenario": settings,
-        },
-    )
-
-
 def read_tables(folder: str | os.PathLike[str], names: tuple[str, ...]) -> dict[str, pd.DataFrame]:
     """Read ``folder/name.parquet`` for each name that exists (the others are left out)."""
     out = {}
     for name in names:
         path = Path(folder) / f"{name}.parquet"
         if path.is_file():
-            out[name] = _read_table(path)
+            out[name] = read_table(path)
     return out
 
 
@@ -219,7 +112,7 @@ def load_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     file = Path(path)
     if not file.is_file():
         raise ScenarioError(f"{file}: no such file.")
-    return _read_table(file)
+    return read_table(file)
 
 
 def write_table_chunks(path: str | os.PathLike[str], chunks: Iterable[pd.DataFrame]) -> Path:

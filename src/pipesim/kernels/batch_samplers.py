@@ -3,7 +3,7 @@
 Each winner has its own random stream (``state[b, w]``); a batch ``w0:w1`` of
 winners shares one path through the funnel (one parameter group and stage), so
 each loop below applies one sampler with one set of parameters to every winner.
-The exact samplers of :mod:`pipesim.kernels.random` start with one candidate from one
+The exact samplers of :mod:`pipesim.kernels.samplers` start with one candidate from one
 hash, accepted almost always: a loop without branches computes every winner's
 candidate and whether it was accepted, and the rare others are redrawn by the
 scalar sampler from the same stream, which replays the same candidate, rejects it
@@ -35,7 +35,8 @@ from pipesim.kernels.samplers import (
     strip_first,
 )
 from pipesim.kernels.streams import GOLDEN, KEY_MULT, TWO_M53, branch, mix
-from pipesim.kernels.trial import EXPONENTIAL, GAMMA, VALUE_KEY, dwell
+from pipesim.kernels.tables import EXPONENTIAL, GAMMA
+from pipesim.kernels.trial import VALUE_KEY, dwell
 
 _LOW8 = np.uint64(0xFF)
 _S8 = np.uint64(8)

@@ -119,7 +119,9 @@ def compare(
     meta["variants"] = " | ".join(
         f"{name}: {'; '.join(lv.label() for lv in lvs)}" for name, lvs in variants.items()
     )
-    messages = [] if variants else ["no levers given: only the base was run (add --lever ...)."]
+    messages = (
+        [] if variants else ["no levers given: only the base was run (add a lever to compare)."]
+    )
     result = PlanResult("compare", sc, {"compare": frame}, meta, messages)
     from pipesim.plan.printed import compare_report
 

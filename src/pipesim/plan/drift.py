@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pipesim.errors import PipesimError, show_rows
+from pipesim.errors import InputError, show_rows
 from pipesim.scenario.calendar import to_date
 from pipesim.scenario.scenario import Scenario
 from pipesim.simulation.stage_flows import Flows
@@ -34,7 +34,7 @@ def check_actuals(frame: pd.DataFrame, scenario: Scenario, source: str) -> pd.Da
     """Validate an actuals table; return it with ``period`` as ``YYYY-MM`` text."""
     missing = [c for c in ("period", "stage", "entered") if c not in frame.columns]
     if missing:
-        raise PipesimError(
+        raise InputError(
             f"{source}: required column(s) {', '.join(map(repr, missing))} missing (columns "
             f"present: {', '.join(map(str, frame.columns)) or 'none'}). One row per month and "
             "stage: period (YYYY-MM), stage, entered, optional revenue (on Won rows) and "
@@ -48,7 +48,7 @@ def check_actuals(frame: pd.DataFrame, scenario: Scenario, source: str) -> pd.Da
         if not periods[-1]:
             bad.append(i)
     if bad:
-        raise PipesimError(
+        raise InputError(
             f"{source}: column 'period' has values that are not months: "
             f"{show_rows(out['period'].to_numpy()[bad], bad)}. Write them as YYYY-MM."
         )
@@ -57,7 +57,7 @@ def check_actuals(frame: pd.DataFrame, scenario: Scenario, source: str) -> pd.Da
     stage = out["stage"].astype(str).to_numpy()
     bad_stage = np.flatnonzero(~np.isin(stage, known))
     if bad_stage.size:
-        raise PipesimError(
+        raise InputError(
             f"{source}: column 'stage' has unknown stages: "
             f"{show_rows(stage[bad_stage], bad_stage)}. Use {', '.join(known)}."
         )
@@ -68,7 +68,7 @@ def check_actuals(frame: pd.DataFrame, scenario: Scenario, source: str) -> pd.Da
         required = col == "entered" or np.zeros(len(out), bool)
         bad_v = np.flatnonzero((np.isnan(values) & required) | (values < 0))
         if bad_v.size:
-            raise PipesimError(
+            raise InputError(
                 f"{source}: column {col!r} needs numbers >= 0: "
                 f"{show_rows(out[col].to_numpy()[bad_v], bad_v)}."
             )
@@ -122,7 +122,7 @@ def drift_table(actuals: pd.DataFrame, flows: Flows, source: str) -> tuple[pd.Da
         if by:
             key = tuple(str(rec[c]) for c in by)
             if key not in seg_of:
-                raise PipesimError(
+                raise InputError(
                     f"{source}: row {i + 1} has segment {dict(zip(by, key, strict=True))}, "
                     "which no deal or arrival of the scenario has; check the values."
                 )

@@ -18,13 +18,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pipesim.errors import PipesimError
+from pipesim.errors import InputError
 from pipesim.plan import common_random_numbers, drift
 from pipesim.plan.plan_result import PlanResult, ScenarioLike, as_scenario, base_metadata, check_run
-from pipesim.plan.target import _arrivals_only, _reach, search
+from pipesim.plan.target import arrivals_only, reach, search
 from pipesim.prepare.kernel_inputs import NONE_LABEL, prepare
 from pipesim.scenario.scenario import Scenario
-from pipesim.simulation.result import _as_tuple
+from pipesim.simulation.result import by_columns
 from pipesim.simulation.stage_flows import simulate_flows
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -32,10 +32,10 @@ DAYS_PER_MONTH = 365.25 / 12
 
 def _needed(sc: Scenario, scale: float, months: int, by: Sequence[str]) -> pd.DataFrame:
     """Steady-state deals per stage (and segment) that the target's leads keep in the funnel."""
-    prepared = prepare(_arrivals_only(sc, months), by)
+    prepared = prepare(arrivals_only(sc, months), by)
     arr = prepared.arrivals
     g, lam, by_code = arr.group, arr.leads, arr.by
-    stock = _reach(prepared)[g] * prepared.dwell_mean[g] / DAYS_PER_MONTH
+    stock = reach(prepared)[g] * prepared.dwell_mean[g] / DAYS_PER_MONTH
     stock *= (lam * scale / months)[:, None]
     frame = pd.DataFrame(stock, columns=list(sc.funnel))
     frame["_b"] = by_code
@@ -100,10 +100,15 @@ def health(
     sc = as_scenario(scenario)
     window = check_run(trials, months, sc)
     if not (isinstance(revenue, int | float) and np.isfinite(revenue) and revenue > 0):
-        raise PipesimError(f"--revenue {revenue!r}: give a positive revenue target.")
+        raise InputError(
+            f"revenue={revenue!r}: give a positive revenue target.", parameters=("revenue",)
+        )
     if not 0.0 < confidence < 1.0:
-        raise PipesimError(f"--confidence {confidence}: must be between 0 and 1 (e.g. 0.8).")
-    cols = list(_as_tuple(by))
+        raise InputError(
+            f"confidence={confidence}: must be between 0 and 1 (e.g. 0.8).",
+            parameters=("confidence",),
+        )
+    cols = list(by_columns(by))
     if cols:
         prepare(sc, cols)  # checks the columns exist
     found = search(sc, float(revenue), window, confidence, trials, seed)

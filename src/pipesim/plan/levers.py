@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipesim.errors import PipesimError
+from pipesim.errors import InputError
 from pipesim.scenario.scenario import STAGE_COLUMNS, Scenario
 
 QUANTITIES = ("leads", "conversion", "amount", "dwell")
@@ -95,13 +95,13 @@ def parse_lever(text: str) -> Lever:
     """
     m = _LEVER_RE.match(text)
     if m is None:
-        raise PipesimError(
+        raise InputError(
             f"lever {text!r}: cannot read it. Write QUANTITY[:STAGE](+|-|*|=)VALUE[@COLUMN=VALUE], "
             "e.g. 'conversion:Visited+0.05@region=North', 'leads*1.2', 'dwell:Offer*0.8'."
         )
     quantity = m["q"].lower()
     if quantity not in QUANTITIES:
-        raise PipesimError(
+        raise InputError(
             f"lever {text!r}: unknown quantity {m['q']!r}; use one of {', '.join(QUANTITIES)}."
         )
     value = float(m["value"])
@@ -112,7 +112,7 @@ def parse_lever(text: str) -> Lever:
         for part in m["seg"].split(","):
             col, eq, val = part.partition("=")
             if not eq or not col.strip() or not val.strip():
-                raise PipesimError(
+                raise InputError(
                     f"lever {text!r}: the segment filter {part!r} must read COLUMN=VALUE "
                     "(e.g. @region=North)."
                 )
@@ -127,7 +127,7 @@ def levers_from_frame(
     """Read a levers table into ``{variant: [Lever, ...]}`` (variants in first-seen order)."""
     missing = [c for c in ("variant", "quantity", "how", "value") if c not in frame.columns]
     if missing:
-        raise PipesimError(
+        raise InputError(
             f"{source}: required column(s) {', '.join(map(repr, missing))} missing (columns "
             f"present: {', '.join(map(str, frame.columns)) or 'none'}). One row per lever: "
             "variant, quantity (leads|conversion|amount|dwell), how (scale|add|set), value, "
@@ -139,22 +139,22 @@ def levers_from_frame(
         where = f"{source}: row {i + 1}"
         variant = row["variant"]
         if variant is None or (isinstance(variant, float) and math.isnan(variant)):
-            raise PipesimError(f"{where}: 'variant' is empty; give every lever a variant name.")
+            raise InputError(f"{where}: 'variant' is empty; give every lever a variant name.")
         quantity = str(row["quantity"]).strip().lower()
         if quantity not in QUANTITIES:
-            raise PipesimError(
+            raise InputError(
                 f"{where}: quantity {row['quantity']!r} unknown; "
                 f"use one of {', '.join(QUANTITIES)}."
             )
         how = str(row["how"]).strip().lower()
         if how not in ("scale", "add", "set"):
-            raise PipesimError(f"{where}: how {row['how']!r} unknown; use scale, add or set.")
+            raise InputError(f"{where}: how {row['how']!r} unknown; use scale, add or set.")
         try:
             value = float(row["value"])
         except (TypeError, ValueError):
             value = math.nan
         if not math.isfinite(value):
-            raise PipesimError(f"{where}: value {row['value']!r} is not a finite number.")
+            raise InputError(f"{where}: value {row['value']!r} is not a finite number.")
         stage = row.get("stage")
         stage = None if stage is None or pd.isna(stage) else str(stage)
         segment = tuple(
@@ -176,7 +176,7 @@ def _check_result(lever: Lever, name: str, values: np.ndarray, low: float, high:
     bad = values[(values < low) | (values > high) | ~np.isfinite(values)]
     if bad.size:
         bounds = f"[{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
-        raise PipesimError(
+        raise InputError(
             f"lever {lever.label()!r}: pushes {name} to {bad[0]:g}, outside {bounds}. "
             "Use a smaller change."
         )
@@ -187,18 +187,18 @@ def apply_lever(scenario: Scenario, lever: Lever) -> Scenario:
 
     Raises
     ------
-    PipesimError
+    InputError
         Unknown stage or segment column, a segment value that matches nothing, or a
         result out of range (a conversion outside [0, 1], a negative amount...).
     """
     name = lever.label()
     funnel = scenario.funnel
     if lever.stage is not None and lever.stage not in funnel:
-        raise PipesimError(
+        raise InputError(
             f"lever {name!r}: unknown stage {lever.stage!r}; the funnel is {', '.join(funnel)}."
         )
     if lever.quantity == "leads" and lever.stage is not None:
-        raise PipesimError(
+        raise InputError(
             f"lever {name!r}: leads enter at the top of the funnel and take no stage; "
             "write e.g. 'leads*1.2'."
         )
@@ -213,14 +213,12 @@ def apply_lever(scenario: Scenario, lever: Lever) -> Scenario:
         have = [t for t in usable if col in tables[t].columns]
         if not have:
             known = sorted({c for t in usable for c in _segments(scenario, t)})
-            raise PipesimError(
+            raise InputError(
                 f"lever {name!r}: unknown segment column {col!r} for {lever.quantity} "
                 f"(segment columns: {', '.join(known) or 'none'})."
             )
         if not any(_mask(tables[t], [(col, val)]).any() for t in have):
-            raise PipesimError(
-                f"lever {name!r}: no row has {col}={val}; check the value for typos."
-            )
+            raise InputError(f"lever {name!r}: no row has {col}={val}; check the value for typos.")
     if lever.quantity == "leads":
         return _apply_rows(scenario, lever, "arrivals", "leads", np.inf)
     if lever.quantity == "amount":
@@ -327,11 +325,9 @@ def gather_variants(
         variants[lever.label()] = [lever]
     for name, levers in variants.items():
         if name == "base":
-            raise PipesimError(
-                f"{source}: 'base' names the unchanged scenario; rename the variant."
-            )
+            raise InputError(f"{source}: 'base' names the unchanged scenario; rename the variant.")
         try:
             apply_levers(scenario, levers)  # fail early, naming the lever
-        except PipesimError as exc:
-            raise PipesimError(f"variant {name!r}: {exc}") from None
+        except InputError as exc:
+            raise InputError(f"variant {name!r}: {exc}") from None
     return variants

@@ -50,7 +50,7 @@ class PlanResult:
 
 def base_metadata(kind: str, scenario: Scenario, trials: int, seed: int) -> dict[str, str]:
     """The settings every planning file carries."""
-    from pipesim import __version__
+    from pipesim.version import __version__
 
     return {
         "pipesim_version": __version__,
@@ -72,24 +72,27 @@ def as_scenario(scenario: ScenarioLike) -> Scenario:
     """A Scenario as given, or loaded from a folder (the bundled demo when None)."""
     if isinstance(scenario, Scenario):
         return scenario
-    from pipesim.io import parquet
+    from pipesim.io import scenario_folder
     from pipesim.scenario.demo import demo_path
 
-    return parquet.load_scenario(Path(scenario) if scenario is not None else demo_path())
+    return scenario_folder.load_scenario(Path(scenario) if scenario is not None else demo_path())
 
 
 def check_run(trials: int, months: int | None, scenario: Scenario) -> int:
     """Validate ``trials`` and ``months`` (default: the horizon); return the months."""
-    from pipesim.errors import PipesimError
+    from pipesim.errors import InputError
 
     if isinstance(trials, bool) or not isinstance(trials, int) or trials <= 0:
-        raise PipesimError(f"trials must be a positive whole number, got {trials!r}.")
+        raise InputError(
+            f"trials={trials!r}: must be a positive whole number.", parameters=("trials",)
+        )
     if months is None:
         return scenario.horizon_months
     if not 1 <= int(months) <= scenario.horizon_months:
-        raise PipesimError(
-            f"--months {months}: must be between 1 and the scenario's horizon "
+        raise InputError(
+            f"months={months}: must be between 1 and the scenario's horizon "
             f"({scenario.horizon_months} months); lengthen horizon_months in scenario.parquet "
-            "to look further."
+            "to look further.",
+            parameters=("months",),
         )
     return int(months)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from pipesim.plan.plan_result import PlanResult
-from pipesim.reports.terminal import table
+from pipesim.text_table import table
 
 
 def _n(value: float, decimals: int = 0) -> str:

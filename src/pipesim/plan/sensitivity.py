@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipesim.errors import PipesimError
+from pipesim.errors import InputError
 from pipesim.plan import common_random_numbers
 from pipesim.plan.compare import total_revenue
 from pipesim.plan.levers import Lever, apply_lever
@@ -54,7 +54,10 @@ def sensitivity(
     sc = as_scenario(scenario)
     check_run(trials, None, sc)
     if not 0.0 < float(step) < 1.0:
-        raise PipesimError(f"--step {step}: must be between 0 and 1 (0.1 moves inputs by 10%).")
+        raise InputError(
+            f"step={step}: must be between 0 and 1 (0.1 moves inputs by 10%).",
+            parameters=("step",),
+        )
     inputs = _inputs(sc, float(step))
     variants = []
     for _, quantity, stage, down, up in inputs:

@@ -18,13 +18,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pipesim.errors import PipesimError
+from pipesim.errors import InputError
 from pipesim.plan import common_random_numbers
 from pipesim.plan.plan_result import PlanResult, ScenarioLike, as_scenario, base_metadata, check_run
 from pipesim.prepare.kernel_inputs import Prepared, prepare
 from pipesim.scenario.calendar import month_index
 from pipesim.scenario.scenario import Scenario
-from pipesim.simulation.result import _as_tuple
+from pipesim.simulation.result import by_columns
 
 LIMIT = 20.0  # beyond this many times the funnel arithmetic's leads, call the target unreachable
 _TOL = 2e-4  # relative precision of the scale factor
@@ -43,12 +43,12 @@ class Search:
     in_window_share: float
 
 
-def _reach(prepared: Prepared) -> np.ndarray:
+def reach(prepared: Prepared) -> np.ndarray:
     """Per parameter group and stage: P(a new lead reaches the stage), point conversions."""
     conv = prepared.conversion
-    reach = np.ones_like(conv)
-    reach[:, 1:] = np.cumprod(conv[:, :-1], axis=1)
-    return reach
+    out = np.ones_like(conv)
+    out[:, 1:] = np.cumprod(conv[:, :-1], axis=1)
+    return out
 
 
 def funnel_guess(scenario: Scenario, revenue: float, months: int) -> float:
@@ -58,12 +58,12 @@ def funnel_guess(scenario: Scenario, revenue: float, months: int) -> float:
     the first ``months`` months, weighted by their leads; timing and the open
     deals are ignored.
     """
-    prepared = prepare(_arrivals_only(scenario))
+    prepared = prepare(arrivals_only(scenario))
     lam, g, amount = _lead_arrays(prepared, months)
     pwin = np.prod(prepared.conversion, axis=1)[g]
     per_lead = float((lam * amount * pwin).sum() / lam.sum()) if lam.sum() > 0 else 0.0
     if per_lead <= 0:
-        raise PipesimError(
+        raise InputError(
             "the arrivals win nothing on average (amount or conversion is zero), so no lead "
             "volume reaches a revenue target."
         )
@@ -79,7 +79,7 @@ def _lead_arrays(prepared: Prepared, months: int) -> tuple[np.ndarray, np.ndarra
     return lam[inside], g[inside], amount[inside]
 
 
-def _arrivals_only(sc: Scenario, months: int | None = None) -> Scenario:
+def arrivals_only(sc: Scenario, months: int | None = None) -> Scenario:
     """The scenario without its open deals (and without the leads after ``months``)."""
     arrivals = sc.arrivals
     if months is not None and len(arrivals):
@@ -110,10 +110,10 @@ def search(
     deals_rev = common_random_numbers.run(prepare(deals_sc), trials, seed)[0][:, :months, 0].sum(
         axis=1
     )
-    arr_p = prepare(_arrivals_only(scenario, months))
+    arr_p = prepare(arrivals_only(scenario, months))
     current = float(_lead_arrays(arr_p, months)[0].sum())
     if current <= 0:
-        raise PipesimError(
+        raise InputError(
             f"the scenario has no new leads in its first {months} month(s) to scale; add rows "
             "to arrivals.parquet (period, leads, amount) for those months."
         )
@@ -162,13 +162,13 @@ def _se(p: float, trials: int) -> float:
 
 def target_table(scenario: Scenario, scale: float, months: int, by: Sequence[str]) -> pd.DataFrame:
     """target.parquet's rows: per month (and segment), leads now and needed, and stage entries."""
-    prepared = prepare(_arrivals_only(scenario), by)
+    prepared = prepare(arrivals_only(scenario), by)
     arr = prepared.arrivals
     g, t0, lam, by_code = arr.group, arr.t0, arr.leads, arr.by
     period = prepared.day_period[t0.astype(np.int64)] if t0.size else np.zeros(0, np.int64)
     inside = period < months
     # Expected leads of the calendar month (prepare trims the first month to as_of).
-    reach = _reach(prepared)[g[inside]]
+    reached = reach(prepared)[g[inside]]
     frame = pd.DataFrame(
         {
             "_p": period[inside],
@@ -179,7 +179,7 @@ def target_table(scenario: Scenario, scale: float, months: int, by: Sequence[str
     )
     funnel = scenario.funnel
     for s, stage in enumerate(funnel):
-        frame[f"needed_{stage}"] = frame["leads_needed"] * reach[:, s]
+        frame[f"needed_{stage}"] = frame["leads_needed"] * reached[:, s]
     keys = ["_p", "_b"] if by else ["_p"]
     out = frame.groupby(keys, sort=True).sum().reset_index()
     if "_b" not in out.columns:
@@ -229,10 +229,15 @@ def target(
     sc = as_scenario(scenario)
     window = check_run(trials, months, sc)
     if not (isinstance(revenue, int | float) and math.isfinite(revenue) and revenue > 0):
-        raise PipesimError(f"--revenue {revenue!r}: give a positive revenue target.")
+        raise InputError(
+            f"revenue={revenue!r}: give a positive revenue target.", parameters=("revenue",)
+        )
     if not 0.0 < confidence < 1.0:
-        raise PipesimError(f"--confidence {confidence}: must be between 0 and 1 (e.g. 0.8).")
-    cols = _as_tuple(by)
+        raise InputError(
+            f"confidence={confidence}: must be between 0 and 1 (e.g. 0.8).",
+            parameters=("confidence",),
+        )
+    cols = by_columns(by)
     found = search(sc, float(revenue), window, confidence, trials, seed)
     table = target_table(sc, found.scale, window, cols)
     current = float(table["leads_current"].sum()) / window

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipesim.errors import PipesimError
+from pipesim.errors import InputError
 from pipesim.kernels.tables import EXPONENTIAL, FIXED, GAMMA, LOGNORMAL, FunnelTable
 from pipesim.prepare import dwell_tables
 from pipesim.scenario.keys import stable_hash
@@ -58,7 +58,7 @@ def resolve(scenario: Scenario, groups: pd.DataFrame, source: str) -> dict[str, 
                     if pd.isna(records[i][p]):
                         continue
                     if best is not None and best[0] == spec:
-                        raise PipesimError(
+                        raise InputError(
                             f"{source}: rows {best[1] + 1} and {i + 1} both set '{p}' of stage "
                             f"{name!r} for the segment {values}, and neither is more specific. "
                             "Add a row for that exact segment to say which value applies."

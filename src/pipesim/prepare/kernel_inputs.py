@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pipesim.errors import PipesimError
+from pipesim.errors import InputError
 from pipesim.kernels.tables import ArrivalTable, DealTable, FunnelTable
 from pipesim.prepare.funnel_table import PARAMS, age_strips, build_funnel
 from pipesim.scenario.calendar import add_months, month_index, period_bounds
@@ -30,14 +30,12 @@ from pipesim.scenario.keys import deal_keys, stable_hash
 from pipesim.scenario.scenario import DEAL_CHUNK, Scenario
 
 __all__ = [
-    "DEAL_CHUNK",
     "NONE_LABEL",
     "DealContext",
     "Prepared",
     "prepare",
     "prepare_context",
     "prepare_deals",
-    "stable_hash",
 ]
 
 NONE_LABEL = "(none)"
@@ -71,7 +69,7 @@ class DealContext:
     prepared : Prepared
         Every kernel input of the book except the deals (an empty deal table):
         funnel, arrivals, periods, by-groups. Give it to the engines with each
-        chunk's deal table (``engines.local.accumulate``).
+        chunk's deal table (``pipesim.engines.numba.accumulate``).
     deal_count : int
         Open deals in the book.
     stage_index : dict
@@ -148,7 +146,7 @@ def _codes_of(factors: list[Factor], n: int, codes: dict[tuple, int], what: str)
     try:
         table = np.array([codes[v] for v in values], dtype=np.int64)
     except KeyError as exc:
-        raise PipesimError(
+        raise InputError(
             f"deals: {what} {exc.args[0]!r} was not in the book when it was prepared "
             "(did deals.parquet change since it was read?). Load the scenario again."
         ) from None
@@ -178,10 +176,11 @@ def _check_by(scenario: Scenario, by: Sequence[str]) -> None:
     unknown = [c for c in by if c not in known]
     if unknown:
         where = ", ".join(sorted(known)) or "none"
-        raise PipesimError(
-            f"--by {','.join(by)}: column(s) {', '.join(map(repr, unknown))} are in neither "
+        raise InputError(
+            f"by={','.join(by)}: column(s) {', '.join(map(repr, unknown))} are in neither "
             f"deals.parquet nor arrivals.parquet (segment columns there: {where}). "
-            "Choose segment columns the deals or arrivals have."
+            "Choose segment columns the deals or arrivals have.",
+            parameters=("by",),
         )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipesim.errors import PipesimError
+from pipesim.errors import InputError
 from pipesim.io import parquet
 
 RESULT_FILES = ("summary", "trials", "funnel", "compare", "sensitivity")
@@ -103,23 +103,23 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
 
     Raises
     ------
-    PipesimError
+    InputError
         When the folder or its ``summary.parquet`` is missing or not a pipesim summary.
     """
     path = Path(folder)
     summary_path = path / "summary.parquet"
     if not summary_path.is_file():
-        raise PipesimError(
-            f"{summary_path}: missing. Give the folder `pipesim run --out DIR` wrote "
-            "(it holds summary.parquet and trials.parquet)."
+        raise InputError(
+            f"{summary_path}: missing. Give a results folder that `pipesim run` or "
+            "pipesim.write_results wrote (it holds summary.parquet and trials.parquet)."
         )
     tables = parquet.read_tables(path, RESULT_FILES)
     summary = tables["summary"]
     absent = _missing(summary, SUMMARY_COLUMNS)
     if absent:
-        raise PipesimError(
+        raise InputError(
             f"{summary_path}: column(s) {', '.join(absent)} missing; this is not a pipesim "
-            "summary. Write it again with `pipesim run --out DIR`."
+            "summary. Write it again with `pipesim run` or pipesim.write_results."
         )
     settings = parquet.read_metadata(summary_path)
     by = tuple(c for c in settings.get("by", "").split(",") if c)

@@ -1,4 +1,4 @@
-"""Plain-text tables for the terminal: aligned columns, thousands separators, currency."""
+"""The run's terminal tables: revenue and won deals per month, the funnel, horizon totals."""
 
 from __future__ import annotations
 
@@ -8,22 +8,14 @@ import pandas as pd
 
 from pipesim.reports.funnel_table import funnel_table
 from pipesim.simulation.result import Result
-
-
-def _num(value: float, decimals: int = 0) -> str:
-    return f"{value:,.{decimals}f}"
-
-
-def money(value: float, currency: str = "") -> str:
-    """``1,234,567 EUR``: thousands separators and the currency."""
-    return f"{value:,.0f}" + (f" {currency}" if currency else "")
+from pipesim.text_table import money, number, table
 
 
 def funnel_block(funnel: pd.DataFrame, currency: str = "") -> str:
     """The funnel at ``as_of``: open deals, their value, conversion to the next stage."""
     names = [str(s) for s in funnel["stage"]]
     rows = [
-        [s, _num(d), money(v, currency), f"{c:.0%} -> {n}", f"{w:.1%}"]
+        [s, number(d), money(v, currency), f"{c:.0%} -> {n}", f"{w:.1%}"]
         for s, d, v, c, w, n in zip(
             names,
             funnel["deals"],
@@ -38,20 +30,6 @@ def funnel_block(funnel: pd.DataFrame, currency: str = "") -> str:
     return table(header, rows)
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
-    """Align columns: the first ``left`` columns to the left, the rest to the right."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = []
-    for r in [header, *rows]:
-        cells = [
-            str(c).ljust(w) if i < left else str(c).rjust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def _block(summary: pd.DataFrame, cumulative: bool) -> list[list[str]]:
     part = summary[summary["cumulative"] == cumulative]
     rev = part[part["metric"] == "revenue"].set_index("period")
@@ -62,8 +40,8 @@ def _block(summary: pd.DataFrame, cumulative: bool) -> list[list[str]]:
         rows.append(
             [
                 period,
-                *(_num(r[c]) for c in ("mean", "p10", "p50", "p90")),
-                *(_num(w[c], 1 if c == "mean" else 0) for c in ("mean", "p10", "p50", "p90")),
+                *(number(r[c]) for c in ("mean", "p10", "p50", "p90")),
+                *(number(w[c], 1 if c == "mean" else 0) for c in ("mean", "p10", "p50", "p90")),
             ]
         )
     return rows
@@ -104,11 +82,11 @@ def run_report(result: Result) -> str:
             rows.append(
                 [
                     *(str(first[c]) for c in result.by),
-                    *(_num(r[c]) for c in ("mean", "p10", "p50", "p90")),
-                    _num(w["mean"], 1),
-                    _num(w["p10"]),
-                    _num(w["p50"]),
-                    _num(w["p90"]),
+                    *(number(r[c]) for c in ("mean", "p10", "p50", "p90")),
+                    number(w["mean"], 1),
+                    number(w["p10"]),
+                    number(w["p50"]),
+                    number(w["p90"]),
                 ]
             )
         seg_header = [
@@ -150,8 +128,8 @@ def horizon_table(summary: pd.DataFrame, by: Sequence[str], currency: str = "") 
             [
                 name,
                 *(money(r[c], currency) for c in ("p10", "p50", "p90", "mean")),
-                _num(w["p50"]),
-                _num(w["mean"], 1),
+                number(w["p50"]),
+                number(w["mean"], 1),
             ]
         )
     out.sort(key=lambda row: row[0] != "All")

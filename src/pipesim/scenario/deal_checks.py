@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipesim.errors import ScenarioError, show_rows
 from pipesim.scenario.keys import deal_keys
-from pipesim.scenario.table_checks import _as_segment, _require, _segments
+from pipesim.scenario.table_checks import as_segment, require_columns, segment_columns
 
 SHOWN = 5  # rows quoted in a message
 _FIXES = {
@@ -80,10 +80,10 @@ class DealChecker:
     def __init__(
         self, source: str, columns: Sequence[str], known: Sequence[str], funnel: Sequence[str]
     ) -> None:
-        _require(pd.DataFrame(columns=list(columns)), source, ("deal_id", "stage", "amount"))
+        require_columns(pd.DataFrame(columns=list(columns)), source, ("deal_id", "stage", "amount"))
         self.source = source
         self.funnel = list(funnel)
-        self.segments = _segments(pd.DataFrame(columns=list(columns)), known)
+        self.segments = segment_columns(pd.DataFrame(columns=list(columns)), known)
         self.rows = 0
         self.keys: list[np.ndarray] = []
         self.stage_deals = {s: 0 for s in self.funnel}
@@ -131,7 +131,7 @@ class DealChecker:
         ids = table["deal_id"]
         self._flag("missing_id", table, "deal_id", ids.isna().to_numpy())
         self.keys.append(deal_keys(ids))
-        stage = _as_segment(table["stage"])
+        stage = as_segment(table["stage"])
         codes, names = pd.factorize(stage)  # a missing stage: code -1
         known = np.array([*(n in self.funnel for n in names), False], dtype=bool)
         self._flag("stage", table, "stage", ~known[codes])
@@ -155,7 +155,7 @@ class DealChecker:
             index=table.index,
         )
         for seg in self.segments:
-            out[seg] = _as_segment(table[seg]).to_numpy()
+            out[seg] = as_segment(table[seg]).to_numpy()
         return out
 
     def count_stages(self, codes: np.ndarray, names: object, amount: np.ndarray) -> None:
@@ -201,8 +201,9 @@ def check_deals(
 def normalise_deals(table: pd.DataFrame) -> pd.DataFrame:
     """Normalise rows of a deals table already checked (any subset of its columns).
 
-    ``days_in_stage`` missing from the table reads as 0; segment values become
-    text (missing: None), as :func:`check_deals` makes them.
+    Only the columns given are converted (a missing ``days_in_stage`` column is
+    the caller's to add, as 0); segment values become text (missing: None), as
+    :func:`check_deals` makes them.
     """
     out: dict[str, object] = {}
     for col in table.columns:
@@ -215,5 +216,5 @@ def normalise_deals(table: pd.DataFrame) -> pd.DataFrame:
         elif pd.api.types.is_string_dtype(table[col].dtype) and table[col].dtype != object:
             out[col] = table[col]  # text already (a str column): kept as it is
         else:  # stage and segment columns
-            out[col] = _as_segment(table[col]).to_numpy(dtype=object)
+            out[col] = as_segment(table[col]).to_numpy(dtype=object)
     return pd.DataFrame(out, index=table.index)

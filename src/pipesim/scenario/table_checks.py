@@ -30,7 +30,8 @@ def _check(
     )
 
 
-def _require(table: pd.DataFrame, source: str, required: Sequence[str]) -> None:
+def require_columns(table: pd.DataFrame, source: str, required: Sequence[str]) -> None:
+    """Fail naming ``source`` and the columns missing from ``table``."""
     missing = [c for c in required if c not in table.columns]
     if missing:
         have = ", ".join(map(str, table.columns)) or "none"
@@ -51,7 +52,7 @@ def _numeric(table: pd.DataFrame, source: str, column: str, default: float | Non
     return converted.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _as_segment(col: pd.Series) -> pd.Series:
+def as_segment(col: pd.Series) -> pd.Series:
     """Segment values as Python strings, missing values as None (2024.0 reads as "2024")."""
     missing = col.isna().to_numpy()
     if pd.api.types.is_string_dtype(col.dtype) and col.dtype != object:
@@ -76,7 +77,8 @@ def _segment_text(value: object) -> str:
     return str(value)
 
 
-def _segments(table: pd.DataFrame, known: Sequence[str]) -> list[str]:
+def segment_columns(table: pd.DataFrame, known: Sequence[str]) -> list[str]:
+    """The columns of ``table`` that are not ``known`` ones: its segment columns."""
     return [c for c in table.columns if c not in known]
 
 
@@ -111,15 +113,15 @@ def check_stages(
     table: pd.DataFrame, source: str, known: Sequence[str], dists: Sequence[str]
 ) -> pd.DataFrame:
     """Validate and normalise the stages table."""
-    _require(table, source, ("stage", "conversion", "dwell_days"))
+    require_columns(table, source, ("stage", "conversion", "dwell_days"))
     table = table.reset_index(drop=True)
-    segs = _segments(table, known)
+    segs = segment_columns(table, known)
     out = pd.DataFrame({"stage": table["stage"].astype(object)})
     bad = table["stage"].isna().to_numpy()
     _check(source, "stage", "have no stage name", table, bad, "Name every stage.")
     out["stage"] = table["stage"].map(str).astype(object)
     for seg in segs:
-        out[seg] = _as_segment(table[seg])
+        out[seg] = as_segment(table[seg])
     default = out[segs].isna().all(axis=1).to_numpy() if segs else np.ones(len(out), bool)
     if not default.any():
         raise ScenarioError(
@@ -281,7 +283,7 @@ def check_arrivals(
     table: pd.DataFrame, source: str, known: Sequence[str], as_of: dt.date
 ) -> pd.DataFrame:
     """Validate and normalise the arrivals table (``period`` becomes ``YYYY-MM``)."""
-    _require(table, source, ("period", "leads", "amount"))
+    require_columns(table, source, ("period", "leads", "amount"))
     table = table.reset_index(drop=True)
     parsed = [_parse_period(v) for v in table["period"].astype(object)]
     bad = np.array([p is None for p in parsed], dtype=bool)
@@ -343,6 +345,6 @@ def check_arrivals(
             "leads_n": n,
         }
     )
-    for seg in _segments(table, known):
-        out[seg] = _as_segment(table[seg]).to_numpy()
+    for seg in segment_columns(table, known):
+        out[seg] = as_segment(table[seg]).to_numpy()
     return out

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipesim.errors import InputError
 from pipesim.scenario.scenario import DEAL_CHUNK
 
 STAGES = ("Lead", "Qualified", "Visited", "Offer", "Negotiation")
@@ -208,63 +209,31 @@ def bench(
     BenchReport
         Compile time, load time, simulation time and throughput, peak memory.
     """
-    from pipesim.engines import numba as numba_engine
-    from pipesim.errors import PipesimError
-    from pipesim.io import parquet
-    from pipesim.prepare.kernel_inputs import prepare
+    from pipesim.engines import registry
+    from pipesim.io import scenario_folder
     from pipesim.progress import Progress
 
+    runner = registry.get(engine)
+    if not runner.benchmark:
+        raise InputError(
+            f"engine={engine!r}: not timed by bench; choose one of "
+            f"{', '.join(n for n, e in registry.ENGINES.items() if e.benchmark)}.",
+            parameters=("engine",),
+        )
     if deals <= 0 or trials <= 0 or months <= 0:
-        raise PipesimError("--deals, --trials and --months must be positive whole numbers.")
+        raise InputError(
+            f"deals={deals}, trials={trials}, months={months}: all must be positive whole numbers.",
+            parameters=("deals", "trials", "months"),
+        )
     compile_s = _compile_seconds(engine)
     with tempfile.TemporaryDirectory(prefix="pipesim-bench-") as tmp:
         folder = write_bench_book(Path(tmp) / "book", deals, months)
         start = time.perf_counter()
-        scenario = parquet.load_scenario(folder)  # on disk when over DEAL_CHUNK deals
+        scenario = scenario_folder.load_scenario(folder)  # on disk when over DEAL_CHUNK deals
         loaded = time.perf_counter() - start
-        if engine in ("dask", "dask-fast"):
-            from pipesim.engines import dask
-            from pipesim.prepare.kernel_inputs import prepare_context
-
-            start = time.perf_counter()
-            context = prepare_context(scenario)
-            prepare_s = time.perf_counter() - start
-            start = time.perf_counter()
-            with Progress(trials, enabled=progress) as bar:
-                dask.run(
-                    scenario,
-                    context,
-                    trials,
-                    seed,
-                    progress=bar,
-                    winners_only=engine == "dask-fast",
-                )
-            run_s = time.perf_counter() - start
-        elif engine in ("numba", "fast") and not scenario.deals_in_memory:
-            from pipesim.engines import chunked
-            from pipesim.prepare.kernel_inputs import prepare_context
-
-            start = time.perf_counter()
-            context = prepare_context(scenario)
-            prepare_s = time.perf_counter() - start
-            spent: dict[str, float] = {}
-            with Progress(trials, enabled=progress) as bar:
-                chunked.run(scenario, context, trials, seed, bar, timings=spent, engine=engine)
-            prepare_s += spent["read_prepare"]
-            run_s = spent["simulate"]
-        else:
-            start = time.perf_counter()
-            prepared = prepare(scenario)
-            prepare_s = time.perf_counter() - start
-            start = time.perf_counter()
-            with Progress(trials, enabled=progress) as bar:
-                if engine == "fast":
-                    from pipesim.engines import fast
-
-                    fast.run(prepared, trials, seed, progress=bar)
-                else:
-                    numba_engine.run_blocks(prepared, trials, seed, bar)
-            run_s = time.perf_counter() - start
+        spent: dict[str, float] = {}
+        runner.run(scenario, (), trials, seed, Progress(trials, enabled=progress), timings=spent)
+        prepare_s, run_s = spent["prepare"], spent["simulate"]
         on_disk = not scenario.deals_in_memory
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return BenchReport(

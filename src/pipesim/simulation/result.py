@@ -15,7 +15,8 @@ QUANTILES = (0.1, 0.5, 0.9)
 METRICS = ("revenue", "won_deals")
 
 
-def _as_tuple(by: str | Sequence[str] | None) -> tuple[str, ...]:
+def by_columns(by: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``by`` as a tuple of column names: ``"a,b"``, ``["a", "b"]`` or None (no breakdown)."""
     if by is None:
         return ()
     if isinstance(by, str):
@@ -49,7 +50,7 @@ class Result:
 
     def breakdown(self, by: str | Sequence[str] | None) -> Result:
         """The result broken down by ``by`` (this one if it already is)."""
-        cols = _as_tuple(by)
+        cols = by_columns(by)
         if cols == self.by or not cols:
             return self
         if cols not in self._cache:
@@ -80,7 +81,7 @@ class Result:
         """
         res = self.breakdown(by)
         frames = []
-        for labels, col in res._columns(with_segments=bool(_as_tuple(by))):
+        for labels, col in res._columns(with_segments=bool(by_columns(by))):
             for metric, values in (("revenue", res.revenue), ("won_deals", res.won)):
                 monthly = values[:, :, col]
                 for cumulative, data in ((False, monthly), (True, np.cumsum(monthly, axis=1))):
@@ -100,7 +101,7 @@ class Result:
                         frame.insert(pos, c, pd.Series([v] * len(frame), dtype=object))
                     frames.append(frame)
         out = pd.concat(frames, ignore_index=True)
-        for c in _as_tuple(by):
+        for c in by_columns(by):
             out[c] = out[c].astype(object).where(out[c].notna(), None)
         return out
 
@@ -109,7 +110,7 @@ class Result:
         res = self.breakdown(by)
         n_t, n_p = res.revenue.shape[:2]
         frames = []
-        for labels, col in res._columns(with_segments=bool(_as_tuple(by))):
+        for labels, col in res._columns(with_segments=bool(by_columns(by))):
             frame = pd.DataFrame(
                 {
                     "trial": np.repeat(np.arange(n_t, dtype=np.int64), n_p),
@@ -125,7 +126,7 @@ class Result:
 
     def metadata(self) -> dict[str, str]:
         """What a results file must say about how it was made."""
-        from pipesim import __version__
+        from pipesim.version import __version__
 
         return {
             "pipesim_version": __version__,

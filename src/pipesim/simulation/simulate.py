@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pipesim.errors import PipesimError
-from pipesim.prepare.kernel_inputs import prepare, prepare_context
+from pipesim.engines import registry
+from pipesim.errors import InputError
 from pipesim.progress import Progress
 from pipesim.scenario.scenario import Scenario
-from pipesim.simulation.result import Result, _as_tuple
-
-ENGINES = ("numba", "numpy", "dask", "fast", "dask-fast")
+from pipesim.simulation.result import Result, by_columns
 
 
 def simulate(
@@ -58,55 +56,23 @@ def simulate(
         Per-trial revenue and won deals per period, with ``summary()`` and ``trials()``.
     """
     if isinstance(trials, bool) or not isinstance(trials, int) or trials <= 0:
-        raise PipesimError(
-            f"trials must be a positive whole number, got {trials!r}. Use e.g. --trials 10000."
+        raise InputError(
+            f"trials={trials!r}: must be a positive whole number (e.g. trials=10000).",
+            parameters=("trials",),
         )
-    if engine not in ENGINES:
-        raise PipesimError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}.")
-    cols = _as_tuple(by)
-    bar = Progress(trials, enabled=progress)
-    if engine in ("numba", "fast") and not scenario.deals_in_memory:
-        # A book on disk: one chunk of deals in memory at a time, the same bits.
-        from pipesim.engines import chunked
-
-        context = prepare_context(scenario, cols)
-        prepared = context.prepared
-        with bar:
-            revenue, won = chunked.run(scenario, context, trials, seed, bar, engine=engine)
-    elif engine == "numba":
-        from pipesim.engines import numba as numba_engine
-
-        prepared = prepare(scenario, cols)
-
-        with bar:
-            revenue, won = numba_engine.run_blocks(prepared, trials, seed, bar)
-    elif engine == "fast":
-        from pipesim.engines import fast
-
-        prepared = prepare(scenario, cols)
-        with bar:
-            revenue, won = fast.run(prepared, trials, seed, progress=bar)
-    elif engine in ("dask", "dask-fast"):
-        from pipesim.engines import dask
-
-        context = prepare_context(scenario, cols)
-        prepared = context.prepared
-        with bar:
-            revenue, won = dask.run(
-                scenario,
-                context,
-                trials,
-                seed,
-                client=client,
-                address=address,
-                progress=bar,
-                winners_only=engine == "dask-fast",
-            )
-    else:
-        from pipesim.engines import numpy as numpy_engine
-
-        prepared = prepare(scenario, cols)
-        revenue, won = numpy_engine.run(prepared, trials, seed)
+    runner = registry.get(engine)
+    cols = by_columns(by)
+    timings: dict[str, float] = {}
+    prepared, revenue, won = runner.run(
+        scenario,
+        cols,
+        trials,
+        seed,
+        Progress(trials, enabled=progress),
+        timings=timings,
+        address=address,
+        client=client,
+    )
 
     def rerun(other: tuple[str, ...]) -> Result:
         return simulate(

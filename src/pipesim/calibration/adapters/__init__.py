@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 
 from pipesim.calibration.history import History
-from pipesim.errors import PipesimError
+from pipesim.errors import InputError
 
 FORMATS = ("generic", "salesforce", "hubspot", "pipedrive", "maven", "ibm")
 
@@ -38,7 +38,7 @@ def read_history(
 
     Raises
     ------
-    PipesimError
+    InputError
         When the file cannot be read or lacks the columns of its format.
     """
     from pipesim.calibration.adapters import generic, hubspot, ibm, maven, pipedrive, salesforce
@@ -52,11 +52,15 @@ def read_history(
         "ibm": ibm.read,
     }
     if format not in readers:
-        raise PipesimError(f"unknown --format {format!r}; choose one of {', '.join(FORMATS)}.")
+        raise InputError(
+            f"format={format!r}: unknown; choose one of {', '.join(FORMATS)}.",
+            parameters=("format",),
+        )
     if events is not None and format not in ("generic", "salesforce"):
-        raise PipesimError(
-            f"--events is read with --format generic or salesforce only, not {format!r}: "
-            "the other exports carry no stage history. Leave --events out."
+        raise InputError(
+            f"events= is read with format=generic or format=salesforce only, not {format!r}: "
+            "the other exports carry no stage history. Leave events= out.",
+            parameters=("events", "format"),
         )
     return readers[format](path, events, stages)
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from pipesim.errors import PipesimError
+from pipesim.errors import InputError
 
 
 def pick(
@@ -27,9 +27,10 @@ def pick(
     missing = [k for k in required if k not in found]
     if missing:
         wanted = "; ".join(f"{k}: one of {', '.join(names[k])}" for k in missing)
-        raise PipesimError(
-            f"{source}: not a {crm} export: missing {wanted}. Check --format, or export "
-            "those columns too."
+        raise InputError(
+            f"{source}: not a {crm} export: missing {wanted}. Check format=, or export "
+            "those columns too.",
+            parameters=("format",),
         )
     return found
 

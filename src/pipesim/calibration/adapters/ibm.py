@@ -22,7 +22,7 @@ import pandas as pd
 
 from pipesim.calibration.adapters.columns import pick
 from pipesim.calibration.history import History, make_history, read_csv
-from pipesim.errors import PipesimError
+from pipesim.errors import InputError
 
 ORIGIN = pd.Timestamp("2000-01-01")
 FUNNEL = ("Identified",)
@@ -48,7 +48,7 @@ def _load(path: Path) -> pd.DataFrame:
             member = next(n for n in z.namelist() if n.lower().endswith(".csv"))
             data = z.read(member)
     except (zipfile.BadZipFile, StopIteration, OSError) as exc:
-        raise PipesimError(f"{path}: cannot be read as a zip holding a CSV ({exc}).") from None
+        raise InputError(f"{path}: cannot be read as a zip holding a CSV ({exc}).") from None
     frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
     return frame.replace({"": None})
 
@@ -61,7 +61,7 @@ def read(
     """Read the IBM win-loss CSV (or its zip)."""
     p = Path(path)
     if not p.is_file():
-        raise PipesimError(f"{p}: no such file. Give the IBM win-loss CSV or its zip.")
+        raise InputError(f"{p}: no such file. Give the IBM win-loss CSV or its zip.")
     raw = _load(p)
     c = pick(raw, COLUMNS, ("deal_id", "result", "days", "amount"), str(p), "IBM win-loss")
     result = c["result"].fillna("").str.strip().str.lower()

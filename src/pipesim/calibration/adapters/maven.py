@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipesim.calibration.history import History, Issue, make_history, read_csv
-from pipesim.errors import PipesimError
+from pipesim.errors import InputError
 
 FILES = ("sales_pipeline.csv", "products.csv", "sales_teams.csv", "accounts.csv")
 FUNNEL = ("Engaging",)
@@ -107,7 +107,7 @@ def read(
     """Read the Maven CRM folder (events are not part of this export)."""
     folder = Path(path)
     if not folder.is_dir():
-        raise PipesimError(f"{folder}: the maven format reads a folder holding {', '.join(FILES)}.")
+        raise InputError(f"{folder}: the maven format reads a folder holding {', '.join(FILES)}.")
     tables = [read_csv(folder / name) for name in FILES]
     deals, issues = to_generic(*tables)
     return make_history(

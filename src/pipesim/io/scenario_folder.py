@@ -1,0 +1,125 @@
+"""Scenario folders: the four Parquet tables of a scenario read, checked and written.
+
+A scenario folder holds ``stages.parquet``, ``deals.parquet``, ``scenario.parquet``
+and optionally ``arrivals.parquet``. A ``deals.parquet`` of more than
+:data:`~pipesim.scenario.scenario.DEAL_CHUNK` rows stays on disk
+(:class:`~pipesim.io.deal_file.DealFile`), checked and read chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipesim.errors import ScenarioError
+from pipesim.io.deal_file import DealFile
+from pipesim.io.parquet import parquet_shape, read_table, write_tables
+from pipesim.scenario.scenario import DEAL_CHUNK, Scenario, make_scenario
+
+SCENARIO_FILES = ("stages", "deals", "arrivals", "scenario")
+
+
+def load_scenario(
+    path: str | os.PathLike[str],
+    *,
+    deals_in_memory: bool | None = None,
+    chunk: int = DEAL_CHUNK,
+) -> Scenario:
+    """Read and validate a scenario folder.
+
+    The folder holds ``stages.parquet``, ``deals.parquet``, ``scenario.parquet``
+    and optionally ``arrivals.parquet`` (see the README for their columns).
+
+    Parameters
+    ----------
+    path : path
+        The scenario folder.
+    deals_in_memory : bool, optional
+        Hold the deals in memory (True) or leave them on disk, checked and later
+        simulated chunk by chunk (False). By default they stay on disk when
+        ``deals.parquet`` has more than :data:`~pipesim.scenario.scenario.DEAL_CHUNK` rows,
+        so memory does not grow with the book. Results are the same bits.
+    chunk : int
+        Rows read at a time from a book left on disk (memory, not results).
+
+    Raises
+    ------
+    ScenarioError
+        When a file is missing, unreadable or invalid; the message names it.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ScenarioError(
+            f"{folder}: no such scenario folder. Give a folder holding stages.parquet, "
+            "deals.parquet and scenario.parquet (`pipesim init DIR` writes an example)."
+        )
+    files = {name: folder / f"{name}.parquet" for name in SCENARIO_FILES}
+    for name in ("stages", "deals", "scenario"):
+        if not files[name].is_file():
+            raise ScenarioError(
+                f"{files[name]}: missing. A scenario folder needs stages.parquet, deals.parquet "
+                "(zero rows is fine) and scenario.parquet; `pipesim init DIR` writes an example."
+            )
+    if deals_in_memory is None:
+        deals_in_memory = parquet_shape(files["deals"])[0] <= DEAL_CHUNK
+    tables: dict[str, Any] = {
+        name: read_table(p)
+        for name, p in files.items()
+        if p.is_file() and (name != "deals" or deals_in_memory)
+    }
+    if not deals_in_memory:
+        tables["deals"] = DealFile(files["deals"], chunk)
+    settings = tables["scenario"]
+    src = str(files["scenario"])
+    if len(settings) != 1:
+        raise ScenarioError(
+            f"{src}: has {len(settings)} rows; it must have exactly one "
+            "(as_of, horizon_months, optional name and currency)."
+        )
+    for col in ("as_of", "horizon_months"):
+        if col not in settings.columns:
+            raise ScenarioError(
+                f"{src}: required column {col!r} missing (columns present: "
+                f"{', '.join(map(str, settings.columns)) or 'none'}). "
+                "Add it, e.g. as_of=2027-01-01, horizon_months=12."
+            )
+    row = settings.iloc[0]
+
+    def text(col: str) -> str:
+        value = row.get(col)
+        return "" if value is None or pd.isna(value) else str(value)
+
+    return make_scenario(
+        tables["stages"],
+        tables["deals"],
+        tables.get("arrivals"),
+        as_of=row["as_of"],
+        horizon_months=row["horizon_months"],
+        name=text("name") or folder.name,
+        currency=text("currency"),
+        sources={**{k: str(v) for k, v in files.items()}, "path": str(folder)},
+    )
+
+
+def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[Path]:
+    """Write a scenario as a folder of Parquet files that :func:`load_scenario` reads back."""
+    settings = pd.DataFrame(
+        {
+            "as_of": [scenario.as_of],
+            "horizon_months": [scenario.horizon_months],
+            "name": [scenario.name],
+            "currency": [scenario.currency],
+        }
+    )
+    return write_tables(
+        folder,
+        {
+            "stages": scenario.stages,
+            "deals": scenario.deals,
+            "arrivals": scenario.arrivals,
+            "scenario": settings,
+        },
+    )

@@ -1,0 +1,29 @@
+"""Plain-text tables for the terminal: aligned columns, thousands separators, currency."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def number(value: float, decimals: int = 0) -> str:
+    """``1,234,567``: thousands separators, ``decimals`` places."""
+    return f"{value:,.{decimals}f}"
+
+
+def money(value: float, currency: str = "") -> str:
+    """``1,234,567 EUR``: thousands separators and the currency."""
+    return f"{value:,.0f}" + (f" {currency}" if currency else "")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
+    """Align columns: the first ``left`` columns to the left, the rest to the right."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for r in [header, *rows]:
+        cells = [
+            str(c).ljust(w) if i < left else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
