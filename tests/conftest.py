@@ -1,4 +1,4 @@
-"""Shared builders: small scenarios made from DataFrames, and the demo folder."""
+"""Shared builders and fixtures: small scenarios, the demo, the wheel (built once per run)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 import pipesim
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: pyproject.toml, src/, tests/
 Z = 4.5  # tolerance in Monte Carlo standard errors for mean checks (two-sided p ~ 7e-6)
 
 
@@ -62,3 +63,20 @@ def demo_copy(tmp_path) -> Path:
     target = tmp_path / "scenario"
     shutil.copytree(pipesim.demo_path(), target)
     return target
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """The project's wheel, built once per test run (as a user's pip would build it)."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out),
+         "-q", str(ROOT)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    (built,) = out.glob("pipesim-*.whl")
+    return built

@@ -12,24 +12,7 @@ import pipesim
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_wheel_ships_the_demo_scenario(tmp_path):
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            str(ROOT),
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(tmp_path),
-            "-q",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("pipesim-*.whl")
+def test_wheel_ships_the_demo_scenario(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for table in ("stages", "deals", "arrivals", "scenario"):
         assert f"pipesim/scenarios/demo/{table}.parquet" in names

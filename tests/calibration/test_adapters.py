@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 import pipesim
+from conftest import ROOT
 from pipesim.calibration.adapters import read_history
 from pipesim.calibration.fit import calibrate_history
 from pipesim.cli import main
 from pipesim.datasets import load_maven_crm, maven_crm_path
 from pipesim.errors import PipesimError
 
-FIX = Path(__file__).parent / "fixtures" / "crm"
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+FIX = ROOT / "tests" / "fixtures" / "crm"
+SHARED = ROOT / ".." / "shared" / "data"
 
 
 def counts(history):
@@ -48,7 +48,7 @@ def test_messy_generic_file_counts_every_row():
 
 
 def test_generic_without_stage_order_says_what_to_do():
-    with pytest.raises(PipesimError, match="--stages"):
+    with pytest.raises(PipesimError, match="stages="):
         read_history(FIX / "messy_deals.csv")
 
 
@@ -190,29 +190,9 @@ def test_salesforce_real_fixture_contradictions_counted():
     assert "stage order contradicts dates" in set(cal.report["item"])
 
 
-def test_wheel_ships_the_maven_dataset(tmp_path):
-    import subprocess
-    import sys
+def test_wheel_ships_the_maven_dataset(wheel):
     import zipfile
 
-    root = Path(__file__).resolve().parents[1]
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            str(root),
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(tmp_path),
-            "-q",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("pipesim-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ("sales_pipeline", "products", "sales_teams", "accounts"):
         assert f"pipesim/datasets/maven_crm/{name}.csv" in names
@@ -220,7 +200,7 @@ def test_wheel_ships_the_maven_dataset(tmp_path):
 
 
 def test_events_with_a_format_that_has_none_is_refused():
-    with pytest.raises(PipesimError, match="--events"):
+    with pytest.raises(PipesimError, match="events="):
         read_history(FIX / "hubspot_deals.csv", FIX / "hubspot_deals.csv", format="hubspot")
 
 

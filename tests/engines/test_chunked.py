@@ -12,7 +12,7 @@ from pipesim.cli import main
 from pipesim.engines import chunked, fast
 from pipesim.engines import numba as numba_engine
 from pipesim.errors import ScenarioError
-from pipesim.io import parquet
+from pipesim.io import parquet, scenario_folder
 from pipesim.prepare.kernel_inputs import prepare, prepare_context, prepare_deals
 from pipesim.scenario.keys import deal_keys, stable_hash
 from pipesim.scenario.scenario import DEAL_CHUNK
@@ -89,7 +89,7 @@ def book(tmp_path_factory):
 
 
 def _on_disk(folder, chunk: int = 600):
-    return parquet.load_scenario(folder, deals_in_memory=False, chunk=chunk)
+    return scenario_folder.load_scenario(folder, deals_in_memory=False, chunk=chunk)
 
 
 def test_read_deal_rows_reads_rows_across_row_groups(book):
@@ -102,7 +102,7 @@ def test_read_deal_rows_reads_rows_across_row_groups(book):
 
 
 def test_a_book_on_disk_holds_no_rows_and_reads_the_same_table(book):
-    memory = parquet.load_scenario(book)
+    memory = scenario_folder.load_scenario(book)
     disk = _on_disk(book)
     assert memory.deals_in_memory and not disk.deals_in_memory
     assert disk.deal_table is None and disk.deal_count == N
@@ -118,7 +118,7 @@ def test_a_book_on_disk_holds_no_rows_and_reads_the_same_table(book):
 
 @pytest.mark.parametrize("by", [(), ("region",), ("region", "channel")])
 def test_chunk_by_chunk_gives_the_in_memory_bits(book, by):
-    memory, disk = parquet.load_scenario(book), _on_disk(book)
+    memory, disk = scenario_folder.load_scenario(book), _on_disk(book)
     rev0, won0 = numba_engine.run(prepare(memory, by, chunk=CHUNK), 96, seed=7)
     rev1, won1 = chunked.run(disk, prepare_context(disk, by), 96, seed=7, chunk=CHUNK)
     np.testing.assert_array_equal(rev1, rev0)
@@ -130,7 +130,7 @@ def test_chunk_by_chunk_gives_the_in_memory_bits(book, by):
 def test_fast_path_chunk_by_chunk_gives_its_in_memory_bits(book, by):
     # Windows of 250 deals divide the chunks of 1,000, so the cells (and their streams,
     # keyed by their first deal in the book) are the same in both.
-    memory, disk = parquet.load_scenario(book), _on_disk(book)
+    memory, disk = scenario_folder.load_scenario(book), _on_disk(book)
     rev0, won0 = fast.run(prepare(memory, by, chunk=CHUNK), 96, seed=7, window=250)
     context = prepare_context(disk, by)
     rev1, won1 = chunked.run(disk, context, 96, seed=7, chunk=CHUNK, engine="fast", window=250)
@@ -154,7 +154,7 @@ def test_simulate_fast_engine_reads_a_book_on_disk_by_chunks(book):
 
 
 def test_canonical_order_sorts_each_chunk_by_group_and_stage(book):
-    memory = parquet.load_scenario(book)
+    memory = scenario_folder.load_scenario(book)
     prepared = prepare(memory, ("region",), chunk=CHUNK)
     context = prepare_context(memory, ("region",))
     gs = prepared.deals.cell
@@ -170,7 +170,7 @@ def test_canonical_order_sorts_each_chunk_by_group_and_stage(book):
 
 
 def test_simulate_on_disk_equals_in_memory_and_reruns_by_other_columns(book):
-    memory, disk = parquet.load_scenario(book), _on_disk(book)
+    memory, disk = scenario_folder.load_scenario(book), _on_disk(book)
     a = pipesim.simulate(memory, trials=300, seed=11, by="region")
     b = pipesim.simulate(disk, trials=300, seed=11, by="region")
     np.testing.assert_array_equal(a.revenue, b.revenue)
@@ -217,7 +217,7 @@ BAD = [
 def test_bad_rows_in_later_chunks_get_the_in_memory_message(tmp_path, column, rows, value, needle):
     folder = _write(tmp_path / "bad", _break(_deals(), column, rows, value))
     with pytest.raises(ScenarioError) as whole:
-        parquet.load_scenario(folder, deals_in_memory=True)
+        scenario_folder.load_scenario(folder, deals_in_memory=True)
     with pytest.raises(ScenarioError) as chunks:
         _on_disk(folder, chunk=1_000)
     assert str(chunks.value) == str(whole.value)
@@ -228,7 +228,7 @@ def test_first_problem_in_check_order_wins_over_earlier_rows(tmp_path):
     deals = _break(_break(_deals(), "amount", [10], -1.0), "deal_id", [4_500], 10_020)
     folder = _write(tmp_path / "bad", deals)
     with pytest.raises(ScenarioError) as whole:
-        parquet.load_scenario(folder, deals_in_memory=True)
+        scenario_folder.load_scenario(folder, deals_in_memory=True)
     with pytest.raises(ScenarioError) as chunks:
         _on_disk(folder, chunk=1_000)
     assert str(chunks.value) == str(whole.value)
@@ -298,7 +298,7 @@ def test_cli_runs_a_book_over_one_chunk_from_disk(tmp_path):
     assert run.exit_code == 0, run.output
     assert f"{DEAL_CHUNK + 3_000:,} open deals" in run.output
     memory = pipesim.simulate(
-        parquet.load_scenario(folder, deals_in_memory=True), trials=8, seed=0, by="region"
+        scenario_folder.load_scenario(folder, deals_in_memory=True), trials=8, seed=0, by="region"
     )
     written, expected = pd.read_parquet(out / "summary.parquet"), memory.summary("region")
     pd.testing.assert_frame_equal(
@@ -348,7 +348,7 @@ def test_deals_without_the_segment_columns_of_the_stages(tmp_path):
     """Deals that lack the override column all fall in the (None) group, also on disk."""
     deals = _deals().drop(columns=["region"])
     folder = _write(tmp_path / "plain", deals)
-    memory, disk = parquet.load_scenario(folder), _on_disk(folder)
+    memory, disk = scenario_folder.load_scenario(folder), _on_disk(folder)
     rev0, won0 = numba_engine.run(prepare(memory, ("region",), chunk=CHUNK), 40, seed=2)
     rev1, won1 = chunked.run(disk, prepare_context(disk, ("region",)), 40, seed=2, chunk=CHUNK)
     np.testing.assert_array_equal(rev1, rev0)

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 import pipesim
+from conftest import ROOT
 from pipesim.engines import chunked, dask_worker
 from pipesim.engines import dask as dask_engine
 from pipesim.engines import numba as local_engine
@@ -29,7 +30,6 @@ from pipesim.simulation.bench import write_bench_book
 
 distributed = pytest.importorskip("distributed")
 
-ROOT = Path(__file__).resolve().parents[1]
 # The workers' own numba cache, on this machine's disk (kept between test runs).
 WORKER_CACHE = Path(tempfile.gettempdir()) / (
     "pipesim-worker-numba-" + hashlib.sha1(str(ROOT).encode()).hexdigest()[:10]
@@ -400,8 +400,9 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path):
         timeout=120,
         check=False,
     )
-    assert run.returncode == 2
-    assert run.stderr.startswith(f"Error: cannot reach the Dask scheduler at {address}")
+    assert run.returncode == 4  # ClusterError: not bad data
+    assert run.stderr.startswith(f"Error: --address '{address}': cannot reach the Dask scheduler")
+    assert "leave out --address and DASK_SCHEDULER_ADDRESS" in run.stderr
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "o").exists()
 

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 import pipesim
 from conftest import Z, build, deals_frame, stages_frame
 from pipesim.cli import main
+from pipesim.io import scenario_folder
 from pipesim.simulation.stage_flows import simulate_flows
 
 PERIODS = [f"2027-{m:02d}" for m in range(1, 13)]
@@ -117,7 +118,7 @@ def test_no_drift_at_the_medians():
 def test_bad_actuals_exit_2(tmp_path, change, fragment):
     sc = _steady()
     folder = tmp_path / "sc"
-    pipesim.io.parquet.write_scenario(folder, sc)
+    scenario_folder.write_scenario(folder, sc)
     actuals = pd.DataFrame({"period": ["2027-01"], "stage": ["S1"], "entered": [300.0]})
     actuals = actuals.assign(**change)
     path = tmp_path / "actuals.parquet"

@@ -242,7 +242,8 @@ def test_cli_report_and_bad_folders(made, tmp_path):
     assert "summary.parquet: missing" in missing.output and "Traceback" not in missing.output
     (tmp_path / "afile").write_text("x")
     clash = runner.invoke(main, ["report", str(results), "--png", str(tmp_path / "afile")])
-    assert clash.exit_code == 2 and "--png needs a folder" in clash.output
+    assert clash.exit_code == 2 and "--png " in clash.output
+    assert "is a file; give a folder" in clash.output
 
 
 def test_run_json_prints_only_json_and_report_in_one_go(tmp_path):

@@ -5,17 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
 import pipesim
+from conftest import ROOT
 from pipesim.io import parquet
 from pipesim.simulation.bench import bench_deals, write_bench_book
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_book_is_written_in_row_groups_and_reads_back_chunk_by_chunk(tmp_path):

@@ -12,17 +12,16 @@ import subprocess
 import sys
 import termios
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import pipesim
+from conftest import ROOT
 from pipesim.engines import numba as numba_engine
 from pipesim.prepare.kernel_inputs import prepare
 from pipesim.simulation.bench import write_bench_book
 
-ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 
 
