@@ -24,14 +24,15 @@ CHILD = r"""
 import hashlib, json, resource, sys, time
 import pipesim
 from pipesim.io import parquet
+from pipesim.io import scenario_folder
 from pipesim.engines import chunked
 from pipesim.engines import numba as numba_engine
 from pipesim.prepare.kernel_inputs import prepare, prepare_context
 
 folder, trials, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-numba_engine.run(prepare(parquet.load_scenario(pipesim.demo_path())), 1, 0)  # kernels loaded
+numba_engine.run(prepare(pipesim.load_scenario(pipesim.demo_path())), 1, 0)  # kernels loaded
 t = time.perf_counter()
-scenario = parquet.load_scenario(folder, deals_in_memory=(mode == "memory"))
+scenario = scenario_folder.load_scenario(folder, deals_in_memory=(mode == "memory"))
 load = time.perf_counter() - t
 t = time.perf_counter()
 if mode == "memory":
