@@ -23,7 +23,6 @@ from pipesim.simulation.bench import machine, write_bench_book
 CHILD = r"""
 import hashlib, json, resource, sys, time
 import pipesim
-from pipesim.io import parquet
 from pipesim.io import scenario_folder
 from pipesim.engines import chunked
 from pipesim.engines import numba as numba_engine
