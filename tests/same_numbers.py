@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
+PATHS = HERE / "golden_paths.json"  # the paths the golden files quote, as written
 
 # Metadata keys that name the writer, not the numbers.
 VOLATILE_KEYS = {"pipesim_version", "version", "ARROW:schema", "pandas", "created"}
@@ -161,23 +162,35 @@ def write_outputs(root: Path) -> None:
             scratch.unlink()
 
 
-def normalise(text: str, root: Path, *, keep_version: bool = False) -> str:
-    """Paths of this checkout and of the output folder as placeholders; no version line."""
+def paths_here(root: Path) -> dict[str, str]:
+    """The paths that outputs written here quote: the output folder, the demo, the datasets."""
     import pipesim
     import pipesim.datasets
 
-    for path, label in [
-        (root, "<out>"),
-        (Path(pipesim.demo_path()), "<demo>"),
-        (Path(pipesim.datasets.__file__).parent, "<datasets>"),
-    ]:
-        text = text.replace(str(path), label)
+    return {
+        "<out>": str(root),
+        "<demo>": str(pipesim.demo_path()),
+        "<datasets>": str(Path(pipesim.datasets.__file__).parent),
+    }
+
+
+def golden_paths() -> dict[str, str]:
+    """The paths of the checkout that wrote ``tests/golden/`` (recorded beside it)."""
+    import json
+
+    return json.loads(PATHS.read_text())
+
+
+def normalise(text: str, paths: dict[str, str], *, keep_version: bool = False) -> str:
+    """The quoted paths as placeholders (``<out>``, ``<demo>``...); no version line."""
+    for label, path in paths.items():
+        text = text.replace(path, label)
     if keep_version:
         return text
     return "\n".join(line for line in text.split("\n") if "pipesim_version" not in line)
 
 
-def comparable(path: Path, root: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+def comparable(path: Path, paths: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str]]:
     """A results file's table and its metadata less the keys that name the writer."""
     import json
 
@@ -185,7 +198,7 @@ def comparable(path: Path, root: Path) -> tuple[pd.DataFrame, dict[str, str]]:
 
     table = pq.read_table(path)
     meta = {
-        k.decode(): normalise(v.decode(), root, keep_version=True)
+        k.decode(): normalise(v.decode(), paths, keep_version=True)
         for k, v in (table.schema.metadata or {}).items()
         if k.decode() not in VOLATILE_KEYS
     }
@@ -196,7 +209,10 @@ def comparable(path: Path, root: Path) -> tuple[pd.DataFrame, dict[str, str]]:
 
 
 if __name__ == "__main__":
+    import json
+
     if GOLDEN.exists():
         shutil.rmtree(GOLDEN)
     write_outputs(GOLDEN)
+    PATHS.write_text(json.dumps(paths_here(GOLDEN), indent=1) + "\n")
     print(f"wrote {sum(1 for _ in GOLDEN.rglob('*') if _.is_file())} files under {GOLDEN}")
