@@ -42,6 +42,22 @@ def cell_starts(deals: DealTable, window: int = WINDOW) -> tuple[np.ndarray, np.
     return cell_start, window_cell
 
 
+def cell_ratios(deals: DealTable, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell of :func:`cell_starts`: the lowest survival ratio, and whether others differ.
+
+    The lowest ratio gives the cell's highest odds of winning; a cell whose deals do
+    not all share it is thinned deal by deal (all 1: the stage's conversion).
+    """
+    n_cells = cells.shape[0] - 1
+    ratio = deals.survival_ratio
+    if ratio.size == 0 or np.all(ratio == 1.0):
+        return np.ones(max(n_cells, 1)), np.zeros(max(n_cells, 1), dtype=np.uint8)
+    starts = cells[:-1]
+    low = np.minimum.reduceat(ratio, starts)
+    high = np.maximum.reduceat(ratio, starts)
+    return low, (high != low).astype(np.uint8)
+
+
 def block_trials(prepared: Prepared, n_deals: int, threads: int | None = None) -> int:
     """Trials per kernel call on ``n_deals`` deals: about ``BLOCK_WORK``, a multiple of threads."""
     threads = threads or numba.get_num_threads()
@@ -68,6 +84,7 @@ def accumulate(
     chunks, and no two cells share a stream).
     """
     cells, windows = cell_starts(deals, window)
+    cell_surv, cell_mixed = cell_ratios(deals, cells)
     trials = rev.shape[0]
     threads = numba.get_num_threads()
     funnel = prepared.funnel
@@ -78,6 +95,7 @@ def accumulate(
         first_trial,
         deal0,
         pwin,
+        numba_engine.trial_conversions(seed, first_trial, prepared, trials, deals),
         funnel.n_stages,
         funnel.dwell_code,
         funnel.dwell_p1,
@@ -92,8 +110,11 @@ def accumulate(
         deals.age,
         deals.by,
         deals.strip,
+        deals.survival_ratio,
         cells,
         windows,
+        cell_surv,
+        cell_mixed,
         prepared.day_period,
         -(-trials // threads),  # one block of trials per thread
         rev,

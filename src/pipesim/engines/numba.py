@@ -80,10 +80,12 @@ def accumulate(
     pwin = np.empty((trials, funnel.n_cells))
     trial.trial_win_probabilities(seed_bits(seed), first_trial, funnel, pwin)
     if deals.rows:
+        conv = trial_conversions(seed, first_trial, prepared, trials, deals)
         per_deal.simulate_deals(
             seed_bits(seed),
             first_trial,
             pwin,
+            conv,
             funnel.n_stages,
             funnel.dwell_code,
             funnel.dwell_p1,
@@ -99,6 +101,7 @@ def accumulate(
             deals.age,
             deals.by,
             deals.strip,
+            deals.survival_ratio,
             prepared.day_period,
             block,
             chunk,
@@ -110,6 +113,21 @@ def accumulate(
             seed_bits(seed), first_trial, pwin, prepared.funnel, arrivals, prepared.day_period,
             rev, won,
         )  # fmt: skip
+
+
+def trial_conversions(
+    seed: int, first_trial: int, prepared: Prepared, trials: int, deals: DealTable
+) -> np.ndarray:
+    """Each trial's conversion per cell, when some deal's odds depend on its age (else 1 x 1).
+
+    Deals whose survival ratio is 1 use ``pwin`` alone, so a book without loss
+    clocks skips these draws.
+    """
+    if np.all(deals.survival_ratio == 1.0):
+        return np.ones((1, 1))
+    conv = np.empty((trials, prepared.funnel.n_cells))
+    trial.trial_conversions(seed_bits(seed), first_trial, prepared.funnel, conv)
+    return conv
 
 
 def block_trials(prepared: Prepared, threads: int | None = None) -> int:

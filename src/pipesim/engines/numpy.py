@@ -10,7 +10,7 @@ flip per stage, where the kernel thins the Poisson process.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
+from scipy import special, stats
 
 from pipesim.kernels.streams import seed_bits
 from pipesim.kernels.tables import EXPONENTIAL, FIXED, GAMMA, LOGNORMAL
@@ -54,6 +54,38 @@ def _dwell(
             z = np.where(a > 0, z, rng.standard_normal(a.shape))
             out[m] = np.maximum(np.exp(x1 + x2 * z) - a, 0.0)
     return out
+
+
+def _survival(dist: np.ndarray, mean: np.ndarray, cv: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """P(T > t) per element for laws by name, mean and cv (inf mean: never ends)."""
+    out = np.ones(t.shape)
+    finite = np.isfinite(mean)
+    fixed = finite & (cv <= 0)
+    out[fixed] = t[fixed] < mean[fixed]
+    logn = finite & (cv > 0) & (dist == "lognormal")
+    sigma = np.sqrt(np.log1p(cv[logn] ** 2))
+    out[logn] = stats.lognorm.sf(t[logn], sigma, scale=mean[logn] * np.exp(-0.5 * sigma**2))
+    gam = finite & (cv > 0) & ~logn
+    out[gam] = stats.gamma.sf(t[gam], 1.0 / cv[gam] ** 2, scale=mean[gam] * cv[gam] ** 2)
+    return out
+
+
+def _advance_odds(prepared: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Deals whose odds depend on their age (two clocks), with S_adv and S_loss at their age."""
+    deals = prepared.deals
+    cell = deals.cell
+    loss_mean = np.asarray(prepared.loss_mean, dtype=np.float64).ravel()
+    aged = np.flatnonzero(~np.isnan(loss_mean[cell]) & (deals.age > 0))
+    c = cell[aged]
+    ravel = lambda a: np.asarray(a).ravel()[c]  # noqa: E731
+    s_adv = _survival(
+        ravel(prepared.dwell_dist), ravel(prepared.dwell_mean), ravel(prepared.dwell_cv),
+        deals.age[aged],
+    )  # fmt: skip
+    s_loss = _survival(
+        ravel(prepared.loss_dist), loss_mean[c], ravel(prepared.loss_cv), deals.age[aged]
+    )
+    return aged, s_adv, s_loss
 
 
 def _book(
@@ -106,6 +138,7 @@ def run(
     n_deals = key.shape[0]
     block = max(1, min(trials, _MAX_CELLS // max(n_deals, 1)))
     s0_of = gs_of % n_stages
+    aged, s_adv, s_loss = _advance_odds(prepared)
     random_units = (unit_n > 0) & (unit_conv > 0) & (unit_conv < 1)
     for first in range(0, trials, block):
         tb = min(block, trials - first)
@@ -120,7 +153,18 @@ def run(
 
         # Open deals: one uniform decides the win; timing only for the winners.
         if n_deals:
-            wins = rng.random((tb, n_deals)) < pwin[:, gs_of]
+            p_deal = pwin[:, gs_of]
+            if aged.size:
+                # Two clocks: P(advance | open at its age) = c S_adv / (c S_adv + (1-c) S_loss).
+                cells = gs_of[aged]
+                c = conv_gs[:, cells]
+                both = c * s_adv + (1.0 - c) * s_loss
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    odds = np.where(both > 0, c * s_adv / both, c)
+                last = (cells % n_stages) == n_stages - 1
+                later = np.where(last, 1.0, pwin[:, np.where(last, cells, cells + 1)])
+                p_deal[:, aged] = odds * later
+            wins = rng.random((tb, n_deals)) < p_deal
             wt, wd = np.nonzero(wins)
             gs = gs_of[wd]
             t = _dwell(rng, code[gs], p1[gs], p2[gs], age[wd])

@@ -17,7 +17,13 @@ import pandas as pd
 from pipesim.errors import ScenarioError
 from pipesim.io.deal_file import DealFile
 from pipesim.io.parquet import parquet_shape, read_table, write_tables
-from pipesim.scenario.scenario import DEAL_CHUNK, Scenario, make_scenario
+from pipesim.scenario.scenario import (
+    DEAL_CHUNK,
+    FORMAT_VERSION,
+    LOSS_COLUMNS,
+    Scenario,
+    make_scenario,
+)
 
 SCENARIO_FILES = ("stages", "deals", "arrivals", "scenario")
 
@@ -101,7 +107,24 @@ def load_scenario(
         name=text("name") or folder.name,
         currency=text("currency"),
         sources={**{k: str(v) for k, v in files.items()}, "path": str(folder)},
+        format_version=_format_version(text("format_version"), src),
     )
+
+
+def _format_version(text: str, source: str) -> int:
+    """scenario.parquet's ``format_version``: empty is format 1 (before the column existed)."""
+    if not text:
+        return 1
+    try:
+        number = float(text)
+    except ValueError:
+        number = float("nan")
+    if not number.is_integer():
+        raise ScenarioError(
+            f"{source}: format_version {text!r} is not a whole number. Write the scenario "
+            f"format the tables follow (1 to {FORMAT_VERSION}), or leave it empty for 1."
+        )
+    return int(number)
 
 
 def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[Path]:
@@ -114,6 +137,9 @@ def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[P
             "currency": [scenario.currency],
         }
     )
+    if any(c in scenario.stages.columns for c in LOSS_COLUMNS):
+        # Columns reserved since a later format: say which format the tables follow.
+        settings["format_version"] = [scenario.format_version]
     return write_tables(
         folder,
         {

@@ -21,7 +21,7 @@ from numba import prange
 from pipesim.kernels.batch_samplers import time_and_value
 from pipesim.kernels.jit import jit
 from pipesim.kernels.streams import derive, to_unit
-from pipesim.kernels.trial import book, trial_state
+from pipesim.kernels.trial import book, trial_state, win_probability
 
 
 @jit(parallel=True)
@@ -29,6 +29,7 @@ def simulate_deals(
     seed: np.uint64,
     trial0: int,
     pwin: np.ndarray,
+    conv: np.ndarray,
     n_stages: int,
     code: np.ndarray,
     p1: np.ndarray,
@@ -44,6 +45,7 @@ def simulate_deals(
     age: np.ndarray,
     by: np.ndarray,
     strip_of: np.ndarray,
+    surv: np.ndarray,
     day_period: np.ndarray,
     block: int,
     chunk: int,
@@ -53,7 +55,9 @@ def simulate_deals(
     """Add the open deals' revenue of trials ``trial0 ..`` to ``out_rev``/``out_won``.
 
     The funnel and deal tables of :mod:`pipesim.kernels.tables`, taken apart; ``pwin`` from
-    :func:`pipesim.kernels.trial.trial_win_probabilities`. Parallel over blocks of
+    :func:`pipesim.kernels.trial.trial_win_probabilities` and ``conv`` from
+    :func:`pipesim.kernels.trial.trial_conversions` (used for deals whose survival
+    ratio ``surv`` is not 1). Parallel over blocks of
     ``block`` trials; within a block the deals are read in chunks of ``chunk`` so a
     chunk stays in cache for all the block's trials. Each trial adds its deals in
     deal order, so the sums are the same bits whatever ``block``, ``chunk`` and the
@@ -82,7 +86,11 @@ def simulate_deals(
                     ds = derive(ts, key[d])
                     idx[b, n_won] = d
                     state[b, n_won] = ds
-                    n_won += to_unit(ds) < pwin[i, gs_of[d]]
+                    if surv[d] == 1.0:  # the stage's conversion: one clock
+                        n_won += to_unit(ds) < pwin[i, gs_of[d]]
+                    else:  # an aged deal whose loss clock runs apart: its own odds
+                        p = win_probability(pwin[i], conv[i], gs_of[d], n_stages, surv[d])
+                        n_won += to_unit(ds) < p
                 # Pass 2: the winners, in runs of one group and stage.
                 w0 = 0
                 while w0 < n_won:

@@ -29,6 +29,7 @@ from pipesim.kernels.trial import (
     COUNT_KEY,
     RATE_KEY,
     VALUE_KEY,
+    advance_odds,
     conversions,
     dwell,
     multiplier,
@@ -53,6 +54,7 @@ def _walk(
     t: float,
     age: float,
     strip: int,
+    ratio: float,
     value: float,
     by: int,
     conv: np.ndarray,
@@ -62,7 +64,10 @@ def _walk(
     out_rev: np.ndarray,
     i: int,
 ) -> None:
-    """Walk one deal from cell ``gs`` (entered or aged ``age`` at day ``t``) to Won or Lost."""
+    """Walk one deal from cell ``gs`` (entered or aged ``age`` at day ``t``) to Won or Lost.
+
+    ``ratio`` is the deal's survival ratio in its first stage (1: its conversion).
+    """
     n_stages = funnel.unit_of.shape[1]
     code, p1, p2, tab = funnel.dwell_code, funnel.dwell_p1, funnel.dwell_p2, funnel.dwell_table
     value_sigma = funnel.value_sigma
@@ -76,7 +81,10 @@ def _walk(
         else:
             _, d = dwell(branch(ds, c - gs + 1), code[c], p1[c], p2[c], tab[c], strips, 0.0, 0)
         t += d
-        p *= conv[c]
+        if c == gs and ratio != 1.0:
+            p *= advance_odds(conv[c], ratio)
+        else:
+            p *= conv[c]
         if u >= p or t >= end:
             return
         k = day_period[int(t)]
@@ -114,6 +122,7 @@ def flow_trials(
         deals.by,
         deals.strip,
     )
+    surv = deals.survival_ratio
     a_key, g_of, t0, t1 = arrivals.key, arrivals.group, arrivals.t0, arrivals.t1
     lam_of, n_of, by_a = arrivals.leads, arrivals.leads_n, arrivals.by
     amount_mu, amount_sigma = arrivals.amount_mu, arrivals.amount_sigma
@@ -125,7 +134,7 @@ def flow_trials(
         for d in range(key.shape[0]):
             ds = derive(ts, key[d])
             _walk(
-                ds, to_unit(ds), gs_of[d], 0.0, age[d], strip_of[d], amount[d], by_d[d],
+                ds, to_unit(ds), gs_of[d], 0.0, age[d], strip_of[d], surv[d], amount[d], by_d[d],
                 conv, funnel, day_period, out_enter, out_rev, i,
             )  # fmt: skip
         base = ts ^ ARRIVAL_DOMAIN
@@ -149,6 +158,6 @@ def flow_trials(
                     value = math.exp(amount_mu[r] + amount_sigma[r] * z)
                 u = to_unit(mix(branch(ws, _DEPTH_KEY)))
                 _walk(
-                    ws, u, top, t, 0.0, 0, value, by_a[r],
+                    ws, u, top, t, 0.0, 0, 1.0, value, by_a[r],
                     conv, funnel, day_period, out_enter, out_rev, i,
                 )  # fmt: skip

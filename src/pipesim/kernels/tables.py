@@ -70,6 +70,9 @@ class DealTable(NamedTuple):
     age: np.ndarray  # float64: days already in the stage
     by: np.ndarray  # int64: the by-group (output column 1 + by)
     strip: np.ndarray  # int64: the gamma strip holding the age (0 otherwise)
+    # float64: S_loss(age) / S_adv(age) in its stage (pipesim.prepare.loss_clock); exactly
+    # 1 without a loss clock, when the odds of advancing are the stage's conversion.
+    survival_ratio: np.ndarray
 
     @property
     def rows(self) -> int:
@@ -84,7 +87,7 @@ class DealTable(NamedTuple):
     def empty() -> DealTable:
         """No deal."""
         i, f, u = np.int64, np.float64, np.uint64
-        return DealTable(*(np.empty(0, dtype=d) for d in (u, i, f, f, i, i)))
+        return DealTable(*(np.empty(0, dtype=d) for d in (u, i, f, f, i, i, f)))
 
     @staticmethod
     def concat(parts: Sequence[DealTable]) -> DealTable:

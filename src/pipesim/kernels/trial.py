@@ -108,6 +108,41 @@ def conversions(state: np.uint64, funnel: FunnelTable, out: np.ndarray) -> None:
             out[g * n_stages + s] = conv[unit_of[g, s]]
 
 
+@jit(inline=True)
+def advance_odds(c: float, ratio: float) -> float:
+    """P(advance) of a deal still open whose survival ratio S_loss/S_adv is ``ratio``.
+
+    ``c / (c + (1 - c) ratio)``: the stage's conversion ``c`` when ``ratio`` is 1
+    (see :mod:`pipesim.prepare.loss_clock`); 0 when the advance clock has run out
+    (``ratio`` infinite) unless no deal is ever lost (``c`` = 1).
+    """
+    if c <= 0.0 or c >= 1.0:
+        return c
+    return c / (c + (1.0 - c) * ratio)
+
+
+@jit
+def win_probability(
+    pwin: np.ndarray, conv: np.ndarray, cell: int, n_stages: int, ratio: float
+) -> float:
+    """P(win) of a deal in ``cell`` with survival ratio ``ratio``, from one trial's rows.
+
+    ``pwin`` and ``conv`` are the trial's P(win | in stage) and conversions per cell;
+    a ratio of exactly 1 gives ``pwin[cell]`` itself (the same bits as one clock).
+    """
+    if ratio == 1.0:
+        return pwin[cell]
+    later = pwin[cell + 1] if (cell % n_stages) + 1 < n_stages else 1.0
+    return advance_odds(conv[cell], ratio) * later
+
+
+@jit
+def trial_conversions(seed: np.uint64, trial0: int, funnel: FunnelTable, out: np.ndarray) -> None:
+    """out[i]: trial ``trial0 + i``'s conversion per (group, stage) cell, as drawn by kernels."""
+    for i in range(out.shape[0]):
+        conversions(trial_state(seed, trial0 + i), funnel, out[i])
+
+
 @jit
 def win_probabilities(state: np.uint64, funnel: FunnelTable, out: np.ndarray) -> None:
     """Draw this trial's conversions and fill out[g * S + s] = P(win | in stage s)."""

@@ -1,7 +1,8 @@
 """The fast path: simulate each stage-and-segment cell of deals at the cost of its winners.
 
-Whether a deal wins does not depend on its amount or age, so within a cell (deals
-of one parameter group and stage, all with the same win probability p) the number
+Whether a deal wins does not depend on its amount (nor on its age, unless its stage
+has a loss clock: then the cell is drawn at its highest odds and thinned), so within
+a cell (deals of one parameter group and stage, all with the same win probability p) the number
 of winners is Binomial(n, p) and, given that number, every subset of deals is
 equally likely. Per trial and cell this kernel draws the number of winners by
 inversion of the binomial law (one uniform, so a higher p never gives fewer
@@ -29,12 +30,11 @@ from numba import prange
 from pipesim.kernels.batch_samplers import time_and_value
 from pipesim.kernels.jit import jit
 from pipesim.kernels.streams import GOLDEN, branch, derive, mix, to_unit
-from pipesim.kernels.trial import (
-    trial_state,
-)
+from pipesim.kernels.trial import trial_state, win_probability
 
 _CELL_DOMAIN = np.uint64(0xCE11CE11CE11CE11)
 _PICK_KEY = 7
+_THIN_KEY = 1_000_006  # a candidate winner's thinning uniform (its stages are 1, 2, ...)
 
 
 @jit
@@ -152,6 +152,7 @@ def simulate_fast(
     trial0: int,
     deal0: int,
     pwin: np.ndarray,
+    conv: np.ndarray,
     n_stages: int,
     code: np.ndarray,
     p1: np.ndarray,
@@ -166,8 +167,11 @@ def simulate_fast(
     age: np.ndarray,
     by: np.ndarray,
     strip_of: np.ndarray,
+    surv: np.ndarray,
     cell_start: np.ndarray,
     window_cell: np.ndarray,
+    cell_surv: np.ndarray,
+    cell_mixed: np.ndarray,
     day_period: np.ndarray,
     block: int,
     out_rev: np.ndarray,
@@ -178,10 +182,16 @@ def simulate_fast(
     Arrays as in :mod:`pipesim.kernels.tables` (the funnel and deal tables taken apart,
     so that each is its own argument); ``pwin`` from
     :func:`pipesim.kernels.trial.trial_win_probabilities`.
-    Arrivals are not simulated here (:mod:`pipesim.engines.fast` adds them after, as
-    the per-deal kernel does). ``cell_start`` holds the first deal of each cell
-    (runs of deals with one ``gs`` inside a window of the deal table) and ends with
-    the number of deals; ``window_cell`` holds the first cell of each window and ends
+    ``conv`` (each trial's conversions, from
+    :func:`pipesim.kernels.trial.trial_conversions`) and ``surv`` (each deal's
+    survival ratio) give an aged deal its own odds when its stage has a loss clock:
+    then a cell's winners are drawn at its highest odds (``cell_surv``: the lowest
+    ratio in the cell) and thinned deal by deal (``cell_mixed``: the cell's ratios
+    differ from ``cell_surv``). Arrivals are not simulated here
+    (:mod:`pipesim.engines.fast` adds them after, as the per-deal kernel does).
+    ``cell_start`` holds the first deal of each cell (runs of deals with one ``gs``
+    inside a window of the deal table) and ends with the number of deals;
+    ``window_cell`` holds the first cell of each window and ends
     with the number of cells. Parallel over blocks of ``block`` trials; within a
     block, window by window, every trial of the block runs the window's cells. Each
     cell's draws come from a stream keyed by (seed, trial, first deal of the cell in
@@ -217,13 +227,29 @@ def simulate_fast(
                     n = cell_start[c + 1] - a
                     gs = gs_of[a]
                     cs = derive(root, np.uint64(deal0 + a))
-                    k = binomial_inverse(to_unit(cs), n, pwin[i, gs])
+                    # The cell's highest odds (its deals' odds when they all have them).
+                    top = win_probability(pwin[i], conv[i], gs, n_stages, cell_surv[c])
+                    k = binomial_inverse(to_unit(cs), n, top)
                     if k == 0:
                         continue
                     # Which deals win: pick the winners, or the losers when fewer.
                     picked_won = 2 * k <= n
                     _pick(branch(cs, _PICK_KEY), n, k if picked_won else n - k, bits, idx, b)
                     k = _collect(a, n, picked_won, bits, idx, b)
+                    if cell_mixed[c]:
+                        # Deals with lower odds (older, past their loss clock) are thinned:
+                        # each candidate stays with its odds over the cell's highest.
+                        kept = 0
+                        for w in range(k):
+                            d = idx[b, w]
+                            p = win_probability(pwin[i], conv[i], gs, n_stages, surv[d])
+                            u = to_unit(mix(branch(derive(cs, np.uint64(d - a)), _THIN_KEY)))
+                            if u * top < p:
+                                idx[b, kept] = d
+                                kept += 1
+                        k = kept
+                        if k == 0:
+                            continue
                     for w in range(k):
                         state[b, w] = derive(cs, np.uint64(idx[b, w] - a))  # place in the cell
                     # When they close (t) and for how much (dt).

@@ -1,6 +1,6 @@
 """Levers: named changes to a base scenario (more leads, better conversion, price, cycle time).
 
-A lever changes one quantity (``leads``, ``conversion``, ``amount``, ``dwell``) by
+A lever changes one quantity (``leads``, ``conversion``, ``amount``, ``dwell``, ``loss``) by
 ``scale``, ``add`` or ``set``, for one stage or all, and for the rows of one segment
 or all. Levers are written on the command line as
 ``QUANTITY[:STAGE](+|-|*|=)VALUE[@COLUMN=VALUE[,COLUMN=VALUE]]`` (``-`` adds a
@@ -14,9 +14,12 @@ Applying a lever returns a new, validated :class:`~pipesim.scenario.scenario.Sce
 - ``leads`` changes ``arrivals.leads`` of the matching arrival rows (no stage);
 - ``amount`` changes the amounts of the matching open deals (of that stage, if one
   is given) and, without a stage, of the matching arrival rows;
-- ``conversion`` and ``dwell`` change ``conversion`` / ``dwell_days`` in the stages
-  table; for a segment, override rows are added (or edited) so that only that
-  segment's deals and leads see the change.
+- ``conversion``, ``dwell`` and ``loss`` change ``conversion`` / ``dwell_days`` /
+  ``loss_days`` in the stages table; for a segment, override rows are added (or
+  edited) so that only that segment's deals and leads see the change. ``dwell``
+  moves the advance clock; ``loss`` the loss clock, which a stage must have to be
+  scaled or shifted (``loss:Offer=90`` sets one). A stage without a loss clock of
+  its own loses deals on its advance clock, so ``dwell`` moves both there.
 """
 
 from __future__ import annotations
@@ -31,11 +34,11 @@ import numpy as np
 import pandas as pd
 
 from pipesim.errors import InputError
-from pipesim.scenario.scenario import STAGE_COLUMNS, Scenario
+from pipesim.scenario.scenario import FORMAT_VERSION, STAGE_COLUMNS, Scenario
 
-QUANTITIES = ("leads", "conversion", "amount", "dwell")
+QUANTITIES = ("leads", "conversion", "amount", "dwell", "loss")
 HOWS = {"*": "scale", "+": "add", "-": "add", "=": "set"}
-_STAGE_PARAM = {"conversion": "conversion", "dwell": "dwell_days"}
+_STAGE_PARAM = {"conversion": "conversion", "dwell": "dwell_days", "loss": "loss_days"}
 _LEVER_RE = re.compile(
     r"^\s*(?P<q>[A-Za-z_]+)\s*(?::\s*(?P<stage>[^*+=@-][^*+=@]*?))?\s*"
     r"(?P<op>[*+=-])\s*(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
@@ -50,7 +53,7 @@ class Lever:
 
     Attributes
     ----------
-    quantity : {"leads", "conversion", "amount", "dwell"}
+    quantity : {"leads", "conversion", "amount", "dwell", "loss"}
     how : {"scale", "add", "set"}
     value : float
     stage : str or None
@@ -130,7 +133,7 @@ def levers_from_frame(
         raise InputError(
             f"{source}: required column(s) {', '.join(map(repr, missing))} missing (columns "
             f"present: {', '.join(map(str, frame.columns)) or 'none'}). One row per lever: "
-            "variant, quantity (leads|conversion|amount|dwell), how (scale|add|set), value, "
+            "variant, quantity (leads|conversion|amount|dwell|loss), how (scale|add|set), value, "
             "optional stage and segment columns."
         )
     segs = [c for c in frame.columns if c not in LEVER_COLUMNS]
@@ -208,6 +211,7 @@ def apply_lever(scenario: Scenario, lever: Lever) -> Scenario:
         "amount": ("deals",) if lever.stage else ("deals", "arrivals"),
         "conversion": ("deals", "arrivals", "stages"),
         "dwell": ("deals", "arrivals", "stages"),
+        "loss": ("deals", "arrivals", "stages"),
     }[lever.quantity]
     for col, val in lever.segment:
         have = [t for t in usable if col in tables[t].columns]
@@ -258,6 +262,8 @@ def _apply_stages(scenario: Scenario, lever: Lever) -> Scenario:
     param = _STAGE_PARAM[lever.quantity]
     high = 1.0 if param == "conversion" else np.inf
     stages = scenario.stages.copy()
+    if param == "loss_days":
+        stages = _with_loss_columns(scenario, stages, lever)
     for col, _ in lever.segment:
         if col not in stages.columns:
             stages[col] = pd.Series([None] * len(stages), dtype=object, index=stages.index)
@@ -275,10 +281,10 @@ def _apply_stages(scenario: Scenario, lever: Lever) -> Scenario:
                 continue  # another segment's override: untouched
             if all(cond.get(c) == v for c, v in want.items()):
                 # The row already applies only inside the segment: change it in place.
-                if not pd.isna(row[param]):
+                if not pd.isna(row[param]) or (param == "loss_days" and not cond):
                     row[param] = float(lever.change(np.array([row[param]]))[0])
                 continue
-            if pd.isna(row[param]):
+            if pd.isna(row[param]) and not (param == "loss_days" and not cond):
                 continue  # this row does not set the quantity: another row supplies it
             # A row wider than the segment: add a narrower copy that carries the change.
             value = row[param]
@@ -290,15 +296,44 @@ def _apply_stages(scenario: Scenario, lever: Lever) -> Scenario:
                 if p != param:
                     copy[p] = np.nan
             copy["dwell_dist"] = None
+            if "loss_days" in copy:
+                if param != "loss_days":
+                    copy["loss_days"] = np.nan
+                copy["loss_cv"], copy["loss_dist"] = np.nan, None
             if not any(_same_row(copy, r, segs) for r in new_rows):
                 new_rows.append(copy)
     new = pd.DataFrame(records + new_rows, columns=list(stages.columns))
     values = new[param].to_numpy(dtype=np.float64)
     changed = values[~np.isnan(values)]
+    if param == "loss_days":
+        changed = changed[~np.isposinf(changed)]  # losses never recorded stay so
     _check_result(lever, param, changed, 0.0 if param == "conversion" else 1e-9, high)
     for c in segs:
         new[c] = new[c].astype(object).where(new[c].notna(), None)
+    if param == "loss_days":
+        # The loss columns are reserved since format 2; a format-1 scenario had none
+        # (it would not have loaded), so the variant follows the current format.
+        return scenario.replace(stages=new, format_version=FORMAT_VERSION)
     return scenario.replace(stages=new)
+
+
+def _with_loss_columns(scenario: Scenario, stages: pd.DataFrame, lever: Lever) -> pd.DataFrame:
+    """The stages table with the loss clock's columns; a lever must find a clock to move."""
+    if "loss_days" not in stages.columns:
+        stages["loss_days"] = np.nan
+        stages["loss_cv"] = np.nan
+        stages["loss_dist"] = pd.Series([None] * len(stages), dtype=object, index=stages.index)
+    if lever.how != "set":
+        targets = [lever.stage] if lever.stage else list(scenario.funnel)
+        timed = stages.loc[stages["stage"].isin(targets), "loss_days"].notna()
+        if not timed.any():
+            which = f"stage {lever.stage!r} has no" if lever.stage else "no stage has a"
+            raise InputError(
+                f"lever {lever.label()!r}: {which} loss clock of its own (loss_days "
+                "empty: deals are lost on the advance clock), so there is none to "
+                f"{lever.how}. Set one first, e.g. 'loss:{lever.stage or 'STAGE'}=90'."
+            )
+    return stages
 
 
 def _same_row(a: Mapping[str, Any], b: Mapping[str, Any], segs: Sequence[str]) -> bool:

@@ -23,6 +23,10 @@ def _inputs(sc: Scenario, step: float) -> list[tuple[str, str, str | None, float
         out.append((f"conversion {stage}", "conversion", stage, 1.0 - step, up))
     for stage in sc.funnel:
         out.append((f"dwell {stage}", "dwell", stage, 1.0 - step, 1.0 + step))
+    if "loss_days" in stages.columns:
+        for stage in sc.funnel:
+            if stages.loc[stages["stage"] == stage, "loss_days"].notna().any():
+                out.append((f"loss {stage}", "loss", stage, 1.0 - step, 1.0 + step))
     if len(sc.arrivals):
         out.append(("leads", "leads", None, 1.0 - step, 1.0 + step))
     out.append(("amount", "amount", None, 1.0 - step, 1.0 + step))

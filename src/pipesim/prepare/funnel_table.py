@@ -13,13 +13,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipesim.errors import InputError
+from pipesim.errors import InputError, ScenarioError
 from pipesim.kernels.tables import EXPONENTIAL, FIXED, GAMMA, LOGNORMAL, FunnelTable
 from pipesim.prepare import dwell_tables
 from pipesim.scenario.keys import stable_hash
-from pipesim.scenario.scenario import Scenario
+from pipesim.scenario.scenario import LOSS_COLUMNS, Scenario
 
 PARAMS = ("conversion", "conversion_n", "dwell_days", "dwell_cv", "dwell_dist", "value_cv")
+
+
+def params_of(stages: pd.DataFrame) -> tuple[str, ...]:
+    """The parameters a stages table sets: :data:`PARAMS`, and the loss clock's if given."""
+    return PARAMS + tuple(c for c in LOSS_COLUMNS if c in stages.columns)
 
 
 def resolve(scenario: Scenario, groups: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
@@ -29,7 +34,8 @@ def resolve(scenario: Scenario, groups: pd.DataFrame, source: str) -> dict[str, 
     funnel = list(scenario.funnel)
     n_groups, n_stages = len(groups), len(funnel)
     default = scenario.default_rows.to_numpy()
-    row_of = {p: np.full((n_groups, n_stages), -1, dtype=np.int64) for p in PARAMS}
+    params = params_of(stages)
+    row_of = {p: np.full((n_groups, n_stages), -1, dtype=np.int64) for p in params}
     records: list[dict[str, Any]] = stages.to_dict("records")  # type: ignore[assignment]
     default_idx = {
         name: int(i)
@@ -52,7 +58,7 @@ def resolve(scenario: Scenario, groups: pd.DataFrame, source: str) -> dict[str, 
                 if st == name and all(values.get(c) == v for c, v in cond.items())
             ]
             matches.sort(reverse=True)
-            for p in PARAMS:
+            for p in params:
                 best: tuple[int, int] | None = None
                 for spec, i in matches:
                     if pd.isna(records[i][p]):
@@ -67,6 +73,40 @@ def resolve(scenario: Scenario, groups: pd.DataFrame, source: str) -> dict[str, 
                         best = (spec, i)
                 row_of[p][g, s] = best[1] if best is not None else default_idx[name]
     return row_of
+
+
+def loss_laws(
+    scenario: Scenario, rows: dict[str, np.ndarray], source: str
+) -> dict[str, np.ndarray]:
+    """Per (group, stage) loss clock, overrides inherited: ``loss_mean``, ``_cv``, ``_dist``.
+
+    ``loss_mean`` NaN: the stage's own dwell law (no clock of its own); inf: losses
+    are never recorded.
+    """
+    stages = scenario.stages
+    shape = next(iter(rows.values())).shape
+    if "loss_days" not in rows:
+        return {
+            "loss_mean": np.full(shape, np.nan),
+            "loss_cv": np.ones(shape),
+            "loss_dist": np.full(shape, "gamma", dtype=object),
+        }
+    mean = stages["loss_days"].to_numpy(dtype=np.float64)[rows["loss_days"]]
+    cv = stages["loss_cv"].to_numpy(dtype=np.float64)[rows["loss_cv"]]
+    dist = stages["loss_dist"].to_numpy(dtype=object)[rows["loss_dist"]]
+    given = ~np.isnan(cv) | pd.notna(dist)
+    orphan = np.isnan(mean) & given
+    if orphan.any():
+        g, s = np.argwhere(orphan)[0]
+        row = rows["loss_cv"][g, s] if not np.isnan(cv[g, s]) else rows["loss_dist"][g, s]
+        raise ScenarioError(
+            f"{source}, column 'loss_days': row {row + 1} sets the loss law of stage "
+            f"{scenario.funnel[s]!r} (loss_cv or loss_dist) but no row it inherits from gives "
+            "loss_days. Give loss_days on that row or on the stage's funnel row.",
+        )
+    cv = np.where(np.isnan(cv), 1.0, cv)
+    dist = np.where(pd.isna(dist), "gamma", dist).astype(object)
+    return {"loss_mean": mean, "loss_cv": cv, "loss_dist": dist}
 
 
 def dwell_arrays(
@@ -147,6 +187,7 @@ def build_funnel(
         ]
     )
 
+    loss = loss_laws(scenario, rows, source)
     code, p1, p2, tab, strips = dwell_arrays(dist, dwell_mean, dwell_cv)
     value_sigma = np.sqrt(np.log1p(value_cv**2))
     edges, ratio, lf_max = strips
@@ -164,7 +205,13 @@ def build_funnel(
         strip_ratio=ratio,
         strip_lf_max=lf_max,
     )
-    plain = {"conversion": conversion, "dwell_mean": dwell_mean, "dwell_cv": dwell_cv}
+    plain = {
+        "conversion": conversion,
+        "dwell_mean": dwell_mean,
+        "dwell_cv": dwell_cv,
+        "dwell_dist": dist,
+        **loss,
+    }
     return funnel, plain, rows
 
 

@@ -24,7 +24,8 @@ import pandas as pd
 
 from pipesim.errors import InputError
 from pipesim.kernels.tables import ArrivalTable, DealTable, FunnelTable
-from pipesim.prepare.funnel_table import PARAMS, age_strips, build_funnel
+from pipesim.prepare.funnel_table import age_strips, build_funnel
+from pipesim.prepare.loss_clock import survival_ratio
 from pipesim.scenario.calendar import add_months, month_index, period_bounds
 from pipesim.scenario.keys import deal_keys, stable_hash
 from pipesim.scenario.scenario import DEAL_CHUNK, Scenario
@@ -58,6 +59,11 @@ class Prepared:
     conversion: np.ndarray
     dwell_mean: np.ndarray
     dwell_cv: np.ndarray
+    dwell_dist: np.ndarray
+    # The loss clock (pipesim.prepare.loss_clock): NaN mean for none, inf for never.
+    loss_mean: np.ndarray
+    loss_cv: np.ndarray
+    loss_dist: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,7 +230,7 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
     funnel_arrays, plain, rows = build_funnel(scenario, group_frame, source)
     records = scenario.stages.to_dict("records")
     for i in np.flatnonzero(~scenario.default_rows.to_numpy()):
-        if not any((rows[p] == i).any() for p in PARAMS):
+        if not any((rows[p] == i).any() for p in rows):
             row = records[i]
             cond = {c: row[c] for c in segs if row[c] is not None}
             notes.append(
@@ -256,6 +262,10 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
         conversion=plain["conversion"],
         dwell_mean=plain["dwell_mean"],
         dwell_cv=plain["dwell_cv"],
+        dwell_dist=plain["dwell_dist"],
+        loss_mean=plain["loss_mean"],
+        loss_cv=plain["loss_cv"],
+        loss_dist=plain["loss_dist"],
     )
     return DealContext(
         prepared=prepared,
@@ -324,6 +334,7 @@ def prepare_deals(context: DealContext, rows: pd.DataFrame) -> DealTable:
     if len(rows) == 0:
         return DealTable.empty()
     funnel = context.prepared.funnel
+    plain = context.prepared
     segs, by = list(context.segments), list(context.prepared.by)
     n_stages = len(context.stage_index)
     n = len(rows)
@@ -347,6 +358,16 @@ def prepare_deals(context: DealContext, rows: pd.DataFrame) -> DealTable:
         age=age,
         by=deal_by[order],
         strip=age_strips(funnel, gs, age),
+        survival_ratio=survival_ratio(
+            gs,
+            age,
+            plain.dwell_dist,
+            plain.dwell_mean,
+            plain.dwell_cv,
+            plain.loss_dist,
+            plain.loss_mean,
+            plain.loss_cv,
+        ),
     )
 
 

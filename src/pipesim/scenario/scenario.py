@@ -16,21 +16,49 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
+from pipesim.errors import ScenarioError
 from pipesim.scenario import table_checks
 from pipesim.scenario.calendar import to_date
 from pipesim.scenario.deal_checks import check_deals
 
-STAGE_COLUMNS = (
-    "stage",
-    "conversion",
-    "dwell_days",
-    "dwell_cv",
-    "dwell_dist",
-    "value_cv",
-    "conversion_n",
-)
-DEAL_COLUMNS = ("deal_id", "stage", "amount", "days_in_stage")
-ARRIVAL_COLUMNS = ("period", "leads", "amount", "amount_cv", "leads_n")
+# The scenario format: each version may reserve new column names (read as parameters,
+# never as segments). A scenario.parquet without format_version is format 1; a
+# format-1 scenario holding a column reserved later gets a clear message, since it
+# may be an old segment of that name.
+FORMAT_VERSION = 2
+RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
+    1: {
+        "stages": (
+            "stage",
+            "conversion",
+            "dwell_days",
+            "dwell_cv",
+            "dwell_dist",
+            "value_cv",
+            "conversion_n",
+        ),
+        "deals": ("deal_id", "stage", "amount", "days_in_stage"),
+        "arrivals": ("period", "leads", "amount", "amount_cv", "leads_n"),
+    },
+    # The loss clock of a stage: time to a loss, for the deals that are lost.
+    2: {"stages": ("loss_days", "loss_cv", "loss_dist")},
+}
+
+
+def reserved(table: str, version: int = FORMAT_VERSION) -> tuple[str, ...]:
+    """The column names ``table`` reserves in scenario format ``version``."""
+    return tuple(
+        c
+        for v in sorted(RESERVED_COLUMNS)
+        if v <= version
+        for c in RESERVED_COLUMNS[v].get(table, ())
+    )
+
+
+STAGE_COLUMNS = reserved("stages")
+LOSS_COLUMNS = RESERVED_COLUMNS[2]["stages"]
+DEAL_COLUMNS = reserved("deals")
+ARRIVAL_COLUMNS = reserved("arrivals")
 DWELL_DISTS = ("gamma", "lognormal")
 # Deals per chunk of the canonical deal order (file order, each chunk sorted by
 # group and stage for the kernels) and of reading a large deals.parquet.
@@ -65,6 +93,9 @@ class Scenario:
         Labels for printed and written results.
     path : str or None
         The folder the scenario was read from, if any.
+    format_version : int
+        The scenario format its tables follow (:data:`FORMAT_VERSION` unless read
+        from an older folder).
     deal_table : DataFrame or None
         The deals when held in memory (else None).
     deal_source : DealSource or None
@@ -80,6 +111,7 @@ class Scenario:
     currency: str = ""
     path: str | None = None
     deal_source: DealSource | None = None
+    format_version: int = FORMAT_VERSION
 
     @property
     def deals(self) -> pd.DataFrame:
@@ -199,6 +231,7 @@ def make_scenario(
     name: str = "",
     currency: str = "",
     sources: Mapping[str, str | None] | None = None,
+    format_version: int = FORMAT_VERSION,
 ) -> Scenario:
     """Validate the tables of a scenario and return it.
 
@@ -217,6 +250,9 @@ def make_scenario(
     sources : mapping, optional
         Where each table came from (``{"stages": "/x/stages.parquet", ...}``),
         used in error messages; ``"path"`` is the scenario folder.
+    format_version : int
+        The scenario format the tables follow (:data:`FORMAT_VERSION`); an older
+        format may not use the column names reserved since.
 
     Raises
     ------
@@ -247,6 +283,7 @@ def make_scenario(
                 "amount": pd.Series([], dtype=float),
             }
         )
+    _check_format(format_version, {"stages": stages, "deals": deals, "arrivals": arrivals}, src)
     as_of_date = table_checks.check_as_of(as_of, src["scenario"])
     horizon = table_checks.check_horizon(horizon_months, src["scenario"])
     stages_v = table_checks.check_stages(stages, src["stages"], STAGE_COLUMNS, DWELL_DISTS)
@@ -268,4 +305,34 @@ def make_scenario(
         name=str(name or ""),
         currency=str(currency or ""),
         path=src.get("path"),
+        format_version=int(format_version),
     )
+
+
+def _check_format(version: object, tables: Mapping[str, object], src: Mapping[str, str]) -> None:
+    """A known format version, and no column it predates used as a segment name."""
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, int)
+        or not 1 <= version <= FORMAT_VERSION
+    ):
+        raise ScenarioError(
+            f"{src['scenario']}: format_version {version!r} is not one this pipesim reads "
+            f"(1 to {FORMAT_VERSION}). Leave it empty for format 1, or upgrade pipesim.",
+            parameters=("format_version",),
+        )
+    for name, table in tables.items():
+        columns = getattr(table, "columns", ())
+        later = [c for c in reserved(name) if c not in reserved(name, version) and c in columns]
+        if later:
+            since = min(
+                v for v in RESERVED_COLUMNS for c in later if c in RESERVED_COLUMNS[v].get(name, ())
+            )
+            raise ScenarioError(
+                f"{src[name]}: column(s) {', '.join(map(repr, later))} are reserved since scenario "
+                f"format {since}, but this scenario is format {version} (scenario.parquet has no "
+                f"format_version, or an older one). If they are segment columns, rename them; "
+                f"if they hold the stage's loss clock, set format_version = {FORMAT_VERSION} in "
+                "scenario.parquet.",
+                parameters=("format_version",),
+            )

@@ -109,6 +109,78 @@ def check_horizon(value: object, source: str) -> int:
     return int(number)
 
 
+def _dist(table: pd.DataFrame, source: str, column: str, dists: Sequence[str]) -> pd.Series:
+    """A distribution-name column, lower case, missing as None (absent column: all None)."""
+    if column not in table.columns:
+        return pd.Series([None] * len(table), dtype=object)
+    dist = table[column].astype(object).where(table[column].notna(), None)
+    dist = dist.map(lambda v: v if v is None else str(v).strip().lower())
+    bad = (dist.notna() & ~dist.isin(list(dists))).to_numpy()
+    _check(
+        source,
+        column,
+        "name an unknown distribution",
+        table,
+        bad,
+        f"Use one of {', '.join(dists)} (or leave it empty for gamma).",
+    )
+    return dist
+
+
+def _loss_columns(
+    table: pd.DataFrame, source: str, default: np.ndarray, dists: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """The loss clock's columns, checked (none when the table has none of them).
+
+    ``loss_days`` empty: the stage's own dwell law (one clock, as before loss clocks);
+    ``inf``: losses are never recorded. On a funnel row, ``loss_cv`` or ``loss_dist``
+    without ``loss_days`` is an error; an override row may set them alone when it
+    inherits ``loss_days`` (checked once inherited, when the funnel is resolved).
+    """
+    if not any(c in table.columns for c in ("loss_days", "loss_cv", "loss_dist")):
+        return {}
+    days = _numeric(table, source, "loss_days", None)
+    bad = ~np.isnan(days) & ~(days > 0)
+    _check(
+        source,
+        "loss_days",
+        "are not a positive number of days",
+        table,
+        bad,
+        "loss_days is the mean time from entering the stage to being lost, for the deals "
+        "that are lost (> 0; inf when losses are never recorded); leave it empty for the "
+        "stage's own dwell law.",
+    )
+    cv = _numeric(table, source, "loss_cv", None)
+    bad = ~np.isnan(cv) & ~((cv >= 0) & np.isfinite(cv))
+    _check(
+        source,
+        "loss_cv",
+        "are negative or not finite",
+        table,
+        bad,
+        "loss_cv is the coefficient of variation of the time to a loss: 0 for a fixed "
+        "time, 1 for exponential (the default).",
+    )
+    dist = _dist(table, source, "loss_dist", dists)
+    given = ~np.isnan(cv) | dist.notna().to_numpy()
+    orphan = default & np.isnan(days) & given
+    _check(
+        source,
+        "loss_days",
+        "set loss_cv or loss_dist without loss_days",
+        table,
+        orphan,
+        "Give loss_days on the same row, or leave loss_cv and loss_dist empty.",
+    )
+    timed = default & ~np.isnan(days)
+    cv = cv.copy()
+    cv[timed & np.isnan(cv)] = 1.0
+    dist = dist.copy()
+    dist[timed & dist.isna().to_numpy()] = "gamma"
+    return {"loss_days": days, "loss_cv": cv, "loss_dist": dist.to_numpy()}
+
+
 def check_stages(
     table: pd.DataFrame, source: str, known: Sequence[str], dists: Sequence[str]
 ) -> pd.DataFrame:
@@ -217,20 +289,8 @@ def check_stages(
         "conversion_n is the effective number of deals behind the conversion (> 0); leave "
         "it empty for a conversion known exactly.",
     )
-    if "dwell_dist" in table.columns:
-        dist = table["dwell_dist"].astype(object).where(table["dwell_dist"].notna(), None)
-        dist = dist.map(lambda v: v if v is None else str(v).strip().lower())
-        bad = (dist.notna() & ~dist.isin(list(dists))).to_numpy()
-        _check(
-            source,
-            "dwell_dist",
-            "name an unknown distribution",
-            table,
-            bad,
-            f"Use one of {', '.join(dists)} (or leave it empty for gamma).",
-        )
-    else:
-        dist = pd.Series([None] * len(table), dtype=object)
+    dist = _dist(table, source, "dwell_dist", dists)
+    loss = _loss_columns(table, source, default, dists)
 
     def fill(values: np.ndarray, default_value: float) -> np.ndarray:
         values = values.copy()
@@ -245,6 +305,8 @@ def check_stages(
     out["dwell_dist"] = dist.to_numpy()
     out["value_cv"] = fill(vcv, 0.0)
     out["conversion_n"] = n
+    for col, values in loss.items():
+        out[col] = values
     out = out[
         [
             "stage",
@@ -254,6 +316,7 @@ def check_stages(
             "dwell_dist",
             "value_cv",
             "conversion_n",
+            *loss,
             *segs,
         ]
     ]
