@@ -16,6 +16,7 @@ from pipesim.io import parquet, scenario_folder
 from pipesim.prepare.kernel_inputs import prepare, prepare_context, prepare_deals
 from pipesim.scenario.keys import deal_keys, stable_hash
 from pipesim.scenario.scenario import DEAL_CHUNK
+from terminal import run_on_pty
 
 N = 5_000
 CHUNK = 1_000  # deals per chunk of the canonical order in these tests
@@ -331,11 +332,9 @@ def test_progress_counts_every_trial_over_the_chunks(book):
 
 @pytest.mark.slow
 def test_ctrl_c_on_a_book_read_from_disk_stops_promptly_and_writes_nothing(tmp_path):
-    from test_progress import _run_on_pty
-
     folder = _big_book(tmp_path / "big")
     out = tmp_path / "out"
-    code, text, after_signal = _run_on_pty(
+    code, text, after_signal = run_on_pty(
         [str(folder), "--trials", "20000"], out, interrupt_after=lambda t: b"trial" in t
     )
     assert code == 130, text

@@ -27,6 +27,7 @@ from pipesim.io import parquet
 from pipesim.prepare.kernel_inputs import prepare, prepare_context
 from pipesim.progress import Progress
 from pipesim.simulation.bench import write_bench_book
+from terminal import run_on_pty
 
 distributed = pytest.importorskip("distributed")
 
@@ -422,11 +423,9 @@ def test_deal_chunks_and_step_placement_come_from_the_book():
 
 @pytest.mark.slow
 def test_ctrl_c_stops_a_dask_run_and_writes_nothing(tmp_path):
-    from test_progress import _run_on_pty
-
     book = write_bench_book(tmp_path / "book", 300_000)
     out = tmp_path / "out"
-    code, text, after_signal = _run_on_pty(
+    code, text, after_signal = run_on_pty(
         [str(book), "--trials", "20000", "--engine", "dask"],
         out,
         interrupt_after=lambda t: b"trial" in t,

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
-import select
-import signal
-import struct
 import subprocess
 import sys
-import termios
-import time
 
 import numpy as np
 import pytest
@@ -21,6 +14,7 @@ from conftest import ROOT
 from pipesim.engines import numba as numba_engine
 from pipesim.prepare.kernel_inputs import prepare
 from pipesim.simulation.bench import write_bench_book
+from terminal import run_on_pty
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 
@@ -40,44 +34,10 @@ def big_book(tmp_path_factory):
     return write_bench_book(tmp_path_factory.mktemp("book") / "book", 300_000)
 
 
-def _run_on_pty(args, out, interrupt_after=None):
-    """Run the CLI with stderr on a pseudo-terminal; return (code, stderr text, seconds)."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipesim.cli", "run", *args, "--out", str(out)],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=slave,
-    )
-    os.close(slave)
-    text = b""
-    start = time.monotonic()
-    sent_at = None
-    while True:
-        ready, _, _ = select.select([master], [], [], 0.1)
-        chunk = b""
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # the child closed the terminal
-                ready = []
-            text += chunk
-        if interrupt_after and sent_at is None and interrupt_after(text):
-            proc.send_signal(signal.SIGINT)
-            sent_at = time.monotonic()
-        if proc.poll() is not None and not chunk:
-            break
-        assert time.monotonic() - start < 300
-    os.close(master)
-    took = time.monotonic() - (sent_at or start)
-    return proc.returncode, text.decode(errors="replace"), took
-
-
 @pytest.mark.slow
 def test_bar_on_a_terminal_then_ctrl_c_stops_promptly_and_writes_nothing(big_book, tmp_path):
     out = tmp_path / "out"
-    code, text, after_signal = _run_on_pty(
+    code, text, after_signal = run_on_pty(
         [str(big_book), "--trials", "20000"], out, interrupt_after=lambda t: b"trial" in t
     )
     assert "simulating" in text and "trial" in text  # tqdm's bar was drawn
@@ -91,7 +51,7 @@ def test_bar_on_a_terminal_then_ctrl_c_stops_promptly_and_writes_nothing(big_boo
 
 @pytest.mark.slow
 def test_no_bar_with_quiet_or_without_a_terminal(big_book, tmp_path):
-    code, text, _ = _run_on_pty([str(big_book), "--trials", "1000", "--quiet"], tmp_path / "a")
+    code, text, _ = run_on_pty([str(big_book), "--trials", "1000", "--quiet"], tmp_path / "a")
     assert code == 0, text
     assert "simulating" not in text
     piped = subprocess.run(

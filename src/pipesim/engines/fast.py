@@ -95,7 +95,9 @@ def accumulate(
         first_trial,
         deal0,
         pwin,
-        numba_engine.trial_conversions(seed, first_trial, prepared, trials, deals),
+        numba_engine.trial_conversions(
+            seed, first_trial, prepared, trials, numba_engine.clocked(deals)
+        ),
         funnel.n_stages,
         funnel.dwell_code,
         funnel.dwell_p1,

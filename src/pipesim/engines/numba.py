@@ -80,12 +80,7 @@ def accumulate(
     pwin = np.empty((trials, funnel.n_cells))
     trial.trial_win_probabilities(seed_bits(seed), first_trial, funnel, pwin)
     if deals.rows:
-        conv = trial_conversions(seed, first_trial, prepared, trials, deals)
-        per_deal.simulate_deals(
-            seed_bits(seed),
-            first_trial,
-            pwin,
-            conv,
+        funnel_args = (
             funnel.n_stages,
             funnel.dwell_code,
             funnel.dwell_p1,
@@ -95,19 +90,19 @@ def accumulate(
             funnel.strip_edges,
             funnel.strip_ratio,
             funnel.strip_lf_max,
-            deals.key,
-            deals.cell,
-            deals.amount,
-            deals.age,
-            deals.by,
-            deals.strip,
-            deals.survival_ratio,
-            prepared.day_period,
-            block,
-            chunk,
-            rev,
-            won,
         )
+        deal_args = (deals.key, deals.cell, deals.amount, deals.age, deals.by, deals.strip)
+        rest = (prepared.day_period, block, chunk, rev, won)
+        if clocked(deals):  # some deals' odds depend on their age: the two-clock kernel
+            conv = trial_conversions(seed, first_trial, prepared, trials, True)
+            per_deal.simulate_deals_two_clocks(
+                seed_bits(seed), first_trial, pwin, conv, *funnel_args, *deal_args,
+                deals.survival_ratio, *rest,
+            )  # fmt: skip
+        else:
+            per_deal.simulate_deals(
+                seed_bits(seed), first_trial, pwin, *funnel_args, *deal_args, *rest
+            )
     if arrivals.rows:
         arrival_kernel.simulate_arrivals(
             seed_bits(seed), first_trial, pwin, prepared.funnel, arrivals, prepared.day_period,
@@ -115,15 +110,20 @@ def accumulate(
         )  # fmt: skip
 
 
+def clocked(deals: DealTable) -> bool:
+    """Whether some deal's odds depend on its age (a survival ratio other than 1)."""
+    return bool(np.any(deals.survival_ratio != 1.0))
+
+
 def trial_conversions(
-    seed: int, first_trial: int, prepared: Prepared, trials: int, deals: DealTable
+    seed: int, first_trial: int, prepared: Prepared, trials: int, needed: bool
 ) -> np.ndarray:
-    """Each trial's conversion per cell, when some deal's odds depend on its age (else 1 x 1).
+    """Each trial's conversion per cell when ``needed`` (aged deals on two clocks), else 1 x 1.
 
     Deals whose survival ratio is 1 use ``pwin`` alone, so a book without loss
     clocks skips these draws.
     """
-    if np.all(deals.survival_ratio == 1.0):
+    if not needed:
         return np.ones((1, 1))
     conv = np.empty((trials, prepared.funnel.n_cells))
     trial.trial_conversions(seed_bits(seed), first_trial, prepared.funnel, conv)

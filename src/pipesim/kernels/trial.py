@@ -121,19 +121,20 @@ def advance_odds(c: float, ratio: float) -> float:
     return c / (c + (1.0 - c) * ratio)
 
 
-@jit
+@jit(inline=True)
 def win_probability(
-    pwin: np.ndarray, conv: np.ndarray, cell: int, n_stages: int, ratio: float
+    pwin: np.ndarray, conv: np.ndarray, i: int, cell: int, n_stages: int, ratio: float
 ) -> float:
-    """P(win) of a deal in ``cell`` with survival ratio ``ratio``, from one trial's rows.
+    """P(win) in trial row ``i`` of a deal in ``cell`` with survival ratio ``ratio``.
 
-    ``pwin`` and ``conv`` are the trial's P(win | in stage) and conversions per cell;
-    a ratio of exactly 1 gives ``pwin[cell]`` itself (the same bits as one clock).
+    ``pwin`` and ``conv`` are [trial, cell]: P(win | in stage) and the conversions
+    (indexed here, not sliced: views defeat the kernels' vector loops). A ratio of
+    exactly 1 gives ``pwin[i, cell]`` itself (the same bits as one clock).
     """
     if ratio == 1.0:
-        return pwin[cell]
-    later = pwin[cell + 1] if (cell % n_stages) + 1 < n_stages else 1.0
-    return advance_odds(conv[cell], ratio) * later
+        return pwin[i, cell]
+    later = pwin[i, cell + 1] if (cell % n_stages) + 1 < n_stages else 1.0
+    return advance_odds(conv[i, cell], ratio) * later
 
 
 @jit

@@ -228,7 +228,7 @@ def simulate_fast(
                     gs = gs_of[a]
                     cs = derive(root, np.uint64(deal0 + a))
                     # The cell's highest odds (its deals' odds when they all have them).
-                    top = win_probability(pwin[i], conv[i], gs, n_stages, cell_surv[c])
+                    top = win_probability(pwin, conv, i, gs, n_stages, cell_surv[c])
                     k = binomial_inverse(to_unit(cs), n, top)
                     if k == 0:
                         continue
@@ -242,7 +242,7 @@ def simulate_fast(
                         kept = 0
                         for w in range(k):
                             d = idx[b, w]
-                            p = win_probability(pwin[i], conv[i], gs, n_stages, surv[d])
+                            p = win_probability(pwin, conv, i, gs, n_stages, surv[d])
                             u = to_unit(mix(branch(derive(cs, np.uint64(d - a)), _THIN_KEY)))
                             if u * top < p:
                                 idx[b, kept] = d
