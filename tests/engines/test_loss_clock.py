@@ -291,3 +291,31 @@ def test_slower_losses_on_common_random_numbers_lower_the_forecast(demo):
     result = pipesim.compare(base, ["loss:Offer*4"], trials=400, seed=3)
     row = result.table.set_index("variant").loc["loss:Offer*4"]
     assert row["delta_mean"] < -Z * row["delta_se"]
+
+
+def test_run_prints_the_odds_of_aged_deals(tmp_path, demo):
+    from pipesim.prepare.loss_clock import odds_by_age
+
+    sc = book("gamma", 1.0, 90.0, 1.0, "gamma")  # exponential clocks: odds in closed form
+    table = odds_by_age(sc).set_index("stage")
+    assert list(table.index) == ["Offer"]
+
+    def exact(age):
+        adv, loss = np.exp(-age / 30.0), np.exp(-age / 90.0)
+        return C * adv / (C * adv + (1 - C) * loss)
+
+    assert table.loc["Offer", "conversion"] == C
+    assert table.loc["Offer", "odds_30d"] == pytest.approx(exact(30.0), rel=1e-12)
+    assert table.loc["Offer", "odds_90d"] == pytest.approx(exact(90.0), rel=1e-12)
+    assert table.loc["Offer", "oldest_days"] == AGE
+    assert table.loc["Offer", "odds_oldest"] == pytest.approx(exact(AGE), rel=1e-12)
+    folder = tmp_path / "sc"
+    scenario_folder.write_scenario(folder, sc)
+    res = CliRunner().invoke(main, ["run", str(folder), "--trials", "20", "--quiet",
+                                    "--out", str(tmp_path / "out")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "Two clocks: the chance to advance of a deal still open at an age" in res.output
+    line = next(x for x in res.output.splitlines() if x.startswith("Offer") and "days" in x)
+    assert f"{exact(30.0):.0%}" in line and f"{exact(AGE):.0%} at 45 days" in line
+    # No loss clock, no such block.
+    assert odds_by_age(demo).empty

@@ -172,3 +172,21 @@ def test_drift_per_segment():
     bad = actuals.assign(region="Z")
     with pytest.raises(pipesim.PipesimError, match="no deal or arrival"):
         pipesim.health(sc, 600_000, months=6, actuals=bad, trials=100, seed=0)
+
+
+def test_deals_needed_count_both_clocks():
+    # S2 loses its deals on a clock of 90 days (advances take 30): a deal entering S2
+    # stays 0.5 x 30 + 0.5 x 90 = 60 days on average, twice the one-clock stock.
+    sc = _steady()
+    stages = sc.stages.assign(loss_days=[np.nan, 90.0, np.inf], loss_cv=[np.nan, 1.0, 1.0])
+    clocked = sc.replace(stages=stages)
+    base = pipesim.health(sc, 600_000, months=6, trials=200, seed=0).table.set_index("stage")
+    res = pipesim.health(clocked, 600_000, months=6, trials=200, seed=0)
+    t = res.table.set_index("stage")
+    ratio = float(res.metadata["leads_scale_needed"]) / float(
+        pipesim.health(sc, 600_000, months=6, trials=200, seed=0).metadata["leads_scale_needed"]
+    )
+    assert t.loc["S1", "deals_needed"] == pytest.approx(base.loc["S1", "deals_needed"] * ratio)
+    assert t.loc["S2", "deals_needed"] == pytest.approx(base.loc["S2", "deals_needed"] * 2 * ratio)
+    # Losses never recorded in S3: only the deals that will advance count (half of them).
+    assert t.loc["S3", "deals_needed"] == pytest.approx(base.loc["S3", "deals_needed"] / 2 * ratio)

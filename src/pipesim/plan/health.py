@@ -22,7 +22,7 @@ from pipesim.errors import InputError
 from pipesim.plan import common_random_numbers, drift
 from pipesim.plan.plan_result import PlanResult, ScenarioLike, as_scenario, base_metadata, check_run
 from pipesim.plan.target import arrivals_only, reach, search
-from pipesim.prepare.kernel_inputs import NONE_LABEL, prepare
+from pipesim.prepare.kernel_inputs import NONE_LABEL, Prepared, prepare
 from pipesim.scenario.scenario import Scenario
 from pipesim.simulation.result import by_columns
 from pipesim.simulation.stage_flows import simulate_flows
@@ -30,12 +30,25 @@ from pipesim.simulation.stage_flows import simulate_flows
 DAYS_PER_MONTH = 365.25 / 12
 
 
+def time_in_stage(prepared: Prepared) -> np.ndarray:
+    """Mean days a deal entering each stage stays open there, per (group, stage).
+
+    One clock: the dwell mean. Two clocks: c x mean time to advance + (1 - c) x mean
+    time to a loss. When losses are never recorded (``loss_days`` = inf) the deals
+    that will not advance stay open for ever: only those that will are counted.
+    """
+    c, advance, loss = prepared.conversion, prepared.dwell_mean, prepared.loss_mean
+    with np.errstate(invalid="ignore"):
+        two = np.where(np.isinf(loss), c * advance, c * advance + (1.0 - c) * loss)
+    return np.where(np.isnan(loss), advance, two)
+
+
 def _needed(sc: Scenario, scale: float, months: int, by: Sequence[str]) -> pd.DataFrame:
     """Steady-state deals per stage (and segment) that the target's leads keep in the funnel."""
     prepared = prepare(arrivals_only(sc, months), by)
     arr = prepared.arrivals
     g, lam, by_code = arr.group, arr.leads, arr.by
-    stock = reach(prepared)[g] * prepared.dwell_mean[g] / DAYS_PER_MONTH
+    stock = reach(prepared)[g] * time_in_stage(prepared)[g] / DAYS_PER_MONTH
     stock *= (lam * scale / months)[:, None]
     frame = pd.DataFrame(stock, columns=list(sc.funnel))
     frame["_b"] = by_code

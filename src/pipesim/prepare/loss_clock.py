@@ -16,8 +16,13 @@ the one-clock model. Losses never recorded (``loss_days = inf``): ``S_loss = 1``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import pandas as pd
 from scipy import stats
+
+from pipesim.scenario.scenario import Scenario
 
 
 def log_survival(dist: np.ndarray, mean: np.ndarray, cv: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -85,3 +90,54 @@ def survival_ratio(
     r[both_over] = 1.0
     ratio[timed] = r
     return ratio
+
+
+def odds_by_age(scenario: Scenario, ages: Sequence[float] = (30.0, 90.0)) -> pd.DataFrame:
+    """Per stage with a loss clock: the chance to advance of a deal open at each age.
+
+    Funnel rows only (segment overrides aside), at the point conversions: columns
+    ``stage``, ``conversion`` (a fresh deal's odds), one ``odds_<age>d`` column per age,
+    ``oldest_days`` (the oldest open deal of the stage, NaN when none) and
+    ``odds_oldest``. Empty when no stage has a loss clock of its own.
+    """
+    stages = scenario.stages
+    if "loss_days" not in stages.columns:
+        return pd.DataFrame()
+    funnel = stages[scenario.default_rows.to_numpy()]
+    funnel = funnel[funnel["loss_days"].notna()]
+    if funnel.empty:
+        return pd.DataFrame()
+    oldest = {name: np.nan for name in funnel["stage"]}
+    for rows in scenario.deal_chunks(columns=["stage", "days_in_stage"]):
+        ages_now = rows.groupby("stage")["days_in_stage"].max()
+        for name, age in ages_now.items():
+            if name in oldest:
+                oldest[name] = np.nanmax([oldest[name], float(age)])
+    out = []
+    for row in funnel.to_dict("records"):
+        c = float(row["conversion"])
+
+        def odds(age: float, row: dict = row, c: float = c) -> float:
+            if not age > 0:
+                return c
+            t = np.array([age])
+            log_adv = log_survival(
+                np.array([row["dwell_dist"]]), np.array([row["dwell_days"]]),
+                np.array([row["dwell_cv"]]), t,
+            )[0]  # fmt: skip
+            log_loss = log_survival(
+                np.array([row["loss_dist"]]), np.array([row["loss_days"]]),
+                np.array([row["loss_cv"]]), t,
+            )[0]  # fmt: skip
+            if np.isneginf(log_adv) and np.isneginf(log_loss):
+                return c
+            with np.errstate(over="ignore"):
+                r = float(np.exp(log_loss - log_adv))
+            return c if c <= 0 or c >= 1 else c / (c + (1 - c) * r)
+
+        record = {"stage": row["stage"], "conversion": c}
+        record.update({f"odds_{a:g}d": odds(a) for a in ages})
+        record["oldest_days"] = oldest[row["stage"]]
+        record["odds_oldest"] = odds(oldest[row["stage"]])
+        out.append(record)
+    return pd.DataFrame(out)

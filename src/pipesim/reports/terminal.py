@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
+from pipesim.prepare.loss_clock import odds_by_age
 from pipesim.reports.funnel_table import funnel_table
 from pipesim.simulation.result import Result
 from pipesim.text_table import money, number, table
@@ -69,6 +71,13 @@ def run_report(result: Result) -> str:
         "Cumulative",
         table(header, _block(whole, True)),
     ]
+    odds = odds_by_age(sc)
+    if len(odds):
+        out += [
+            "",
+            "Two clocks: the chance to advance of a deal still open at an age",
+            odds_block(odds),
+        ]
     if result.by:
         full = result.summary(result.by)
         last = full[(full["cumulative"]) & (full["period"] == result.periods[-1])]
@@ -135,3 +144,20 @@ def horizon_table(summary: pd.DataFrame, by: Sequence[str], currency: str = "") 
     out.sort(key=lambda row: row[0] != "All")
     header = [", ".join(by) or "book", "revenue P10", "P50", "P90", "mean", "won P50", "mean"]
     return table(header, out)
+
+
+def odds_block(odds: pd.DataFrame) -> str:
+    """Per stage with a loss clock: a fresh deal's odds, at 30 and 90 days, and the oldest's."""
+    ages = [c for c in odds.columns if c.startswith("odds_") and c.endswith("d")]
+    header = ["stage", "fresh", *(c[5:-1] + " days" for c in ages), "oldest open deal"]
+    rows = []
+    for r in odds.to_dict("records"):
+        oldest = (
+            "-"
+            if np.isnan(r["oldest_days"])
+            else f"{r['odds_oldest']:.0%} at {r['oldest_days']:,.0f} days"
+        )
+        rows.append(
+            [str(r["stage"]), f"{r['conversion']:.0%}", *(f"{r[c]:.0%}" for c in ages), oldest]
+        )
+    return table(header, rows)
