@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import Any
 
@@ -268,7 +269,16 @@ def run(
             b, c, attempt = step_of.pop(future.key)
             if attempt != tries[b]:
                 continue  # a step of a chain given up
-            if future.status == "cancelled" and tries[b] < RETRIES:
+            cancelled = future.status == "cancelled"
+            result = None
+            if not cancelled and c == len(chunks) - 1:
+                try:
+                    result = future.result()
+                except CancelledError:
+                    # Its input went with a worker after the step came back (the
+                    # scheduler forgot it): the same as a cancelled step.
+                    cancelled = True
+            if cancelled and tries[b] < RETRIES:
                 # Data sent from here was lost with a worker: send it again, rerun the block.
                 tries[b] += 1
                 for step in live[b]:
@@ -285,9 +295,15 @@ def run(
                 live[b] = chain(b)
                 done.update(live[b])
                 continue
+            if cancelled:
+                raise ClusterError(
+                    f"trials {blocks[b][0]} to {sum(blocks[b]) - 1} were lost with a worker "
+                    f"{RETRIES + 1} times; check the cluster's workers (memory, restarts) and "
+                    "run again.",
+                )
             first, count = blocks[b]
             if c == len(chunks) - 1:
-                r, w = future.result()
+                r, w = result if result is not None else future.result()
                 rev[first : first + count] = r
                 won[first : first + count] = w
             elif future.status != "finished":
