@@ -109,8 +109,10 @@ def write_results(
     All three carry the run's settings in their metadata (and ``target``, the
     revenue target over the horizon, when given: ``pipesim report`` draws it);
     ``funnel.parquet`` (stage, deals, value, conversion, win_probability) makes
-    the folder enough for ``pipesim report``.
+    the folder enough for ``pipesim report``. A scenario with loss clocks also gets
+    ``odds.parquet`` (stage, age_days, odds: the chance to advance by age).
     """
+    from pipesim.prepare.loss_clock import odds_curve
     from pipesim.reports.funnel_table import funnel_table
 
     metadata = result.metadata()
@@ -119,15 +121,15 @@ def write_results(
             raise InputError(f"the target must be a positive amount, got {target}.")
         metadata["target"] = repr(float(target))
 
-    return parquet.write_tables(
-        out,
-        {
-            "summary": result.summary(result.by),
-            "trials": result.trials(result.by),
-            "funnel": funnel_table(result.scenario),
-        },
-        metadata,
-    )
+    tables = {
+        "summary": result.summary(result.by),
+        "trials": result.trials(result.by),
+        "funnel": funnel_table(result.scenario),
+    }
+    odds = odds_curve(result.scenario)
+    if len(odds):
+        tables["odds"] = odds
+    return parquet.write_tables(out, tables, metadata)
 
 
 def init_scenario(directory: str | os.PathLike[str], force: bool = False) -> list[Path]:

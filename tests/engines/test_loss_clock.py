@@ -319,3 +319,29 @@ def test_run_prints_the_odds_of_aged_deals(tmp_path, demo):
     assert f"{exact(30.0):.0%}" in line and f"{exact(AGE):.0%} at 45 days" in line
     # No loss clock, no such block.
     assert odds_by_age(demo).empty
+
+
+def test_results_and_report_show_the_odds_by_age(tmp_path, demo):
+    sc = book("gamma", 1.0, 90.0, 1.0, "gamma")  # exponential clocks: odds in closed form
+    out = tmp_path / "results"
+    written = pipesim.write_results(pipesim.simulate(sc, trials=50, seed=1), out)
+    assert out / "odds.parquet" in written
+    odds = pd.read_parquet(out / "odds.parquet")
+    assert list(odds.columns) == ["stage", "age_days", "odds"]
+    assert set(odds["stage"]) == {"Offer"} and {0.0, 30.0, 90.0} <= set(odds["age_days"])
+    a = odds["age_days"].to_numpy()
+    exact = C * np.exp(-a / 30) / (C * np.exp(-a / 30) + (1 - C) * np.exp(-a / 90))
+    np.testing.assert_allclose(odds["odds"], exact, rtol=1e-12)
+    assert odds["age_days"].max() >= 3 * 90.0
+    pipesim.report(out)
+    html = (out / "report.html").read_text()
+    assert "Two clocks: the chance to advance by age" in html
+    assert 'id="chart-odds"' in html
+    sentence = f"Offer: a deal 90 days old advances {exact[a == 90][0]:.0%}, a fresh one {C:.0%}."
+    assert sentence in html
+    # A scenario without loss clocks writes no odds file and shows no such section.
+    plain = tmp_path / "plain"
+    pipesim.write_results(pipesim.simulate(demo, trials=20, seed=1), plain)
+    assert not (plain / "odds.parquet").exists()
+    pipesim.report(plain)
+    assert "Two clocks" not in (plain / "report.html").read_text()

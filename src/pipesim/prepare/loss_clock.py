@@ -92,6 +92,48 @@ def survival_ratio(
     return ratio
 
 
+def row_odds(row: dict, ages: np.ndarray) -> np.ndarray:
+    """The chance to advance at each age of a deal of a stage row (its point conversion)."""
+    c = float(row["conversion"])
+    ages = np.asarray(ages, dtype=np.float64)
+    out = np.full(ages.shape, c)
+    aged = ages > 0
+    if not aged.any() or c <= 0 or c >= 1:
+        return out
+    t = ages[aged]
+    n = t.size
+    log_adv = log_survival(
+        np.full(n, row["dwell_dist"], dtype=object), np.full(n, float(row["dwell_days"])),
+        np.full(n, float(row["dwell_cv"])), t,
+    )  # fmt: skip
+    log_loss = log_survival(
+        np.full(n, row["loss_dist"], dtype=object), np.full(n, float(row["loss_days"])),
+        np.full(n, float(row["loss_cv"])), t,
+    )  # fmt: skip
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = np.exp(log_loss - log_adv)
+    r[np.isneginf(log_adv) & np.isneginf(log_loss)] = 1.0
+    out[aged] = c / (c + (1 - c) * r)
+    return out
+
+
+def _clocked_rows(scenario: Scenario) -> list[dict]:
+    stages = scenario.stages
+    if "loss_days" not in stages.columns:
+        return []
+    funnel = stages[scenario.default_rows.to_numpy()]
+    return funnel[funnel["loss_days"].notna()].to_dict("records")
+
+
+def _oldest(scenario: Scenario, names: Sequence[str]) -> dict[str, float]:
+    oldest = {name: np.nan for name in names}
+    for rows in scenario.deal_chunks(columns=["stage", "days_in_stage"]):
+        for name, age in rows.groupby("stage")["days_in_stage"].max().items():
+            if name in oldest:
+                oldest[name] = np.nanmax([oldest[name], float(age)])
+    return oldest
+
+
 def odds_by_age(scenario: Scenario, ages: Sequence[float] = (30.0, 90.0)) -> pd.DataFrame:
     """Per stage with a loss clock: the chance to advance of a deal open at each age.
 
@@ -100,44 +142,40 @@ def odds_by_age(scenario: Scenario, ages: Sequence[float] = (30.0, 90.0)) -> pd.
     ``oldest_days`` (the oldest open deal of the stage, NaN when none) and
     ``odds_oldest``. Empty when no stage has a loss clock of its own.
     """
-    stages = scenario.stages
-    if "loss_days" not in stages.columns:
+    rows = _clocked_rows(scenario)
+    if not rows:
         return pd.DataFrame()
-    funnel = stages[scenario.default_rows.to_numpy()]
-    funnel = funnel[funnel["loss_days"].notna()]
-    if funnel.empty:
-        return pd.DataFrame()
-    oldest = {name: np.nan for name in funnel["stage"]}
-    for rows in scenario.deal_chunks(columns=["stage", "days_in_stage"]):
-        ages_now = rows.groupby("stage")["days_in_stage"].max()
-        for name, age in ages_now.items():
-            if name in oldest:
-                oldest[name] = np.nanmax([oldest[name], float(age)])
+    oldest = _oldest(scenario, [r["stage"] for r in rows])
     out = []
-    for row in funnel.to_dict("records"):
-        c = float(row["conversion"])
-
-        def odds(age: float, row: dict = row, c: float = c) -> float:
-            if not age > 0:
-                return c
-            t = np.array([age])
-            log_adv = log_survival(
-                np.array([row["dwell_dist"]]), np.array([row["dwell_days"]]),
-                np.array([row["dwell_cv"]]), t,
-            )[0]  # fmt: skip
-            log_loss = log_survival(
-                np.array([row["loss_dist"]]), np.array([row["loss_days"]]),
-                np.array([row["loss_cv"]]), t,
-            )[0]  # fmt: skip
-            if np.isneginf(log_adv) and np.isneginf(log_loss):
-                return c
-            with np.errstate(over="ignore"):
-                r = float(np.exp(log_loss - log_adv))
-            return c if c <= 0 or c >= 1 else c / (c + (1 - c) * r)
-
-        record = {"stage": row["stage"], "conversion": c}
-        record.update({f"odds_{a:g}d": odds(a) for a in ages})
+    for row in rows:
+        at = row_odds(row, np.array([*ages, oldest[row["stage"]]]))
+        record = {"stage": row["stage"], "conversion": float(row["conversion"])}
+        record.update({f"odds_{a:g}d": float(v) for a, v in zip(ages, at[:-1], strict=True)})
         record["oldest_days"] = oldest[row["stage"]]
-        record["odds_oldest"] = odds(oldest[row["stage"]])
+        record["odds_oldest"] = float(at[-1]) if np.isfinite(oldest[row["stage"]]) else np.nan
         out.append(record)
     return pd.DataFrame(out)
+
+
+def odds_curve(scenario: Scenario, points: int = 61) -> pd.DataFrame:
+    """The chance to advance by age, per stage with a loss clock (``odds.parquet``).
+
+    Long form: ``stage``, ``age_days``, ``odds`` (funnel rows, point conversions), at
+    ``points`` ages from 0 to three times the stage's longer mean clock (or its oldest
+    open deal, if older), plus 30 and 90 days. Empty without loss clocks.
+    """
+    rows = _clocked_rows(scenario)
+    if not rows:
+        return pd.DataFrame(columns=["stage", "age_days", "odds"])
+    oldest = _oldest(scenario, [r["stage"] for r in rows])
+    frames = []
+    for row in rows:
+        clock = max(float(row["dwell_days"]), float(row["loss_days"]))
+        if not np.isfinite(clock):
+            clock = float(row["dwell_days"])
+        top = max(3.0 * clock, np.nan_to_num(oldest[row["stage"]]))
+        ages = np.unique(np.r_[np.linspace(0.0, top, points), 30.0, 90.0])
+        frames.append(
+            pd.DataFrame({"stage": row["stage"], "age_days": ages, "odds": row_odds(row, ages)})
+        )
+    return pd.concat(frames, ignore_index=True)

@@ -250,6 +250,24 @@ def tornado_chart(tornado: pd.DataFrame, currency: str) -> Chart:
     return Chart("tornado", "Sensitivity (tornado)", fig)
 
 
+def odds_chart(odds: pd.DataFrame) -> Chart:
+    """Per stage with a loss clock: the chance to advance of a deal still open at each age."""
+    from matplotlib.ticker import FuncFormatter
+
+    with _style():
+        fig = _figure(3.2)
+        ax = fig.add_subplot()
+        for stage, grp in odds.groupby("stage", sort=False):
+            ax.plot(grp["age_days"], grp["odds"], lw=1.8, label=str(stage))
+        ax.set_xlabel("days already in the stage")
+        ax.set_ylabel("chance to advance")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0%}"))
+        ax.set_ylim(0, 1)
+        ax.set_title("Two clocks: an old deal is not a fresh one")
+        ax.legend(frameon=False, fontsize=8)
+    return Chart("odds", "Chance to advance by age", fig)
+
+
 def build_charts(data: ReportData) -> list[Chart]:
     """Every chart the data allows, in report order."""
     charts = [fan_chart(data, cumulative=False), fan_chart(data, cumulative=True)]
@@ -260,6 +278,8 @@ def build_charts(data: ReportData) -> list[Chart]:
     segments = data.segments()
     if segments:
         charts.append(segments_chart(data, segments))
+    if data.odds is not None and len(data.odds):
+        charts.append(odds_chart(data.odds))
     if data.compare is not None and len(data.compare):
         charts.append(compare_chart(data.compare, data.currency))
     if data.sensitivity is not None:

@@ -189,6 +189,20 @@ def _raw(frame: pd.DataFrame) -> str:
     return html_table([str(c) for c in frame.columns], rows, len(frame.columns))
 
 
+def _odds(odds: pd.DataFrame) -> str:
+    """One sentence per stage: a deal 90 days old against a fresh one."""
+    lines = []
+    for stage, grp in odds.groupby("stage", sort=False):
+        fresh = grp.loc[grp["age_days"] == 0, "odds"]
+        old = grp.loc[grp["age_days"] == 90, "odds"]
+        if len(fresh) and len(old):
+            lines.append(
+                f"{_e(stage)}: a deal 90 days old advances {old.iloc[0]:.0%}, "
+                f"a fresh one {fresh.iloc[0]:.0%}."
+            )
+    return '<p class="note">' + "<br>".join(lines) + "</p>" if lines else ""
+
+
 def render_html(data: ReportData, charts: list[Chart]) -> str:
     """The whole report as one HTML string."""
     by_id = {c.id: c for c in charts}
@@ -208,6 +222,10 @@ def render_html(data: ReportData, charts: list[Chart]) -> str:
         parts += ["<h2>Funnel</h2>"]
         parts += [_figure(by_id["funnel"])] if "funnel" in by_id else []
         parts.append(_funnel(data.funnel, data.currency))
+    if data.odds is not None and len(data.odds):
+        parts += ["<h2>Two clocks: the chance to advance by age</h2>"]
+        parts += [_figure(by_id["odds"])] if "odds" in by_id else []
+        parts.append(_odds(data.odds))
     segments = data.segments()
     if segments:
         parts += [f"<h2>By {_e(', '.join(data.by))}</h2>", _segment_table(data)]

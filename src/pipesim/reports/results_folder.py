@@ -12,7 +12,8 @@ import pandas as pd
 from pipesim.errors import InputError
 from pipesim.io import parquet
 
-RESULT_FILES = ("summary", "trials", "funnel", "compare", "sensitivity")
+RESULT_FILES = ("summary", "trials", "funnel", "compare", "sensitivity", "odds")
+ODDS_NEEDS = ("stage", "age_days", "odds")
 SUMMARY_COLUMNS = ("period", "cumulative", "metric", "mean", "p10", "p50", "p90")
 FUNNEL_NEEDS = ("stage", "deals", "value", "conversion")
 COMPARE_NEEDS = ("variant", "mean", "p10", "p50", "p90")
@@ -26,8 +27,9 @@ class ReportData:
     ``summary`` is the long-form summary (``by`` columns null on whole-book
     rows); ``totals`` the whole-book revenue of each trial over the horizon (or
     None without ``trials.parquet``); ``funnel``, ``compare``, ``sensitivity``
-    are None when their file is absent. ``skipped`` says, for the reader, what
-    was left out and why.
+    are None when their file is absent; so is ``odds`` (the chance to advance by
+    age, written for scenarios with loss clocks). ``skipped`` says, for the reader,
+    what was left out and why.
     """
 
     folder: Path
@@ -40,6 +42,7 @@ class ReportData:
     sensitivity: pd.DataFrame | None
     target: float | None
     skipped: tuple[str, ...] = ()
+    odds: pd.DataFrame | None = None
 
     @property
     def currency(self) -> str:
@@ -136,7 +139,11 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
     else:
         skipped.append("trials.parquet is absent: no histogram of total revenue.")
     optional: dict[str, pd.DataFrame | None] = {}
-    for name, needs in (("funnel", FUNNEL_NEEDS), ("compare", COMPARE_NEEDS)):
+    for name, needs in (
+        ("funnel", FUNNEL_NEEDS),
+        ("compare", COMPARE_NEEDS),
+        ("odds", ODDS_NEEDS),
+    ):
         frame = tables.get(name)
         if frame is not None and _missing(frame, needs):
             skipped.append(
@@ -162,6 +169,7 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
         sensitivity=tables.get("sensitivity"),
         target=target,
         skipped=tuple(skipped),
+        odds=optional["odds"],
     )
 
 
