@@ -139,7 +139,7 @@ def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[P
     )
     if any(c in scenario.stages.columns for c in LOSS_COLUMNS):
         # Columns reserved since a later format: say which format the tables follow.
-        settings["format_version"] = [scenario.format_version]
+        settings["format_version"] = [FORMAT_VERSION]
     return write_tables(
         folder,
         {

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from pipesim.errors import InputError
-from pipesim.scenario.scenario import FORMAT_VERSION, STAGE_COLUMNS, Scenario
+from pipesim.scenario.scenario import STAGE_COLUMNS, Scenario
 
 QUANTITIES = ("leads", "conversion", "amount", "dwell", "loss")
 HOWS = {"*": "scale", "+": "add", "-": "add", "=": "set"}
@@ -310,10 +310,6 @@ def _apply_stages(scenario: Scenario, lever: Lever) -> Scenario:
     _check_result(lever, param, changed, 0.0 if param == "conversion" else 1e-9, high)
     for c in segs:
         new[c] = new[c].astype(object).where(new[c].notna(), None)
-    if param == "loss_days":
-        # The loss columns are reserved since format 2; a format-1 scenario had none
-        # (it would not have loaded), so the variant follows the current format.
-        return scenario.replace(stages=new, format_version=FORMAT_VERSION)
     return scenario.replace(stages=new)
 
 

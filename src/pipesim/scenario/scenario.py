@@ -93,9 +93,6 @@ class Scenario:
         Labels for printed and written results.
     path : str or None
         The folder the scenario was read from, if any.
-    format_version : int
-        The scenario format its tables follow (:data:`FORMAT_VERSION` unless read
-        from an older folder).
     deal_table : DataFrame or None
         The deals when held in memory (else None).
     deal_source : DealSource or None
@@ -111,7 +108,16 @@ class Scenario:
     currency: str = ""
     path: str | None = None
     deal_source: DealSource | None = None
-    format_version: int = FORMAT_VERSION
+
+    @property
+    def format_version(self) -> int:
+        """The scenario format its tables follow: the current one, once checked.
+
+        A folder written in an older format is checked against that format when it
+        is read (:func:`make_scenario`); no reserved name is then a segment, so the
+        scenario follows :data:`FORMAT_VERSION` and may take any reserved column.
+        """
+        return FORMAT_VERSION
 
     @property
     def deals(self) -> pd.DataFrame:
@@ -305,7 +311,6 @@ def make_scenario(
         name=str(name or ""),
         currency=str(currency or ""),
         path=src.get("path"),
-        format_version=int(format_version),
     )
 
 
