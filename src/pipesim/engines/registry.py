@@ -11,6 +11,7 @@ for the Dask engines).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -85,12 +86,8 @@ def _local(
     return prepared, revenue, won
 
 
-def _numba(*args: Any, **kwargs: Any) -> tuple[Prepared, np.ndarray, np.ndarray]:
-    return _local(*args, winners_only=False, **kwargs)
-
-
-def _fast(*args: Any, **kwargs: Any) -> tuple[Prepared, np.ndarray, np.ndarray]:
-    return _local(*args, winners_only=True, **kwargs)
+_numba = functools.partial(_local, winners_only=False)
+_fast = functools.partial(_local, winners_only=True)
 
 
 def _numpy(
@@ -147,12 +144,8 @@ def _dask(
     return context.prepared, revenue, won
 
 
-def _dask_numba(*args: Any, **kwargs: Any) -> tuple[Prepared, np.ndarray, np.ndarray]:
-    return _dask(*args, winners_only=False, **kwargs)
-
-
-def _dask_fast(*args: Any, **kwargs: Any) -> tuple[Prepared, np.ndarray, np.ndarray]:
-    return _dask(*args, winners_only=True, **kwargs)
+_dask_numba = functools.partial(_dask, winners_only=False)
+_dask_fast = functools.partial(_dask, winners_only=True)
 
 
 ENGINES: dict[str, Engine] = {

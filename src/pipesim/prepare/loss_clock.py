@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 
 from pipesim.scenario.scenario import Scenario
@@ -53,12 +54,12 @@ def log_survival(dist: np.ndarray, mean: np.ndarray, cv: np.ndarray, t: np.ndarr
 def survival_ratio(
     cells: np.ndarray,
     age: np.ndarray,
-    dwell_dist: np.ndarray,
-    dwell_mean: np.ndarray,
-    dwell_cv: np.ndarray,
-    loss_dist: np.ndarray,
-    loss_mean: np.ndarray,
-    loss_cv: np.ndarray,
+    dwell_dist: ArrayLike,
+    dwell_mean: ArrayLike,
+    dwell_cv: ArrayLike,
+    loss_dist: ArrayLike,
+    loss_mean: ArrayLike,
+    loss_cv: ArrayLike,
 ) -> np.ndarray:
     """Each deal's ``S_loss(age) / S_adv(age)`` in its cell; exactly 1 without a loss clock.
 
@@ -101,18 +102,11 @@ def row_odds(row: dict, ages: np.ndarray) -> np.ndarray:
     if not aged.any() or c <= 0 or c >= 1:
         return out
     t = ages[aged]
-    n = t.size
-    log_adv = log_survival(
-        np.full(n, row["dwell_dist"], dtype=object), np.full(n, float(row["dwell_days"])),
-        np.full(n, float(row["dwell_cv"])), t,
+    r = survival_ratio(
+        np.zeros(t.size, dtype=np.int64), t,
+        [row["dwell_dist"]], [row["dwell_days"]], [row["dwell_cv"]],
+        [row["loss_dist"]], [row["loss_days"]], [row["loss_cv"]],
     )  # fmt: skip
-    log_loss = log_survival(
-        np.full(n, row["loss_dist"], dtype=object), np.full(n, float(row["loss_days"])),
-        np.full(n, float(row["loss_cv"])), t,
-    )  # fmt: skip
-    with np.errstate(over="ignore", invalid="ignore"):
-        r = np.exp(log_loss - log_adv)
-    r[np.isneginf(log_adv) & np.isneginf(log_loss)] = 1.0
     out[aged] = c / (c + (1 - c) * r)
     return out
 
