@@ -248,3 +248,50 @@ def _cycles() -> list[list[str]]:
 
 def test_no_import_cycles():
     assert _cycles() == []
+
+
+TABLES = {"funnel", "deals", "arrivals"}
+
+
+def _positional_table_reads(tree: ast.AST) -> list[int]:
+    """Lines reading a kernel table by position: ``x.funnel[4]``, ``x.deals[1:6]``."""
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr in TABLES
+        and (
+            (isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int))
+            or isinstance(node.slice, ast.Slice)
+        )
+    ]
+
+
+def test_kernel_tables_are_read_by_name():
+    bad = [
+        f"{name}:{line}"
+        for name, path in MODULES.items()
+        for line in _positional_table_reads(ast.parse(path.read_text()))
+    ]
+    assert not bad, "\n".join(bad)
+    # The check sees a positional read.
+    assert _positional_table_reads(ast.parse("n = prepared.funnel[3].shape[1]")) == [1]
+    assert _positional_table_reads(ast.parse("a = scenario.deals['amount']")) == []
+
+
+def test_the_architecture_map_names_every_module():
+    text = (SRC.parent / "docs" / "architecture.md").read_text()
+    missing = [
+        name
+        for name, path in MODULES.items()
+        if path.name != "__init__.py" and f"`{path.relative_to(PACKAGE).as_posix()}`" not in text
+    ]
+    assert not missing, missing
+
+
+def test_tests_mirror_the_packages():
+    tests = SRC.parent / "tests"
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")} - {"datasets"}
+    missing = sorted(p for p in packages if not any((tests / p).glob("test_*.py")))
+    assert not missing, missing
