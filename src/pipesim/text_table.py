@@ -10,6 +10,11 @@ def number(value: float, decimals: int = 0) -> str:
     return f"{value:,.{decimals}f}"
 
 
+def percent(value: float) -> str:
+    """``12%``; a chance above 0 that rounds to 0 reads ``<1%`` (not "never")."""
+    return "<1%" if 0 < value < 0.005 else f"{value:.0%}"
+
+
 def money(value: float, currency: str = "") -> str:
     """``1,234,567 EUR``: thousands separators and the currency."""
     return f"{value:,.0f}" + (f" {currency}" if currency else "")

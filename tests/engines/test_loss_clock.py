@@ -345,3 +345,9 @@ def test_results_and_report_show_the_odds_by_age(tmp_path, demo):
     assert not (plain / "odds.parquet").exists()
     pipesim.report(plain)
     assert "Two clocks" not in (plain / "report.html").read_text()
+
+
+def test_a_small_chance_is_not_printed_as_never():
+    from pipesim.text_table import percent
+
+    assert (percent(0.001), percent(0.0), percent(0.17)) == ("<1%", "0%", "17%")

@@ -15,6 +15,7 @@ import pandas as pd
 
 from pipesim.reports.charts import MAX_PANELS, Chart, to_svg
 from pipesim.reports.results_folder import ReportData
+from pipesim.text_table import percent
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1f24;
@@ -197,8 +198,8 @@ def _odds(odds: pd.DataFrame) -> str:
         old = grp.loc[grp["age_days"] == 90, "odds"]
         if len(fresh) and len(old):
             lines.append(
-                f"{_e(stage)}: a deal 90 days old advances {old.iloc[0]:.0%}, "
-                f"a fresh one {fresh.iloc[0]:.0%}."
+                f"{_e(stage)}: a deal 90 days old advances {percent(old.iloc[0])}, "
+                f"a fresh one {percent(fresh.iloc[0])}."
             )
     return '<p class="note">' + "<br>".join(lines) + "</p>" if lines else ""
 

@@ -10,7 +10,7 @@ import pandas as pd
 from pipesim.prepare.loss_clock import odds_by_age
 from pipesim.reports.funnel_table import funnel_table
 from pipesim.simulation.result import Result
-from pipesim.text_table import money, number, table
+from pipesim.text_table import money, number, percent, table
 
 
 def funnel_block(funnel: pd.DataFrame, currency: str = "") -> str:
@@ -155,9 +155,9 @@ def odds_block(odds: pd.DataFrame) -> str:
         oldest = (
             "-"
             if np.isnan(r["oldest_days"])
-            else f"{r['odds_oldest']:.0%} at {r['oldest_days']:,.0f} days"
+            else f"{percent(r['odds_oldest'])} at {r['oldest_days']:,.0f} days"
         )
         rows.append(
-            [str(r["stage"]), f"{r['conversion']:.0%}", *(f"{r[c]:.0%}" for c in ages), oldest]
+            [str(r["stage"]), percent(r["conversion"]), *(percent(r[c]) for c in ages), oldest]
         )
     return table(header, rows)
