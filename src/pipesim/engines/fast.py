@@ -98,15 +98,7 @@ def accumulate(
         numba_engine.trial_conversions(
             seed, first_trial, prepared, trials, numba_engine.clocked(deals)
         ),
-        funnel.n_stages,
-        funnel.dwell_code,
-        funnel.dwell_p1,
-        funnel.dwell_p2,
-        funnel.dwell_table,
-        funnel.value_sigma,
-        funnel.strip_edges,
-        funnel.strip_ratio,
-        funnel.strip_lf_max,
+        *funnel.timing(),
         deals.cell,
         deals.amount,
         deals.age,

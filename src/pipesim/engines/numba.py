@@ -80,17 +80,7 @@ def accumulate(
     pwin = np.empty((trials, funnel.n_cells))
     trial.trial_win_probabilities(seed_bits(seed), first_trial, funnel, pwin)
     if deals.rows:
-        funnel_args = (
-            funnel.n_stages,
-            funnel.dwell_code,
-            funnel.dwell_p1,
-            funnel.dwell_p2,
-            funnel.dwell_table,
-            funnel.value_sigma,
-            funnel.strip_edges,
-            funnel.strip_ratio,
-            funnel.strip_lf_max,
-        )
+        funnel_args = funnel.timing()
         deal_args = (deals.key, deals.cell, deals.amount, deals.age, deals.by, deals.strip)
         rest = (prepared.day_period, block, chunk, rev, won)
         if clocked(deals):  # some deals' odds depend on their age: the two-clock kernel

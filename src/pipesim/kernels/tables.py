@@ -60,6 +60,25 @@ class FunnelTable(NamedTuple):
         """Groups x stages."""
         return len(self.dwell_code)
 
+    def timing(self) -> tuple:
+        """The arguments the winners' timing and value take, in the kernels' order.
+
+        ``(n_stages, dwell_code, dwell_p1, dwell_p2, dwell_table, value_sigma,
+        strip_edges, strip_ratio, strip_lf_max)``: the deal kernels take the tables
+        apart (each array its own argument keeps their loops vectorised).
+        """
+        return (
+            self.n_stages,
+            self.dwell_code,
+            self.dwell_p1,
+            self.dwell_p2,
+            self.dwell_table,
+            self.value_sigma,
+            self.strip_edges,
+            self.strip_ratio,
+            self.strip_lf_max,
+        )
+
 
 class DealTable(NamedTuple):
     """Open deals, one row each, in the canonical order (see :mod:`pipesim.prepare`)."""
