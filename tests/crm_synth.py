@@ -94,3 +94,58 @@ def young_history(seed=2, n=6000, p=0.5, adv=(40.0, 0.4), lost=(8.0, 0.5), days=
         }
     )
     return deals, START + pd.Timedelta(days=days)
+
+
+def two_clock_history(
+    seed=1,
+    days=365,
+    per_day=10.0,
+    p=0.4,
+    adv=("gamma", 30.0, 0.7),
+    loss=("gamma", 90.0, 1.0),
+    after=0,
+    amount=(5_000.0, 0.5),
+):
+    """One stage, Offer, whose wins and losses run on their own clocks (a known truth).
+
+    Deals are created at ``per_day`` a day (Poisson) over ``days + after`` days; each is
+    destined to be won (probability ``p``, after a time from ``adv``) or lost (after a
+    time from ``loss``; ``("never", inf, 1)``: losses are never recorded, the deal stays
+    open). Laws are ``(dist, mean, cv)`` with dist gamma or lognormal. The export date is
+    START + ``days``; the rows carry everything up to START + ``days + after`` (the
+    future a backtest scores against). Returns (deals, export date).
+    """
+    rng = np.random.default_rng(seed)
+    span = days + after
+    n = rng.poisson(per_day * span)
+    created = np.sort(rng.uniform(0, span, n))
+    win = rng.uniform(size=n) < p
+    t = np.where(win, draw(rng, adv, n), draw(rng, loss, n))
+    end = created + t
+    closed = end < span
+    status = np.where(~closed, "open", np.where(win, "won", "lost"))
+    value = np.round(rng.lognormal(np.log(amount[0]), amount[1], n), 2)
+    stamp = START + pd.to_timedelta(created, unit="D")
+    close = START + pd.to_timedelta(np.where(closed, end, 0.0), unit="D")
+    deals = pd.DataFrame(
+        {
+            "deal_id": [f"o{i}" for i in range(n)],
+            "created_at": stamp.strftime("%Y-%m-%d"),
+            "stage": np.where(status == "won", "Won", "Offer"),
+            "status": status,
+            "closed_at": np.where(closed, close.strftime("%Y-%m-%d"), None),
+            "amount": value,
+        }
+    )
+    return deals, START + pd.Timedelta(days=days)
+
+
+def draw(rng, law, size):
+    """Times from a law ``(dist, mean, cv)``: gamma, lognormal or never (inf)."""
+    dist, mean, cv = law
+    if dist == "never" or np.isinf(mean):
+        return np.full(size, np.inf)
+    if dist == "gamma":
+        return gamma(rng, mean, cv, size)
+    s2 = np.log1p(cv**2)
+    return rng.lognormal(np.log(mean) - s2 / 2, np.sqrt(s2), size)

@@ -1,9 +1,11 @@
-"""No change of behaviour: every output table equals the one written before the layout changed.
+"""No change of behaviour: every output table equals the one in ``tests/golden/``.
 
-``tests/golden/`` was written by ``python tests/same_numbers.py`` on the code before the
-package layout changed; here the same commands run again and each table must be equal
-(values, dtypes, column order) with the same metadata, less the writer's version.
-Raw bytes are not compared: they carry the Parquet writer's version.
+``tests/golden/`` is written by ``python tests/same_numbers.py``; here the same commands
+run again and each table must be equal (values, dtypes, column order) with the same
+metadata, less the writer's version. Raw bytes are not compared: they carry the Parquet
+writer's version. The files change only with a deliberate change of the model, in the
+same commit that says why (so far: the layout issue wrote them; the competing-clocks
+calibration rewrote the calibrate/backtest outputs, the demo's stayed).
 """
 
 from __future__ import annotations

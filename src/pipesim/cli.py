@@ -252,6 +252,20 @@ _FORMATS = ["generic", "salesforce", "hubspot", "pipedrive", "maven", "ibm"]
 )
 @click.option("--horizon-months", default=12, show_default=True, type=int, callback=_positive)
 @click.option("--stages", default=None, help="Open stages in funnel order, comma-separated.")
+@click.option(
+    "--dwell-dist",
+    type=click.Choice(["auto", "gamma", "lognormal"]),
+    default="auto",
+    show_default=True,
+    help="Law of each stage's advance clock (auto: the likelier per stage).",
+)
+@click.option(
+    "--loss-dist",
+    type=click.Choice(["auto", "gamma", "lognormal"]),
+    default="auto",
+    show_default=True,
+    help="Law of each stage's loss clock (auto: the likelier per stage).",
+)
 def calibrate(
     history: Path,
     events: Path | None,
@@ -261,6 +275,8 @@ def calibrate(
     fmt: str,
     horizon_months: int,
     stages: str | None,
+    dwell_dist: str,
+    loss_dist: str,
 ) -> None:
     """Calibrate a scenario folder from a CRM export (HISTORY) as it stood at --as-of.
 
@@ -277,6 +293,8 @@ def calibrate(
             format=fmt,
             horizon_months=horizon_months,
             stages=stages,
+            dwell_dist=dwell_dist,
+            loss_dist=loss_dist,
         )
     click.echo(cal.summary())
     sc = cal.scenario
@@ -320,6 +338,20 @@ def calibrate(
     help="Which CRM wrote HISTORY.",
 )
 @click.option("--stages", default=None, help="Open stages in funnel order, comma-separated.")
+@click.option(
+    "--dwell-dist",
+    type=click.Choice(["auto", "gamma", "lognormal"]),
+    default="auto",
+    show_default=True,
+    help="Law of each stage's advance clock (auto: the likelier per stage).",
+)
+@click.option(
+    "--loss-dist",
+    type=click.Choice(["auto", "gamma", "lognormal"]),
+    default="auto",
+    show_default=True,
+    help="Law of each stage's loss clock (auto: the likelier per stage).",
+)
 def backtest(
     history: Path,
     events: Path | None,
@@ -331,6 +363,8 @@ def backtest(
     out: Path,
     fmt: str,
     stages: str | None,
+    dwell_dist: str,
+    loss_dist: str,
 ) -> None:
     """Forecast from each --cutoff with only what was known then; score against what closed."""
     with _user_errors():
@@ -345,6 +379,8 @@ def backtest(
             seed=seed,
             format=fmt,
             stages=stages,
+            dwell_dist=dwell_dist,
+            loss_dist=loss_dist,
         )
     click.echo(api.format_backtest(table))
     click.echo(f"\nWrote {out / 'backtest.parquet'}")

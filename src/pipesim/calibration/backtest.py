@@ -59,6 +59,8 @@ def backtest_history(
     segments: Sequence[str] | None = None,
     trials: int = 2000,
     seed: int = 0,
+    dwell_dist: str = "auto",
+    loss_dist: str = "auto",
 ) -> pd.DataFrame:
     """Score forecasts made at each cutoff; one row per cutoff plus an ``overall`` row.
 
@@ -72,6 +74,8 @@ def backtest_history(
         Calendar months forecast from each cutoff (its month first).
     segments : list of str, optional
         Passed to the calibration.
+    dwell_dist, loss_dist : str
+        Passed to the calibration (the clocks' laws).
     trials, seed : int
         Monte Carlo trials and seed of each forecast.
 
@@ -86,9 +90,10 @@ def backtest_history(
         (coverage: the share of cutoffs inside).
     """
     rows = []
+    laws = {"dwell_dist": dwell_dist, "loss_dist": loss_dist}
     for value in cutoffs:
         day = value if isinstance(value, dt.date) else as_of_date(value)
-        rows.append(_one(history, day, horizon_months, segments, trials, seed))
+        rows.append(_one(history, day, horizon_months, segments, trials, seed, laws))
     table = pd.DataFrame(rows)
     overall: dict[str, object] = {
         c: table[c].astype(float).mean()
@@ -106,8 +111,16 @@ def _one(
     segments: Sequence[str] | None,
     trials: int,
     seed: int,
+    laws: dict[str, str],
 ) -> dict[str, object]:
-    cal = calibrate_history(history, day, segments=segments, horizon_months=horizon)
+    cal = calibrate_history(
+        history,
+        day,
+        segments=segments,
+        horizon_months=horizon,
+        dwell_dist=laws["dwell_dist"],
+        loss_dist=laws["loss_dist"],
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PipesimWarning)  # the calibration report holds them
         result = simulate(cal.scenario, trials=trials, seed=seed)
@@ -146,7 +159,7 @@ def _one(
 
 
 def _weighted_pipeline(history: History, cal: object, cut: pd.Timestamp) -> float:
-    """Sum over every deal open at the cutoff (stale ones too) of amount x P(won from its stage)."""
+    """Sum over every deal open at the cutoff (any age) of amount x P(won from its stage)."""
     from pipesim.calibration.stage_paths import paths_at
 
     deals = paths_at(history, cut).deals

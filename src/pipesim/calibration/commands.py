@@ -46,6 +46,8 @@ def calibrate(
     format: str = "generic",
     horizon_months: int = 12,
     stages: str | Sequence[str] | None = None,
+    dwell_dist: str = "auto",
+    loss_dist: str = "auto",
 ) -> Calibration:
     """Calibrate a scenario from a CRM export as it stood at ``as_of``.
 
@@ -67,6 +69,9 @@ def calibrate(
         Months of arrivals to write.
     stages : str or list of str, optional
         Open stages in funnel order (``"Lead,Demo,Proposal"``).
+    dwell_dist, loss_dist : str
+        Law of the advance and loss clocks: ``auto`` (per stage, the likelier of
+        gamma and lognormal), ``gamma`` or ``lognormal``.
 
     Returns
     -------
@@ -81,7 +86,13 @@ def calibrate(
     hist = _history(history, events, format, stages)
     name = Path(out).name if out is not None else ""
     cal = calibrate_history(
-        hist, as_of, segments=_split(segments), horizon_months=horizon_months, name=name
+        hist,
+        as_of,
+        segments=_split(segments),
+        horizon_months=horizon_months,
+        name=name,
+        dwell_dist=dwell_dist,
+        loss_dist=loss_dist,
     )
     if out is not None:
         write_calibration(cal, out)
@@ -100,6 +111,8 @@ def backtest(
     seed: int = 0,
     format: str = "generic",
     stages: str | Sequence[str] | None = None,
+    dwell_dist: str = "auto",
+    loss_dist: str = "auto",
 ) -> pd.DataFrame:
     """Calibrate at each cutoff, forecast ``horizon_months``, score against what happened.
 
@@ -121,6 +134,8 @@ def backtest(
         segments=_split(segments),
         trials=trials,
         seed=seed,
+        dwell_dist=dwell_dist,
+        loss_dist=loss_dist,
     )
     if out is not None:
         parquet.write_tables(

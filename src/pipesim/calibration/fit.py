@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import os
 import warnings
 from collections.abc import Sequence
@@ -15,14 +16,25 @@ import pandas as pd
 from pipesim.calibration.history import History, as_of_date
 from pipesim.calibration.lead_rates import arrivals_table
 from pipesim.calibration.stage_paths import paths_at
-from pipesim.calibration.survival import ADVANCE, OPEN, StageFit, fit_stage, pooled_conversion
+from pipesim.calibration.survival import (
+    ADVANCE,
+    DEFAULT_DWELL,
+    MIN_LOSSES,
+    OPEN,
+    Prior,
+    StageFit,
+    fit_stage,
+    pooled_conversion,
+)
 from pipesim.errors import InputError, PipesimWarning
 from pipesim.io import parquet
+from pipesim.io.scenario_folder import settings_table
 from pipesim.scenario.scenario import Scenario, make_scenario
 
-DEFAULT_DWELL = 30.0  # days, used only for a stage where nothing has ever advanced (noted)
-SEGMENT_DWELL_WEIGHT = 20.0  # pseudo-deals pulling a segment's dwell towards the overall one
-STALE_MIN_ADVANCES = 30  # the longest advance seen means little on fewer advances
+SEGMENT_DWELL_WEIGHT = 20.0  # pseudo-deals pulling a segment's clocks towards the overall ones
+DISTRIBUTIONS = ("auto", "gamma", "lognormal")  # choices of dwell_dist= and loss_dist=
+# calibration.parquet's estimate rows (segment columns go between stage and parameter)
+ESTIMATE_COLUMNS = ("item", "rows", "action", "rule", "stage", "parameter", "value", "se")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,31 +51,68 @@ class Calibration:
         Stage name -> :class:`~pipesim.calibration.survival.StageFit` (overall rows).
     win_probability : dict
         Stage name -> probability that a deal there is eventually won.
+    estimates : DataFrame
+        Every stage row's parameters with standard errors: ``stage``, segment
+        columns, ``parameter``, ``value``, ``se`` (written to
+        ``calibration.parquet`` after the data-quality rows).
     """
 
     scenario: Scenario
     report: pd.DataFrame
     fits: dict[str, StageFit]
     win_probability: dict[str, float]
+    estimates: pd.DataFrame
 
     def summary(self) -> str:
-        """The printed summary: rows read, used, set aside by reason, and the stage estimates."""
+        """The printed summary: rows read, used, set aside by reason, and the stage estimates.
+
+        Each estimate of a whole-stage row is printed with its standard error
+        (``±``); ``loss_days`` ``never`` is the losses-never-recorded model.
+        """
         lines = []
         for row in self.report.itertuples():
             lines.append(f"{row.item:<48} {row.rows:>8,}  {row.action:<9}  {row.rule}")
         lines.append("")
         lines.append(
-            f"{'stage':<20} {'conversion':>10} {'n':>8} {'dwell_days':>10} {'dwell_cv':>8} "
+            f"{'stage':<16} {'conversion':>15} {'n':>7} {'dwell_days':>15} {'dwell_cv':>8} "
+            f"{'law':<9} {'loss_days':>15} {'loss_cv':>7} {'law':<9} "
             f"{'advanced':>8} {'lost':>6} {'open':>6}"
         )
         rows = self.scenario.stages[self.scenario.default_rows]
+        est = self.estimates
+        segs = [c for c in est.columns if c not in ESTIMATE_COLUMNS]
+        est = est[est[segs].isna().all(axis=1)] if segs else est  # whole-stage rows only
+        by: dict[tuple[str, str], tuple[float, float]] = {
+            (str(stage), str(name)): (float(value), float(se))
+            for stage, name, value, se in zip(
+                est["stage"], est["parameter"], est["value"], est["se"], strict=True
+            )
+        }
         for row, f in zip(rows.itertuples(), self.fits.values(), strict=True):
+            stage = str(row.stage)
+
+            def pm(name: str, digits: int, stage: str = stage) -> str:
+                value, se = by.get((stage, name), (np.nan, np.nan))
+                if np.isinf(value):
+                    return "never"
+                if np.isnan(value):
+                    return ""
+                tail = f" ±{se:.{digits}f}" if np.isfinite(se) else ""
+                return f"{value:.{digits}f}{tail}"
+
+            lost = by.get((stage, "loss_days"))
+            loss_law = "" if lost is None or not np.isfinite(lost[0]) else f.loss_dist
             lines.append(
-                f"{row.stage!s:<20} {row.conversion:>10.3f} {row.conversion_n:>8.0f} "
-                f"{row.dwell_days:>10.1f} {row.dwell_cv:>8.2f} {f.advanced:>8} {f.lost:>6} "
-                f"{f.still_open:>6}"
+                f"{stage!s:<16} {pm('conversion', 3):>15} {row.conversion_n:>7.0f} "
+                f"{pm('dwell_days', 1):>15} {row.dwell_cv:>8.2f} {f.dwell_dist:<9} "
+                f"{pm('loss_days', 1):>15} {pm('loss_cv', 2).split(' ')[0]:>7} {loss_law:<9} "
+                f"{f.advanced:>8} {f.lost:>6} {f.still_open:>6}"
             )
         return "\n".join(lines)
+
+    def table(self) -> pd.DataFrame:
+        """``calibration.parquet``: the data-quality rows, then the estimates with their se."""
+        return pd.concat([self.report, self.estimates], ignore_index=True)
 
 
 def _issue_rows(history: History) -> list[dict[str, object]]:
@@ -81,6 +130,8 @@ def calibrate_history(
     horizon_months: int = 12,
     name: str = "",
     window_months: int = 12,
+    dwell_dist: str = "auto",
+    loss_dist: str = "auto",
 ) -> Calibration:
     """Estimate a scenario from a history, using only what was known before ``as_of``.
 
@@ -101,11 +152,21 @@ def calibrate_history(
         The scenario's name.
     window_months : int
         Months of recent creations the lead rate is measured on.
+    dwell_dist, loss_dist : str
+        Law of the advance clock and of the loss clock: ``gamma``, ``lognormal``
+        or ``auto`` (per stage, the one with the higher likelihood).
 
     Returns
     -------
     Calibration
     """
+    for param, value in (("dwell_dist", dwell_dist), ("loss_dist", loss_dist)):
+        if value not in DISTRIBUTIONS:
+            raise InputError(
+                f"{param}={value!r} is not a law pipesim fits: choose "
+                f"{param}= among {', '.join(DISTRIBUTIONS)}.",
+                parameters=(param,),
+            )
     day = as_of if isinstance(as_of, dt.date) else as_of_date(as_of)
     cut = pd.Timestamp(day)
     segs = list(segments or [])
@@ -146,8 +207,12 @@ def calibrate_history(
     stage_rows = []
     for s, stage in enumerate(funnel):
         o = obs[obs["stage"] == s]
-        fit = fit_stage(o["days"].to_numpy(), o["outcome"].to_numpy())
-        fits[stage] = fit
+        fits[stage] = fit_stage(
+            o["days"].to_numpy(),
+            o["outcome"].to_numpy(),
+            dwell_dist=dwell_dist,
+            loss_dist=loss_dist,
+        )
     for stage, fit in fits.items():
         # without events only the creation-to-win time is known: every stage gets a share
         law = fits[funnel[-1]] if paths.cycle else fit
@@ -159,14 +224,19 @@ def calibrate_history(
                 "rows": len(deals),
                 "action": "note",
                 "rule": "each stage's dwell = the time from creation to a win divided by the "
-                "number of stages (cv scaled by its square root)",
+                "number of stages (cv scaled by its square root); no loss clock (the time in "
+                "a stage is unknown): an open deal keeps its stage's conversion at any age",
             }
         )
     stages = pd.DataFrame(stage_rows)
     stages["value_cv"] = _value_cv(deals, report)
     if segs:
-        stages = _segment_rows(stages, funnel, obs, deals, segs)
-    phi = _overdispersion(obs) if history.dated else 1.0
+        stages, seg_fits = _segment_rows(stages, fits, obs, deals, segs, paths.cycle)
+    else:
+        seg_fits = {}
+    if paths.cycle:
+        stages = stages.drop(columns=["loss_days", "loss_cv", "loss_dist"])
+    phi = _overdispersion(obs, list(fits.values()), cut) if history.dated else 1.0
     if phi > 1.0:
         stages["conversion_n"] = np.maximum(stages["conversion_n"] / phi, 2.0)
         report.append(
@@ -174,8 +244,8 @@ def calibrate_history(
                 "item": "conversion drifts month to month",
                 "rows": int((obs["outcome"] != OPEN).sum()),
                 "action": "note",
-                "rule": f"monthly conversions vary {phi:.1f}x more than chance: each stage's "
-                "conversion_n is divided by that (quasi-binomial)",
+                "rule": f"monthly advances vary {phi:.1f}x more than the fitted stages allow: "
+                "each stage's conversion_n is divided by that (quasi-binomial)",
             }
         )
     win = _win_probability(stages, funnel)
@@ -192,7 +262,7 @@ def calibrate_history(
                 "rule": "conversions and durations only: no open book, no arrivals",
             }
         )
-    book = _book(deals, funnel, fits, mean_amount, segs, report, stale_rule=not paths.cycle)
+    book = _book(deals, funnel, mean_amount, segs)
     used = len(deals)
     report.insert(
         1 + len(history.issues),
@@ -205,7 +275,9 @@ def calibrate_history(
         )
     for w in caught:
         report.append({"item": str(w.message), "rows": 0, "action": "note", "rule": "warning"})
-    return Calibration(scenario, pd.DataFrame(report), fits, win)
+    laws = {s: fits[funnel[-1]] if paths.cycle else f for s, f in fits.items()}
+    estimates = _estimates(stages, laws, seg_fits, segs, len(funnel) if paths.cycle else 0)
+    return Calibration(scenario, pd.DataFrame(report), fits, win, estimates)
 
 
 def _stage_row(
@@ -229,77 +301,145 @@ def _stage_row(
                 "rule": f"dwell set to {DEFAULT_DWELL:g} days, cv 1; edit stages.parquet",
             }
         )
+    if fit.never_lost and not cycle:
+        report.append(
+            {
+                "item": f"stage {stage}: no recorded loss",
+                "rows": fit.lost,
+                "action": "note",
+                "rule": f"fewer than {MIN_LOSSES} losses with a date: losses are taken as never "
+                "recorded (loss_days = inf); the conversion follows from how advances die out "
+                "with age, and an old open deal keeps only its small odds",
+            }
+        )
     return {
         "stage": stage,
         "conversion": fit.conversion,
         "dwell_days": float(dwell),
         "dwell_cv": float(cv),
+        "dwell_dist": law.dwell_dist,
         "conversion_n": fit.conversion_n,
+        "loss_days": np.nan if cycle else fit.loss_days,
+        "loss_cv": np.nan if cycle else fit.loss_cv,
+        "loss_dist": None if cycle else fit.loss_dist,
     }
 
 
 def _segment_rows(
     stages: pd.DataFrame,
-    funnel: Sequence[str],
+    fits: dict[str, StageFit],
     obs: pd.DataFrame,
     deals: pd.DataFrame,
     segs: list[str],
-) -> pd.DataFrame:
-    """Per segment combination, each stage's conversion (and dwell) pooled towards the overall."""
+    cycle: bool,
+) -> tuple[pd.DataFrame, dict[tuple[str, tuple[object, ...]], StageFit]]:
+    """Per segment combination, each stage's conversion and clocks pooled towards the overall.
+
+    Each segment's stage is fitted like the whole stage (same laws and cvs), its
+    clocks' means pulled towards the overall ones by ``SEGMENT_DWELL_WEIGHT``
+    pseudo-deals; its conversion is then pooled (beta-binomial) on the evidence
+    the fit gives it. Without events only the conversions are segmented: the
+    clocks are on the creation clock and stay the funnel row's.
+    """
     for col in segs:
         stages[col] = None
     keyed = obs.join(deals[segs], on="row").dropna(subset=segs)
     rows = []
-    for s, stage in enumerate(funnel):
+    seg_fits: dict[tuple[str, tuple[object, ...]], StageFit] = {}
+    for s, (stage, base_fit) in enumerate(fits.items()):
         base = stages.iloc[s]
         o = keyed[keyed["stage"] == s]
         groups = list(o.groupby(segs))
         if not groups:
             continue
-        fits = [fit_stage(g["days"].to_numpy(), g["outcome"].to_numpy()) for _, g in groups]
-        # each segment's own censored estimate, weighted by its deals with an outcome
-        adv = np.array([f.conversion * (f.advanced + f.lost) for f in fits], dtype=float)
-        closed = np.array([f.advanced + f.lost for f in fits], dtype=float)
-        pooled, evidence, _ = pooled_conversion(
-            float(base["conversion"]), adv, closed, cap=float(base["conversion_n"])
+        held = {"dwell_cv": base_fit.dwell_cv, "loss_cv": base_fit.loss_cv}
+        if not np.isfinite(base_fit.dwell_days):
+            held.update(dwell_days=DEFAULT_DWELL, dwell_cv=1.0)
+        prior = Prior(
+            dwell_days=base_fit.dwell_days if np.isfinite(base_fit.dwell_days) else DEFAULT_DWELL,
+            loss_days=base_fit.loss_days,
+            cv_dwell=held["dwell_cv"],
+            cv_loss=base_fit.loss_cv,
+            weight=SEGMENT_DWELL_WEIGHT,
         )
-        for (key, _), f, p, n in zip(groups, fits, pooled, evidence, strict=True):
+        group_fits = [
+            fit_stage(
+                g["days"].to_numpy(),
+                g["outcome"].to_numpy(),
+                dwell_dist=base_fit.dwell_dist,
+                loss_dist=base_fit.loss_dist,
+                prior=prior,
+                fixed=held,
+                never_lost=base_fit.never_lost,
+            )
+            for _, g in groups
+        ]
+        n = np.array([f.conversion_n for f in group_fits])
+        own = np.array([f.conversion for f in group_fits])
+        pooled, evidence, _ = pooled_conversion(
+            float(base["conversion"]), own * n, n, cap=float(base["conversion_n"])
+        )
+        for (key, _), f, p, e in zip(groups, group_fits, pooled, evidence, strict=True):
             values = key if isinstance(key, tuple) else (key,)
-            w = f.advanced if np.isfinite(f.dwell_days) else 0.0
-            d_own = f.dwell_days if w else 0.0
-            row = {
+            seg_fits[(stage, values)] = f
+            row: dict[str, object] = {
                 "stage": stage,
                 "conversion": float(p),
-                "dwell_days": float(
-                    (w * d_own + SEGMENT_DWELL_WEIGHT * base["dwell_days"])
-                    / (w + SEGMENT_DWELL_WEIGHT)
-                ),
-                "dwell_cv": float(base["dwell_cv"]),
-                "conversion_n": float(n),
+                "conversion_n": float(e),
             }
+            if not cycle:
+                row.update(dwell_days=f.dwell_days, dwell_cv=f.dwell_cv, loss_cv=f.loss_cv)
+                row.update(loss_days=f.loss_days, loss_dist=f.loss_dist)
+                row.update(dwell_dist=f.dwell_dist)
             row.update(dict(zip(segs, values, strict=True)))
             rows.append(row)
-    return pd.concat([stages, pd.DataFrame(rows)], ignore_index=True)
+    return pd.concat([stages, pd.DataFrame(rows)], ignore_index=True), seg_fits
 
 
-def _overdispersion(obs: pd.DataFrame) -> float:
-    """How much more each stage's monthly conversion varies than binomial noise allows.
+def _overdispersion(obs: pd.DataFrame, fits: Sequence[StageFit], cut: pd.Timestamp) -> float:
+    """How much more each stage's monthly advances vary than the fitted model allows.
 
-    Outcomes are grouped by stage and by the month they happened in (months with
-    at least 10 outcomes); the Pearson chi-square over all groups, divided by its
-    degrees of freedom, is the quasi-binomial dispersion (at least 1).
+    For each stage and calendar month before ``cut``, the fitted stage says how
+    many advances to expect: each deal that entered the stage ``e`` days before
+    the month's start advances inside it with probability ``c (F_adv(end - e) -
+    F_adv(start - e))`` (both clocks and the censoring are in the fit, so fast
+    losses and slow wins do not look like drift). The Pearson chi-square of the
+    observed against the expected counts (months expecting at least 10), over all
+    groups, divided by its degrees of freedom, is the quasi-binomial dispersion
+    (at least 1): conversions that drift, or a calendar that bunches the wins.
     """
-    done = obs[(obs["outcome"] != OPEN) & obs["exit_at"].notna()]
     chi2, dof = 0.0, 0
-    for _, part in done.groupby("stage"):
-        month = pd.to_datetime(part["exit_at"]).dt.to_period("M")
-        adv = (part["outcome"] == ADVANCE).groupby(month).agg(["sum", "count"])
-        adv = adv[adv["count"] >= 10]
-        p = adv["sum"].sum() / max(adv["count"].sum(), 1)
-        if len(adv) < 3 or p <= 0 or p >= 1:
+    cut64 = cut.to_datetime64().astype("datetime64[ns]")
+    day = np.timedelta64(1, "D")
+    for s, fit in enumerate(fits):
+        part = obs[(obs["stage"] == s) & obs["days"].notna()]
+        if not len(part) or not np.isfinite(fit.dwell_days):
             continue
-        chi2 += float((((adv["sum"] - adv["count"] * p) ** 2) / (adv["count"] * p * (1 - p))).sum())
-        dof += len(adv) - 1
+        exit_at = part["exit_at"].to_numpy(dtype="datetime64[ns]")
+        end = np.where(np.isnat(exit_at), cut64, exit_at)
+        entry = (end - cut64) / day - part["days"].to_numpy(dtype=float)  # days, <= 0
+        entered, count = np.unique(entry, return_counts=True)
+        adv_at = ((exit_at - cut64) / day)[(part["outcome"] == ADVANCE).to_numpy()]
+        start = pd.Timestamp(cut64 + entered[0] * day).to_period("M").to_timestamp()
+        months = pd.date_range(start, cut, freq="MS").append(pd.DatetimeIndex([cut]))
+        edges = np.unique((months.to_numpy(dtype="datetime64[ns]") - cut64) / day)
+        o = np.histogram(adv_at, bins=edges)[0].astype(float)
+        e = np.zeros(len(edges) - 1)
+        v = np.zeros(len(edges) - 1)
+        for m, (lo, hi) in enumerate(itertools.pairwise(edges)):
+            live = entered < hi
+            if not live.any():
+                continue
+            t0 = np.maximum(lo, entered[live]) - entered[live]
+            p = fit.advanced_by(hi - entered[live]) - fit.advanced_by(t0)
+            p = np.where(t0 > 0, p, fit.advanced_by(hi - entered[live]))
+            e[m] = float(count[live] @ p)
+            v[m] = float(count[live] @ (p * (1.0 - p)))
+        use = e >= 10.0
+        if use.sum() < 3:
+            continue
+        chi2 += float((((o[use] - e[use]) ** 2) / v[use]).sum())
+        dof += int(use.sum()) - 1
     return max(chi2 / dof, 1.0) if dof else 1.0
 
 
@@ -329,37 +469,17 @@ def _win_probability(stages: pd.DataFrame, funnel: Sequence[str]) -> dict[str, f
 def _book(
     deals: pd.DataFrame,
     funnel: Sequence[str],
-    fits: dict[str, StageFit],
     mean_amount: float,
     segs: list[str],
-    report: list[dict[str, object]],
-    *,
-    stale_rule: bool = True,
 ) -> pd.DataFrame:
-    """The deals open at as_of, in their stage then; stale ones left out (counted)."""
+    """The deals open at as_of, in their stage then, with their age there.
+
+    Every open deal stays, however old: the stage's loss clock gives an old deal
+    its (small) odds.
+    """
     open_ = deals[deals["state"] == "open"]
     stage = np.asarray(funnel, dtype=object)[open_["reached"].to_numpy(dtype=np.int64)]
-    limit = np.array(
-        [
-            fits[s].max_advance_days
-            if stale_rule and fits[s].advanced >= STALE_MIN_ADVANCES
-            else np.inf
-            for s in stage
-        ],
-        dtype=float,
-    )
     age = open_["days_in_stage"].to_numpy(dtype=float)
-    stale = np.isfinite(limit) & (age > limit)
-    if stale.any():
-        report.append(
-            {
-                "item": "stale open deals",
-                "rows": int(stale.sum()),
-                "action": "set aside",
-                "rule": "open longer than any deal took to advance from that stage: left out "
-                "of the book (still used as censored evidence)",
-            }
-        )
     amount = open_["open_amount"].to_numpy(dtype=float)
     missing = ~(amount > 0)
     amount = np.where(missing, mean_amount if np.isfinite(mean_amount) else 0.0, amount)
@@ -373,28 +493,81 @@ def _book(
     )
     for col in segs:
         book[col] = open_[col].to_numpy()
-    return book[~stale].reset_index(drop=True)
+    return book
+
+
+def _estimates(
+    stages: pd.DataFrame,
+    laws: dict[str, StageFit],
+    seg_fits: dict[tuple[str, tuple[object, ...]], StageFit],
+    segs: list[str],
+    cycle_stages: int,
+) -> pd.DataFrame:
+    """Long rows: each stage row's parameters as the scenario holds them, with standard errors.
+
+    A conversion's se is the one its ``conversion_n`` gives the engine
+    (``sqrt(c (1 - c) / (n + 1))``: pooling and drift included). Without events
+    (``cycle_stages`` > 0) the dwell is the creation-to-win law's share: its se
+    is scaled the same way, and there is no loss clock.
+    """
+    out = []
+    for row in stages.to_dict("records"):
+        values = tuple(row[c] for c in segs)
+        seg = bool(segs) and any(v is not None and v == v for v in values)
+        fit = seg_fits[(row["stage"], values)] if seg else laws[row["stage"]]
+        c, n = float(row["conversion"]), float(row["conversion_n"])
+        ses = {"conversion": float(np.sqrt(c * (1.0 - c) / (n + 1.0)))}
+        names = ["conversion"]
+        if not (cycle_stages and seg):
+            names += ["dwell_days", "dwell_cv"]
+            scale = {"dwell_days": 1.0, "dwell_cv": 1.0}
+            if cycle_stages:
+                scale = {"dwell_days": 1.0 / cycle_stages, "dwell_cv": np.sqrt(cycle_stages)}
+            for k, f in scale.items():
+                ses[k] = fit.se.get(k, np.nan) * f
+        if not cycle_stages:
+            names += ["loss_days", "loss_cv"]
+            ses.update(
+                loss_days=fit.se.get("loss_days", np.nan), loss_cv=fit.se.get("loss_cv", np.nan)
+            )
+        if cycle_stages:
+            rule = "no events: dwell from the creation-to-win time"
+        elif fit.never_lost:
+            rule = f"censored MLE; advance clock {fit.dwell_dist}; losses never recorded"
+        else:
+            rule = f"censored MLE; advance clock {fit.dwell_dist}, loss clock {fit.loss_dist}"
+        if seg:
+            rule += "; conversion pooled towards the whole stage's"
+        for name in names:
+            value = row[name]
+            out.append(
+                {
+                    "item": "estimate",
+                    "rows": fit.advanced + fit.lost + fit.still_open,
+                    "action": "fit",
+                    "rule": rule,
+                    "stage": row["stage"],
+                    **dict(zip(segs, values, strict=True)),
+                    "parameter": name,
+                    "value": float(value) if value is not None else np.nan,
+                    "se": float(ses.get(name, np.nan)),
+                }
+            )
+    columns = [*ESTIMATE_COLUMNS[:5], *segs, *ESTIMATE_COLUMNS[5:]]
+    return pd.DataFrame(out, columns=columns)
 
 
 def write_calibration(calibration: Calibration, out: str | os.PathLike[str]) -> list[Path]:
     """Write the scenario folder (stages, deals, arrivals, scenario) plus calibration.parquet."""
     sc = calibration.scenario
-    settings = pd.DataFrame(
-        {
-            "as_of": [sc.as_of],
-            "horizon_months": [sc.horizon_months],
-            "name": [sc.name],
-            "currency": [sc.currency],
-        }
-    )
     return parquet.write_tables(
         out,
         {
             "stages": sc.stages,
             "deals": sc.deals,
             "arrivals": sc.arrivals,
-            "scenario": settings,
-            "calibration": calibration.report,
+            "scenario": settings_table(sc),
+            "calibration": calibration.table(),
         },
         {"as_of": str(sc.as_of), "command": "calibrate"},
     )

@@ -1,25 +1,73 @@
-"""Censored estimation of one stage: how many deals advance, and how long they take.
+"""Censored estimation of one stage: the conversion and two competing clocks, jointly.
 
-A deal in a stage ends in one of two competing outcomes, *advance* or *lost*,
-or is still open at the calibration date (right-censored). The Aalen-Johansen
-estimator of the cumulative incidence of each outcome handles the censoring
-without a model of the times: open deals count as neither losses nor wins, and
-are not ignored. The conversion is the incidence of advancing; the dwell the
-engine uses is the law of the time to advance (a lost deal's timing books no
-revenue), summarised by its mean and cv. When an outcome is missing (nothing
-lost, nothing open) a censored gamma maximum likelihood fit (scipy) gives the
-dwell and a uniform prior the conversion.
+A deal entering a stage is destined to advance (probability ``c``, after a time
+from the *advance law*) or to be lost (after a time from the *loss law*), the
+model the engine simulates. Its history is one of three things, and the
+likelihood multiplies, over the deals of the stage:
+
+    advanced after t        c f_adv(t)
+    lost after t            (1 - c) f_loss(t)
+    still open at age a     c S_adv(a) + (1 - c) S_loss(a)      (right-censored)
+
+(``f`` densities, ``S`` survival functions; a row whose time the dates do not
+tell contributes ``c`` or ``1 - c``, or nothing when open). Each law is a gamma
+or a lognormal given by its mean and cv. The maximum of the penalised
+likelihood gives every parameter at once; its standard errors come from the
+curvature there (the inverse of the numerical Hessian, then the delta method).
+Penalties, so that a stage with few deals still gets finite answers: ``log c +
+log(1 - c)`` (a Beta(2, 2) prior: with every outcome known, the conversion is
+Laplace's ``(advanced + 1) / (closed + 2)``) and ``-(log cv / 1.5)^2 / 2`` on
+each clock's cv.
+
+*Losses never recorded* (a CRM where a deal that is not won simply stays open;
+fewer than :data:`MIN_LOSSES` losses with a known time): the loss clock is
+infinite, ``S_loss = 1``, and an open deal contributes ``c S_adv(a) + 1 - c``:
+the conversion follows from how the advances die out with age. A recorded loss
+then only says that the deal did not advance (``1 - c``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import optimize, special
 
 ADVANCE, LOST, OPEN = 1, 0, -1
-_MIN_DAYS = 0.5  # same-day moves are counted as half a day: a gamma has no mass at 0
+LAWS = ("gamma", "lognormal")
+MIN_LOSSES = 5  # losses with a known time needed to fit a loss clock; fewer: never recorded
+DEFAULT_DWELL = 30.0  # days: the advance clock of a stage where nothing has advanced yet
+_MIN_DAYS = 0.5  # same-day moves are counted as half a day: the laws have no mass at 0
+_CV_PRIOR_SD = 1.5  # sd of the normal penalty on log cv
+_BOUNDS = {  # on the optimiser's scale: logit c, log mean, log cv
+    "c": (-14.0, 14.0),
+    "days": (math.log(0.05), math.log(1e5)),
+    "cv": (math.log(0.05), math.log(20.0)),
+}
+
+
+def log_density(dist: str, t: np.ndarray, mean: float, cv: float) -> np.ndarray:
+    """Log density at ``t`` of a gamma or lognormal law given by its mean and cv."""
+    if dist == "gamma":
+        shape = 1.0 / (cv * cv)
+        x = t * shape / mean
+        return (shape - 1.0) * np.log(x) - x - special.gammaln(shape) + np.log(shape / mean)
+    s2 = math.log1p(cv * cv)
+    z = (np.log(t) - math.log(mean) + 0.5 * s2) / math.sqrt(s2)
+    return -0.5 * z * z - np.log(t) - 0.5 * math.log(2.0 * math.pi * s2)
+
+
+def log_survival(dist: str, t: np.ndarray, mean: float, cv: float) -> np.ndarray:
+    """Log P(T > t) of a gamma or lognormal law given by its mean and cv."""
+    if dist == "gamma":
+        shape = 1.0 / (cv * cv)
+        with np.errstate(divide="ignore"):
+            return np.maximum(np.log(special.gammaincc(shape, t * shape / mean)), -745.0)
+    s2 = math.log1p(cv * cv)
+    z = (np.log(t) - math.log(mean) + 0.5 * s2) / math.sqrt(s2)
+    return special.log_ndtr(-z)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,71 +76,293 @@ class StageFit:
 
     Attributes
     ----------
-    conversion : float
-        Probability of advancing (censored competing-outcomes MLE).
+    conversion, conversion_se : float
+        Probability of advancing and its standard error.
     conversion_n : float
-        Evidence behind it: deals with a known outcome, plus 2 for the uniform prior.
-    dwell_days, dwell_cv : float
-        Mean and cv of the time to advance (NaN when nothing has advanced).
+        The conversion's evidence as a Beta prior's weight: ``c (1 - c) / se^2 - 1``
+        (what the engine draws each trial's conversion with), at least 2.
+    dwell_days, dwell_cv, dwell_dist : float, float, str
+        The advance clock (NaN days when nothing has advanced: the caller picks one).
+    loss_days, loss_cv, loss_dist : float, float, str
+        The loss clock; ``loss_days`` is ``inf`` when losses are never recorded.
+    se : dict
+        Standard error of each estimate by parameter name (NaN when the curvature
+        does not tell, e.g. a parameter held at a bound or fixed).
     advanced, lost, still_open : int
         Counts of each outcome.
     naive_conversion, naive_dwell : float
         The closed-deals-only estimates, for comparison.
-    max_advance_days : float
-        Longest observed time to advance (NaN when none).
-    stalled : float
-        Estimated share of deals that never resolve (counted as not advancing).
+    log_likelihood : float
+        The penalised log-likelihood at the estimate.
     """
 
     conversion: float
+    conversion_se: float
     conversion_n: float
     dwell_days: float
     dwell_cv: float
+    dwell_dist: str
+    loss_days: float
+    loss_cv: float
+    loss_dist: str
+    se: dict[str, float]
     advanced: int
     lost: int
     still_open: int
     naive_conversion: float
     naive_dwell: float
-    max_advance_days: float
-    stalled: float = 0.0
+    log_likelihood: float
+
+    @property
+    def never_lost(self) -> bool:
+        """True when the fit is the *losses never recorded* model (``loss_days`` infinite)."""
+        return math.isinf(self.loss_days)
+
+    def advanced_by(self, days: np.ndarray) -> np.ndarray:
+        """Probability that a deal entering the stage has advanced within ``days``."""
+        if not np.isfinite(self.dwell_days):
+            return np.zeros(np.shape(days))
+        t = np.maximum(np.asarray(days, dtype=np.float64), _MIN_DAYS)
+        return self.conversion * -np.expm1(
+            log_survival(self.dwell_dist, t, self.dwell_days, self.dwell_cv)
+        )
+
+    def estimates(self) -> list[tuple[str, float, float]]:
+        """(parameter, value, se) rows, as ``calibration.parquet`` lists them."""
+        values = {
+            "conversion": self.conversion,
+            "dwell_days": self.dwell_days,
+            "dwell_cv": self.dwell_cv,
+            "loss_days": self.loss_days,
+            "loss_cv": self.loss_cv,
+        }
+        return [(k, float(v), float(self.se.get(k, math.nan))) for k, v in values.items()]
 
 
-def _logpdf(t: np.ndarray, mean: float, cv: float) -> np.ndarray:
-    shape = 1.0 / (cv * cv)
-    scale = mean / shape
-    x = t / scale
-    return (shape - 1.0) * np.log(x) - x - special.gammaln(shape) - np.log(scale)
+@dataclasses.dataclass(frozen=True)
+class _Data:
+    """One stage's rows, grouped by distinct time (CRM durations are whole days)."""
 
-
-def _logsf(t: np.ndarray, mean: float, cv: float) -> np.ndarray:
-    shape = 1.0 / (cv * cv)
-    with np.errstate(divide="ignore"):
-        return np.maximum(np.log(special.gammaincc(shape, t * shape / mean)), -745.0)
+    t_adv: np.ndarray
+    w_adv: np.ndarray
+    t_lost: np.ndarray
+    w_lost: np.ndarray
+    t_open: np.ndarray
+    w_open: np.ndarray
+    n_adv: float  # all advances, timed or not
+    n_lost: float
 
 
 def _ties(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct times and their counts: CRM durations are whole days, so this is short."""
     values, counts = np.unique(t, return_counts=True)
     return values, counts.astype(np.float64)
 
 
-def _fit_one(t_event: np.ndarray, t_cens: np.ndarray) -> tuple[float, float]:
-    """Censored gamma MLE (mean, cv) from event times and censoring times."""
-    te, we = _ties(t_event)
-    tc, wc = _ties(t_cens)
+def _data(days: np.ndarray, outcome: np.ndarray) -> _Data:
+    raw = np.asarray(days, dtype=np.float64)
+    known = np.isfinite(raw)
+    t = np.maximum(np.where(known, raw, 1.0), _MIN_DAYS)
+    o = np.asarray(outcome)
+    return _Data(
+        *_ties(t[(o == ADVANCE) & known]),
+        *_ties(t[(o == LOST) & known]),
+        *_ties(t[(o == OPEN) & known]),
+        float((o == ADVANCE).sum()),
+        float((o == LOST).sum()),
+    )
 
-    def nll(x: np.ndarray) -> float:
-        mean, cv = np.exp(x[0]), np.exp(x[1])
-        ll = we @ _logpdf(te, mean, cv) + (wc @ _logsf(tc, mean, cv) if len(tc) else 0.0)
-        return -float(ll) + 0.5 * (x[1] / 1.5) ** 2
 
-    start = np.array([np.log(max(float(t_event.mean()), _MIN_DAYS)), 0.0])
-    res = optimize.minimize(nll, start, method="Nelder-Mead", options={"xatol": 1e-6})
-    return float(np.exp(res.x[0])), float(np.exp(res.x[1]))
+@dataclasses.dataclass(frozen=True)
+class Prior:
+    """A pull of each clock's log mean towards another fit's (segment rows).
+
+    ``weight`` pseudo-deals: the penalty is ``weight (log m - log m0)^2 / (2 s^2)``,
+    ``s^2 = log(1 + cv^2)`` (the spread of one deal's log time).
+    """
+
+    dwell_days: float
+    loss_days: float
+    cv_dwell: float
+    cv_loss: float
+    weight: float
 
 
-def fit_stage(days: np.ndarray, outcome: np.ndarray, stalled: bool = True) -> StageFit:
-    """Fit conversion and dwell of one stage from durations and outcomes.
+class _Model:
+    """The penalised negative log-likelihood of one stage, on the optimiser's scale."""
+
+    def __init__(
+        self,
+        data: _Data,
+        dwell_dist: str,
+        loss_dist: str,
+        never_lost: bool,
+        fixed: dict[str, float],
+        prior: Prior | None,
+    ) -> None:
+        self.d, self.dwell_dist, self.loss_dist = data, dwell_dist, loss_dist
+        self.never_lost = never_lost
+        names = ["c", "dwell_days", "dwell_cv"]
+        if not never_lost:
+            names += ["loss_days", "loss_cv"]
+        self.fixed = {k: v for k, v in fixed.items() if k in names}
+        self.free = [k for k in names if k not in self.fixed]
+        self.prior = prior
+
+    def values(self, x: np.ndarray) -> dict[str, float]:
+        """Natural-scale parameters from the free ones on the optimiser's scale."""
+        v = dict(self.fixed)
+        for k, xi in zip(self.free, x, strict=True):
+            v[k] = float(special.expit(xi)) if k == "c" else math.exp(xi)
+        return v
+
+    def bounds(self) -> list[tuple[float, float]]:
+        return [_BOUNDS["c" if k == "c" else k.split("_")[1]] for k in self.free]
+
+    def nll(self, x: np.ndarray) -> float:
+        v = self.values(x)
+        d = self.d
+        c = min(max(v["c"], 1e-300), 1.0 - 1e-16)
+        log_c, log_1c = math.log(c), math.log1p(-c)
+        ll = d.n_adv * log_c + d.n_lost * log_1c + log_c + log_1c  # Beta(2, 2) penalty
+        ll += d.w_adv @ log_density(self.dwell_dist, d.t_adv, v["dwell_days"], v["dwell_cv"])
+        ll -= 0.5 * (math.log(v["dwell_cv"]) / _CV_PRIOR_SD) ** 2
+        s_adv = log_survival(self.dwell_dist, d.t_open, v["dwell_days"], v["dwell_cv"])
+        if self.never_lost:
+            s_loss = np.zeros_like(s_adv)
+        else:
+            ll += d.w_lost @ log_density(self.loss_dist, d.t_lost, v["loss_days"], v["loss_cv"])
+            ll -= 0.5 * (math.log(v["loss_cv"]) / _CV_PRIOR_SD) ** 2
+            s_loss = log_survival(self.loss_dist, d.t_open, v["loss_days"], v["loss_cv"])
+        ll += d.w_open @ np.logaddexp(log_c + s_adv, log_1c + s_loss)
+        if self.prior is not None:
+            p = self.prior
+            ll -= _pull(v["dwell_days"], p.dwell_days, p.cv_dwell, p.weight)
+            if not self.never_lost:
+                ll -= _pull(v["loss_days"], p.loss_days, p.cv_loss, p.weight)
+        return -float(ll) if np.isfinite(ll) else 1e300
+
+
+def _pull(mean: float, centre: float, cv: float, weight: float) -> float:
+    return 0.5 * weight * math.log(mean / centre) ** 2 / math.log1p(cv * cv)
+
+
+def _hessian(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-3) -> np.ndarray:
+    """Central-difference Hessian of ``f`` at ``x``."""
+    k = len(x)
+    out = np.zeros((k, k))
+    e = np.eye(k) * h
+    f0 = f(x)
+    for i in range(k):
+        out[i, i] = (f(x + e[i]) - 2.0 * f0 + f(x - e[i])) / (h * h)
+        for j in range(i):
+            out[i, j] = out[j, i] = (
+                f(x + e[i] + e[j]) - f(x + e[i] - e[j]) - f(x - e[i] + e[j]) + f(x - e[i] - e[j])
+            ) / (4.0 * h * h)
+    return out
+
+
+def _start(data: _Data, model: _Model) -> np.ndarray:
+    closed = data.n_adv + data.n_lost
+    guess = {
+        "c": math.log((data.n_adv + 1.0) / (data.n_lost + 1.0)) if closed else 0.0,
+        "dwell_days": math.log(_weighted_mean(data.t_adv, data.w_adv)),
+        "loss_days": math.log(_weighted_mean(data.t_lost, data.w_lost)),
+        "dwell_cv": 0.0,
+        "loss_cv": 0.0,
+    }
+    return np.array([guess[k] for k in model.free])
+
+
+def _weighted_mean(t: np.ndarray, w: np.ndarray) -> float:
+    return float(w @ t / w.sum()) if w.sum() else DEFAULT_DWELL
+
+
+def _optimise(model: _Model, start: np.ndarray) -> tuple[np.ndarray, float]:
+    bounds = model.bounds()
+    x0 = np.clip(start, [b[0] for b in bounds], [b[1] for b in bounds])
+    res = optimize.minimize(model.nll, x0, method="L-BFGS-B", bounds=bounds)
+    # polish: L-BFGS-B's finite-difference gradient stops early on flat likelihoods
+    res2 = optimize.minimize(
+        model.nll,
+        res.x,
+        method="Nelder-Mead",
+        bounds=bounds,
+        options={"xatol": 1e-7, "fatol": 1e-10, "maxfev": 4000},
+    )
+    best = res2 if res2.fun <= res.fun else res
+    return np.asarray(best.x, dtype=float), float(best.fun)
+
+
+def _standard_errors(model: _Model, x: np.ndarray) -> dict[str, float]:
+    """Delta-method standard errors on the natural scale; NaN where the curvature fails."""
+    out = {k: math.nan for k in model.free}
+    if not len(x):
+        return out
+    bounds = model.bounds()
+    inner = np.array([lo + 1e-3 < xi < hi - 1e-3 for xi, (lo, hi) in zip(x, bounds, strict=True)])
+    if not inner.any():
+        return out
+    idx = np.flatnonzero(inner)
+    sub = x[idx]
+
+    def f(y: np.ndarray) -> float:
+        full = x.copy()
+        full[idx] = y
+        return model.nll(full)
+
+    hess = _hessian(f, sub)
+    try:
+        cov = np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        return out
+    var = np.diag(cov)
+    if not (np.all(np.isfinite(var)) and np.all(var > 0)):
+        return out
+    v = model.values(x)
+    for i, j in enumerate(idx):
+        k = model.free[j]
+        value = v[k]
+        scale = value * (1.0 - value) if k == "c" else value  # d(natural)/d(optimiser scale)
+        out[k] = float(scale * math.sqrt(var[i]))
+    return out
+
+
+def _averaged_errors(
+    fitted: list[tuple[float, _Model, np.ndarray]], best: float, chosen: dict[str, float]
+) -> dict[str, float]:
+    """Standard errors of the chosen fit, widened by what the choice of laws leaves open.
+
+    With several candidate laws (``auto``), each fit ``k`` gets the weight
+    ``exp(loglik_k - loglik_best)`` (equal priors; every candidate has as many
+    parameters), and a parameter's variance is ``sum_k w_k (se_k^2 + (v_k - v)^2)``
+    around the chosen value ``v``: on a young history, where the laws' tails are not
+    seen yet and they disagree on the conversion, the error says so.
+    """
+    total: dict[str, float] = {}
+    weight = 0.0
+    for fun, model, x in fitted:
+        w = math.exp(best - fun)
+        if w < 1e-6:
+            continue
+        weight += w
+        values = model.values(x)
+        for k, s in _standard_errors(model, x).items():
+            spread = (values[k] - chosen[k]) ** 2
+            total[k] = total.get(k, 0.0) + w * (s * s + spread)
+    return {("conversion" if k == "c" else k): math.sqrt(t / weight) for k, t in total.items()}
+
+
+def fit_stage(
+    days: np.ndarray,
+    outcome: np.ndarray,
+    *,
+    dwell_dist: str = "auto",
+    loss_dist: str = "auto",
+    prior: Prior | None = None,
+    fixed: dict[str, float] | None = None,
+    never_lost: bool | None = None,
+) -> StageFit:
+    """Fit conversion and both clocks of one stage from durations and outcomes.
 
     Parameters
     ----------
@@ -102,88 +372,67 @@ def fit_stage(days: np.ndarray, outcome: np.ndarray, stalled: bool = True) -> St
         the outcomes only).
     outcome : array of int
         ``ADVANCE`` (1), ``LOST`` (0) or ``OPEN`` (-1, right-censored).
+    dwell_dist, loss_dist : str
+        ``gamma``, ``lognormal`` or ``auto`` (the one with the higher likelihood;
+        gamma on a tie).
+    prior : Prior, optional
+        Pull the clocks' means towards another fit's (segment rows).
+    fixed : dict, optional
+        Parameters held at a value (``dwell_cv``, ``loss_cv``...), not estimated.
+    never_lost : bool, optional
+        Force (True) or forbid (False) the losses-never-recorded model; by
+        default it is used when fewer than :data:`MIN_LOSSES` losses have a time.
 
     Returns
     -------
     StageFit
     """
-    raw = np.asarray(days, dtype=np.float64)
-    known = np.isfinite(raw)
-    t = np.where(known, np.maximum(raw, _MIN_DAYS), 1.0)
-    o = np.asarray(outcome)
-    n_a, n_l = int((o == ADVANCE).sum()), int((o == LOST).sum())
-    adv, lost, cens = (o == ADVANCE) & known, (o == LOST) & known, (o == OPEN) & known
-    n_o = int((o == OPEN).sum())
+    data = _data(days, outcome)
+    n_a, n_l = int(data.n_adv), int(data.n_lost)
+    n_o = int(np.sum(np.asarray(outcome) == OPEN))
     closed = n_a + n_l
-    naive_p = n_a / closed if closed else float("nan")
-    naive_d = float(t[adv].mean()) if adv.any() else float("nan")
-    max_adv = float(t[adv].max()) if adv.any() else float("nan")
-    if not adv.any() or not lost.any() or not cens.any():
-        # Without both outcomes (or any open deal) the competing-risk split is moot:
-        # conversion is the posterior mean under Beta(1, 1), dwell a censored gamma fit.
-        p = (n_a + 1.0) / (closed + 2.0)
-        if adv.any():
-            mean, cv = _fit_one(t[adv], t[cens])
-        else:
-            mean, cv = float("nan"), float("nan")
-        return StageFit(p, closed + 2.0, mean, cv, n_a, n_l, n_o, naive_p, naive_d, max_adv)
-    return _aalen_johansen(t, adv, lost, cens, n_a, n_l, n_o, naive_p, naive_d, max_adv)
-
-
-def _aalen_johansen(
-    t: np.ndarray,
-    adv: np.ndarray,
-    lost: np.ndarray,
-    cens: np.ndarray,
-    n_a: int,
-    n_l: int,
-    n_o: int,
-    naive_p: float,
-    naive_d: float,
-    max_adv: float,
-) -> StageFit:
-    """Competing outcomes with right-censoring: the Aalen-Johansen cumulative incidences.
-
-    ``CIF_adv(t)`` is the probability of having advanced by ``t``; the
-    conversion is its value at the last observed outcome, and the dwell is the
-    mean and cv of the advance time under its increments. Mass still open
-    after the last outcome is *stalled* (never resolves) when some open deals
-    have outlived every outcome, else shared between the outcomes in
-    proportion (the history then covers the whole law).
-    """
-    use = adv | lost | cens
-    times, inverse = np.unique(t[use], return_inverse=True)
-    kind = np.where(adv[use], 0, np.where(lost[use], 1, 2))
-    counts = np.zeros((len(times), 3))
-    np.add.at(counts, (inverse, kind), 1.0)
-    at_risk = counts.sum(axis=1)[::-1].cumsum()[::-1]
-    hazard = (counts[:, 0] + counts[:, 1]) / at_risk
-    surv_before = np.concatenate([[1.0], np.cumprod(1.0 - hazard)[:-1]])
-    inc_a = surv_before * counts[:, 0] / at_risk
-    inc_l = surv_before * counts[:, 1] / at_risk
-    last = np.flatnonzero(counts[:, 0] + counts[:, 1])[-1]
-    cif_a, cif_l = inc_a[: last + 1].sum(), inc_l[: last + 1].sum()
-    rest = 1.0 - cif_a - cif_l
-    outlived = bool((t[cens] > times[last]).any())
-    stalled = rest if outlived else 0.0
-    p = cif_a if outlived else cif_a / (cif_a + cif_l)
-    w = inc_a / cif_a
-    mean = float(w @ times)
-    sd = float(np.sqrt(max(w @ (times - mean) ** 2, 1e-12)))
-    # the conversion's evidence: outcomes seen, plus 2 for the uniform prior
-    closed = n_a + n_l
+    naive_p = n_a / closed if closed else math.nan
+    naive_d = _weighted_mean(data.t_adv, data.w_adv) if data.w_adv.sum() else math.nan
+    if never_lost is None:
+        never_lost = data.w_lost.sum() < MIN_LOSSES
+    held = dict(fixed or {})
+    timed_advances = data.w_adv.sum()
+    if not timed_advances and prior is None:
+        held.setdefault("dwell_days", DEFAULT_DWELL)
+        held.setdefault("dwell_cv", 1.0)
+    dwell_laws = LAWS if dwell_dist == "auto" else (dwell_dist,)
+    loss_laws = LAWS if loss_dist == "auto" and not never_lost else (loss_dist,)
+    if loss_laws == ("auto",):
+        loss_laws = ("gamma",)
+    fitted = []
+    for da in dwell_laws:
+        for dl in loss_laws:
+            model = _Model(data, da, dl, never_lost, held, prior)
+            x, fun = _optimise(model, _start(data, model))
+            fitted.append((fun, model, x))
+    fun, model, x = min(fitted, key=lambda f: f[0])  # first (gamma) on a tie
+    v = model.values(x)
+    se = _averaged_errors(fitted, fun, v)
+    c, c_se = v["c"], se.get("conversion", math.nan)
+    n_eff = c * (1.0 - c) / c_se**2 - 1.0 if c_se > 0 else closed + 2.0
+    no_advance = not timed_advances and prior is None
     return StageFit(
-        float(p),
-        closed + 2.0,
-        mean,
-        max(sd / mean, 0.05),
-        n_a,
-        n_l,
-        n_o,
-        naive_p,
-        naive_d,
-        max_adv,
-        float(stalled),
+        conversion=c,
+        conversion_se=c_se,
+        conversion_n=float(max(n_eff, 2.0)),
+        dwell_days=math.nan if no_advance else v["dwell_days"],
+        dwell_cv=math.nan if no_advance else v["dwell_cv"],
+        dwell_dist=model.dwell_dist,
+        loss_days=math.inf if never_lost else v["loss_days"],
+        loss_cv=1.0 if never_lost else v["loss_cv"],
+        loss_dist=model.loss_dist if not never_lost else "gamma",
+        se=se,
+        advanced=n_a,
+        lost=n_l,
+        still_open=n_o,
+        naive_conversion=naive_p,
+        naive_dwell=naive_d,
+        log_likelihood=-fun,
     )
 
 
@@ -212,3 +461,8 @@ def pooled_conversion(
     m = float(np.clip(min(m, cap), 2.0, 500.0))
     pooled = (a + m * overall) / (n + m)
     return pooled, n + m, m
+
+
+def parameter_names(fits: Sequence[StageFit]) -> list[str]:
+    """The parameter names the fits report, in order (the same for every fit)."""
+    return [name for name, _, _ in fits[0].estimates()] if fits else []

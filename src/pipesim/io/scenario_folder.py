@@ -127,8 +127,8 @@ def _format_version(text: str, source: str) -> int:
     return int(number)
 
 
-def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[Path]:
-    """Write a scenario as a folder of Parquet files that :func:`load_scenario` reads back."""
+def settings_table(scenario: Scenario) -> pd.DataFrame:
+    """``scenario.parquet``: the settings, and the format the tables follow when it matters."""
     settings = pd.DataFrame(
         {
             "as_of": [scenario.as_of],
@@ -140,12 +140,17 @@ def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[P
     if any(c in scenario.stages.columns for c in LOSS_COLUMNS):
         # Columns reserved since a later format: say which format the tables follow.
         settings["format_version"] = [FORMAT_VERSION]
+    return settings
+
+
+def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[Path]:
+    """Write a scenario as a folder of Parquet files that :func:`load_scenario` reads back."""
     return write_tables(
         folder,
         {
             "stages": scenario.stages,
             "deals": scenario.deals,
             "arrivals": scenario.arrivals,
-            "scenario": settings,
+            "scenario": settings_table(scenario),
         },
     )
