@@ -105,13 +105,16 @@ def two_clock_history(
     loss=("gamma", 90.0, 1.0),
     after=0,
     amount=(5_000.0, 0.5),
+    recorded=1.0,
 ):
     """One stage, Offer, whose wins and losses run on their own clocks (a known truth).
 
     Deals are created at ``per_day`` a day (Poisson) over ``days + after`` days; each is
     destined to be won (probability ``p``, after a time from ``adv``) or lost (after a
     time from ``loss``; ``("never", inf, 1)``: losses are never recorded, the deal stays
-    open). Laws are ``(dist, mean, cv)`` with dist gamma or lognormal. The export date is
+    open); of the losses only a share ``recorded`` is recorded, the other deals are
+    abandoned and stay open. Laws are ``(dist, mean, cv)`` with dist gamma or
+    lognormal. The export date is
     START + ``days``; the rows carry everything up to START + ``days + after`` (the
     future a backtest scores against). Returns (deals, export date).
     """
@@ -121,6 +124,8 @@ def two_clock_history(
     created = np.sort(rng.uniform(0, span, n))
     win = rng.uniform(size=n) < p
     t = np.where(win, draw(rng, adv, n), draw(rng, loss, n))
+    abandoned = ~win & (rng.uniform(size=n) >= recorded)
+    t = np.where(abandoned, np.inf, t)
     end = created + t
     closed = end < span
     status = np.where(~closed, "open", np.where(win, "won", "lost"))

@@ -175,7 +175,7 @@ def _short_history_coverage(replicates, with_parameter_uncertainty):
 def test_bands_stay_honest_on_a_three_month_history():
     # 40 synthetic CRMs, 3 months of history, 12 months forecast. With 40 replicates a
     # coverage of 0.8 has a binomial SE of 0.063: [0.65, 0.95] is about +-2.4 SE.
-    # Measured here: 0.825 with parameter uncertainty, 0.45 without it.
+    # Measured here: 0.85 with parameter uncertainty, 0.425 without it.
     assert 0.65 <= _short_history_coverage(40, True) <= 0.95
     assert _short_history_coverage(40, False) <= 0.65
 

@@ -94,7 +94,7 @@ def test_empty_stage_gives_the_prior_a_half_and_no_dwell():
     assert fit.conversion_n == 2.0  # the floor: no evidence
     assert (fit.advanced, fit.lost, fit.still_open) == (0, 0, 0)
     assert math.isnan(fit.dwell_days) and math.isnan(fit.dwell_cv)
-    assert fit.never_lost  # no loss recorded
+    assert math.isnan(fit.loss_days)  # nothing advanced: one clock, no loss law
     assert math.isnan(fit.naive_conversion) and math.isnan(fit.naive_dwell)
 
 

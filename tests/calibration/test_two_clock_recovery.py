@@ -19,6 +19,8 @@ import pipesim
 from crm_synth import two_clock_history
 from pipesim.calibration.fit import calibrate_history
 from pipesim.calibration.history import make_history
+from pipesim.prepare.loss_clock import odds_by_age
+from pipesim.scenario.scenario import FORMAT_VERSION
 
 Z = 4.0
 P, ADV = 0.4, ("gamma", 30.0, 0.7)
@@ -87,6 +89,32 @@ def test_young_history_is_within_four_standard_errors(name):
         assert abs(fit.loss_days - LOSSES[name][1]) < Z * fit.se["loss_days"], fit.loss_days
 
 
+@pytest.mark.parametrize("days", [121, 730], ids=["young", "mature"])
+def test_a_share_of_unrecorded_losses_is_recovered(days):
+    # 60% of the losing deals are abandoned (never closed); the rest lost after ~20 days
+    deals, export = two_clock_history(
+        seed=3, days=days, p=P, adv=ADV, loss=("gamma", 20.0, 1.0), recorded=0.4
+    )
+    cal = calibrate_history(make_history(deals, stages=["Offer"]), export.date())
+    fit = cal.fits["Offer"]
+    assert abs(fit.loss_recorded - 0.4) < Z * fit.se["loss_recorded"], fit.loss_recorded
+    assert abs(fit.conversion - P) < Z * fit.conversion_se
+    assert abs(fit.loss_days / 20.0 - 1) < 0.10 if days == 730 else True
+    row = cal.scenario.stages.iloc[0]
+    assert row["loss_recorded"] == fit.loss_recorded
+    # a deal open 90 days is most likely abandoned: its odds fall far below a fresh one's
+    odds = odds_by_age(cal.scenario, ages=(90.0,)).iloc[0]
+    assert odds["odds_90d"] < 0.25 * odds["conversion"]
+
+
+def test_every_loss_recorded_keeps_the_share_at_one_and_out_of_the_stages_table(mature):
+    name, cal = mature
+    fit = cal.fits["Offer"]
+    if name != "never-recorded":
+        assert fit.loss_recorded == 1.0 and "loss_recorded" not in fit.se
+    assert "loss_recorded" not in cal.scenario.stages.columns
+
+
 def test_young_history_beats_the_closed_deals_only_estimate():
     # 90 days: wins take 30 days, losses 90; closed deals alone over-count the wins
     fit = _calibrate(90, LOSSES["gamma-loss"]).fits["Offer"]
@@ -127,7 +155,7 @@ def test_calibration_parquet_lists_every_estimate_with_its_standard_error(tmp_pa
     )
     assert table.loc[table["item"] == "rows read", "rows"].item() == len(deals)
     est = table[table["item"] == "estimate"]
-    params = ["conversion", "dwell_days", "dwell_cv", "loss_days", "loss_cv"]
+    params = ["conversion", "dwell_days", "dwell_cv", "loss_days", "loss_cv", "loss_recorded"]
     for region in (None, "North", "South"):
         rows = est[est["region"].isna()] if region is None else est[est["region"] == region]
         assert rows["parameter"].tolist() == params, region
@@ -135,14 +163,15 @@ def test_calibration_parquet_lists_every_estimate_with_its_standard_error(tmp_pa
     whole = est[est["region"].isna()].set_index("parameter")
     stages = pd.read_parquet(out / "stages.parquet")
     funnel = stages[stages["region"].isna()].iloc[0]
-    for p in params:
+    for p in params[:-1]:
         assert whole.loc[p, "value"] == pytest.approx(funnel[p])
-    assert (whole["se"] > 0).all()
+    assert whole.loc["loss_recorded", "value"] == 1.0  # every loss recorded: no column
+    assert (whole["se"].iloc[:-1] > 0).all()
     c, n = funnel["conversion"], funnel["conversion_n"]
     assert whole.loc["conversion", "se"] == pytest.approx(np.sqrt(c * (1 - c) / (n + 1)))
     with pytest.warns(pipesim.PipesimWarning, match="1 stage"):
         scenario = pipesim.load_scenario(out)
-    assert scenario.format_version == 2
+    assert scenario.format_version == FORMAT_VERSION
 
 
 def test_cli_calibrate_takes_the_laws_and_prints_the_errors(tmp_path):

@@ -25,6 +25,7 @@ from pipesim.engines import numpy as numpy_engine
 from pipesim.io import parquet, scenario_folder
 from pipesim.prepare.kernel_inputs import prepare, prepare_context
 from pipesim.scenario.calendar import period_bounds
+from pipesim.scenario.scenario import FORMAT_VERSION
 from pipesim.simulation.stage_flows import simulate_flows
 
 AS_OF = "2027-01-01"
@@ -42,26 +43,29 @@ def law(dist, mean, cv):
     return stats.gamma(1.0 / cv**2, scale=mean * cv**2)
 
 
-def odds(adv, loss, age):
+def odds(adv, loss, age, recorded=1.0):
+    """p(a); a share ``recorded`` of the losses is recorded, the rest stay open for ever."""
     s_adv = adv.sf(age)
-    s_loss = 1.0 if loss is None else loss.sf(age)
+    s_loss = 1.0 if loss is None else (1 - recorded) + recorded * loss.sf(age)
     return C * s_adv / (C * s_adv + (1 - C) * s_loss)
 
 
-def expected_wins(adv, loss):
+def expected_wins(adv, loss, recorded=1.0):
     """Exact mean and variance of each month's wins of the book (aged and fresh deals)."""
     t = period_bounds(pd.Timestamp(AS_OF).date(), MONTHS)
     mean = np.zeros(MONTHS)
     var = np.zeros(MONTHS)
     for n, age in ((N_AGED, AGE), (N_FRESH, 0.0)):
-        p = odds(adv, loss, age) if age > 0 else C
+        p = odds(adv, loss, age, recorded) if age > 0 else C
         q = p * (adv.cdf(age + t[1:]) - adv.cdf(age + t[:-1])) / adv.sf(age)
         mean += n * q
         var += n * q * (1 - q)
     return mean, var
 
 
-def book(adv_dist, adv_cv, loss_days, loss_cv=1.0, loss_dist="gamma", with_loss=True):
+def book(
+    adv_dist, adv_cv, loss_days, loss_cv=1.0, loss_dist="gamma", with_loss=True, recorded=None
+):
     stages = pd.DataFrame(
         {
             "stage": ["Lead", "Meeting", "Offer"],
@@ -75,6 +79,8 @@ def book(adv_dist, adv_cv, loss_days, loss_cv=1.0, loss_dist="gamma", with_loss=
         stages["loss_days"] = [np.nan, np.nan, loss_days]
         stages["loss_cv"] = [np.nan, np.nan, loss_cv if loss_days == loss_days else np.nan]
         stages["loss_dist"] = [None, None, loss_dist if loss_days == loss_days else None]
+    if recorded is not None:
+        stages["loss_recorded"] = [np.nan, np.nan, recorded]
     n = N_AGED + N_FRESH
     deals = pd.DataFrame(
         {
@@ -102,8 +108,8 @@ LAWS = [
 ]
 
 
-def _check(won, adv, loss):
-    mean, var = expected_wins(adv, loss)
+def _check(won, adv, loss, recorded=1.0):
+    mean, var = expected_wins(adv, loss, recorded)
     got = won[:, :, 0]
     se = np.sqrt(var / got.shape[0])
     assert np.all(np.abs(got.mean(axis=0) - mean) <= Z * se), (got.mean(axis=0), mean, se)
@@ -125,6 +131,32 @@ def test_aged_deals_win_as_the_formula_says_on_every_engine(
     _check(numpy_engine.run(prepared, TRIALS, seed=3)[1], adv, loss)
     flows = simulate_flows(sc, TRIALS, seed=4)
     _check(flows.entered[:, :, -1, :], adv, loss)  # entries into Won are the wins
+
+
+@pytest.mark.parametrize(
+    ("loss_days", "loss_cv", "loss_dist", "recorded"),
+    [(20.0, 1.0, "gamma", 0.3), (90.0, 0.8, "lognormal", 0.5), (20.0, 1.0, "gamma", 0.0)],
+)
+def test_a_share_of_losses_never_recorded_follows_the_formula_on_every_engine(
+    loss_days, loss_cv, loss_dist, recorded
+):
+    # loss_recorded = rho: a deal bound to be lost is open at a with 1 - rho + rho S_loss(a)
+    sc = book("gamma", 0.6, loss_days, loss_cv, loss_dist, recorded=recorded)
+    adv, loss = law("gamma", 30.0, 0.6), law(loss_dist, loss_days, loss_cv)
+    assert odds(adv, loss, AGE, recorded) < odds(adv, loss, AGE)  # the unrecorded linger
+    prepared = prepare(sc)
+    _check(numba_engine.run(prepared, TRIALS, seed=1)[1], adv, loss, recorded)
+    _check(fast.run(prepared, TRIALS, seed=2, window=512)[1], adv, loss, recorded)
+    _check(numpy_engine.run(prepared, TRIALS, seed=3)[1], adv, loss, recorded)
+    _check(simulate_flows(sc, TRIALS, seed=4).entered[:, :, -1, :], adv, loss, recorded)
+
+
+def test_all_losses_recorded_gives_the_bits_of_no_loss_recorded_column():
+    with_column = prepare(book("gamma", 0.6, 90.0, 0.5, "gamma", recorded=1.0))
+    without = prepare(book("gamma", 0.6, 90.0, 0.5, "gamma"))
+    np.testing.assert_array_equal(with_column.deals.survival_ratio, without.deals.survival_ratio)
+    a, b = numba_engine.run(with_column, 40, seed=5), numba_engine.run(without, 40, seed=5)
+    np.testing.assert_array_equal(a[0], b[0])
 
 
 def test_the_loss_clock_changes_the_forecast_as_expected():
@@ -163,7 +195,7 @@ def test_a_book_on_disk_and_one_seed_give_the_same_bits(tmp_path):
     parquet.write_table_chunks(folder / "deals.parquet", chunks)
     disk = scenario_folder.load_scenario(folder, deals_in_memory=False, chunk=700)
     memory = scenario_folder.load_scenario(folder)
-    assert memory.format_version == 2
+    assert memory.format_version == FORMAT_VERSION
     rev0, won0 = numba_engine.run(prepare(memory, chunk=1000), 64, seed=9)
     rev1, won1 = chunked.run(disk, prepare_context(disk), 64, seed=9, chunk=1000)
     np.testing.assert_array_equal(rev0, rev1)
@@ -177,7 +209,7 @@ def test_a_book_on_disk_and_one_seed_give_the_same_bits(tmp_path):
     np.testing.assert_array_equal(part[0], whole[0][:24])
 
 
-def _folder(tmp_path, stages, version=2):
+def _folder(tmp_path, stages, version=FORMAT_VERSION):
     folder = tmp_path / "sc"
     folder.mkdir(parents=True)
     stages.to_parquet(folder / "stages.parquet")
@@ -210,7 +242,12 @@ def _stages(**loss):
         ({"loss_days": [np.nan, -5.0, 40.0]}, "column 'loss_days': 1 row(s) are not a positive"),
         ({"loss_days": [None, "soon", "40"]}, "column 'loss_days': 1 row(s) are not numbers"),
         ({"loss_days": [np.nan, 3.0, 40.0], "loss_cv": [np.nan, -1.0, np.nan]}, "'loss_cv'"),
-        ({"loss_cv": [np.nan, 0.5, np.nan]}, "set loss_cv or loss_dist without loss_days"),
+        ({"loss_cv": [np.nan, 0.5, np.nan]}, "set loss_cv, loss_dist or loss_recorded without"),
+        ({"loss_recorded": [np.nan, 0.5, np.nan]}, "set loss_cv, loss_dist or loss_recorded with"),
+        (
+            {"loss_days": [1.0, 2.0, 3.0], "loss_recorded": [1.0, 1.5, 0.0]},
+            "column 'loss_recorded': 1 row(s) are not a share between 0 and 1",
+        ),
         ({"loss_days": [1.0, 2.0, 3.0], "loss_dist": [None, "weibull", None]}, "'loss_dist'"),
     ],
 )
@@ -253,9 +290,9 @@ def test_an_old_scenario_with_a_segment_named_like_a_loss_column_is_told_what_to
                                     str(tmp_path / "out")])  # fmt: skip
     assert res.exit_code == 2
     assert "'loss_days' are reserved since scenario format 2" in res.output
-    assert "rename them" in res.output and "format_version = 2" in res.output
+    assert "rename them" in res.output and f"format_version = {FORMAT_VERSION}" in res.output
     good = _folder(tmp_path / "v2", _stages(loss_days=[np.nan, np.nan, 40.0]), version=2)
-    assert scenario_folder.load_scenario(good).format_version == 2
+    assert scenario_folder.load_scenario(good).format_version == FORMAT_VERSION
     res = CliRunner().invoke(main, ["run", str(good), "--trials", "5", "--quiet", "--out",
                                     str(tmp_path / "out2")])  # fmt: skip
     assert res.exit_code == 0, res.output

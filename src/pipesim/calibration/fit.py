@@ -235,7 +235,9 @@ def calibrate_history(
     else:
         seg_fits = {}
     if paths.cycle:
-        stages = stages.drop(columns=["loss_days", "loss_cv", "loss_dist"])
+        stages = stages.drop(columns=["loss_days", "loss_cv", "loss_dist", "loss_recorded"])
+    elif not (stages["loss_recorded"] < 1.0).any():
+        stages = stages.drop(columns="loss_recorded")  # every loss recorded: the default
     phi = _overdispersion(obs, list(fits.values()), cut) if history.dated else 1.0
     if phi > 1.0:
         stages["conversion_n"] = np.maximum(stages["conversion_n"] / phi, 2.0)
@@ -298,7 +300,8 @@ def _stage_row(
                 "item": f"stage {stage}: no deal has advanced yet",
                 "rows": 0,
                 "action": "note",
-                "rule": f"dwell set to {DEFAULT_DWELL:g} days, cv 1; edit stages.parquet",
+                "rule": f"dwell set to {DEFAULT_DWELL:g} days, cv 1, no loss clock; the "
+                "conversion from the closed deals and a uniform prior; edit stages.parquet",
             }
         )
     if fit.never_lost and not cycle:
@@ -321,7 +324,10 @@ def _stage_row(
         "conversion_n": fit.conversion_n,
         "loss_days": np.nan if cycle else fit.loss_days,
         "loss_cv": np.nan if cycle else fit.loss_cv,
-        "loss_dist": None if cycle else fit.loss_dist,
+        "loss_dist": None if cycle or np.isnan(fit.loss_days) else fit.loss_dist,
+        "loss_recorded": np.nan
+        if cycle or fit.never_lost or np.isnan(fit.loss_days)
+        else fit.loss_recorded,
     }
 
 
@@ -352,16 +358,20 @@ def _segment_rows(
         groups = list(o.groupby(segs))
         if not groups:
             continue
-        held = {"dwell_cv": base_fit.dwell_cv, "loss_cv": base_fit.loss_cv}
-        if not np.isfinite(base_fit.dwell_days):
-            held.update(dwell_days=DEFAULT_DWELL, dwell_cv=1.0)
-        prior = Prior(
-            dwell_days=base_fit.dwell_days if np.isfinite(base_fit.dwell_days) else DEFAULT_DWELL,
+        held = {
+            "dwell_cv": base_fit.dwell_cv,
+            "loss_cv": base_fit.loss_cv,
+            "loss_recorded": base_fit.loss_recorded,
+        }
+        prior: Prior | None = Prior(
+            dwell_days=base_fit.dwell_days,
             loss_days=base_fit.loss_days,
-            cv_dwell=held["dwell_cv"],
+            cv_dwell=base_fit.dwell_cv,
             cv_loss=base_fit.loss_cv,
             weight=SEGMENT_DWELL_WEIGHT,
         )
+        if not np.isfinite(base_fit.dwell_days):  # nothing advanced: conversions only
+            prior, held = None, {}
         group_fits = [
             fit_stage(
                 g["days"].to_numpy(),
@@ -387,9 +397,11 @@ def _segment_rows(
                 "conversion": float(p),
                 "conversion_n": float(e),
             }
-            if not cycle:
+            if not cycle and np.isfinite(f.dwell_days):
                 row.update(dwell_days=f.dwell_days, dwell_cv=f.dwell_cv, loss_cv=f.loss_cv)
                 row.update(loss_days=f.loss_days, loss_dist=f.loss_dist)
+                if not f.never_lost:
+                    row.update(loss_recorded=f.loss_recorded)
                 row.update(dwell_dist=f.dwell_dist)
             row.update(dict(zip(segs, values, strict=True)))
             rows.append(row)
@@ -526,10 +538,8 @@ def _estimates(
             for k, f in scale.items():
                 ses[k] = fit.se.get(k, np.nan) * f
         if not cycle_stages:
-            names += ["loss_days", "loss_cv"]
-            ses.update(
-                loss_days=fit.se.get("loss_days", np.nan), loss_cv=fit.se.get("loss_cv", np.nan)
-            )
+            names += ["loss_days", "loss_cv", "loss_recorded"]
+            ses.update({k: fit.se.get(k, np.nan) for k in names[-3:]})
         if cycle_stages:
             rule = "no events: dwell from the creation-to-win time"
         elif fit.never_lost:
@@ -539,7 +549,9 @@ def _estimates(
         if seg:
             rule += "; conversion pooled towards the whole stage's"
         for name in names:
-            value = row[name]
+            value = row.get(name)
+            if name == "loss_recorded" and (value is None or value != value):
+                value = fit.loss_recorded  # the column is left out when every loss is
             out.append(
                 {
                     "item": "estimate",

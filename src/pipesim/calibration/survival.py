@@ -19,6 +19,12 @@ log(1 - c)`` (a Beta(2, 2) prior: with every outcome known, the conversion is
 Laplace's ``(advanced + 1) / (closed + 2)``) and ``-(log cv / 1.5)^2 / 2`` on
 each clock's cv.
 
+*Some losses never recorded* (deals abandoned without being closed): a share
+``rho`` (``loss_recorded``) of the losses is recorded, the rest stay open for ever;
+a lost row contributes ``(1 - c) rho f_loss(t)`` and an open one ``c S_adv(a) +
+(1 - c) (1 - rho + rho S_loss(a))``. ``rho`` is fitted next to ``rho = 1`` and kept
+only when it earns its parameter (likelihood-ratio test, 5%).
+
 *Losses never recorded* (a CRM where a deal that is not won simply stays open;
 fewer than :data:`MIN_LOSSES` losses with a known time): the loss clock is
 infinite, ``S_loss = 1``, and an open deal contributes ``c S_adv(a) + 1 - c``:
@@ -41,6 +47,8 @@ MIN_LOSSES = 5  # losses with a known time needed to fit a loss clock; fewer: ne
 DEFAULT_DWELL = 30.0  # days: the advance clock of a stage where nothing has advanced yet
 _MIN_DAYS = 0.5  # same-day moves are counted as half a day: the laws have no mass at 0
 _CV_PRIOR_SD = 1.5  # sd of the normal penalty on log cv
+_SHARES = ("c", "loss_recorded")  # on the logit scale; the rest on the log scale
+_RECORDED_PENALTY = 1.35  # log-likelihood a share of unrecorded losses must gain (LR test 5%)
 _BOUNDS = {  # on the optimiser's scale: logit c, log mean, log cv
     "c": (-14.0, 14.0),
     "days": (math.log(0.05), math.log(1e5)),
@@ -84,7 +92,12 @@ class StageFit:
     dwell_days, dwell_cv, dwell_dist : float, float, str
         The advance clock (NaN days when nothing has advanced: the caller picks one).
     loss_days, loss_cv, loss_dist : float, float, str
-        The loss clock; ``loss_days`` is ``inf`` when losses are never recorded.
+        The loss clock; ``loss_days`` is ``inf`` when losses are never recorded, NaN
+        when nothing has advanced (no clock to weigh the ages against: one clock).
+    loss_recorded : float
+        The share of the losses recorded (1: all; the others stay open for ever); 0
+        with ``loss_days`` inf. A share below 1 is fitted only when it raises the
+        log-likelihood by more than 1.35 (a 5% likelihood-ratio test on the boundary).
     se : dict
         Standard error of each estimate by parameter name (NaN when the curvature
         does not tell, e.g. a parameter held at a bound or fixed).
@@ -93,7 +106,8 @@ class StageFit:
     naive_conversion, naive_dwell : float
         The closed-deals-only estimates, for comparison.
     log_likelihood : float
-        The penalised log-likelihood at the estimate.
+        The penalised log-likelihood at the estimate (less 1.35 when it fits a share of
+        unrecorded losses).
     """
 
     conversion: float
@@ -105,6 +119,7 @@ class StageFit:
     loss_days: float
     loss_cv: float
     loss_dist: str
+    loss_recorded: float
     se: dict[str, float]
     advanced: int
     lost: int
@@ -135,6 +150,7 @@ class StageFit:
             "dwell_cv": self.dwell_cv,
             "loss_days": self.loss_days,
             "loss_cv": self.loss_cv,
+            "loss_recorded": self.loss_recorded,
         }
         return [(k, float(v), float(self.se.get(k, math.nan))) for k, v in values.items()]
 
@@ -198,12 +214,15 @@ class _Model:
         never_lost: bool,
         fixed: dict[str, float],
         prior: Prior | None,
+        share_free: bool = False,
     ) -> None:
         self.d, self.dwell_dist, self.loss_dist = data, dwell_dist, loss_dist
         self.never_lost = never_lost
         names = ["c", "dwell_days", "dwell_cv"]
         if not never_lost:
-            names += ["loss_days", "loss_cv"]
+            names += ["loss_days", "loss_cv", "loss_recorded"]
+        if not share_free:
+            fixed = {"loss_recorded": 1.0, **fixed}
         self.fixed = {k: v for k, v in fixed.items() if k in names}
         self.free = [k for k in names if k not in self.fixed]
         self.prior = prior
@@ -212,11 +231,11 @@ class _Model:
         """Natural-scale parameters from the free ones on the optimiser's scale."""
         v = dict(self.fixed)
         for k, xi in zip(self.free, x, strict=True):
-            v[k] = float(special.expit(xi)) if k == "c" else math.exp(xi)
+            v[k] = float(special.expit(xi)) if k in _SHARES else math.exp(xi)
         return v
 
     def bounds(self) -> list[tuple[float, float]]:
-        return [_BOUNDS["c" if k == "c" else k.split("_")[1]] for k in self.free]
+        return [_BOUNDS["c" if k in _SHARES else k.split("_")[1]] for k in self.free]
 
     def nll(self, x: np.ndarray) -> float:
         v = self.values(x)
@@ -233,6 +252,10 @@ class _Model:
             ll += d.w_lost @ log_density(self.loss_dist, d.t_lost, v["loss_days"], v["loss_cv"])
             ll -= 0.5 * (math.log(v["loss_cv"]) / _CV_PRIOR_SD) ** 2
             s_loss = log_survival(self.loss_dist, d.t_open, v["loss_days"], v["loss_cv"])
+            rho = v["loss_recorded"]
+            if rho < 1.0:  # a share 1 - rho of the losses is never recorded: open for ever
+                ll += d.n_lost * math.log(max(rho, 1e-300))
+                s_loss = np.logaddexp(math.log1p(-rho), math.log(max(rho, 1e-300)) + s_loss)
         ll += d.w_open @ np.logaddexp(log_c + s_adv, log_1c + s_loss)
         if self.prior is not None:
             p = self.prior
@@ -269,6 +292,7 @@ def _start(data: _Data, model: _Model) -> np.ndarray:
         "loss_days": math.log(_weighted_mean(data.t_lost, data.w_lost)),
         "dwell_cv": 0.0,
         "loss_cv": 0.0,
+        "loss_recorded": 0.0,
     }
     return np.array([guess[k] for k in model.free])
 
@@ -339,17 +363,19 @@ def _averaged_errors(
     seen yet and they disagree on the conversion, the error says so.
     """
     total: dict[str, float] = {}
-    weight = 0.0
+    weight: dict[str, float] = {}
     for fun, model, x in fitted:
         w = math.exp(best - fun)
         if w < 1e-6:
             continue
-        weight += w
         values = model.values(x)
         for k, s in _standard_errors(model, x).items():
             spread = (values[k] - chosen[k]) ** 2
             total[k] = total.get(k, 0.0) + w * (s * s + spread)
-    return {("conversion" if k == "c" else k): math.sqrt(t / weight) for k, t in total.items()}
+            weight[k] = weight.get(k, 0.0) + w
+    return {
+        ("conversion" if k == "c" else k): math.sqrt(t / weight[k]) for k, t in total.items()
+    }
 
 
 def fit_stage(
@@ -396,36 +422,62 @@ def fit_stage(
     if never_lost is None:
         never_lost = data.w_lost.sum() < MIN_LOSSES
     held = dict(fixed or {})
-    timed_advances = data.w_adv.sum()
-    if not timed_advances and prior is None:
-        held.setdefault("dwell_days", DEFAULT_DWELL)
-        held.setdefault("dwell_cv", 1.0)
+    if not data.w_adv.sum() and prior is None:
+        # Nothing has advanced with a known time: the open deals' ages say nothing
+        # without an advance clock, so the conversion is Laplace's on the closed deals
+        # and the stage keeps one clock (the caller sets a default dwell).
+        p = (n_a + 1.0) / (closed + 2.0)
+        return StageFit(
+            conversion=p,
+            conversion_se=math.sqrt(p * (1.0 - p) / (closed + 3.0)),
+            conversion_n=closed + 2.0,
+            dwell_days=math.nan,
+            dwell_cv=math.nan,
+            dwell_dist="gamma",
+            loss_days=math.nan,
+            loss_cv=math.nan,
+            loss_dist="gamma",
+            loss_recorded=1.0,
+            se={},
+            advanced=n_a,
+            lost=n_l,
+            still_open=n_o,
+            naive_conversion=naive_p,
+            naive_dwell=naive_d,
+            log_likelihood=math.nan,
+        )
     dwell_laws = LAWS if dwell_dist == "auto" else (dwell_dist,)
     loss_laws = LAWS if loss_dist == "auto" and not never_lost else (loss_dist,)
     if loss_laws == ("auto",):
         loss_laws = ("gamma",)
     fitted = []
+    shares = [{}] if never_lost or "loss_recorded" in held else [{}, {"loss_recorded": None}]
     for da in dwell_laws:
         for dl in loss_laws:
-            model = _Model(data, da, dl, never_lost, held, prior)
-            x, fun = _optimise(model, _start(data, model))
-            fitted.append((fun, model, x))
-    fun, model, x = min(fitted, key=lambda f: f[0])  # first (gamma) on a tie
+            for share in shares:
+                free = {k: v for k, v in held.items() if k not in share}
+                model = _Model(data, da, dl, never_lost, free, prior, share_free=bool(share))
+                x, fun = _optimise(model, _start(data, model))
+                # a share of unrecorded losses is one more parameter: it must earn it
+                fitted.append((fun + (_RECORDED_PENALTY if share else 0.0), model, x))
+    fun, model, x = min(fitted, key=lambda f: f[0])  # first (gamma, all recorded) on a tie
     v = model.values(x)
     se = _averaged_errors(fitted, fun, v)
+    if "loss_recorded" not in model.free:
+        se.pop("loss_recorded", None)  # held (every loss recorded): no error to give
     c, c_se = v["c"], se.get("conversion", math.nan)
     n_eff = c * (1.0 - c) / c_se**2 - 1.0 if c_se > 0 else closed + 2.0
-    no_advance = not timed_advances and prior is None
     return StageFit(
         conversion=c,
         conversion_se=c_se,
         conversion_n=float(max(n_eff, 2.0)),
-        dwell_days=math.nan if no_advance else v["dwell_days"],
-        dwell_cv=math.nan if no_advance else v["dwell_cv"],
+        dwell_days=v["dwell_days"],
+        dwell_cv=v["dwell_cv"],
         dwell_dist=model.dwell_dist,
         loss_days=math.inf if never_lost else v["loss_days"],
         loss_cv=1.0 if never_lost else v["loss_cv"],
         loss_dist=model.loss_dist if not never_lost else "gamma",
+        loss_recorded=0.0 if never_lost else v["loss_recorded"],
         se=se,
         advanced=n_a,
         lost=n_l,

@@ -85,7 +85,8 @@ def _advance_odds(prepared: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarra
     s_loss = _survival(
         ravel(prepared.loss_dist), loss_mean[c], ravel(prepared.loss_cv), deals.age[aged]
     )
-    return aged, s_adv, s_loss
+    rho = ravel(prepared.loss_recorded)  # the share of losses recorded; the rest stay open
+    return aged, s_adv, (1.0 - rho) + rho * s_loss
 
 
 def _book(

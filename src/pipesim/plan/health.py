@@ -33,13 +33,15 @@ DAYS_PER_MONTH = 365.25 / 12
 def time_in_stage(prepared: Prepared) -> np.ndarray:
     """Mean days a deal entering each stage stays open there, per (group, stage).
 
-    One clock: the dwell mean. Two clocks: c x mean time to advance + (1 - c) x mean
-    time to a loss. When losses are never recorded (``loss_days`` = inf) the deals
-    that will not advance stay open for ever: only those that will are counted.
+    One clock: the dwell mean. Two clocks: c x mean time to advance + (1 - c) x rho x
+    mean time to a loss (rho: the share of losses recorded). The deals whose loss is
+    never recorded (``loss_days`` = inf, or the 1 - rho others) stay open for ever:
+    only those that advance or are lost are counted.
     """
     c, advance, loss = prepared.conversion, prepared.dwell_mean, prepared.loss_mean
+    rho = prepared.loss_recorded
     with np.errstate(invalid="ignore"):
-        two = np.where(np.isinf(loss), c * advance, c * advance + (1.0 - c) * loss)
+        two = np.where(np.isinf(loss), c * advance, c * advance + (1.0 - c) * rho * loss)
     return np.where(np.isnan(loss), advance, two)
 
 

@@ -300,6 +300,8 @@ def _apply_stages(scenario: Scenario, lever: Lever) -> Scenario:
                 if param != "loss_days":
                     copy["loss_days"] = np.nan
                 copy["loss_cv"], copy["loss_dist"] = np.nan, None
+                if "loss_recorded" in copy:
+                    copy["loss_recorded"] = np.nan
             if not any(_same_row(copy, r, segs) for r in new_rows):
                 new_rows.append(copy)
     new = pd.DataFrame(records + new_rows, columns=list(stages.columns))

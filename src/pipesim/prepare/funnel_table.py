@@ -81,7 +81,8 @@ def loss_laws(
     """Per (group, stage) loss clock, overrides inherited: ``loss_mean``, ``_cv``, ``_dist``.
 
     ``loss_mean`` NaN: the stage's own dwell law (no clock of its own); inf: losses
-    are never recorded.
+    are never recorded. ``loss_recorded``: the share of the losses recorded (1 by
+    default; the others stay open for ever).
     """
     stages = scenario.stages
     shape = next(iter(rows.values())).shape
@@ -90,23 +91,33 @@ def loss_laws(
             "loss_mean": np.full(shape, np.nan),
             "loss_cv": np.ones(shape),
             "loss_dist": np.full(shape, "gamma", dtype=object),
+            "loss_recorded": np.ones(shape),
         }
     mean = stages["loss_days"].to_numpy(dtype=np.float64)[rows["loss_days"]]
     cv = stages["loss_cv"].to_numpy(dtype=np.float64)[rows["loss_cv"]]
     dist = stages["loss_dist"].to_numpy(dtype=object)[rows["loss_dist"]]
-    given = ~np.isnan(cv) | pd.notna(dist)
+    recorded = np.full(shape, np.nan)
+    if "loss_recorded" in rows:
+        recorded = stages["loss_recorded"].to_numpy(dtype=np.float64)[rows["loss_recorded"]]
+    given = ~np.isnan(cv) | pd.notna(dist) | ~np.isnan(recorded)
     orphan = np.isnan(mean) & given
     if orphan.any():
         g, s = np.argwhere(orphan)[0]
-        row = rows["loss_cv"][g, s] if not np.isnan(cv[g, s]) else rows["loss_dist"][g, s]
+        row = next(
+            int(rows[c][g, s])
+            for c in ("loss_cv", "loss_dist", "loss_recorded")
+            if c in rows and pd.notna(stages[c].to_numpy()[rows[c][g, s]])
+        )
         raise ScenarioError(
             f"{source}, column 'loss_days': row {row + 1} sets the loss law of stage "
-            f"{scenario.funnel[s]!r} (loss_cv or loss_dist) but no row it inherits from gives "
-            "loss_days. Give loss_days on that row or on the stage's funnel row.",
+            f"{scenario.funnel[s]!r} (loss_cv, loss_dist or loss_recorded) but no row it "
+            "inherits from gives loss_days. Give loss_days on that row or on the stage's "
+            "funnel row.",
         )
     cv = np.where(np.isnan(cv), 1.0, cv)
     dist = np.where(pd.isna(dist), "gamma", dist).astype(object)
-    return {"loss_mean": mean, "loss_cv": cv, "loss_dist": dist}
+    recorded = np.where(np.isnan(recorded), 1.0, recorded)
+    return {"loss_mean": mean, "loss_cv": cv, "loss_dist": dist, "loss_recorded": recorded}
 
 
 def dwell_arrays(

@@ -64,6 +64,7 @@ class Prepared:
     loss_mean: np.ndarray
     loss_cv: np.ndarray
     loss_dist: np.ndarray
+    loss_recorded: np.ndarray  # share of the losses recorded (1: all)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,6 +267,7 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
         loss_mean=plain["loss_mean"],
         loss_cv=plain["loss_cv"],
         loss_dist=plain["loss_dist"],
+        loss_recorded=plain["loss_recorded"],
     )
     return DealContext(
         prepared=prepared,
@@ -367,6 +369,7 @@ def prepare_deals(context: DealContext, rows: pd.DataFrame) -> DealTable:
             plain.loss_dist,
             plain.loss_mean,
             plain.loss_cv,
+            plain.loss_recorded,
         ),
     )
 

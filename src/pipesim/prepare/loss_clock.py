@@ -60,12 +60,15 @@ def survival_ratio(
     loss_dist: ArrayLike,
     loss_mean: ArrayLike,
     loss_cv: ArrayLike,
+    loss_recorded: ArrayLike | None = None,
 ) -> np.ndarray:
     """Each deal's ``S_loss(age) / S_adv(age)`` in its cell; exactly 1 without a loss clock.
 
     The law arrays are per (group, stage) and ``cells`` index them flat
     (``g * n_stages + s``). A deal of age 0 has ratio 1. When both survivals are 0
-    (a deal older than both laws allow) the ratio is 1: its age says nothing.
+    (a deal older than both laws allow) the ratio is 1: its age says nothing. With a
+    share ``rho = loss_recorded`` of the losses recorded, a deal bound to be lost is
+    still open at ``a`` with probability ``1 - rho + rho S_loss(a)``.
     """
     ratio = np.ones(age.shape)
     loss_mean = np.asarray(loss_mean, dtype=np.float64).ravel()
@@ -85,6 +88,13 @@ def survival_ratio(
         np.asarray(loss_cv, dtype=np.float64).ravel()[c],
         a,
     )
+    if loss_recorded is not None:
+        rho = np.asarray(loss_recorded, dtype=np.float64).ravel()[c]
+        part = rho < 1.0
+        with np.errstate(divide="ignore"):
+            log_loss[part] = np.logaddexp(
+                np.log1p(-rho[part]), np.log(rho[part]) + log_loss[part]
+            )
     both_over = np.isneginf(log_adv) & np.isneginf(log_loss)
     with np.errstate(invalid="ignore", over="ignore"):
         r = np.exp(log_loss - log_adv)
@@ -106,6 +116,7 @@ def row_odds(row: dict, ages: np.ndarray) -> np.ndarray:
         np.zeros(t.size, dtype=np.int64), t,
         [row["dwell_dist"]], [row["dwell_days"]], [row["dwell_cv"]],
         [row["loss_dist"]], [row["loss_days"]], [row["loss_cv"]],
+        [row.get("loss_recorded", 1.0) if pd.notna(row.get("loss_recorded")) else 1.0],
     )  # fmt: skip
     out[aged] = c / (c + (1 - c) * r)
     return out

@@ -25,7 +25,7 @@ from pipesim.scenario.deal_checks import check_deals
 # never as segments). A scenario.parquet without format_version is format 1; a
 # format-1 scenario holding a column reserved later gets a clear message, since it
 # may be an old segment of that name.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     1: {
         "stages": (
@@ -42,6 +42,8 @@ RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     },
     # The loss clock of a stage: time to a loss, for the deals that are lost.
     2: {"stages": ("loss_days", "loss_cv", "loss_dist")},
+    # The share of a stage's losses that the CRM records (the rest stay open for ever).
+    3: {"stages": ("loss_recorded",)},
 }
 
 
@@ -56,7 +58,7 @@ def reserved(table: str, version: int = FORMAT_VERSION) -> tuple[str, ...]:
 
 
 STAGE_COLUMNS = reserved("stages")
-LOSS_COLUMNS = RESERVED_COLUMNS[2]["stages"]
+LOSS_COLUMNS = RESERVED_COLUMNS[2]["stages"] + RESERVED_COLUMNS[3]["stages"]
 DEAL_COLUMNS = reserved("deals")
 ARRIVAL_COLUMNS = reserved("arrivals")
 DWELL_DISTS = ("gamma", "lognormal")

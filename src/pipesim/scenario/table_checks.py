@@ -133,11 +133,13 @@ def _loss_columns(
     """The loss clock's columns, checked (none when the table has none of them).
 
     ``loss_days`` empty: the stage's own dwell law (one clock, as before loss clocks);
-    ``inf``: losses are never recorded. On a funnel row, ``loss_cv`` or ``loss_dist``
-    without ``loss_days`` is an error; an override row may set them alone when it
-    inherits ``loss_days`` (checked once inherited, when the funnel is resolved).
+    ``inf``: losses are never recorded; ``loss_recorded`` (default 1): the share of the
+    losses recorded, the others stay open for ever. On a funnel row, ``loss_cv``,
+    ``loss_dist`` or ``loss_recorded`` without ``loss_days`` is an error; an override
+    row may set them alone when it inherits ``loss_days`` (checked once inherited, when
+    the funnel is resolved).
     """
-    if not any(c in table.columns for c in ("loss_days", "loss_cv", "loss_dist")):
+    if not any(c in table.columns for c in ("loss_days", "loss_cv", "loss_dist", "loss_recorded")):
         return {}
     days = _numeric(table, source, "loss_days", None)
     bad = ~np.isnan(days) & ~(days > 0)
@@ -163,22 +165,38 @@ def _loss_columns(
         "time, 1 for exponential (the default).",
     )
     dist = _dist(table, source, "loss_dist", dists)
-    given = ~np.isnan(cv) | dist.notna().to_numpy()
+    recorded = _numeric(table, source, "loss_recorded", None)
+    bad = ~np.isnan(recorded) & ~((recorded >= 0) & (recorded <= 1))
+    _check(
+        source,
+        "loss_recorded",
+        "are not a share between 0 and 1",
+        table,
+        bad,
+        "loss_recorded is the share of the stage's losses that are recorded (1, the "
+        "default: all; the others stay open for ever).",
+    )
+    given = ~np.isnan(cv) | dist.notna().to_numpy() | ~np.isnan(recorded)
     orphan = default & np.isnan(days) & given
     _check(
         source,
         "loss_days",
-        "set loss_cv or loss_dist without loss_days",
+        "set loss_cv, loss_dist or loss_recorded without loss_days",
         table,
         orphan,
-        "Give loss_days on the same row, or leave loss_cv and loss_dist empty.",
+        "Give loss_days on the same row, or leave loss_cv, loss_dist and loss_recorded empty.",
     )
     timed = default & ~np.isnan(days)
     cv = cv.copy()
     cv[timed & np.isnan(cv)] = 1.0
     dist = dist.copy()
     dist[timed & dist.isna().to_numpy()] = "gamma"
-    return {"loss_days": days, "loss_cv": cv, "loss_dist": dist.to_numpy()}
+    out = {"loss_days": days, "loss_cv": cv, "loss_dist": dist.to_numpy()}
+    if "loss_recorded" in table.columns:
+        recorded = recorded.copy()
+        recorded[timed & np.isnan(recorded)] = 1.0
+        out["loss_recorded"] = recorded
+    return out
 
 
 def check_stages(
