@@ -373,9 +373,7 @@ def _averaged_errors(
             spread = (values[k] - chosen[k]) ** 2
             total[k] = total.get(k, 0.0) + w * (s * s + spread)
             weight[k] = weight.get(k, 0.0) + w
-    return {
-        ("conversion" if k == "c" else k): math.sqrt(t / weight[k]) for k, t in total.items()
-    }
+    return {("conversion" if k == "c" else k): math.sqrt(t / weight[k]) for k, t in total.items()}
 
 
 def fit_stage(

@@ -92,9 +92,7 @@ def survival_ratio(
         rho = np.asarray(loss_recorded, dtype=np.float64).ravel()[c]
         part = rho < 1.0
         with np.errstate(divide="ignore"):
-            log_loss[part] = np.logaddexp(
-                np.log1p(-rho[part]), np.log(rho[part]) + log_loss[part]
-            )
+            log_loss[part] = np.logaddexp(np.log1p(-rho[part]), np.log(rho[part]) + log_loss[part])
     both_over = np.isneginf(log_adv) & np.isneginf(log_loss)
     with np.errstate(invalid="ignore", over="ignore"):
         r = np.exp(log_loss - log_adv)
