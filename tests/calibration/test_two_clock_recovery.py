@@ -190,3 +190,19 @@ def test_cli_calibrate_takes_the_laws_and_prints_the_errors(tmp_path):
     assert stages["loss_dist"].tolist() == ["lognormal"]
     bad = CliRunner().invoke(main, [*args, "--loss-dist", "weibull"])
     assert bad.exit_code == 2 and "weibull" in bad.output
+
+
+def test_closes_recorded_late_are_reported_not_silent():
+    # The Maven export records no close before 2017-03-01 though deals were engaged from
+    # October 2016 on: at the pace seen later, hundreds should have closed before.
+    from pipesim.datasets import load_maven_crm
+
+    report = calibrate_history(load_maven_crm(), "2017-07-01", horizon_months=3).report
+    late = report[report["item"] == "closes recorded late"]
+    assert len(late) == 1 and "2017-03-01" in late["rule"].item()
+    d = load_maven_crm().deals
+    closed = (d["closed_at"] < "2017-07-01") & (d["created_at"] < "2017-03-01")
+    assert late["rows"].item() == int(closed.sum())
+    # a history that records its closes from the start gets no such note
+    clean = _calibrate(365, LOSSES["gamma-loss"]).report
+    assert "closes recorded late" not in set(clean["item"])

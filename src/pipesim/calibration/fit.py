@@ -32,6 +32,7 @@ from pipesim.io.scenario_folder import settings_table
 from pipesim.scenario.scenario import Scenario, make_scenario
 
 SEGMENT_DWELL_WEIGHT = 20.0  # pseudo-deals pulling a segment's clocks towards the overall ones
+LATE_CLOSES_EXPECTED = 10.0  # closes expected before the first recorded one: recorded late
 DISTRIBUTIONS = ("auto", "gamma", "lognormal")  # choices of dwell_dist= and loss_dist=
 # calibration.parquet's estimate rows (segment columns go between stage and parameter)
 ESTIMATE_COLUMNS = ("item", "rows", "action", "rule", "stage", "parameter", "value", "se")
@@ -205,6 +206,8 @@ def calibrate_history(
     obs = paths.obs
     fits: dict[str, StageFit] = {}
     stage_rows = []
+    if history.dated:
+        _late_closes(deals, cut, report)
     for s, stage in enumerate(funnel):
         o = obs[obs["stage"] == s]
         fits[stage] = fit_stage(
@@ -406,6 +409,47 @@ def _segment_rows(
             row.update(dict(zip(segs, values, strict=True)))
             rows.append(row)
     return pd.concat([stages, pd.DataFrame(rows)], ignore_index=True), seg_fits
+
+
+def _late_closes(deals: pd.DataFrame, cut: pd.Timestamp, report: list[dict[str, object]]) -> None:
+    """Say so when the CRM plainly did not record closes before its first recorded one.
+
+    At the pace seen later (among deals created on or after the first close and
+    known for at least ``x`` days, the share closed within ``x`` days), the deals
+    created before the first close should have closed before it ``expected``
+    times; :data:`LATE_CLOSES_EXPECTED` or more expected and none seen is not
+    chance (Poisson: p < 5e-5). Their recorded close dates, and the clocks fitted
+    on them, are then doubtful: a note, since no fix is safe for every CRM.
+    """
+    closed = (deals["state"] != "open").to_numpy()
+    if not closed.any():
+        return
+    created = deals["created_at"].to_numpy(dtype="datetime64[ns]")
+    close_at = deals["closed_at"].to_numpy(dtype="datetime64[ns]")
+    first = close_at[closed].min()
+    day = np.timedelta64(1, "D")
+    before = created < first
+    later = ~before
+    exposure = (cut.to_datetime64() - created[later]) / day
+    took = np.where(closed[later], (close_at[later] - created[later]) / day, np.inf)
+    expected = 0.0
+    for x in (first - created[before]) / day:
+        known = exposure >= x
+        if known.any():
+            expected += float((took[known] <= x).mean())
+    if expected < LATE_CLOSES_EXPECTED:
+        return
+    report.append(
+        {
+            "item": "closes recorded late",
+            "rows": int((before & closed).sum()),
+            "action": "note",
+            "rule": f"no close is recorded before {pd.Timestamp(first).date()}, although about "
+            f"{expected:,.0f} of the deals created earlier should have closed by then at the "
+            "pace seen later: their close dates (and the clocks fitted on them) are doubtful; "
+            "fix the close dates, or calibrate from a later --as-of",
+        }
+    )
 
 
 def _overdispersion(obs: pd.DataFrame, fits: Sequence[StageFit], cut: pd.Timestamp) -> float:
