@@ -304,8 +304,16 @@ def _weighted_mean(t: np.ndarray, w: np.ndarray) -> float:
 def _optimise(model: _Model, start: np.ndarray) -> tuple[np.ndarray, float]:
     bounds = model.bounds()
     x0 = np.clip(start, [b[0] for b in bounds], [b[1] for b in bounds])
-    res = optimize.minimize(model.nll, x0, method="L-BFGS-B", bounds=bounds)
-    # polish: L-BFGS-B's finite-difference gradient stops early on flat likelihoods
+    res = optimize.minimize(
+        model.nll,
+        x0,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"ftol": 1e-14, "gtol": 1e-8, "maxls": 50},
+    )
+    if res.success:
+        return np.asarray(res.x, dtype=float), float(res.fun)
+    # L-BFGS-B's finite-difference gradient can stall on a flat likelihood: Nelder-Mead
     res2 = optimize.minimize(
         model.nll,
         res.x,
