@@ -447,7 +447,7 @@ def _late_closes(deals: pd.DataFrame, cut: pd.Timestamp, report: list[dict[str, 
             "rule": f"no close is recorded before {pd.Timestamp(first).date()}, although about "
             f"{expected:,.0f} of the deals created earlier should have closed by then at the "
             "pace seen later: their close dates (and the clocks fitted on them) are doubtful; "
-            "fix the close dates, or calibrate from a later --as-of",
+            "fix the close dates, or calibrate from a later as_of=",
         }
     )
 
