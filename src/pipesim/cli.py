@@ -6,7 +6,7 @@ import contextlib
 import re
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +236,19 @@ def report_command(
 _FORMATS = ["generic", "salesforce", "hubspot", "pipedrive", "maven", "ibm"]
 
 
+def _clock_laws(command: Callable[..., None]) -> Callable[..., None]:
+    """``--dwell-dist`` and ``--loss-dist``: the laws calibration fits to each stage's clocks."""
+    for flag, clock in (("--loss-dist", "loss"), ("--dwell-dist", "advance")):
+        command = click.option(
+            flag,
+            type=click.Choice(["auto", "gamma", "lognormal"]),
+            default="auto",
+            show_default=True,
+            help=f"Law of each stage's {clock} clock (auto: the likelier per stage).",
+        )(command)
+    return command
+
+
 @main.command()
 @click.argument("history", type=click.Path(path_type=Path))
 @click.option("--events", type=click.Path(path_type=Path), default=None, help="Stage history CSV.")
@@ -252,20 +265,7 @@ _FORMATS = ["generic", "salesforce", "hubspot", "pipedrive", "maven", "ibm"]
 )
 @click.option("--horizon-months", default=12, show_default=True, type=int, callback=_positive)
 @click.option("--stages", default=None, help="Open stages in funnel order, comma-separated.")
-@click.option(
-    "--dwell-dist",
-    type=click.Choice(["auto", "gamma", "lognormal"]),
-    default="auto",
-    show_default=True,
-    help="Law of each stage's advance clock (auto: the likelier per stage).",
-)
-@click.option(
-    "--loss-dist",
-    type=click.Choice(["auto", "gamma", "lognormal"]),
-    default="auto",
-    show_default=True,
-    help="Law of each stage's loss clock (auto: the likelier per stage).",
-)
+@_clock_laws
 def calibrate(
     history: Path,
     events: Path | None,
@@ -307,7 +307,20 @@ def calibrate(
 @main.command()
 @click.argument("history", type=click.Path(path_type=Path))
 @click.option("--events", type=click.Path(path_type=Path), default=None, help="Stage history CSV.")
-@click.option("--cutoff", "cutoffs", multiple=True, required=True, help="Forecast date (repeat).")
+@click.option("--cutoff", "cutoffs", multiple=True, help="Forecast date (repeat).")
+@click.option(
+    "--cutoffs",
+    "span",
+    default=None,
+    help="FROM..TO: the first of each month from FROM to TO, both included (2017-01..2017-10).",
+)
+@click.option(
+    "--metric",
+    type=click.Choice(["revenue", "won_deals"]),
+    default="revenue",
+    show_default=True,
+    help="What is forecast and scored.",
+)
 @click.option(
     "--horizon-months",
     default=3,
@@ -338,24 +351,13 @@ def calibrate(
     help="Which CRM wrote HISTORY.",
 )
 @click.option("--stages", default=None, help="Open stages in funnel order, comma-separated.")
-@click.option(
-    "--dwell-dist",
-    type=click.Choice(["auto", "gamma", "lognormal"]),
-    default="auto",
-    show_default=True,
-    help="Law of each stage's advance clock (auto: the likelier per stage).",
-)
-@click.option(
-    "--loss-dist",
-    type=click.Choice(["auto", "gamma", "lognormal"]),
-    default="auto",
-    show_default=True,
-    help="Law of each stage's loss clock (auto: the likelier per stage).",
-)
+@_clock_laws
 def backtest(
     history: Path,
     events: Path | None,
     cutoffs: tuple[str, ...],
+    span: str | None,
+    metric: str,
     horizon_months: int,
     segments: str | None,
     trials: int,
@@ -366,11 +368,20 @@ def backtest(
     dwell_dist: str,
     loss_dist: str,
 ) -> None:
-    """Forecast from each --cutoff with only what was known then; score against what closed."""
+    """Forecast from each cutoff with only what was known then; score against what closed.
+
+    Give the cutoffs with --cutoff (repeat) and/or --cutoffs FROM..TO.
+    """
+    if span is not None and ".." not in span:
+        raise click.BadParameter(
+            f"{span!r}: write FROM..TO, e.g. 2017-01..2017-10 (both ends included).",
+            param_hint="'--cutoffs'",
+        )
     with _user_errors():
         table = api.backtest(
             history,
-            cutoffs=list(cutoffs),
+            cutoffs=[*cutoffs, *([span] if span else [])],
+            metric=metric,
             events=events,
             out=out,
             horizon_months=horizon_months,

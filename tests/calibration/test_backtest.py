@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from conftest import ROOT
 from crm_synth import pipeline_history
 from pipesim.calibration.backtest import backtest_history, crps_sample, pinball
 from pipesim.calibration.fit import calibrate_history
 from pipesim.calibration.history import make_history
 from pipesim.cli import main
 from pipesim.datasets import load_maven_crm, maven_crm_path
+from pipesim.errors import InputError
 
 CUT = pd.Timestamp("2017-06-01")
 
@@ -123,3 +125,53 @@ def test_backtest_command_writes_the_table(tmp_path):
     won = d[(d["status"] == "won") & d["closed_at"].between("2017-07-01", "2017-09-30")]
     assert table["realized"].iloc[0] == pytest.approx(won["amount"].sum())
     assert "overall" in res.output
+
+
+def test_backtest_of_a_history_without_dates_exits_2(tmp_path):
+    # The IBM win-loss export has durations but no dates: no cutoff can be placed in it.
+    fixture = ROOT / "tests" / "fixtures" / "crm" / "ibm_win_loss.csv"
+    out = tmp_path / "bt"
+    res = CliRunner().invoke(
+        main,
+        ["backtest", str(fixture), "--format", "ibm", "--cutoff", "2020-01-01", "--out", str(out)],
+    )
+    assert res.exit_code == 2, res.output
+    assert "ibm_win_loss.csv" in res.output and "no real dates" in res.output
+    assert "Traceback" not in res.output and not out.exists()
+
+
+def test_a_span_of_cutoffs_is_every_first_of_a_month_both_ends_included():
+    from pipesim.calibration.backtest import month_starts
+
+    assert [d.isoformat() for d in month_starts("2017-01..2017-03")] == [
+        "2017-01-01",
+        "2017-02-01",
+        "2017-03-01",
+    ]
+    assert [d.isoformat() for d in month_starts("2017-01-15..2017-03-01")] == [
+        "2017-02-01",
+        "2017-03-01",
+    ]
+    for bad in ("2017-03..2017-01", "2017-01", "soon..later", "2017-01-02..2017-01-20"):
+        with pytest.raises(InputError, match="cutoffs"):
+            month_starts(bad)
+
+
+def test_backtest_counts_won_deals_over_a_span_of_cutoffs(tmp_path):
+    out = tmp_path / "bt"
+    args = ["backtest", str(maven_crm_path()), "--format", "maven", "--cutoff", "2017-05-01"]
+    args += ["--cutoffs", "2017-07..2017-08", "--metric", "won_deals", "--horizon-months", "1"]
+    res = CliRunner().invoke(main, [*args, "--trials", "100", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    table = pd.read_parquet(out / "backtest.parquet")
+    assert table["cutoff"].tolist() == ["2017-05-01", "2017-07-01", "2017-08-01", "overall"]
+    assert set(table["metric"]) == {"won_deals"}
+    d = load_maven_crm().deals
+    for row in table.iloc[:3].itertuples():
+        lo = pd.Timestamp(row.cutoff)
+        hi = lo + pd.DateOffset(months=1)
+        won = (d["status"] == "won") & (d["closed_at"] >= lo) & (d["closed_at"] < hi)
+        assert row.realized == int(won.sum())  # a count, exactly
+        assert float(row.p50).is_integer() or row.p50 * 2 == round(row.p50 * 2)
+    bad = CliRunner().invoke(main, [*args[:6], "--cutoffs", "2017-07", "--out", str(out)])
+    assert bad.exit_code == 2 and "FROM..TO" in bad.output

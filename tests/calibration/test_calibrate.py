@@ -11,6 +11,7 @@ from crm_synth import pipeline_history, young_history
 from pipesim.calibration.fit import calibrate_history
 from pipesim.calibration.history import make_history, parse_dates
 from pipesim.calibration.survival import pooled_conversion
+from pipesim.errors import InputError
 
 Z = 4.0  # tolerance in standard errors for estimates (two-sided p ~ 6e-5)
 
@@ -191,3 +192,20 @@ def test_skipped_stage_entries_keep_the_estimates(synth):
         se = np.sqrt(a.conversion * (1 - a.conversion) / (a.advanced + a.lost))
         assert abs(a.conversion - b.conversion) < Z * se
     assert abs(skipped.fits["S2"].dwell_days / 20.0 - 1) < 0.10
+
+
+@pytest.mark.parametrize("kind", ["won", "closed"])
+def test_a_segment_known_only_after_the_outcome_is_refused(kind):
+    # A column filled only for won (or closed) deals would tell the forecast who wins.
+    deals, events, export = pipeline_history(seed=5, n=600)
+    done = deals["status"] == "won" if kind == "won" else deals["status"] != "open"
+    deals["signed_by"] = np.where(done, "Alice", None)
+    history = make_history(deals, events, source="crm.csv")
+    with pytest.raises(InputError) as err:
+        calibrate_history(history, export.date(), segments=["signed_by"])
+    message = str(err.value)
+    assert "crm.csv, column 'signed_by': filled only for" in message
+    assert f"{kind} deals" in message and "Leave 'signed_by' out of segments=" in message
+    # the same column filled for every deal is a plain segment
+    deals["signed_by"] = "Alice"
+    calibrate_history(make_history(deals, events), export.date(), segments=["signed_by"])

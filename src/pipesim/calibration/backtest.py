@@ -21,12 +21,41 @@ import pandas as pd
 
 from pipesim.calibration.fit import calibrate_history
 from pipesim.calibration.history import History, as_of_date
-from pipesim.errors import PipesimWarning
+from pipesim.errors import InputError, PipesimWarning
 from pipesim.scenario.calendar import add_months
 from pipesim.simulation.simulate import simulate
 
 QUANTILES = (0.1, 0.5, 0.9)
+METRICS = ("revenue", "won_deals")
 BASELINES = ("weighted_pipeline", "run_rate")
+
+
+def month_starts(span: str) -> list[dt.date]:
+    """``FROM..TO``: every first day of a month from FROM to TO, both ends included.
+
+    FROM and TO are dates or months (``2017-01`` is 2017-01-01).
+    """
+    parts = span.split("..")
+    try:
+        if len(parts) != 2:
+            raise ValueError(span)
+        lo, hi = (pd.Timestamp(p.strip()) for p in parts)
+    except ValueError:
+        raise InputError(
+            f"cutoffs {span!r}: write a span as FROM..TO, e.g. 2017-01..2017-10 or "
+            "2017-01-01..2017-10-01 (the first of each month, both ends included).",
+            parameters=("cutoffs",),
+        ) from None
+    first = lo.to_period("M").to_timestamp()
+    first = first if first >= lo else (lo.to_period("M") + 1).to_timestamp()
+    days = [d.date() for d in pd.date_range(first, hi, freq="MS")]
+    if not days:
+        raise InputError(
+            f"cutoffs {span!r}: no first of a month lies between FROM and TO. Write the "
+            "earlier date first, and a span that holds a month's first day.",
+            parameters=("cutoffs",),
+        )
+    return days
 
 
 def pinball(y: float, forecast: float, q: float) -> float:
@@ -61,6 +90,7 @@ def backtest_history(
     seed: int = 0,
     dwell_dist: str = "auto",
     loss_dist: str = "auto",
+    metric: str = "revenue",
 ) -> pd.DataFrame:
     """Score forecasts made at each cutoff; one row per cutoff plus an ``overall`` row.
 
@@ -76,31 +106,39 @@ def backtest_history(
         Passed to the calibration.
     dwell_dist, loss_dist : str
         Passed to the calibration (the clocks' laws).
+    metric : str
+        What is forecast and scored: ``revenue`` (won amounts) or ``won_deals``
+        (the number of deals won); the baselines follow (the weighted pipeline
+        then sums probabilities, the run rate counts wins).
     trials, seed : int
         Monte Carlo trials and seed of each forecast.
 
     Returns
     -------
     DataFrame
-        ``cutoff``, ``horizon_end``, ``open_deals``, ``realized`` (and its split
+        ``cutoff``, ``horizon_end``, ``metric``, ``open_deals``, ``realized`` (and its split
         ``realized_open``/``realized_new``), ``mean``, ``p5``, ``p10``, ``p50``,
         ``p90``, ``p95``, ``inside_p10_p90``, ``inside_p5_p95``,
         ``pinball_10/50/90``, ``crps``, and for each baseline its point
         forecast, pinball losses and CRPS. The ``overall`` row holds the means
         (coverage: the share of cutoffs inside).
     """
+    if metric not in METRICS:
+        raise InputError(
+            f"metric={metric!r}: choose among {', '.join(METRICS)}.", parameters=("metric",)
+        )
     rows = []
     laws = {"dwell_dist": dwell_dist, "loss_dist": loss_dist}
     for value in cutoffs:
         day = value if isinstance(value, dt.date) else as_of_date(value)
-        rows.append(_one(history, day, horizon_months, segments, trials, seed, laws))
+        rows.append(_one(history, day, horizon_months, segments, trials, seed, laws, metric))
     table = pd.DataFrame(rows)
     overall: dict[str, object] = {
         c: table[c].astype(float).mean()
         for c in table.columns
-        if c not in ("cutoff", "horizon_end")
+        if c not in ("cutoff", "horizon_end", "metric")
     }
-    overall.update({"cutoff": "overall", "horizon_end": ""})
+    overall.update({"cutoff": "overall", "horizon_end": "", "metric": metric})
     return pd.concat([table, pd.DataFrame([overall])], ignore_index=True)
 
 
@@ -112,6 +150,7 @@ def _one(
     trials: int,
     seed: int,
     laws: dict[str, str],
+    metric: str,
 ) -> dict[str, object]:
     cal = calibrate_history(
         history,
@@ -124,19 +163,22 @@ def _one(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PipesimWarning)  # the calibration report holds them
         result = simulate(cal.scenario, trials=trials, seed=seed)
-    draws = result.total_revenue()
+    counts = metric == "won_deals"
+    draws = result.won[:, :, 0].sum(axis=1).astype(float) if counts else result.total_revenue()
     cut = pd.Timestamp(day)
     end = pd.Timestamp(add_months(day, horizon))
     deals = history.deals
     won = deals[
         (deals["status"] == "won") & (deals["closed_at"] >= cut) & (deals["closed_at"] < end)
     ]
+    won = won.assign(amount=1.0) if counts else won
     old = won["created_at"] < cut
     y = float(won["amount"].sum())
     q = np.quantile(draws, [0.05, 0.1, 0.5, 0.9, 0.95])
     row: dict[str, object] = {
         "cutoff": day.isoformat(),
         "horizon_end": (end - pd.Timedelta(days=1)).date().isoformat(),
+        "metric": metric,
         "open_deals": len(cal.scenario.deals),
         "realized": y,
         "realized_open": float(won.loc[old, "amount"].sum()),
@@ -153,30 +195,30 @@ def _one(
     for level, value in zip(QUANTILES, (q[1], q[2], q[3]), strict=True):
         row[f"pinball_{round(level * 100)}"] = pinball(y, float(value), level)
     row["crps"] = crps_sample(y, draws)
-    row.update(_score("weighted_pipeline", y, _weighted_pipeline(history, cal, cut)))
-    row.update(_score("run_rate", y, _run_rate(history, day, horizon)))
+    row.update(_score("weighted_pipeline", y, _weighted_pipeline(history, cal, cut, counts)))
+    row.update(_score("run_rate", y, _run_rate(history, day, horizon, counts)))
     return row
 
 
-def _weighted_pipeline(history: History, cal: object, cut: pd.Timestamp) -> float:
-    """Sum over every deal open at the cutoff (any age) of amount x P(won from its stage)."""
+def _weighted_pipeline(history: History, cal: object, cut: pd.Timestamp, counts: bool) -> float:
+    """Sum over every deal open at the cutoff (any age) of amount (or 1) x P(won from its stage)."""
     from pipesim.calibration.stage_paths import paths_at
 
     deals = paths_at(history, cut).deals
     open_ = deals[deals["state"] == "open"]
     funnel = history.funnel
     prob = np.array([cal.win_probability[s] for s in funnel])  # type: ignore[attr-defined]
-    amount = open_["open_amount"].fillna(0.0).to_numpy()
+    amount = np.ones(len(open_)) if counts else open_["open_amount"].fillna(0.0).to_numpy()
     return float((amount * prob[open_["reached"].to_numpy(dtype=np.int64)]).sum())
 
 
-def _run_rate(history: History, day: dt.date, horizon: int) -> float:
-    """Revenue won in the three months before the cutoff, scaled to the horizon."""
+def _run_rate(history: History, day: dt.date, horizon: int, counts: bool) -> float:
+    """Revenue (or deals) won in the three months before the cutoff, scaled to the horizon."""
     cut = pd.Timestamp(day)
     lo = cut - pd.DateOffset(months=3)
     d = history.deals
     won = d[(d["status"] == "won") & (d["closed_at"] >= lo) & (d["closed_at"] < cut)]
-    return float(won["amount"].sum()) * horizon / 3.0
+    return float(len(won) if counts else won["amount"].sum()) * horizon / 3.0
 
 
 def format_backtest(table: pd.DataFrame) -> str:

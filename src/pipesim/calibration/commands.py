@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipesim.calibration.adapters import read_history
-from pipesim.calibration.backtest import backtest_history
+from pipesim.calibration.backtest import backtest_history, month_starts
 from pipesim.calibration.fit import Calibration, calibrate_history, write_calibration
 from pipesim.calibration.history import History
 from pipesim.errors import InputError
@@ -113,12 +113,20 @@ def backtest(
     stages: str | Sequence[str] | None = None,
     dwell_dist: str = "auto",
     loss_dist: str = "auto",
+    metric: str = "revenue",
 ) -> pd.DataFrame:
     """Calibrate at each cutoff, forecast ``horizon_months``, score against what happened.
 
-    Writes ``out/backtest.parquet`` when ``out`` is given. See
+    ``cutoffs`` are dates, or spans ``FROM..TO`` (the first of each month, both ends
+    included). ``metric`` is ``revenue`` or ``won_deals``. Writes
+    ``out/backtest.parquet`` when ``out`` is given. See
     :func:`pipesim.calibration.backtest.backtest_history` for the columns.
     """
+    cutoffs = [
+        day
+        for value in cutoffs
+        for day in (month_starts(value) if isinstance(value, str) and ".." in value else [value])
+    ]
     if not cutoffs:
         raise InputError("give at least one cutoff date: cutoffs=.", parameters=("cutoffs",))
     if horizon_months <= 0 or trials <= 0:
@@ -127,6 +135,14 @@ def backtest(
             parameters=("horizon_months", "trials"),
         )
     hist = _history(history, events, format, stages)
+    if not hist.dated:
+        raise InputError(
+            f"{hist.source}: this history has no real dates (the {format} export gives "
+            "durations only), so there is no cutoff to forecast from and nothing to score "
+            "against. Use calibrate on it for conversions and durations, or backtest a history "
+            "with created and close dates.",
+            parameters=("history",),
+        )
     table = backtest_history(
         hist,
         cutoffs,
@@ -136,6 +152,7 @@ def backtest(
         seed=seed,
         dwell_dist=dwell_dist,
         loss_dist=loss_dist,
+        metric=metric,
     )
     if out is not None:
         parquet.write_tables(
@@ -146,6 +163,7 @@ def backtest(
                 "trials": str(trials),
                 "seed": str(seed),
                 "horizon_months": str(horizon_months),
+                "metric": metric,
                 "history": hist.source,
             },
         )

@@ -33,6 +33,7 @@ from pipesim.scenario.scenario import Scenario, make_scenario
 
 SEGMENT_DWELL_WEIGHT = 20.0  # pseudo-deals pulling a segment's clocks towards the overall ones
 LATE_CLOSES_EXPECTED = 10.0  # closes expected before the first recorded one: recorded late
+LEAK_MIN_BLANK = 10  # blank deals of the other kind that make a segment column a leak
 DISTRIBUTIONS = ("auto", "gamma", "lognormal")  # choices of dwell_dist= and loss_dist=
 # calibration.parquet's estimate rows (segment columns go between stage and parameter)
 ESTIMATE_COLUMNS = ("item", "rows", "action", "rule", "stage", "parameter", "value", "se")
@@ -187,6 +188,7 @@ def calibrate_history(
             "Choose a later as_of=.",
             parameters=("as_of",),
         )
+    _refuse_leaks(history.source, deals, segs)
     report = [
         {"item": "rows read", "rows": history.rows_read, "action": "note", "rule": ""},
         *_issue_rows(history),
@@ -283,6 +285,29 @@ def calibrate_history(
     laws = {s: fits[funnel[-1]] if paths.cycle else f for s, f in fits.items()}
     estimates = _estimates(stages, laws, seg_fits, segs, len(funnel) if paths.cycle else 0)
     return Calibration(scenario, pd.DataFrame(report), fits, win, estimates)
+
+
+def _refuse_leaks(source: str, deals: pd.DataFrame, segs: list[str]) -> None:
+    """Refuse a segment column filled only for won (or only for closed) deals.
+
+    Such a value is known only once the outcome is: used as a segment, it would
+    tell the forecast which deals win. At least :data:`LEAK_MIN_BLANK` deals of
+    the other kind must be blank, so a small history is not refused on chance.
+    """
+    state = deals["state"].to_numpy()
+    for col in segs:
+        filled = deals[col].notna().to_numpy()
+        for kind, inside in (("won", state == "won"), ("closed", state != "open")):
+            blank_outside = int((~filled & ~inside).sum())
+            if filled.any() and not (filled & ~inside).any() and blank_outside >= LEAK_MIN_BLANK:
+                others = "open or lost" if kind == "won" else "open"
+                raise InputError(
+                    f"{source}, column '{col}': filled only for {kind} deals "
+                    f"({int(filled.sum()):,} of them; blank on all {blank_outside:,} {others} "
+                    "ones): it is known only after the outcome, so as a segment it would tell "
+                    f"the forecast which deals win. Leave '{col}' out of segments=.",
+                    parameters=("segments",),
+                )
 
 
 def _stage_row(
