@@ -209,3 +209,35 @@ def test_a_segment_known_only_after_the_outcome_is_refused(kind):
     # the same column filled for every deal is a plain segment
     deals["signed_by"] = "Alice"
     calibrate_history(make_history(deals, events), export.date(), segments=["signed_by"])
+
+
+def test_a_segment_without_wins_gets_its_exposure_not_a_prior():
+    # A segment with 0 wins, 2 losses and 558 open deals: the open deals' ages say it
+    # rarely wins. Before the joint fit, a prior that ignored them gave such a segment 0.126
+    # against the whole book's 0.0025; now its estimate stays near the book's or below.
+    from crm_synth import two_clock_history
+
+    deals, export = two_clock_history(
+        seed=3, days=730, per_day=20, p=0.01, loss=("never", np.inf, 1.0)
+    )
+    deals["region"] = "A"
+    rng = np.random.default_rng(0)
+    created = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.uniform(0, 730, 560), unit="D")
+    seg_b = pd.DataFrame(
+        {
+            "deal_id": [f"b{i}" for i in range(560)],
+            "created_at": created.strftime("%Y-%m-%d"),
+            "stage": "Offer",
+            "status": ["lost"] * 2 + ["open"] * 558,
+            "closed_at": [(created[0] + pd.Timedelta(days=5)).strftime("%Y-%m-%d")] * 2
+            + [None] * 558,
+            "amount": 1000.0,
+            "region": "B",
+        }
+    )
+    history = make_history(pd.concat([deals, seg_b], ignore_index=True), stages=["Offer"])
+    stages = calibrate_history(history, export.date(), segments=["region"]).scenario.stages
+    book = stages.loc[stages["region"].isna(), "conversion"].item()
+    b = stages.loc[stages["region"] == "B", "conversion"].item()
+    assert 0.005 < book < 0.02
+    assert b < 1.5 * book, (b, book)
