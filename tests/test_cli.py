@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -160,3 +163,21 @@ def test_metadata_keys_are_plain_parquet_metadata(demo_run):
     assert meta[b"seed"] == b"3" and meta[b"trials"] == b"400"
     assert meta[b"pipesim_version"] == pipesim.__version__.encode()
     assert meta[b"scenario"].endswith(b"demo")
+
+
+def test_a_third_party_warning_is_passed_on_once_and_the_command_ends():
+    # Passed on while still recording, a warning was recorded again and again: `run
+    # --report` with a glyph matplotlib cannot draw grew to gigabytes and never exited.
+    code = (
+        "import warnings\n"
+        "from pipesim.cli import _user_errors\n"
+        "with _user_errors():\n"
+        "    warnings.warn('Glyph 9731 missing from font', UserWarning)\n"
+        "print('ended')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ended"
+    assert done.stderr.count("Glyph 9731 missing") == 1

@@ -51,19 +51,26 @@ class UserError(click.ClickException):
 
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn pipesim's errors into their exit codes and show its warnings on stderr."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", PipesimWarning)
-        try:
-            yield
-        except PipesimError as exc:
-            raise UserError(cli_message(exc), exc.exit_code) from None
-        finally:
-            for w in caught:
-                if issubclass(w.category, PipesimWarning):
-                    click.echo(f"Warning: {w.message}", err=True)
-                else:
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    """Turn pipesim's errors into their exit codes and show its warnings on stderr.
+
+    Other libraries' warnings are passed on once the recording has stopped: passed on
+    while recording, each would be recorded again, and the loop would never end.
+    """
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as recorded:
+            caught = recorded
+            warnings.simplefilter("always", PipesimWarning)
+            try:
+                yield
+            except PipesimError as exc:
+                raise UserError(cli_message(exc), exc.exit_code) from None
+    finally:
+        for w in caught:
+            if issubclass(w.category, PipesimWarning):
+                click.echo(f"Warning: {w.message}", err=True)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
