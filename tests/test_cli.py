@@ -181,3 +181,28 @@ def test_a_third_party_warning_is_passed_on_once_and_the_command_ends():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ended"
     assert done.stderr.count("Glyph 9731 missing") == 1
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**63)])
+def test_a_seed_outside_the_documented_range_exits_2(tmp_path, seed):
+    out = tmp_path / "r"
+    res = CliRunner().invoke(main, ["run", "--seed", seed, "--trials", "5", "--out", str(out)])
+    assert (
+        res.exit_code == 2 and "--seed" in res.output and "0<=x<=9223372036854775807" in res.output
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, 2.5, True])
+def test_the_library_refuses_a_seed_that_would_wrap(seed):
+    from pipesim.errors import InputError
+    from pipesim.simulation.stage_flows import simulate_flows
+
+    t = demo_tables(n_deals=200)
+    scenario = pipesim.make_scenario(
+        t["stages"], t["deals"], t["arrivals"], as_of="2027-01-01", horizon_months=3
+    )
+    for run in (pipesim.simulate, simulate_flows):
+        with pytest.raises(InputError, match=r"seed=.*from 0 to 9,223,372,036,854,775,807"):
+            run(scenario, 5, seed)
+    assert pipesim.simulate(scenario, 5, 2**63 - 1).total_revenue().shape == (5,)

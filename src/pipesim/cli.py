@@ -98,8 +98,8 @@ def _run_options(fn: Any) -> Any:
         "--seed",
         default=0,
         show_default=True,
-        type=int,
-        help="Random seed: the same seed gives the same numbers.",
+        type=click.IntRange(0, 2**63 - 1),
+        help="Random seed, 0 to 2^63 - 1: the same seed gives the same numbers.",
     )(fn)
     return click.option(
         "--trials",
@@ -345,7 +345,13 @@ def calibrate(
     callback=_positive,
     help="Simulated futures per cutoff.",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2**63 - 1),
+    help="Random seed, 0 to 2^63 - 1.",
+)
 @click.option(
     "--out", required=True, type=click.Path(path_type=Path), help="Folder for backtest.parquet."
 )
@@ -526,7 +532,7 @@ def _interrupts() -> Iterator[None]:
 @click.option("--deals", default=1_000_000, show_default=True, type=int, callback=_positive)
 @click.option("--trials", default=1_000, show_default=True, type=int, callback=_positive)
 @click.option("--months", default=12, show_default=True, type=int, callback=_positive)
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1))
 @click.option(
     "--engine",
     type=click.Choice([n for n, e in api.ENGINES.items() if e.benchmark]),

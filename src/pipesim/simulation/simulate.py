@@ -11,6 +11,17 @@ from pipesim.progress import Progress
 from pipesim.scenario.scenario import Scenario
 from pipesim.simulation.result import Result, by_columns
 
+MAX_SEED = 2**63 - 1  # seeds are whole numbers in [0, MAX_SEED]
+
+
+def check_seed(seed: object) -> None:
+    """Refuse a seed outside [0, 2^63 - 1] (it would wrap into another one silently)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InputError(
+            f"seed={seed!r}: must be a whole number from 0 to {MAX_SEED:,} (2^63 - 1).",
+            parameters=("seed",),
+        )
+
 
 def simulate(
     scenario: Scenario,
@@ -60,6 +71,7 @@ def simulate(
             f"trials={trials!r}: must be a positive whole number (e.g. trials=10000).",
             parameters=("trials",),
         )
+    check_seed(seed)
     runner = registry.get(engine)
     cols = by_columns(by)
     timings: dict[str, float] = {}

@@ -11,6 +11,7 @@ import pandas as pd
 from pipesim.kernels.streams import seed_bits
 from pipesim.prepare.kernel_inputs import prepare
 from pipesim.scenario.scenario import Scenario
+from pipesim.simulation.simulate import check_seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Flows:
 
 def simulate_flows(scenario: Scenario, trials: int, seed: int, by: Sequence[str] = ()) -> Flows:
     """Simulate the monthly entries into every stage of ``scenario`` (numba, all threads)."""
+    check_seed(seed)
     from pipesim.kernels import stage_flows
 
     prepared = prepare(scenario, by)
