@@ -206,3 +206,28 @@ def test_the_library_refuses_a_seed_that_would_wrap(seed):
         with pytest.raises(InputError, match=r"seed=.*from 0 to 9,223,372,036,854,775,807"):
             run(scenario, 5, seed)
     assert pipesim.simulate(scenario, 5, 2**63 - 1).total_revenue().shape == (5,)
+
+
+@pytest.mark.parametrize("command", ["run", "calibrate", "backtest"])
+def test_out_naming_an_existing_file_exits_2_before_any_work(tmp_path, command):
+    afile = tmp_path / "results"
+    afile.write_text("not a folder")
+    args = {
+        "run": ["run", "--trials", "5"],
+        "calibrate": ["calibrate", "deals.csv", "--as-of", "2020-01-01"],
+        "backtest": ["backtest", "deals.csv", "--cutoff", "2020-01-01"],
+    }[command]
+    res = CliRunner().invoke(main, [*args, "--out", str(afile)])
+    assert res.exit_code == 2, res.output
+    assert "is an existing file, not a folder" in res.output and "--out" in res.output
+    assert "Traceback" not in res.output and afile.read_text() == "not a folder"
+
+
+def test_the_library_refuses_to_write_results_into_a_file(tmp_path):
+    from pipesim.errors import InputError
+    from pipesim.io.parquet import write_tables
+
+    afile = tmp_path / "x"
+    afile.write_text("")
+    with pytest.raises(InputError, match=r"is an existing file, not a folder\. Give out="):
+        write_tables(afile, {"t": pd.DataFrame({"a": [1]})})

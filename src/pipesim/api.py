@@ -15,6 +15,7 @@ from pipesim.calibration.commands import backtest, calibrate
 from pipesim.engines import registry
 from pipesim.errors import InputError, MissingDependencyError
 from pipesim.io import parquet, scenario_folder
+from pipesim.io.parquet import check_output_folder
 from pipesim.plan.compare import compare
 from pipesim.plan.health import health
 from pipesim.plan.sensitivity import sensitivity
@@ -31,6 +32,7 @@ __all__ = [
     "backtest",
     "bench",
     "calibrate",
+    "check_output_folder",
     "compare",
     "format_backtest",
     "format_report",

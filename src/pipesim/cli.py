@@ -73,6 +73,16 @@ def _user_errors() -> Iterator[None]:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
+def _output_folder(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """--out is checked before any work: an existing file or an unwritable place exits 2."""
+    if value is not None:
+        try:
+            api.check_output_folder(value)
+        except PipesimError as exc:
+            raise click.BadParameter(cli_message(exc)) from None
+    return value
+
+
 def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
     if value is not None and value <= 0:
         raise click.BadParameter(f"must be a positive whole number, got {value}.")
@@ -92,6 +102,7 @@ def _run_options(fn: Any) -> Any:
         default="results",
         show_default=True,
         type=click.Path(path_type=Path),
+        callback=_output_folder,
         help="Folder for the result Parquet files.",
     )(fn)
     fn = click.option(
@@ -260,7 +271,13 @@ def _clock_laws(command: Callable[..., None]) -> Callable[..., None]:
 @click.argument("history", type=click.Path(path_type=Path))
 @click.option("--events", type=click.Path(path_type=Path), default=None, help="Stage history CSV.")
 @click.option("--as-of", "as_of", required=True, help="Calibration date; later rows are unused.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Scenario folder.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    callback=_output_folder,
+    help="Scenario folder.",
+)
 @click.option("--segments", default=None, help="Segment column(s), comma-separated.")
 @click.option(
     "--format",
@@ -353,7 +370,11 @@ def calibrate(
     help="Random seed, 0 to 2^63 - 1.",
 )
 @click.option(
-    "--out", required=True, type=click.Path(path_type=Path), help="Folder for backtest.parquet."
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    callback=_output_folder,
+    help="Folder for backtest.parquet.",
 )
 @click.option(
     "--format",

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipesim.errors import ScenarioError
+from pipesim.errors import InputError, ScenarioError
 
 
 def unreadable(path: Path, exc: Exception) -> ScenarioError:
@@ -61,6 +61,32 @@ def _with_metadata(frame: pd.DataFrame, metadata: Mapping[str, str]) -> pa.Table
     return table.replace_schema_metadata(meta)
 
 
+def check_output_folder(folder: str | os.PathLike[str]) -> Path:
+    """Refuse an output folder that cannot be written, before any work (nothing is created).
+
+    The folder may exist (a folder) or not (its nearest existing parent must be a
+    folder pipesim may write in).
+    """
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise InputError(
+            f"{out}: is an existing file, not a folder. Give out= a folder name (it is created "
+            "if missing).",
+            parameters=("out",),
+        )
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        what = "cannot be created in" if parent != out else "is not writable:"
+        raise InputError(
+            f"{out}: {what} {parent} (not a folder you may write in). Give out= a folder "
+            "you can write to.",
+            parameters=("out",),
+        )
+    return out
+
+
 def write_tables(
     folder: str | os.PathLike[str],
     frames: Mapping[str, pd.DataFrame],
@@ -71,8 +97,14 @@ def write_tables(
     Every file is first written as a hidden temporary file in ``folder``; only
     when all are complete are they renamed into place.
     """
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_folder(folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(
+            f"{out}: cannot be created ({err.strerror}). Give out= a folder you can write to.",
+            parameters=("out",),
+        ) from None
     done: list[tuple[Path, Path]] = []
     try:
         for name, frame in frames.items():
