@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 import pipesim
 from pipesim.cli import main
+from pipesim.io import scenario_folder
 from pipesim.io.parquet import read_metadata
 from pipesim.scenario.demo import demo_tables
 
@@ -231,3 +232,19 @@ def test_the_library_refuses_to_write_results_into_a_file(tmp_path):
     afile.write_text("")
     with pytest.raises(InputError, match=r"is an existing file, not a folder\. Give out="):
         write_tables(afile, {"t": pd.DataFrame({"a": [1]})})
+
+
+def test_run_with_nothing_to_simulate_says_so(tmp_path):
+    t = demo_tables(n_deals=10)
+    folder = tmp_path / "empty"
+    scenario_folder.write_scenario(
+        folder,
+        pipesim.make_scenario(
+            t["stages"], t["deals"].iloc[0:0], None, as_of="2027-01-01", horizon_months=3
+        ),
+    )
+    res = CliRunner().invoke(
+        main, ["run", str(folder), "--trials", "5", "--out", str(tmp_path / "r")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "Warning:" in res.output and "nothing to simulate" in res.output

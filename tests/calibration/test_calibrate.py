@@ -241,3 +241,16 @@ def test_a_segment_without_wins_gets_its_exposure_not_a_prior():
     b = stages.loc[stages["region"] == "B", "conversion"].item()
     assert 0.005 < book < 0.02
     assert b < 1.5 * book, (b, book)
+
+
+def test_as_of_long_after_the_history_ends_is_said():
+    from crm_synth import two_clock_history
+
+    deals, export = two_clock_history(seed=4, days=365)
+    history = make_history(deals, stages=["Offer"])
+    late = calibrate_history(history, (export + pd.Timedelta(days=400)).date(), horizon_months=3)
+    note = late.report[late.report["item"] == "as_of long after the history ends"]
+    assert len(note) == 1 and "days after the last date in the history" in note["rule"].item()
+    assert note["rows"].item() == len(late.scenario.deals)  # every open deal, now older
+    on_time = calibrate_history(history, export.date(), horizon_months=3)
+    assert "as_of long after the history ends" not in set(on_time.report["item"])

@@ -34,6 +34,7 @@ from pipesim.scenario.scenario import Scenario, make_scenario
 SEGMENT_DWELL_WEIGHT = 20.0  # pseudo-deals pulling a segment's clocks towards the overall ones
 LATE_CLOSES_EXPECTED = 10.0  # closes expected before the first recorded one: recorded late
 LEAK_MIN_BLANK = 10  # blank deals of the other kind that make a segment column a leak
+STALE_EXPORT_DAYS = 31  # as_of this long after the history's last date gets a note
 DISTRIBUTIONS = ("auto", "gamma", "lognormal")  # choices of dwell_dist= and loss_dist=
 # calibration.parquet's estimate rows (segment columns go between stage and parameter)
 ESTIMATE_COLUMNS = ("item", "rows", "action", "rule", "stage", "parameter", "value", "se")
@@ -193,6 +194,19 @@ def calibrate_history(
         {"item": "rows read", "rows": history.rows_read, "action": "note", "rule": ""},
         *_issue_rows(history),
     ]
+    gap = (cut - history.last_date).days
+    if history.dated and gap > STALE_EXPORT_DAYS:
+        report.append(
+            {
+                "item": "as_of long after the history ends",
+                "rows": int((deals["state"] == "open").sum()),
+                "action": "note",
+                "rule": f"as_of is {gap:,} days after the last date in the history "
+                f"({history.last_date.date()}): the deals open in the export are taken as still "
+                "open at as_of, older by those days; export the CRM again, or choose as_of= "
+                "within the history",
+            }
+        )
     later = int((history.deals["created_at"] >= cut).sum())
     if later:
         report.append(

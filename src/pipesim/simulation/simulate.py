@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from pipesim.engines import registry
-from pipesim.errors import InputError
+from pipesim.errors import InputError, PipesimWarning
 from pipesim.progress import Progress
 from pipesim.scenario.scenario import Scenario
 from pipesim.simulation.result import Result, by_columns
@@ -72,6 +73,15 @@ def simulate(
             parameters=("trials",),
         )
     check_seed(seed)
+    arrivals = scenario.arrivals
+    no_leads = arrivals is None or not len(arrivals) or not arrivals["leads"].sum() > 0
+    if scenario.deal_count == 0 and no_leads:
+        warnings.warn(
+            f"{scenario.name or 'scenario'}: nothing to simulate: no open deal and no new lead "
+            "(arrivals empty or all zero), so every forecast is 0. Add deals or arrivals.",
+            PipesimWarning,
+            stacklevel=2,
+        )
     runner = registry.get(engine)
     cols = by_columns(by)
     timings: dict[str, float] = {}
