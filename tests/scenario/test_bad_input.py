@@ -227,3 +227,13 @@ def test_nothing_half_written_when_writing_fails(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["run", "--trials", "5", "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and len(calls) == 2
     assert list((tmp_path / "o").iterdir()) == []
+
+
+def test_an_arrival_amount_with_extra_zeros_is_refused():
+    arrivals = pd.DataFrame({"period": ["2027-01", "2027-02"], "leads": [10.0, 10.0]})
+    arrivals["amount"] = [1_000.0, 1e300]
+    with pytest.raises(pipesim.ScenarioError) as err:
+        build(stages_frame([0.5, 0.5, 0.5]), None, arrivals)
+    message = str(err.value)
+    assert "column 'amount': 1 row(s) are infinite or above 1,000,000,000,000,000" in message
+    assert "row 2" in message and "extra zeros?" in message

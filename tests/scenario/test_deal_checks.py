@@ -139,8 +139,9 @@ def test_unknown_and_missing_stage_name_the_funnel_and_the_fix():
             "Write each deal's expected value (0 or more).",
         ),
         (
-            [1.0, 2.0, np.inf, 4.0, 5.0, 6.0],
-            "1 row(s) are negative or missing: row 3 (inf).",
+            [1.0, 2.0, np.inf, 4.0, 1e300, 6.0],
+            "2 row(s) are infinite or above 1,000,000,000,000,000: row 3 (inf), row 5 (1e+300). "
+            "Write each deal's value in the scenario's currency (extra zeros?).",
         ),
         (
             [1.0, 2.0, 3.0, "abc", 5.0, "-"],

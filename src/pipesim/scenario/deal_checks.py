@@ -21,12 +21,18 @@ import pandas as pd
 
 from pipesim.errors import ScenarioError, show_rows
 from pipesim.scenario.keys import deal_keys
-from pipesim.scenario.table_checks import as_segment, require_columns, segment_columns
+from pipesim.scenario.table_checks import (
+    MAX_AMOUNT,
+    as_segment,
+    require_columns,
+    segment_columns,
+)
 
 SHOWN = 5  # rows quoted in a message
 _FIXES = {
     "number": "Write plain numbers there.",
     "amount": "Write each deal's expected value (0 or more).",
+    "amount_big": "Write each deal's value in the scenario's currency (extra zeros?).",
     "days_in_stage": "Write how many days the deal has been in its stage (0 for a new one).",
 }
 
@@ -102,6 +108,9 @@ class DealChecker:
             "stage": _Problem("stage", stage_problem, stage_fix),
             "amount_nan": _Problem("amount", "are not numbers", _FIXES["number"]),
             "amount": _Problem("amount", "are negative or missing", _FIXES["amount"]),
+            "amount_big": _Problem(
+                "amount", f"are infinite or above {MAX_AMOUNT:,.0f}", _FIXES["amount_big"]
+            ),
             "age_nan": _Problem("days_in_stage", "are not numbers", _FIXES["number"]),
             "age": _Problem("days_in_stage", "are negative or missing", _FIXES["days_in_stage"]),
         }
@@ -136,7 +145,8 @@ class DealChecker:
         known = np.array([*(n in self.funnel for n in names), False], dtype=bool)
         self._flag("stage", table, "stage", ~known[codes])
         amount = self._numeric(table, "amount", "amount_nan", None)
-        self._flag("amount", table, "amount", ~(amount >= 0) | np.isinf(amount))
+        self._flag("amount", table, "amount", ~(amount >= 0))
+        self._flag("amount_big", table, "amount", amount > MAX_AMOUNT)
         age = self._numeric(table, "days_in_stage", "age_nan", 0.0)
         self._flag("age", table, "days_in_stage", ~(age >= 0) | np.isinf(age))
         self.rows += len(table)

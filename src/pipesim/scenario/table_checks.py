@@ -41,6 +41,9 @@ def require_columns(table: pd.DataFrame, source: str, required: Sequence[str]) -
         )
 
 
+MAX_AMOUNT = 1e15  # no deal is worth more: a bigger amount is a typo (its sums print 150 digits)
+
+
 def _numeric(table: pd.DataFrame, source: str, column: str, default: float | None) -> np.ndarray:
     """Return a column as float64 (missing column: ``default``), failing on non-numbers."""
     if column not in table.columns:
@@ -387,14 +390,21 @@ def check_arrivals(
         "Write the expected number of new leads in the month (0 or more).",
     )
     amount = _numeric(table, source, "amount", None)
-    bad = ~(amount >= 0) | np.isinf(amount)
     _check(
         source,
         "amount",
         "are negative or missing",
         table,
-        bad,
+        ~(amount >= 0),
         "Write the mean amount of a new lead (0 or more).",
+    )
+    _check(
+        source,
+        "amount",
+        f"are infinite or above {MAX_AMOUNT:,.0f}",
+        table,
+        amount > MAX_AMOUNT,
+        "Write the mean amount of a new lead in the scenario's currency (extra zeros?).",
     )
     acv = _numeric(table, source, "amount_cv", 0.0)
     bad = ~(acv >= 0) | np.isinf(acv)
