@@ -254,3 +254,20 @@ def test_as_of_long_after_the_history_ends_is_said():
     assert note["rows"].item() == len(late.scenario.deals)  # every open deal, now older
     on_time = calibrate_history(history, export.date(), horizon_months=3)
     assert "as_of long after the history ends" not in set(on_time.report["item"])
+
+
+def test_stages_that_no_open_or_lost_deal_is_in_are_refused(tmp_path):
+    # Before: every S1-S3 row was set aside, only won deals were left: 97% conversions, exit 0.
+    from click.testing import CliRunner
+
+    from pipesim.cli import main
+
+    deals, _, _ = pipeline_history(seed=4, n=300)
+    deals.to_csv(tmp_path / "deals.csv", index=False)
+    out = tmp_path / "scen"
+    args = ["calibrate", str(tmp_path / "deals.csv"), "--as-of", "2021-06-01", "--out", str(out)]
+    res = CliRunner().invoke(main, [*args, "--stages", "X,Y"])
+    assert res.exit_code == 2, res.output
+    assert "no open or lost deal is in the stages given (X, Y)" in res.output
+    assert "S1 (" in res.output and "--stages" in res.output and not out.exists()
+    assert CliRunner().invoke(main, [*args, "--stages", "S1,S2,S3"]).exit_code == 0

@@ -245,6 +245,18 @@ def make_history(
     won = frame["status"].eq("won").to_numpy()
     frame.loc[won, "stage"] = "Won"
     known = frame["stage"].isin(funnel).to_numpy() | won
+    in_funnel = known & ~won & keep
+    outside = ~known & keep
+    if stages and outside.any() and not in_funnel.any():
+        others = frame.loc[outside, "stage"].value_counts()
+        named = ", ".join(f"{name} ({count:,})" for name, count in others.head(8).items())
+        raise InputError(
+            f"{source}: no open or lost deal is in the stages given ({', '.join(funnel)}): "
+            f"{int(outside.sum()):,} deals are in other stages: {named}. Only won deals would "
+            "be left, and every conversion would come out near 100%. Give stages= in funnel "
+            "order among those the file uses.",
+            parameters=("stages",),
+        )
     set_aside(~known, "unknown stage", f"stages outside the funnel ({', '.join(funnel)})")
     rule(
         ~(frame["open_amount"] > 0).to_numpy() | ~(frame["amount"] > 0).to_numpy(),
