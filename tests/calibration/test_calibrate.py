@@ -271,3 +271,23 @@ def test_stages_that_no_open_or_lost_deal_is_in_are_refused(tmp_path):
     assert "no open or lost deal is in the stages given (X, Y)" in res.output
     assert "S1 (" in res.output and "--stages" in res.output and not out.exists()
     assert CliRunner().invoke(main, [*args, "--stages", "S1,S2,S3"]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "rows",
+    ["", "1,2019-01-01,A,weird,,10\n2,2019-02-01,A,odd,,5\n"],
+    ids=["header-only", "all-statuses-unknown"],
+)
+def test_calibrate_on_nothing_usable_exits_2_with_a_message(tmp_path, rows):
+    from click.testing import CliRunner
+
+    from pipesim.cli import main
+
+    path = tmp_path / "deals.csv"
+    path.write_text("deal_id,created_at,stage,status,closed_at,amount\n" + rows)
+    out = tmp_path / "scen"
+    args = ["calibrate", str(path), "--as-of", "2020-01-01", "--stages", "A", "--out", str(out)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2, res.output
+    assert "deals.csv" in res.output and "nothing to calibrate on" in res.output
+    assert "Traceback" not in res.output and not out.exists()
