@@ -98,6 +98,12 @@ def test_a_missing_optional_dependency_exits_3_with_the_install_command(tmp_path
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "r" / "report.html").exists()
 
+    done = _run_without("matplotlib", "run", "--trials", "10", "--report", "--out",
+                        str(tmp_path / "rr"))  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert 'pip install "pipesim[report]"' in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "rr").exists()  # checked before simulating: nothing written
+
     done = _run_without("distributed", "run", "--trials", "10", "--engine", "dask", "--out",
                         str(tmp_path / "d"))  # fmt: skip
     assert done.returncode == 3, done.stderr

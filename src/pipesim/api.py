@@ -40,6 +40,7 @@ __all__ = [
     "health",
     "init_scenario",
     "report",
+    "require_report_extras",
     "run_json",
     "run_scenario",
     "sensitivity",
@@ -203,9 +204,7 @@ def report(
     from pipesim.reports import charts, export, html
     from pipesim.reports.results_folder import load_report_data
 
-    _require("matplotlib", "the charts")
-    if xlsx is not None:
-        _require("openpyxl", "xlsx=")
+    require_report_extras(xlsx=xlsx is not None)
 
     for folder, name in ((png, "png"), (csv, "csv")):
         if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
@@ -225,6 +224,13 @@ def report(
     if csv is not None:
         written += export.write_csv(data, csv)
     return written
+
+
+def require_report_extras(xlsx: bool = False) -> None:
+    """Fail now, with the install command, when the report's packages are missing."""
+    _require("matplotlib", "the charts")
+    if xlsx:
+        _require("openpyxl", "xlsx=")
 
 
 def _require(module: str, what: str) -> None:

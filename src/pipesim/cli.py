@@ -184,6 +184,8 @@ def run(
     OUT/funnel.parquet (and OUT/report.html with --report).
     """
     with _user_errors(), _interrupts():
+        if make_report:
+            api.require_report_extras()  # before the simulation, not after
         result = api.run_scenario(
             scenario,
             trials=trials,
