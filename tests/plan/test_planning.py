@@ -83,6 +83,17 @@ def test_target_out_of_reach_when_cycles_are_too_long():
     assert "cycle times are too long" in res.text
 
 
+def test_a_target_with_extra_zeros_is_out_of_reach_at_once(demo):
+    # 1e15 on the demo: the arithmetic asks for ~2e11 leads a month. Simulating them took
+    # hours; now nothing beyond 100 times today's leads is simulated.
+    res = pipesim.target(demo, 1e15, trials=200, seed=0)
+    assert res.metadata["reachable"] == "false"
+    assert res.messages[0].startswith("Out of reach: the funnel arithmetic alone asks for")
+    assert "times today's" in res.messages[0] and "extra zeros" in res.messages[0]
+    # a target needing 50 times today's leads is still searched and found
+    assert pipesim.target(demo, 2e8, trials=200, seed=0).metadata["reachable"] == "true"
+
+
 def test_target_by_segment_rows(demo):
     res = pipesim.target(demo, 12e6, by="region", trials=300, seed=0)
     t = res.table

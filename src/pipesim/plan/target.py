@@ -27,6 +27,7 @@ from pipesim.scenario.scenario import Scenario
 from pipesim.simulation.result import by_columns
 
 LIMIT = 20.0  # beyond this many times the funnel arithmetic's leads, call the target unreachable
+MAX_SCALE = 100.0  # beyond this many times today's new leads, out of reach (not simulated)
 _TOL = 2e-4  # relative precision of the scale factor
 
 
@@ -41,6 +42,7 @@ class Search:
     first_guess_scale: float
     deals_probability: float
     in_window_share: float
+    too_many_leads: bool = False  # the arithmetic alone asks for more than MAX_SCALE x today
 
 
 def reach(prepared: Prepared) -> np.ndarray:
@@ -118,6 +120,10 @@ def search(
             "to arrivals.parquet (period, leads, amount) for those months."
         )
     guess = funnel_guess(scenario, revenue, months) * months / current
+    p0 = float(np.mean(deals_rev >= revenue))
+    if p0 < confidence and guess > MAX_SCALE:
+        # Simulating that many leads would take hours: say so at once.
+        return Search(guess, p0, _se(p0, trials), False, guess, p0, math.nan, True)
 
     def prob(scale: float) -> tuple[float, np.ndarray]:
         rev = common_random_numbers.run(_scaled(arr_p, scale), trials, seed)[0][:, :months, 0].sum(
@@ -125,7 +131,6 @@ def search(
         )
         return float(np.mean(deals_rev + rev >= revenue)), rev
 
-    p0 = float(np.mean(deals_rev >= revenue))
     if p0 >= confidence:
         return Search(0.0, p0, _se(p0, trials), True, guess, p0, math.nan)
     # The mean is linear in the scale: one run tells how much value lands in the window,
@@ -134,7 +139,7 @@ def search(
     share = float(rev1.mean()) / revenue
     gap = revenue - float(deals_rev.mean())
     need = gap / (share * revenue / guess) if share > 0 else math.inf
-    cap = LIMIT * guess
+    cap = min(LIMIT * guess, max(MAX_SCALE, guess))
     if need > cap:
         return Search(need, p1, _se(p1, trials), False, guess, p0, share)
     lo, hi, p_hi = 0.0, guess, p1
@@ -243,7 +248,14 @@ def target(
     current = float(table["leads_current"].sum()) / window
     needed = float(table["leads_needed"].sum()) / window
     messages = []
-    if not found.reachable:
+    if found.too_many_leads:
+        messages.append(
+            f"Out of reach: the funnel arithmetic alone asks for {found.scale * current:,.0f} "
+            f"new leads a month, {found.scale:,.0f} times today's {current:,.0f}, beyond the "
+            f"{MAX_SCALE:g} times pipesim searches (check the target for extra zeros). The open "
+            f"deals alone make it with P = {found.probability:.3f}."
+        )
+    elif not found.reachable:
         messages.append(
             f"The target cannot be reached within {window} month(s) whatever the lead volume: "
             f"leads arriving in the window win only {found.in_window_share:.1%} of the "
