@@ -324,9 +324,16 @@ def calibrate(
         )
     click.echo(cal.summary())
     sc = cal.scenario
+    nothing = sc.deal_count == 0 and not len(sc.arrivals)
+    then = (
+        "No open deal and no new lead in it, so a run would forecast 0: its stages table "
+        "holds the conversions and durations."
+        if nothing
+        else f"Run it with: pipesim run {out}"
+    )
     click.echo(
         f"\nWrote {out}: {len(sc.funnel)} stage(s), {sc.deal_count:,} open deals, "
-        f"{len(sc.arrivals):,} arrival rows, as of {sc.as_of}. Run it with: pipesim run {out}"
+        f"{len(sc.arrivals):,} arrival rows, as of {sc.as_of}. {then}"
     )
 
 

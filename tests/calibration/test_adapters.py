@@ -243,3 +243,15 @@ def test_vendored_maven_files_match_their_published_checksums():
     for name, digest in expected.items():
         data = (maven_crm_path() / name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == digest, name
+
+
+def test_calibrate_of_an_export_without_dates_does_not_invite_a_run_of_zeros(tmp_path):
+    from click.testing import CliRunner
+
+    from pipesim.cli import main
+
+    args = ["calibrate", str(FIX / "ibm_win_loss.csv"), "--format", "ibm"]
+    res = CliRunner().invoke(main, [*args, "--as-of", "2020-01-01", "--out", str(tmp_path / "s")])
+    assert res.exit_code == 0, res.output
+    assert "Run it with" not in res.output
+    assert "a run would forecast 0: its stages table holds the conversions" in res.output
