@@ -175,6 +175,16 @@ def _arrival_months(scenario: Scenario) -> tuple[np.ndarray, list[str]]:
         )
     if after.any():
         notes.append(f"arrivals: {int(after.sum())} row(s) after the horizon not simulated.")
+    inside = months[~before & ~after]
+    last = int(inside.max()) if len(inside) else -1
+    if len(months) and last < scenario.horizon_months - 1:
+        first_empty = add_months(scenario.as_of, last + 1).strftime("%Y-%m")
+        end = add_months(scenario.as_of, scenario.horizon_months - 1).strftime("%Y-%m")
+        notes.append(
+            f"arrivals: no row for {first_empty} to {end} (the horizon's last "
+            f"{scenario.horizon_months - 1 - last} month(s)): no new leads are simulated then. "
+            "Add rows to arrivals.parquet for those months."
+        )
     return months, notes
 
 
