@@ -83,6 +83,17 @@ def _output_folder(ctx: click.Context, param: click.Parameter, value: Path | Non
     return value
 
 
+def _required_out(help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A required --out folder, checked before any work."""
+    return click.option(
+        "--out",
+        required=True,
+        type=click.Path(path_type=Path),
+        callback=_output_folder,
+        help=help_text,
+    )
+
+
 def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
     if value is not None and value <= 0:
         raise click.BadParameter(f"must be a positive whole number, got {value}.")
@@ -273,13 +284,7 @@ def _clock_laws(command: Callable[..., None]) -> Callable[..., None]:
 @click.argument("history", type=click.Path(path_type=Path))
 @click.option("--events", type=click.Path(path_type=Path), default=None, help="Stage history CSV.")
 @click.option("--as-of", "as_of", required=True, help="Calibration date; later rows are unused.")
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(path_type=Path),
-    callback=_output_folder,
-    help="Scenario folder.",
-)
+@_required_out("Scenario folder.")
 @click.option("--segments", default=None, help="Segment column(s), comma-separated.")
 @click.option(
     "--format",
@@ -378,13 +383,7 @@ def calibrate(
     type=click.IntRange(0, 2**63 - 1),
     help="Random seed, 0 to 2^63 - 1.",
 )
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(path_type=Path),
-    callback=_output_folder,
-    help="Folder for backtest.parquet.",
-)
+@_required_out("Folder for backtest.parquet.")
 @click.option(
     "--format",
     "fmt",
