@@ -360,6 +360,11 @@ def calibrate(
     help="What is forecast and scored.",
 )
 @click.option(
+    "--keep-calibrations",
+    is_flag=True,
+    help="Also write each cutoff's scenario folder as OUT/calibration_<cutoff>/.",
+)
+@click.option(
     "--horizon-months",
     default=3,
     show_default=True,
@@ -400,6 +405,7 @@ def backtest(
     cutoffs: tuple[str, ...],
     span: str | None,
     metric: str,
+    keep_calibrations: bool,
     horizon_months: int,
     segments: str | None,
     trials: int,
@@ -424,6 +430,7 @@ def backtest(
             history,
             cutoffs=[*cutoffs, *([span] if span else [])],
             metric=metric,
+            keep_calibrations=keep_calibrations,
             events=events,
             out=out,
             horizon_months=horizon_months,

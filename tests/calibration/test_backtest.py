@@ -175,3 +175,25 @@ def test_backtest_counts_won_deals_over_a_span_of_cutoffs(tmp_path):
         assert float(row.p50).is_integer() or row.p50 * 2 == round(row.p50 * 2)
     bad = CliRunner().invoke(main, [*args[:6], "--cutoffs", "2017-07", "--out", str(out)])
     assert bad.exit_code == 2 and "FROM..TO" in bad.output
+
+
+def test_kept_calibrations_are_what_each_forecast_ran_on(tmp_path):
+    import warnings
+
+    import pipesim
+
+    out = tmp_path / "bt"
+    args = ["backtest", str(maven_crm_path()), "--format", "maven", "--cutoffs", "2017-07..2017-08"]
+    args += ["--horizon-months", "2", "--trials", "200", "--seed", "3", "--keep-calibrations"]
+    res = CliRunner().invoke(main, [*args, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "P5" in res.output.splitlines()[0] and "P95" in res.output.splitlines()[0]
+    table = pd.read_parquet(out / "backtest.parquet").set_index("cutoff")
+    for cutoff in ("2017-07-01", "2017-08-01"):
+        folder = out / f"calibration_{cutoff}"
+        assert (folder / "calibration.parquet").exists()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pipesim.PipesimWarning)  # a one-stage funnel
+            draws = pipesim.simulate(pipesim.load_scenario(folder), 200, 3).total_revenue()
+        assert draws.mean() == pytest.approx(table.loc[cutoff, "mean"], rel=1e-12)
+        assert np.quantile(draws, 0.9) == pytest.approx(table.loc[cutoff, "p90"], rel=1e-12)

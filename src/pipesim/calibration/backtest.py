@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pipesim.calibration.fit import calibrate_history
+from pipesim.calibration.fit import Calibration, calibrate_history
 from pipesim.calibration.history import History, as_of_date
 from pipesim.errors import InputError, PipesimWarning
 from pipesim.scenario.calendar import add_months
@@ -91,6 +91,7 @@ def backtest_history(
     dwell_dist: str = "auto",
     loss_dist: str = "auto",
     metric: str = "revenue",
+    calibrations: dict[str, Calibration] | None = None,
 ) -> pd.DataFrame:
     """Score forecasts made at each cutoff; one row per cutoff plus an ``overall`` row.
 
@@ -110,6 +111,8 @@ def backtest_history(
         What is forecast and scored: ``revenue`` (won amounts) or ``won_deals``
         (the number of deals won); the baselines follow (the weighted pipeline
         then sums probabilities, the run rate counts wins).
+    calibrations : dict, optional
+        When given, filled with each cutoff's :class:`Calibration` (by ISO date).
     trials, seed : int
         Monte Carlo trials and seed of each forecast.
 
@@ -131,7 +134,17 @@ def backtest_history(
     laws = {"dwell_dist": dwell_dist, "loss_dist": loss_dist}
     for value in cutoffs:
         day = value if isinstance(value, dt.date) else as_of_date(value)
-        rows.append(_one(history, day, horizon_months, segments, trials, seed, laws, metric))
+        cal = calibrate_history(
+            history,
+            day,
+            segments=segments,
+            horizon_months=horizon_months,
+            dwell_dist=laws["dwell_dist"],
+            loss_dist=laws["loss_dist"],
+        )
+        if calibrations is not None:
+            calibrations[day.isoformat()] = cal
+        rows.append(_one(history, cal, day, horizon_months, trials, seed, metric))
     table = pd.DataFrame(rows)
     overall: dict[str, object] = {
         c: table[c].astype(float).mean()
@@ -144,22 +157,13 @@ def backtest_history(
 
 def _one(
     history: History,
+    cal: Calibration,
     day: dt.date,
     horizon: int,
-    segments: Sequence[str] | None,
     trials: int,
     seed: int,
-    laws: dict[str, str],
     metric: str,
 ) -> dict[str, object]:
-    cal = calibrate_history(
-        history,
-        day,
-        segments=segments,
-        horizon_months=horizon,
-        dwell_dist=laws["dwell_dist"],
-        loss_dist=laws["loss_dist"],
-    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PipesimWarning)  # the calibration report holds them
         result = simulate(cal.scenario, trials=trials, seed=seed)
@@ -224,8 +228,9 @@ def _run_rate(history: History, day: dt.date, horizon: int, counts: bool) -> flo
 def format_backtest(table: pd.DataFrame) -> str:
     """The table ``pipesim backtest`` prints (thousands; coverage marks)."""
     head = (
-        f"{'cutoff':<10} {'realized':>10} {'mean':>10} {'P10':>10} {'P50':>10} {'P90':>10} "
-        f"{'in80':>5} {'in90':>5} {'CRPS':>9} {'wp CRPS':>9} {'rr CRPS':>9}"
+        f"{'cutoff':<10} {'realized':>10} {'mean':>10} {'P5':>10} {'P10':>10} {'P50':>10} "
+        f"{'P90':>10} {'P95':>10} {'in80':>5} {'in90':>5} {'CRPS':>9} {'wp CRPS':>9} "
+        f"{'rr CRPS':>9}"
     )
     lines = [head, "-" * len(head)]
     for r in table.itertuples():
@@ -235,8 +240,9 @@ def format_backtest(table: pd.DataFrame) -> str:
             return f"{float(v):.0%}" if overall else ("yes" if v else "no")  # type: ignore[arg-type]
 
         lines.append(
-            f"{r.cutoff!s:<10} {r.realized:>10,.0f} {r.mean:>10,.0f} {r.p10:>10,.0f} "
-            f"{r.p50:>10,.0f} {r.p90:>10,.0f} {flag(r.inside_p10_p90):>5} "
+            f"{r.cutoff!s:<10} {r.realized:>10,.0f} {r.mean:>10,.0f} {r.p5:>10,.0f} "
+            f"{r.p10:>10,.0f} {r.p50:>10,.0f} {r.p90:>10,.0f} {r.p95:>10,.0f} "
+            f"{flag(r.inside_p10_p90):>5} "
             f"{flag(r.inside_p5_p95):>5} {r.crps:>9,.0f} {r.weighted_pipeline_crps:>9,.0f} "
             f"{r.run_rate_crps:>9,.0f}"
         )

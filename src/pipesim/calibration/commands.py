@@ -114,12 +114,15 @@ def backtest(
     dwell_dist: str = "auto",
     loss_dist: str = "auto",
     metric: str = "revenue",
+    keep_calibrations: bool = False,
 ) -> pd.DataFrame:
     """Calibrate at each cutoff, forecast ``horizon_months``, score against what happened.
 
     ``cutoffs`` are dates, or spans ``FROM..TO`` (the first of each month, both ends
     included). ``metric`` is ``revenue`` or ``won_deals``. Writes
-    ``out/backtest.parquet`` when ``out`` is given. See
+    ``out/backtest.parquet`` when ``out`` is given, and with ``keep_calibrations``
+    each cutoff's scenario folder as ``out/calibration_<cutoff>/`` (what the
+    forecast ran on, with its ``calibration.parquet``). See
     :func:`pipesim.calibration.backtest.backtest_history` for the columns.
     """
     cutoffs = [
@@ -143,6 +146,7 @@ def backtest(
             "with created and close dates.",
             parameters=("history",),
         )
+    kept: dict[str, Calibration] | None = {} if keep_calibrations else None
     table = backtest_history(
         hist,
         cutoffs,
@@ -153,8 +157,11 @@ def backtest(
         dwell_dist=dwell_dist,
         loss_dist=loss_dist,
         metric=metric,
+        calibrations=kept,
     )
     if out is not None:
+        for day, cal in (kept or {}).items():
+            write_calibration(cal, Path(out) / f"calibration_{day}")
         parquet.write_tables(
             out,
             {"backtest": table},
