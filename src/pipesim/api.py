@@ -138,19 +138,7 @@ def write_results(
 def init_scenario(directory: str | os.PathLike[str], force: bool = False) -> list[Path]:
     """Write the documented example scenario (and its README.md) into ``directory``."""
     folder = Path(directory)
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"{folder} is a file; give a folder for the scenario.")
-    clash = [
-        folder / f"{n}.parquet"
-        for n in scenario_folder.SCENARIO_FILES
-        if (folder / f"{n}.parquet").exists()
-    ]
-    if clash and not force:
-        raise InputError(
-            f"{folder} already holds {', '.join(p.name for p in clash)}; "
-            "choose another folder or add force=True to overwrite them.",
-            parameters=("force",),
-        )
+    scenario_folder.refuse_to_overwrite(folder, force)
     tables = demo_tables()
     written = parquet.write_tables(folder, tables)
     readme = folder / "README.md"

@@ -297,6 +297,7 @@ def _clock_laws(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--horizon-months", default=12, show_default=True, type=int, callback=_positive)
 @click.option("--stages", default=None, help="Open stages in funnel order, comma-separated.")
 @_clock_laws
+@click.option("--force", is_flag=True, help="Overwrite a scenario already in OUT.")
 def calibrate(
     history: Path,
     events: Path | None,
@@ -308,6 +309,7 @@ def calibrate(
     stages: str | None,
     dwell_dist: str,
     loss_dist: str,
+    force: bool,
 ) -> None:
     """Calibrate a scenario folder from a CRM export (HISTORY) as it stood at --as-of.
 
@@ -326,6 +328,7 @@ def calibrate(
             stages=stages,
             dwell_dist=dwell_dist,
             loss_dist=loss_dist,
+            force=force,
         )
     click.echo(cal.summary())
     sc = cal.scenario

@@ -291,3 +291,23 @@ def test_calibrate_on_nothing_usable_exits_2_with_a_message(tmp_path, rows):
     assert res.exit_code == 2, res.output
     assert "deals.csv" in res.output and "nothing to calibrate on" in res.output
     assert "Traceback" not in res.output and not out.exists()
+
+
+def test_calibrate_does_not_overwrite_a_scenario_without_force(tmp_path):
+    from click.testing import CliRunner
+
+    from pipesim.cli import main
+
+    deals, _, _ = pipeline_history(seed=4, n=300)
+    deals.to_csv(tmp_path / "deals.csv", index=False)
+    out = tmp_path / "scen"
+    args = ["calibrate", str(tmp_path / "deals.csv"), "--as-of", "2021-06-01"]
+    args += ["--stages", "S1,S2,S3", "--out", str(out)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    before = (out / "stages.parquet").stat().st_mtime_ns
+    res = CliRunner().invoke(main, [*args, "--as-of", "2021-07-01"])
+    assert res.exit_code == 2, res.output
+    assert "already holds stages.parquet" in res.output and "--force" in res.output
+    assert (out / "stages.parquet").stat().st_mtime_ns == before
+    assert CliRunner().invoke(main, [*args, "--as-of", "2021-07-01", "--force"]).exit_code == 0
+    assert pipesim.load_scenario(out).as_of.isoformat() == "2021-07-01"

@@ -13,7 +13,7 @@ from pipesim.calibration.backtest import backtest_history, month_starts
 from pipesim.calibration.fit import Calibration, calibrate_history, write_calibration
 from pipesim.calibration.history import History
 from pipesim.errors import InputError
-from pipesim.io import parquet
+from pipesim.io import parquet, scenario_folder
 
 PathLike = str | os.PathLike[str]
 
@@ -48,6 +48,7 @@ def calibrate(
     stages: str | Sequence[str] | None = None,
     dwell_dist: str = "auto",
     loss_dist: str = "auto",
+    force: bool = False,
 ) -> Calibration:
     """Calibrate a scenario from a CRM export as it stood at ``as_of``.
 
@@ -72,6 +73,8 @@ def calibrate(
     dwell_dist, loss_dist : str
         Law of the advance and loss clocks: ``auto`` (per stage, the likelier of
         gamma and lognormal), ``gamma`` or ``lognormal``.
+    force : bool
+        Overwrite a scenario already in ``out`` (refused otherwise, before any work).
 
     Returns
     -------
@@ -83,6 +86,8 @@ def calibrate(
             f"horizon_months={horizon_months}: must be positive.",
             parameters=("horizon_months",),
         )
+    if out is not None:
+        scenario_folder.refuse_to_overwrite(out, force)
     hist = _history(history, events, format, stages)
     name = Path(out).name if out is not None else ""
     cal = calibrate_history(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipesim.errors import ScenarioError
+from pipesim.errors import InputError, ScenarioError
 from pipesim.io.deal_file import DealFile
 from pipesim.io.parquet import parquet_shape, read_table, write_tables
 from pipesim.scenario.scenario import (
@@ -125,6 +125,20 @@ def _format_version(text: str, source: str) -> int:
             f"format the tables follow (1 to {FORMAT_VERSION}), or leave it empty for 1."
         )
     return int(number)
+
+
+def refuse_to_overwrite(folder: str | os.PathLike[str], force: bool) -> None:
+    """Stop before writing a scenario over one already in ``folder`` (unless ``force``)."""
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file; give a folder for the scenario.", parameters=("out",))
+    clash = [out / f"{n}.parquet" for n in SCENARIO_FILES if (out / f"{n}.parquet").exists()]
+    if clash and not force:
+        raise InputError(
+            f"{out} already holds {', '.join(p.name for p in clash)}; "
+            "choose another folder or add force=True to overwrite them.",
+            parameters=("force",),
+        )
 
 
 def settings_table(scenario: Scenario) -> pd.DataFrame:
