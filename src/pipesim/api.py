@@ -6,6 +6,7 @@ the others come from their packages (calibration, planning, bench).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from pipesim.plan.health import health
 from pipesim.plan.sensitivity import sensitivity
 from pipesim.plan.target import target
 from pipesim.scenario.demo import demo_path, demo_readme, demo_tables
+from pipesim.scenario.extend_arrivals import extend_arrivals as carry_arrivals
 from pipesim.simulation.bench import bench
 from pipesim.simulation.result import Result
 from pipesim.simulation.simulate import simulate
@@ -60,11 +62,14 @@ def run_scenario(
     threads: int | None = None,
     address: str | None = None,
     quiet: bool = False,
+    extend_arrivals: bool = False,
 ) -> Result:
     """Load a scenario folder (default: the bundled demo) and simulate it.
 
     A progress bar shows on stderr for runs over ~2 s unless ``quiet`` or stderr
     is not a terminal. ``address`` is the Dask scheduler for ``engine="dask"``/``"dask-fast"``.
+    ``extend_arrivals`` fills horizon months without new leads with the same month a
+    year before (:mod:`pipesim.scenario.extend_arrivals`); the result's notes count them.
     """
     from pipesim import progress
 
@@ -77,8 +82,12 @@ def run_scenario(
             parameters=("address", "engine"),
         )
     path = Path(scenario) if scenario is not None else demo_path()
-    return simulate(
-        scenario_folder.load_scenario(path),
+    loaded = scenario_folder.load_scenario(path)
+    added = 0
+    if extend_arrivals:
+        loaded, added = carry_arrivals(loaded)
+    result = simulate(
+        loaded,
         trials=trials,
         seed=seed,
         by=by,
@@ -86,6 +95,11 @@ def run_scenario(
         address=address,
         progress=progress.wanted(quiet),
     )
+    if added:
+        note = f"arrivals: {added} row(s) added for horizon months without new leads, "
+        note += "each the same month a year before (or the latest month)."
+        result = dataclasses.replace(result, notes=(*result.notes, note))
+    return result
 
 
 def set_threads(threads: int) -> None:

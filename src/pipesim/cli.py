@@ -166,6 +166,11 @@ def _run_options(fn: Any) -> Any:
     "--report", "make_report", is_flag=True, help="Also write the HTML report OUT/report.html."
 )
 @click.option(
+    "--extend-arrivals",
+    is_flag=True,
+    help="Horizon months without new leads take the same month a year before.",
+)
+@click.option(
     "--target",
     type=float,
     default=None,
@@ -185,6 +190,7 @@ def run(
     quiet: bool,
     threads: int | None,
     make_report: bool,
+    extend_arrivals: bool,
     target: float | None,
     as_json: bool,
 ) -> None:
@@ -206,6 +212,7 @@ def run(
             threads=threads,
             address=address,
             quiet=quiet,
+            extend_arrivals=extend_arrivals,
         )
         click.echo(api.run_json(result) if as_json else api.format_run(result))
         for note in result.notes:

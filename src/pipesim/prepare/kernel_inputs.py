@@ -183,7 +183,8 @@ def _arrival_months(scenario: Scenario) -> tuple[np.ndarray, list[str]]:
         notes.append(
             f"arrivals: no row for {first_empty} to {end} (the horizon's last "
             f"{scenario.horizon_months - 1 - last} month(s)): no new leads are simulated then. "
-            "Add rows to arrivals.parquet for those months."
+            "Add rows to arrivals.parquet for those months, or extend the arrivals "
+            "(extend_arrivals: each such month takes the same month a year before)."
         )
     return months, notes
 
