@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import numpy as np
 import pandas as pd
@@ -118,6 +119,9 @@ def test_backtest_command_writes_the_table(tmp_path):
         "weighted_pipeline_pinball_50",
         "run_rate_crps",
         "run_rate_pinball_90",
+        "chain_ladder",
+        "chain_ladder_crps",
+        "chain_ladder_pinball_10",
     }
     assert needed <= set(table.columns)
     # realized revenue of Jul-Sep 2017: the won close_value of deals closed then
@@ -197,3 +201,43 @@ def test_kept_calibrations_are_what_each_forecast_ran_on(tmp_path):
             draws = pipesim.simulate(pipesim.load_scenario(folder), 200, 3).total_revenue()
         assert draws.mean() == pytest.approx(table.loc[cutoff, "mean"], rel=1e-12)
         assert np.quantile(draws, 0.9) == pytest.approx(table.loc[cutoff, "p90"], rel=1e-12)
+
+
+def _ladder_history():
+    """Cohorts of 10 deals created in Jan, Feb, Mar 2020: in each, 2 won (100 each) in the
+    month created and 1 won (50) the month after; the rest open."""
+    rows = []
+    for m, month in enumerate(("2020-01", "2020-02", "2020-03")):
+        for i in range(10):
+            status, closed, amount = "open", None, 100.0
+            if i < 2:
+                status, closed = "won", f"{month}-20"
+            elif i == 2:
+                nxt = ("2020-02", "2020-03", "2020-04")[m]
+                status, closed, amount = "won", f"{nxt}-10", 50.0
+            rows.append(
+                {
+                    "deal_id": f"{month}-{i}",
+                    "created_at": f"{month}-05",
+                    "stage": "Won" if status == "won" else "Lead",
+                    "status": status,
+                    "closed_at": closed,
+                    "amount": amount,
+                }
+            )
+    return make_history(pd.DataFrame(rows), stages=["Lead"])
+
+
+def test_chain_ladder_by_hand():
+    from pipesim.calibration.backtest import chain_ladder
+
+    # f(0) = 600 / 30 = 20 per deal (all three cohorts lived through their first month);
+    # f(1) = (50 + 50) / 20 = 5 (January and February only: March's second month is April,
+    # after the cutoff); f(2) = 0. Open cohorts: March (age 1) adds 10 x (f1 + f2) = 50;
+    # January and February add 0. New cohorts of 10 (the last three months' mean):
+    # April adds 10 x (f0 + f1) = 250, May adds 10 x f0 = 200. Total 500.
+    assert chain_ladder(_ladder_history(), dt.date(2020, 4, 1), 2) == pytest.approx(500.0)
+    # counting deals: f0 = 6/30, f1 = 2/20: 10 x 0.1 + 10 x 0.3 + 10 x 0.2 = 6
+    assert chain_ladder(_ladder_history(), dt.date(2020, 4, 1), 2, counts=True) == pytest.approx(
+        6.0
+    )

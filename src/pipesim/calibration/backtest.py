@@ -27,7 +27,8 @@ from pipesim.simulation.simulate import simulate
 
 QUANTILES = (0.1, 0.5, 0.9)
 METRICS = ("revenue", "won_deals")
-BASELINES = ("weighted_pipeline", "run_rate")
+BASELINES = ("weighted_pipeline", "run_rate", "chain_ladder")
+LADDER_COHORTS = 12  # creation months the chain-ladder development is measured on
 
 
 def month_starts(span: str) -> list[dt.date]:
@@ -201,6 +202,7 @@ def _one(
     row["crps"] = crps_sample(y, draws)
     row.update(_score("weighted_pipeline", y, _weighted_pipeline(history, cal, cut, counts)))
     row.update(_score("run_rate", y, _run_rate(history, day, horizon, counts)))
+    row.update(_score("chain_ladder", y, chain_ladder(history, day, horizon, counts)))
     return row
 
 
@@ -214,6 +216,42 @@ def _weighted_pipeline(history: History, cal: object, cut: pd.Timestamp, counts:
     prob = np.array([cal.win_probability[s] for s in funnel])  # type: ignore[attr-defined]
     amount = np.ones(len(open_)) if counts else open_["open_amount"].fillna(0.0).to_numpy()
     return float((amount * prob[open_["reached"].to_numpy(dtype=np.int64)]).sum())
+
+
+def chain_ladder(history: History, day: dt.date, horizon: int, counts: bool = False) -> float:
+    """The chain-ladder point forecast of what is won in the ``horizon`` months from ``day``.
+
+    Deals are grouped by creation month (cohorts). From the last
+    :data:`LADDER_COHORTS` cohorts before ``day``, ``f(k)`` is the value (or number)
+    won in a cohort's ``k``-th month after creation per deal created, averaged over
+    the cohorts that had lived through month ``k`` before ``day``. Each cohort
+    already created adds ``n_c * sum f(k)`` over the ``k`` the horizon covers; each
+    horizon month adds a new cohort as large as the average of the last three.
+    """
+    cut = pd.Period(day, freq="M")
+    d = history.deals[history.deals["created_at"] < pd.Timestamp(day)]
+    created = d["created_at"].dt.to_period("M")
+    won = (d["status"] == "won") & (d["closed_at"] < pd.Timestamp(day))
+    age = (d.loc[won, "closed_at"].dt.to_period("M") - created[won]).map(lambda x: x.n)
+    value = pd.Series(1.0, index=age.index) if counts else d.loc[won, "amount"].astype(float)
+    size = created.value_counts()
+    cohorts = [cut - i for i in range(1, LADDER_COHORTS + 1) if (cut - i) in size.index]
+    f = np.zeros(horizon + LADDER_COHORTS + 1)
+    for k in range(len(f)):
+        lived = [c for c in cohorts if (cut - c).n > k]  # month k of c lies before day
+        if not lived:
+            continue
+        pick = created[won].isin(lived) & (age == k)
+        f[k] = float(value[pick.to_numpy()].sum()) / float(size[lived].sum())
+    point = 0.0
+    for c, n in size.items():
+        a = (cut - c).n
+        if a < len(f):
+            point += n * f[a : a + horizon].sum()
+    recent = [size.get(cut - i, 0) for i in (1, 2, 3)]
+    for j in range(horizon):
+        point += float(np.mean(recent)) * f[: horizon - j].sum()
+    return float(point)
 
 
 def _run_rate(history: History, day: dt.date, horizon: int, counts: bool) -> float:
