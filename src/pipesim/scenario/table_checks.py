@@ -328,19 +328,7 @@ def check_stages(
     out["conversion_n"] = n
     for col, values in loss.items():
         out[col] = values
-    out = out[
-        [
-            "stage",
-            "conversion",
-            "dwell_days",
-            "dwell_cv",
-            "dwell_dist",
-            "value_cv",
-            "conversion_n",
-            *loss,
-            *segs,
-        ]
-    ]
+    out = out[[*(c for c in known if c in out.columns), *segs]]  # reserved order, then segments
     if len(funnel) > 6 or len(funnel) < 3:
         warnings.warn(
             f"{source}: the funnel has {len(funnel)} stage(s); 4 to 6 keep a pipeline workable "
