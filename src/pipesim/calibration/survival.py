@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 from scipy import optimize, special
@@ -519,8 +519,3 @@ def pooled_conversion(
     m = float(np.clip(min(m, cap), 2.0, 500.0))
     pooled = (a + m * overall) / (n + m)
     return pooled, n + m, m
-
-
-def parameter_names(fits: Sequence[StageFit]) -> list[str]:
-    """The parameter names the fits report, in order (the same for every fit)."""
-    return [name for name, _, _ in fits[0].estimates()] if fits else []
