@@ -154,3 +154,96 @@ def draw(rng, law, size):
         return gamma(rng, mean, cv, size)
     s2 = np.log1p(cv**2)
     return rng.lognormal(np.log(mean) - s2 / 2, np.sqrt(s2), size)
+
+
+MONTH = 365.25 / 12
+
+
+def market_history(
+    seed=1,
+    days=365,
+    after=365,
+    regions=(("North", 6.0, 0.45), ("South", 4.0, 0.30)),
+    adv=("gamma", 30.0, 0.7),
+    loss=("gamma", 45.0, 1.0),
+    amount=(5_000.0, 0.5),
+    growth=0.0,
+    shock_sd=0.0,
+    region_shock_sd=0.0,
+    change_at=None,
+    change=1.0,
+    quarter_end=0.0,
+):
+    """One stage, Offer, sold in regions; the market moves in known ways (the truth).
+
+    ``regions``: (name, deals a day at the start, win probability). Over ``days +
+    after`` days from START: creations grow by ``growth`` a month (compounded);
+    a deal's odds of winning (logit scale) move by the shock of its creation month,
+    one shared by every region (sd ``shock_sd``) plus one per region (sd
+    ``region_shock_sd``); deals created from day ``change_at`` on win with the
+    probability times ``change``; with ``quarter_end`` > 0 that share of the wins
+    closing in the first two months of a quarter slip to its last two weeks (the
+    quarter-end rush). Times to a win and to a loss from ``adv`` and ``loss``. The
+    export date is START + ``days``; the rows hold everything up to START + ``days +
+    after`` (the future a backtest scores). Returns (deals, export date).
+    """
+    rng = np.random.default_rng(seed)
+    span = days + after
+    n_months = int(np.ceil(span / MONTH)) + 1
+    shared = rng.normal(0.0, shock_sd, n_months) if shock_sd else np.zeros(n_months)
+    frames = []
+    for r, (name, per_day, p) in enumerate(regions):
+        # Creations: a Poisson process of rate per_day * (1 + growth)^(t / MONTH).
+        if growth:
+            g = np.log1p(growth) / MONTH
+            total = per_day * np.expm1(g * span) / g
+            u = rng.uniform(size=rng.poisson(total))
+            created = np.sort(np.log1p(u * np.expm1(g * span)) / g)
+        else:
+            created = np.sort(rng.uniform(0, span, rng.poisson(per_day * span)))
+        n = created.size
+        month = (created // MONTH).astype(int)
+        own = rng.normal(0.0, region_shock_sd, n_months) if region_shock_sd else 0.0
+        logit = np.log(p / (1 - p)) + (shared + own)[month]
+        q = 1.0 / (1.0 + np.exp(-logit))
+        if change_at is not None:
+            q = np.where(created >= change_at, np.clip(q * change, 0.0, 1.0), q)
+        win = rng.uniform(size=n) < q
+        t = np.where(win, draw(rng, adv, n), draw(rng, loss, n))
+        end = created + t
+        if quarter_end:
+            stamp = START + pd.to_timedelta(end, unit="D")
+            q_end = (stamp.to_period("Q").end_time.normalize() - START).days.to_numpy()
+            early = stamp.month.to_numpy() % 3 != 0  # first two months of a quarter
+            slip = win & early & (rng.uniform(size=n) < quarter_end)
+            end = np.where(slip, q_end - rng.uniform(0, 14, n), end)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "deal_id": [f"{name[:1]}{i}" for i in range(n)],
+                    "created": created,
+                    "end": end,
+                    "win": win,
+                    "region": name,
+                    "amount": np.round(rng.lognormal(np.log(amount[0]), amount[1], n), 2),
+                    "seq": r,
+                }
+            )
+        )
+    d = pd.concat(frames, ignore_index=True).sort_values(["created", "seq"], kind="stable")
+    closed = (d["end"] < span).to_numpy()
+    status = np.where(~closed, "open", np.where(d["win"], "won", "lost"))
+    stamp = START + pd.to_timedelta(d["created"].to_numpy(), unit="D")
+    close = START + pd.to_timedelta(np.where(closed, d["end"], 0.0), unit="D")
+    deals = pd.DataFrame(
+        {
+            "deal_id": d["deal_id"].to_numpy(),
+            "created_at": stamp.strftime("%Y-%m-%d"),
+            "stage": np.where(status == "won", "Won", "Offer"),
+            "status": status,
+            "closed_at": np.where(closed, close.strftime("%Y-%m-%d"), None),
+            "amount": d["amount"].to_numpy(),
+            "region": d["region"].to_numpy(),
+        }
+    )
+    return deals, START + pd.Timedelta(days=days)

@@ -63,6 +63,7 @@ def test_batch_samplers_replay_the_scalar_samplers(code, mean, cv, aged):
     none = np.zeros(1)
     funnel = K.FunnelTable(
         unit_key=none, unit_conv=none, unit_n=none, unit_of=np.zeros((1, 1), np.int64),
+        unit_parent=np.full(1, -1, np.int64), unit_pool=none,
         dwell_code=np.array([code]), dwell_p1=np.array([p1]), dwell_p2=np.array([p2]),
         dwell_table=np.array([tab]), value_sigma=none,
         strip_edges=edges, strip_ratio=ratio, strip_lf_max=lf_max,

@@ -33,6 +33,7 @@ from pipesim.scenario.scenario import Scenario, make_scenario
 
 SEGMENT_DWELL_WEIGHT = 20.0  # pseudo-deals pulling a segment's clocks towards the overall ones
 LATE_CLOSES_EXPECTED = 10.0  # closes expected before the first recorded one: recorded late
+MIN_SEGMENT_N = 0.5  # a segment row's conversion_n is at least this (its own share, > 0)
 LEAK_MIN_BLANK = 10  # blank deals of the other kind that make a segment column a leak
 STALE_EXPORT_DAYS = 31  # as_of this long after the history's last date gets a note
 DISTRIBUTIONS = ("auto", "gamma", "lognormal")  # choices of dwell_dist= and loss_dist=
@@ -249,17 +250,17 @@ def calibrate_history(
         )
     stages = pd.DataFrame(stage_rows)
     stages["value_cv"] = _value_cv(deals, report)
+    phi = _overdispersion(obs, list(fits.values()), cut) if history.dated else 1.0
+    stages["conversion_n"] = np.maximum(stages["conversion_n"] / phi, 2.0)
     if segs:
-        stages, seg_fits = _segment_rows(stages, fits, obs, deals, segs, paths.cycle)
+        stages, seg_fits = _segment_rows(stages, fits, obs, deals, segs, paths.cycle, phi)
     else:
         seg_fits = {}
     if paths.cycle:
         stages = stages.drop(columns=["loss_days", "loss_cv", "loss_dist", "loss_recorded"])
     elif not (stages["loss_recorded"] < 1.0).any():
         stages = stages.drop(columns="loss_recorded")  # every loss recorded: the default
-    phi = _overdispersion(obs, list(fits.values()), cut) if history.dated else 1.0
     if phi > 1.0:
-        stages["conversion_n"] = np.maximum(stages["conversion_n"] / phi, 2.0)
         report.append(
             {
                 "item": "conversion drifts month to month",
@@ -380,15 +381,21 @@ def _segment_rows(
     deals: pd.DataFrame,
     segs: list[str],
     cycle: bool,
+    phi: float,
 ) -> tuple[pd.DataFrame, dict[tuple[str, tuple[object, ...]], StageFit]]:
     """Per segment combination, each stage's conversion and clocks pooled towards the overall.
 
     Each segment's stage is fitted like the whole stage (same laws and cvs), its
     clocks' means pulled towards the overall ones by ``SEGMENT_DWELL_WEIGHT``
-    pseudo-deals; its conversion is then pooled (beta-binomial) on the evidence
-    the fit gives it. Without events only the conversions are segmented: the
-    clocks are on the creation clock and stay the funnel row's.
+    pseudo-deals; its conversion is then pooled (beta-binomial, the pooling weight
+    ``m`` from the spread between segments) and written as the pooled estimate
+    with the weights the engine draws it with around the whole stage's draw
+    (:func:`segment_weights`: each deal counted once, the whole stage's spread
+    shared). The evidence is divided by ``phi``, the drift's dispersion. Without
+    events only the conversions are segmented: the clocks are on the creation
+    clock and stay the funnel row's.
     """
+    stages["conversion_pool"] = np.nan
     for col in segs:
         stages[col] = None
     keyed = obs.join(deals[segs], on="row").dropna(subset=segs)
@@ -426,18 +433,19 @@ def _segment_rows(
             )
             for _, g in groups
         ]
-        n = np.array([f.conversion_n for f in group_fits])
+        n = np.array([f.conversion_n for f in group_fits]) / phi
         own = np.array([f.conversion for f in group_fits])
-        pooled, evidence, _ = pooled_conversion(
-            float(base["conversion"]), own * n, n, cap=float(base["conversion_n"])
-        )
-        for (key, _), f, p, e in zip(groups, group_fits, pooled, evidence, strict=True):
+        c, n_book = float(base["conversion"]), float(base["conversion_n"])
+        pooled, _, m = pooled_conversion(c, own * n, n, cap=n_book)
+        evidence, pool = segment_weights(c, n_book, pooled, n, m)
+        for (key, _), f, p, e, k in zip(groups, group_fits, pooled, evidence, pool, strict=True):
             values = key if isinstance(key, tuple) else (key,)
             seg_fits[(stage, values)] = f
             row: dict[str, object] = {
                 "stage": stage,
                 "conversion": float(p),
                 "conversion_n": float(e),
+                "conversion_pool": float(k),
             }
             if not cycle and np.isfinite(f.dwell_days):
                 row.update(dwell_days=f.dwell_days, dwell_cv=f.dwell_cv, loss_cv=f.loss_cv)
@@ -448,6 +456,48 @@ def _segment_rows(
             row.update(dict(zip(segs, values, strict=True)))
             rows.append(row)
     return pd.concat([stages, pd.DataFrame(rows)], ignore_index=True), seg_fits
+
+
+def segment_weights(
+    c: float, n_book: float, pooled: np.ndarray, n: np.ndarray, m: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``conversion_n`` and ``conversion_pool`` of segment rows drawn around the whole stage.
+
+    ``c``, ``n_book``: the whole stage's conversion and evidence; ``pooled``, ``n``:
+    each segment's pooled conversion and own evidence; ``m``: the pooling weight.
+    The engine draws a segment as ``L`` times the whole stage's deviation plus a
+    deviation of its own (variance ``C``); two things fix them:
+
+    - each segment keeps its spread ``T = p(1-p)/(n+m+1) + k² Ve + r² Vs``: its
+      own posterior given the stage (``k = m/(n+m)``), the stage's sampling
+      variance ``Ve = c(1-c)/(N+1)`` (``N`` the segments' evidence together)
+      carried at the conjugate weight, and the rest ``Vs = V - Ve`` of the stage's
+      variance ``V = c(1-c)/(n_book+1)``, which the segments' own fits do not see
+      (the laws and shares they hold at the whole stage's values) and share whole
+      (``r = p(1-p)/(c(1-c))``, to the segment's scale);
+    - the whole book, the segments mixed by their evidence shares ``π``, is as
+      wide as the stage: ``L² V + Σ π² C = V``, so ``L² = (V - Σ π² T) / (V (1 -
+      Σ π²))`` (clipped to [0, 1]) and ``C = T - L² V``.
+
+    Returned as the engine's weights: ``w`` the Beta weight of ``C``, pool = ``L w``
+    and n = ``w - pool`` (:func:`pipesim.kernels.trial.conversions`).
+    """
+    v = c * (1.0 - c) / (n_book + 1.0)
+    if v <= 0.0 or not len(n):
+        return n, np.full(n.shape, m)
+    vs = max(v - c * (1.0 - c) / (float(n.sum()) + 1.0), 0.0)
+    k = m / (n + m)
+    q = pooled * (1.0 - pooled)
+    r = q / (c * (1.0 - c))
+    t = q / (n + m + 1.0) + k**2 * (v - vs) + r**2 * vs
+    share = n / n.sum()
+    s2 = float((share**2).sum())
+    load2 = 1.0 if s2 > 1.0 - 1e-9 else (v - float(share**2 @ t)) / (v * (1.0 - s2))
+    load2 = float(np.clip(load2, 0.0, 1.0))
+    cond = np.maximum(t - load2 * v, 0.01 * t)  # a segment never just copies the stage
+    w = np.maximum(q / cond - 1.0, 2.0)
+    own = np.maximum(w * (1.0 - np.sqrt(load2)), MIN_SEGMENT_N)
+    return own, w - own
 
 
 def _late_closes(deals: pd.DataFrame, cut: pd.Timestamp, report: list[dict[str, object]]) -> None:
@@ -601,17 +651,33 @@ def _estimates(
     """Long rows: each stage row's parameters as the scenario holds them, with standard errors.
 
     A conversion's se is the one its ``conversion_n`` gives the engine
-    (``sqrt(c (1 - c) / (n + 1))``: pooling and drift included). Without events
+    (``sqrt(c (1 - c) / (n + 1))``, drift included); a pooled segment's adds the
+    whole stage's spread it moves with (``conversion_pool``). Without events
     (``cycle_stages`` > 0) the dwell is the creation-to-win law's share: its se
     is scaled the same way, and there is no loss clock.
     """
     out = []
+    parent = {
+        str(stage): (float(c), float(n))
+        for stage, c, n in zip(
+            stages["stage"][: len(laws)],
+            stages["conversion"][: len(laws)],
+            stages["conversion_n"][: len(laws)],
+            strict=True,
+        )
+    }
     for row in stages.to_dict("records"):
         values = tuple(row[c] for c in segs)
         seg = bool(segs) and any(v is not None and v == v for v in values)
         fit = seg_fits[(row["stage"], values)] if seg else laws[row["stage"]]
         c, n = float(row["conversion"]), float(row["conversion_n"])
-        ses = {"conversion": float(np.sqrt(c * (1.0 - c) / (n + 1.0)))}
+        var = c * (1.0 - c) / (n + 1.0)
+        if seg:  # around the whole stage's draw: its spread, moved m / (n + m), adds
+            m = float(row.get("conversion_pool", 0.0))
+            w = n + m
+            c_p, n_p = parent[row["stage"]]
+            var = c * (1.0 - c) / (w + 1.0) + (m / w) ** 2 * c_p * (1.0 - c_p) / (n_p + 1.0)
+        ses = {"conversion": float(np.sqrt(var))}
         names = ["conversion"]
         if not (cycle_stages and seg):
             names += ["dwell_days", "dwell_cv"]
@@ -630,7 +696,7 @@ def _estimates(
         else:
             rule = f"censored MLE; advance clock {fit.dwell_dist}, loss clock {fit.loss_dist}"
         if seg:
-            rule += "; conversion pooled towards the whole stage's"
+            rule += "; conversion pooled towards the whole stage's (conversion_pool)"
         for name in names:
             value = row.get(name)
             if name == "loss_recorded" and (value is None or value != value):

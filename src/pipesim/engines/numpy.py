@@ -13,7 +13,7 @@ import numpy as np
 from scipy import special, stats
 
 from pipesim.kernels.streams import seed_bits
-from pipesim.kernels.tables import EXPONENTIAL, FIXED, GAMMA, LOGNORMAL
+from pipesim.kernels.tables import EXPONENTIAL, FIXED, GAMMA, LOGNORMAL, POOL_EPS, FunnelTable
 from pipesim.prepare.kernel_inputs import Prepared
 
 _MAX_CELLS = 2_000_000  # trials x deals held at once
@@ -109,6 +109,24 @@ def _book(
         won += np.bincount(flat, minlength=won.size).reshape(won.shape)
 
 
+def _conversions(rng: np.random.Generator, funnel: FunnelTable, tb: int) -> np.ndarray:
+    """[trial, unit] conversions: roots from their Beta, pooled segments around their parent."""
+    unit_conv, unit_n = funnel.unit_conv, funnel.unit_n
+    parent, pool = funnel.unit_parent, funnel.unit_pool
+    inside = (unit_conv > 0) & (unit_conv < 1)
+    conv = np.broadcast_to(unit_conv, (tb, unit_conv.size)).copy()
+    roots = (unit_n > 0) & inside & (parent < 0)
+    c, n = unit_conv[roots], unit_n[roots]
+    conv[:, roots] = rng.beta(c * n, (1 - c) * n, size=(tb, c.size))
+    kids = np.flatnonzero(inside & (parent >= 0))
+    if kids.size:
+        p, w = parent[kids], unit_n[kids] + pool[kids]
+        shift = pool[kids] / w * (conv[:, p] - unit_conv[p])
+        mean = np.clip(unit_conv[kids] + shift, POOL_EPS, 1.0 - POOL_EPS)
+        conv[:, kids] = rng.beta(mean * w, (1.0 - mean) * w)
+    return conv
+
+
 def run(
     prepared: Prepared, trials: int, seed: int, *, thin_arrivals: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +137,7 @@ def run(
     by the benchmarks. Without it every lead walks the funnel (the oracle form).
     """
     funnel, deals, arrivals = prepared.funnel, prepared.deals, prepared.arrivals
-    unit_conv, unit_n, unit_of = funnel.unit_conv, funnel.unit_n, funnel.unit_of
+    unit_of = funnel.unit_of
     code, p1, p2, value_sigma = (
         funnel.dwell_code,
         funnel.dwell_p1,
@@ -140,12 +158,9 @@ def run(
     block = max(1, min(trials, _MAX_CELLS // max(n_deals, 1)))
     s0_of = gs_of % n_stages
     aged, s_adv, s_loss = _advance_odds(prepared)
-    random_units = (unit_n > 0) & (unit_conv > 0) & (unit_conv < 1)
     for first in range(0, trials, block):
         tb = min(block, trials - first)
-        conv = np.broadcast_to(unit_conv, (tb, unit_conv.size)).copy()
-        c, n = unit_conv[random_units], unit_n[random_units]
-        conv[:, random_units] = rng.beta(c * n, (1 - c) * n, size=(tb, c.size))
+        conv = _conversions(rng, funnel, tb)
         conv_gs = conv[:, unit_of].reshape(tb, n_groups * n_stages)
         # P(win | in stage s) = product of this and later conversions.
         pwin = np.flip(np.cumprod(np.flip(conv_gs.reshape(tb, n_groups, n_stages), 2), 2), 2)
@@ -181,7 +196,13 @@ def run(
         if lam.size:
             rate = np.broadcast_to(lam, (tb, lam.size)).copy()
             fuzzy = lam_n > 0
-            rate[:, fuzzy] *= rng.gamma(lam_n[fuzzy], 1.0 / lam_n[fuzzy], size=(tb, fuzzy.sum()))
+            if fuzzy.any():  # one draw per trial and segment (rows of a segment share n)
+                keys, head, seg = np.unique(
+                    arrivals.rate_key[fuzzy], return_index=True, return_inverse=True
+                )
+                n_seg = lam_n[fuzzy][head]
+                x = rng.gamma(n_seg, 1.0 / n_seg, size=(tb, keys.size))
+                rate[:, fuzzy] *= x[:, seg]
             if thin_arrivals:
                 rate *= pwin[:, arr_g * n_stages]
             count = rng.poisson(rate)

@@ -20,9 +20,9 @@ from pipesim.io.parquet import parquet_shape, read_table, write_tables
 from pipesim.scenario.scenario import (
     DEAL_CHUNK,
     FORMAT_VERSION,
-    LOSS_COLUMNS,
     Scenario,
     make_scenario,
+    reserved,
 )
 
 SCENARIO_FILES = ("stages", "deals", "arrivals", "scenario")
@@ -151,7 +151,12 @@ def settings_table(scenario: Scenario) -> pd.DataFrame:
             "currency": [scenario.currency],
         }
     )
-    if any(c in scenario.stages.columns for c in LOSS_COLUMNS):
+    tables = {"stages": scenario.stages, "arrivals": scenario.arrivals}
+    if any(
+        c in table.columns and c not in reserved(name, 1)
+        for name, table in tables.items()
+        for c in reserved(name)
+    ):
         # Columns reserved since a later format: say which format the tables follow.
         settings["format_version"] = [FORMAT_VERSION]
     return settings

@@ -47,6 +47,7 @@ def add_arrivals(
     strips = (funnel.strip_edges, funnel.strip_ratio, funnel.strip_lf_max)
     key, g_of, t0, t1 = arrivals.key, arrivals.group, arrivals.t0, arrivals.t1
     lam_of, n_of, by = arrivals.leads, arrivals.leads_n, arrivals.by
+    rate_key = arrivals.rate_key
     amount_mu, amount_sigma = arrivals.amount_mu, arrivals.amount_sigma
     end = float(day_period.shape[0])
     base = ts ^ ARRIVAL_DOMAIN
@@ -55,7 +56,7 @@ def add_arrivals(
         lam = lam_of[r]
         n = n_of[r]
         if n > 0.0:
-            _, x = gamma(branch(rs, RATE_KEY), n)
+            _, x = gamma(branch(derive(base, rate_key[r]), RATE_KEY), n)
             lam *= x / n
         top = g_of[r] * n_stages
         # Thinning: the leads that go on to win are Poisson(lam * P(win from the top)).

@@ -18,6 +18,7 @@ import numpy as np
 
 # Dwell-time laws by code (``FunnelTable.dwell_code``).
 EXPONENTIAL, GAMMA, LOGNORMAL, FIXED = 0, 1, 2, 3
+POOL_EPS = 1e-9  # a pooled conversion's mean is kept inside (POOL_EPS, 1 - POOL_EPS)
 
 
 class FunnelTable(NamedTuple):
@@ -25,7 +26,9 @@ class FunnelTable(NamedTuple):
 
     A *unit* is one conversion parameter drawn once per trial (from
     Beta(conv * n, (1 - conv) * n) when n > 0, else fixed at conv); cells that take
-    their conversion from the same stage row share a unit.
+    their conversion from the same stage row share a unit. A *child* unit (a
+    segment row pooled towards its stage's funnel row) is drawn around its parent's
+    draw (:func:`pipesim.kernels.trial.conversions`); parents come before children.
 
     Dwell parameters by ``dwell_code``: exponential (p1 = mean), gamma (p1 = shape,
     p2 = scale, ``dwell_table`` = its strip table), lognormal (p1 = mu, p2 = sigma),
@@ -36,6 +39,8 @@ class FunnelTable(NamedTuple):
     unit_conv: np.ndarray  # float64 [units]: mean conversion
     unit_n: np.ndarray  # float64 [units]: effective deals behind it (0: exact)
     unit_of: np.ndarray  # int64 [groups, stages]: the unit of each cell
+    unit_parent: np.ndarray  # int64 [units]: the unit it is pooled towards (-1: none)
+    unit_pool: np.ndarray  # float64 [units]: the pooling weight m, in deals (0: none)
     dwell_code: np.ndarray  # int64 [cells]
     dwell_p1: np.ndarray  # float64 [cells]
     dwell_p2: np.ndarray  # float64 [cells]
@@ -127,6 +132,7 @@ class ArrivalTable(NamedTuple):
     t1: np.ndarray  # float64: end day
     leads: np.ndarray  # float64: expected leads in [t0, t1)
     leads_n: np.ndarray  # float64: Gamma spread of the rate per trial (0: none)
+    rate_key: np.ndarray  # uint64: the rate draw's stream key, one per segment (all months)
     amount_mu: np.ndarray  # float64: log-mean of a lead's amount
     amount_sigma: np.ndarray  # float64: log-sd of a lead's amount
     by: np.ndarray  # int64: the by-group

@@ -28,7 +28,7 @@ from pipesim.kernels.samplers import (
     normal_tail,
 )
 from pipesim.kernels.streams import derive, mix
-from pipesim.kernels.tables import EXPONENTIAL, GAMMA, LOGNORMAL, FunnelTable
+from pipesim.kernels.tables import EXPONENTIAL, GAMMA, LOGNORMAL, POOL_EPS, FunnelTable
 
 SEED_DOMAIN = np.uint64(0x5EED5EED5EED5EED)
 CONV_DOMAIN = np.uint64(0xC0C0C0C0C0C0C0C0)
@@ -87,19 +87,34 @@ def multiplier(state: np.uint64, sigma: float) -> float:
 
 @jit
 def conversions(state: np.uint64, funnel: FunnelTable, out: np.ndarray) -> None:
-    """Draw this trial's conversions and fill out[g * S + s] with stage s's conversion."""
+    """Draw this trial's conversions and fill out[g * S + s] with stage s's conversion.
+
+    A unit without a parent: Beta(c n, (1 - c) n), or c itself when n is 0. A
+    child (pooled with weight m > 0 towards its parent, drawn before it): given the
+    parent's draw x_p of mean c_p, Beta(w·mean, w·(1 − mean)) with w = n + m and
+    mean = c + m/w · (x_p − c_p), which is the segment's posterior when its prior is
+    Beta(m·x_p, m·(1 − x_p)): the whole stage's uncertainty is shared by every
+    segment, each segment adds its own (its evidence n counted once).
+    """
     unit_key, unit_conv, unit_n, unit_of = (
         funnel.unit_key,
         funnel.unit_conv,
         funnel.unit_n,
         funnel.unit_of,
     )
+    parent, pool = funnel.unit_parent, funnel.unit_pool
     conv = np.empty(unit_key.shape[0])
     base = state ^ CONV_DOMAIN
     for u in range(unit_key.shape[0]):
         c = unit_conv[u]
         n = unit_n[u]
-        if n > 0.0 and 0.0 < c < 1.0:
+        p = parent[u]
+        if p >= 0 and 0.0 < c < 1.0:
+            m = pool[u]
+            w = n + m
+            mean = min(max(c + m / w * (conv[p] - unit_conv[p]), POOL_EPS), 1.0 - POOL_EPS)
+            _, c = beta(derive(base, unit_key[u]), mean * w, (1.0 - mean) * w)
+        elif n > 0.0 and 0.0 < c < 1.0:
             _, c = beta(derive(base, unit_key[u]), c * n, (1.0 - c) * n)
         conv[u] = c
     n_groups, n_stages = unit_of.shape

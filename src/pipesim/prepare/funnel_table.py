@@ -23,8 +23,9 @@ PARAMS = ("conversion", "conversion_n", "dwell_days", "dwell_cv", "dwell_dist", 
 
 
 def params_of(stages: pd.DataFrame) -> tuple[str, ...]:
-    """The parameters a stages table sets: :data:`PARAMS`, and the loss clock's if given."""
-    return PARAMS + tuple(c for c in LOSS_COLUMNS if c in stages.columns)
+    """The parameters a stages table sets: :data:`PARAMS`, the pooling and loss clock if given."""
+    optional = ("conversion_pool", *LOSS_COLUMNS)
+    return PARAMS + tuple(c for c in optional if c in stages.columns)
 
 
 def resolve(scenario: Scenario, groups: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
@@ -157,6 +158,71 @@ def row_labels(stages: pd.DataFrame, rows: np.ndarray, segs: Sequence[str]) -> l
     return out
 
 
+def conversion_units(scenario: Scenario, rows: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """The conversions drawn once per trial: ``(key, conv, n, unit_of, parent, pool)``.
+
+    One unit per distinct (row giving the conversion, row giving ``conversion_n``,
+    row giving ``conversion_pool``) over the cells, plus each stage's funnel row
+    (drawn even when every cell has a segment row: the segments are drawn around
+    it). A unit whose conversion comes from a segment row with a pooling weight
+    ``m`` > 0 is the *child* of its stage's funnel-row unit (``parent``, drawn
+    first; -1 for the others): each trial it is drawn from
+    Beta(w·mean, w·(1 − mean)), w = n + m, mean = conv + m/w · (the parent's draw
+    − the parent's conversion) (:func:`pipesim.kernels.trial.conversions`).
+    """
+    stages = scenario.stages
+    segs = list(scenario.stage_segments)
+    funnel = list(scenario.funnel)
+    n_rows = len(stages)
+    default = np.flatnonzero(scenario.default_rows.to_numpy())
+    funnel_row = dict(zip(stages["stage"].to_numpy()[default], default, strict=True))
+    pool_rows = rows.get("conversion_pool", np.full_like(rows["conversion"], -1))
+    # Each stage's funnel-row unit first (parents before children), then the cells'.
+    roots = np.array([funnel_row[s] for s in funnel], dtype=np.int64)
+    triples = np.concatenate(
+        [
+            np.stack([roots, roots, np.full_like(roots, -1)], axis=1),
+            np.stack(
+                [rows["conversion"].ravel(), rows["conversion_n"].ravel(), pool_rows.ravel()],
+                axis=1,
+            ),
+        ]
+    )
+    pool_all = (
+        stages["conversion_pool"].to_numpy(dtype=np.float64)
+        if "conversion_pool" in stages.columns
+        else np.full(n_rows, np.nan)
+    )
+    conv_row, n_row, pool_row = triples.T
+    pooled = (pool_row >= 0) & ~np.isin(conv_row, default)
+    pool = np.where(pooled, np.nan_to_num(pool_all[np.maximum(pool_row, 0)], nan=0.0), 0.0)
+    pooled &= pool > 0
+    # The funnel-row units have no pool; the others keep it only when they pool.
+    code = (conv_row * (n_rows + 1) + n_row + 1) * 2 + pooled
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # first-seen order: the roots come first
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    unit_of = rank[inverse[len(roots) :]].reshape(rows["conversion"].shape).astype(np.int64)
+    pick = first[order]
+    conv_row, n_row, pool, pooled = conv_row[pick], n_row[pick], pool[pick], pooled[pick]
+    conv_n = stages["conversion_n"].to_numpy(dtype=np.float64)
+    unit_conv = stages["conversion"].to_numpy(dtype=np.float64)[conv_row]
+    unit_n = np.nan_to_num(np.where(n_row >= 0, conv_n[np.maximum(n_row, 0)], 0.0), nan=0.0)
+    stage_of = {name: s for s, name in enumerate(funnel)}
+    unit_stage = np.array([stage_of[n] for n in stages["stage"].to_numpy()[conv_row]])
+    unit_parent = np.where(pooled, unit_stage, -1).astype(np.int64)  # root s is unit s
+    unit_key = stable_hash(
+        [
+            f"conv|{a}|{b}"
+            for a, b in zip(
+                row_labels(stages, conv_row, segs), row_labels(stages, n_row, segs), strict=True
+            )
+        ]
+    )
+    return unit_key, unit_conv, unit_n, unit_of, unit_parent, np.where(pooled, pool, 0.0)
+
+
 def build_funnel(
     scenario: Scenario, groups: pd.DataFrame, source: str
 ) -> tuple[FunnelTable, dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -167,7 +233,6 @@ def build_funnel(
     stage-table row supplying each parameter per (group, stage).
     """
     stages = scenario.stages
-    segs = list(scenario.stage_segments)
     rows = resolve(scenario, groups, source)
 
     def take(param: str) -> np.ndarray:
@@ -178,25 +243,8 @@ def build_funnel(
     dwell_cv = take("dwell_cv").astype(np.float64)
     dist = take("dwell_dist").astype(str)
     value_cv = take("value_cv").astype(np.float64)
-    conv_n = stages["conversion_n"].to_numpy(dtype=np.float64)
 
-    # Conversion units: one per distinct (row giving conversion, row giving n).
-    pair = rows["conversion"] * (len(stages) + 1) + (rows["conversion_n"] + 1)
-    unit_ids, unit_of = np.unique(pair, return_inverse=True)
-    unit_of = unit_of.reshape(pair.shape).astype(np.int64)
-    conv_row = unit_ids // (len(stages) + 1)
-    n_row = unit_ids % (len(stages) + 1) - 1
-    unit_conv = stages["conversion"].to_numpy(dtype=np.float64)[conv_row]
-    unit_n = np.where(n_row >= 0, conv_n[np.maximum(n_row, 0)], 0.0)
-    unit_n = np.nan_to_num(unit_n, nan=0.0)
-    unit_key = stable_hash(
-        [
-            f"conv|{a}|{b}"
-            for a, b in zip(
-                row_labels(stages, conv_row, segs), row_labels(stages, n_row, segs), strict=True
-            )
-        ]
-    )
+    unit_key, unit_conv, unit_n, unit_of, unit_parent, unit_pool = conversion_units(scenario, rows)
 
     loss = loss_laws(scenario, rows, source)
     code, p1, p2, tab, strips = dwell_arrays(dist, dwell_mean, dwell_cv)
@@ -207,6 +255,8 @@ def build_funnel(
         unit_conv=unit_conv,
         unit_n=unit_n,
         unit_of=unit_of,
+        unit_parent=unit_parent,
+        unit_pool=unit_pool,
         dwell_code=code.ravel(),
         dwell_p1=p1.ravel(),
         dwell_p2=p2.ravel(),

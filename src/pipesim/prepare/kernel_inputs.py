@@ -260,7 +260,7 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
     prepared = Prepared(
         funnel=funnel_arrays,
         deals=DealTable.empty(),
-        arrivals=_arrival_arrays(scenario, arr, months, bounds, arr_g, arr_by),
+        arrivals=_arrival_arrays(scenario, arr, months, bounds, arr_g, arr_by, notes),
         bounds=bounds,
         day_period=np.repeat(
             np.arange(len(bounds) - 1, dtype=np.int64), np.diff(bounds).astype(np.int64)
@@ -298,6 +298,7 @@ def _arrival_arrays(
     bounds: np.ndarray,
     arr_g: np.ndarray,
     arr_by: np.ndarray,
+    notes: list[str],
 ) -> ArrivalTable:
     # Rows repeating the same month and segment get distinct random streams.
     # (Element by element: a missing segment value reads "None", never NaN.)
@@ -324,17 +325,47 @@ def _arrival_arrays(
     arr_keys = stable_hash(
         [f"arr|{label}|{occ}" for label, occ in zip(labels, occurrence, strict=True)]
     )
+    # The rate's uncertainty is drawn once per trial and segment (every month alike).
+    segment = pd.Series(
+        ["|".join(row) for row in label_cols.drop(columns="period").itertuples(index=False)],
+        dtype=object,
+    )
+    leads_n = segment_evidence(segment, arr["leads_n"].to_numpy(dtype=np.float64), notes)
     return ArrivalTable(
         key=arr_keys,
         group=arr_g.astype(np.int64),
         t0=t0,
         t1=t1,
         leads=leads,
-        leads_n=np.nan_to_num(arr["leads_n"].to_numpy(dtype=np.float64), nan=0.0),
+        leads_n=leads_n,
+        rate_key=stable_hash([f"rate|{label}" for label in segment]),
         amount_mu=amount_mu,
         amount_sigma=np.sqrt(sigma2),
         by=arr_by.astype(np.int64),
     )
+
+
+def segment_evidence(segment: pd.Series, leads_n: np.ndarray, notes: list[str]) -> np.ndarray:
+    """Each arrival row's ``leads_n`` for a rate drawn once per trial and segment.
+
+    The rows of one segment share one draw, so they share its evidence: the
+    smallest positive ``leads_n`` among them (the widest spread they state; a
+    row without one keeps its rate exact). A note counts the segments whose rows
+    disagreed.
+    """
+    n = np.nan_to_num(leads_n, nan=0.0)
+    positive = pd.Series(np.where(n > 0, n, np.nan))
+    low = positive.groupby(segment.to_numpy()).transform("min").to_numpy()
+    high = positive.groupby(segment.to_numpy()).transform("max").to_numpy()
+    mixed = (n > 0) & (low < high)
+    if mixed.any():
+        count = segment[mixed].nunique()
+        notes.append(
+            f"arrivals: {count} segment(s) give different leads_n in different months; the "
+            "lead rate's uncertainty is drawn once per trial and segment, with the smallest "
+            "leads_n of each (the widest spread stated)."
+        )
+    return np.where(n > 0, low, 0.0)
 
 
 def prepare_deals(context: DealContext, rows: pd.DataFrame) -> DealTable:

@@ -25,7 +25,7 @@ from pipesim.scenario.deal_checks import check_deals
 # never as segments). A scenario.parquet without format_version is format 1; a
 # format-1 scenario holding a column reserved later gets a clear message, since it
 # may be an old segment of that name.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     1: {
         "stages": (
@@ -44,6 +44,8 @@ RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     2: {"stages": ("loss_days", "loss_cv", "loss_dist")},
     # The share of a stage's losses that the CRM records (the rest stay open for ever).
     3: {"stages": ("loss_recorded",)},
+    # A segment row's pooling towards the stage's funnel row (hierarchical conversions).
+    4: {"stages": ("conversion_pool",)},
 }
 
 

@@ -202,6 +202,37 @@ def _loss_columns(
     return out
 
 
+def _pool_column(table: pd.DataFrame, source: str, default: np.ndarray) -> np.ndarray | None:
+    """``conversion_pool``: a segment row's pooling weight towards its stage's funnel row.
+
+    Only segment rows pool (a funnel row has nothing to pool towards); a weight is
+    a number of pseudo-deals, >= 0 and finite. None when the table has no such column.
+    """
+    if "conversion_pool" not in table.columns:
+        return None
+    pool = _numeric(table, source, "conversion_pool", None)
+    bad = ~np.isnan(pool) & ~((pool >= 0) & np.isfinite(pool))
+    _check(
+        source,
+        "conversion_pool",
+        "are negative or not finite",
+        table,
+        bad,
+        "conversion_pool is the weight, in deals, of the stage's funnel-row conversion in "
+        "this segment's (>= 0); leave it empty for a segment drawn on its own.",
+    )
+    _check(
+        source,
+        "conversion_pool",
+        "are set on a funnel row",
+        table,
+        default & ~np.isnan(pool),
+        "conversion_pool pools a segment row towards its stage's funnel row; leave it "
+        "empty on the funnel rows (segment columns empty).",
+    )
+    return pool
+
+
 def check_stages(
     table: pd.DataFrame, source: str, known: Sequence[str], dists: Sequence[str]
 ) -> pd.DataFrame:
@@ -310,6 +341,7 @@ def check_stages(
         "conversion_n is the effective number of deals behind the conversion (> 0); leave "
         "it empty for a conversion known exactly.",
     )
+    pool = _pool_column(table, source, default)
     dist = _dist(table, source, "dwell_dist", dists)
     loss = _loss_columns(table, source, default, dists)
 
@@ -326,6 +358,8 @@ def check_stages(
     out["dwell_dist"] = dist.to_numpy()
     out["value_cv"] = fill(vcv, 0.0)
     out["conversion_n"] = n
+    if pool is not None:
+        out["conversion_pool"] = pool
     for col, values in loss.items():
         out[col] = values
     out = out[[*(c for c in known if c in out.columns), *segs]]  # reserved order, then segments

@@ -1,0 +1,152 @@
+"""Segments drawn around the whole stage (``conversion_pool``), lead rates once per segment.
+
+Exact moments of the hierarchical draw, checked on the kernel's own draws; the
+numba engine against the NumPy reference on a pooled book; and the lead rate's
+uncertainty shared by every month of a segment. Tolerances are Z Monte Carlo
+standard errors (conftest), each derived below.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pipesim
+from conftest import Z, build, deals_frame, stages_frame
+from pipesim.engines.numba import trial_conversions
+from pipesim.errors import ScenarioError
+from pipesim.prepare.kernel_inputs import prepare
+
+C_P, N_P = 0.4, 50.0  # the whole stage S3
+C, N, M = 0.6, 30.0, 20.0  # region North: own evidence N, pooled with weight M
+
+
+def _pooled_stages(pool=M):
+    stages = stages_frame([0.5, 0.5, C_P], dwell_days=2.0, region=None)
+    stages["conversion_n"] = [np.nan, np.nan, N_P]
+    stages["conversion_pool"] = np.nan
+    row = {"stage": "S3", "conversion": C, "conversion_n": N, "conversion_pool": pool}
+    return pd.concat([stages, pd.DataFrame([{**row, "region": "North"}])], ignore_index=True)
+
+
+def _book(n=2_000):
+    return deals_frame(["S3"] * n, 1.0, region=["North", "South"] * (n // 2))
+
+
+def test_pooled_segment_moves_with_the_whole_stage_by_exact_moments():
+    prepared = prepare(build(_pooled_stages(), _book(), format_version=4), by=["region"])
+    trials = 40_000
+    conv = trial_conversions(3, 0, prepared, trials, True)
+    groups = prepared.by_values  # by-groups follow the parameter groups' first-seen order
+    assert groups["region"].tolist() == ["North", "South"]
+    north, south = conv[:, 0 * 3 + 2], conv[:, 1 * 3 + 2]  # cell = group * stages + stage
+    var_p = C_P * (1 - C_P) / (N_P + 1)  # Beta(c n, (1 - c) n)
+    k, w = M / (N + M), N + M
+    # Child | parent ~ Beta(w mean, w (1 - mean)), mean = C + k (parent - C_P):
+    # E = C; Cov(child, parent) = k var_p; Var = E[mean (1 - mean)] / (w + 1) + k^2 var_p.
+    var_c = (C * (1 - C) - k**2 * var_p) / (w + 1) + k**2 * var_p
+    assert abs(south.mean() - C_P) < Z * np.sqrt(var_p / trials)
+    assert abs(north.mean() - C) < Z * np.sqrt(var_c / trials)
+    # SE of a sample variance ~ var sqrt(2 / T) (Beta draws: near-normal, 1.5x slack).
+    assert abs(south.var() / var_p - 1) < Z * np.sqrt(2 / trials) * 1.5
+    assert abs(north.var() / var_c - 1) < Z * np.sqrt(2 / trials) * 1.5
+    # Correlation k sqrt(var_p / var_c); SE of a correlation ~ (1 - r^2) / sqrt(T).
+    r = k * np.sqrt(var_p / var_c)
+    got = np.corrcoef(north, south)[0, 1]
+    assert abs(got - r) < Z * (1 - r**2) / np.sqrt(trials), (got, r)
+    assert r > 0.3  # the test has power: far from independent draws
+
+
+def test_pool_zero_draws_the_segment_on_its_own():
+    prepared = prepare(build(_pooled_stages(pool=0.0), _book(), format_version=4), by=["region"])
+    conv = trial_conversions(3, 0, prepared, 20_000, True)
+    r = np.corrcoef(conv[:, 2], conv[:, 5])[0, 1]
+    assert abs(r) < Z / np.sqrt(20_000)
+
+
+def test_pooled_book_numba_matches_numpy_reference():
+    sc = build(_pooled_stages(), _book(), format_version=4)
+    trials = 4_000
+    fast = pipesim.simulate(sc, trials=trials, seed=1, by="region")
+    ref = pipesim.simulate(sc, trials=trials, seed=2, by="region", engine="numpy")
+    a, b = fast.won[:, :, 1:].sum(axis=1), ref.won[:, :, 1:].sum(axis=1)
+    se = np.sqrt(a.var(axis=0) / trials + b.var(axis=0) / trials)
+    assert (np.abs(a.mean(axis=0) - b.mean(axis=0)) < Z * se).all()
+    sd_a, sd_b = a.std(axis=0), b.std(axis=0)
+    assert (np.abs(sd_a - sd_b) < Z * np.sqrt((sd_a**2 + sd_b**2) / (2 * trials)) * 1.5).all()
+    # The whole book's spread includes the segments' shared part: corr(North, South) > 0.
+    r = np.corrcoef(a[:, 0], a[:, 1])[0, 1]
+    assert r > Z / np.sqrt(trials), r
+
+
+def test_conversion_pool_is_checked():
+    stages = _pooled_stages()
+    stages.loc[2, "conversion_pool"] = 5.0  # a funnel row
+    with pytest.raises(ScenarioError, match=r"conversion_pool.*funnel row"):
+        build(stages, _book(), format_version=4)
+    stages = _pooled_stages(pool=-1.0)
+    with pytest.raises(ScenarioError, match="conversion_pool"):
+        build(stages, _book(), format_version=4)
+
+
+def test_conversion_pool_is_reserved_since_format_4():
+    stages = _pooled_stages()
+    with pytest.raises(ScenarioError, match="reserved since scenario format 4"):
+        build(stages, _book(), format_version=3)
+
+
+def _arrivals(months, leads, leads_n, region):
+    return pd.DataFrame(
+        {
+            "period": months,
+            "leads": leads,
+            "amount": 1.0,
+            "amount_cv": 0.0,
+            "leads_n": leads_n,
+            "region": region,
+        }
+    )
+
+
+def test_lead_rate_is_drawn_once_per_trial_and_segment():
+    # Every lead wins one day after arriving: won = leads. One region over 6 months,
+    # leads_n 25: the six months share one Gamma(25)/25 multiplier, so the total's
+    # variance is lam + lam^2 / 25 (mixed Poisson), not lam + sum(lam_k^2) / 25.
+    stages = stages_frame([1.0, 1.0, 1.0], dwell_days=0.001, dwell_cv=0.0)
+    months = [f"2027-{k:02d}" for k in range(1, 7)]
+    arr = _arrivals(months, 400.0, 25.0, "North")
+    sc = build(stages, None, arr, horizon_months=6)
+    res = pipesim.simulate(sc, trials=10_000, seed=21)
+    won = res.won[:, :, 0]
+    total = won.sum(axis=1)
+    lam = won.mean(axis=0).sum()
+    var = lam + lam**2 / 25.0
+    t = total.size
+    assert abs(total.var(ddof=1) / var - 1) < Z * np.sqrt(2 / t) * 1.5
+    assert total.var(ddof=1) > 3 * (lam + lam**2 / 25.0 / 6)  # the per-month draw: 6x less
+    # Months move together: correlation of two months ~ (lam_k^2/25) / var_k = 16/17.
+    rho = np.corrcoef(won[:, 1], won[:, 4])[0, 1]
+    assert abs(rho - 16.0 / 17.0) < Z * (1 - (16 / 17) ** 2) / np.sqrt(t) * 2
+
+
+def test_segments_draw_their_rates_apart_and_mixed_evidence_is_noted():
+    stages = stages_frame([1.0, 1.0, 1.0], dwell_days=0.001, dwell_cv=0.0)
+    arr = _arrivals(
+        ["2027-01", "2027-02", "2027-01", "2027-02"],
+        400.0,
+        [25.0, 25.0, 10.0, 40.0],
+        ["North", "North", "South", "South"],
+    )
+    res = pipesim.simulate(
+        build(stages, None, arr, horizon_months=2), trials=10_000, seed=4, by="region"
+    )
+    won = res.won.sum(axis=1)[:, 1:]
+    r = np.corrcoef(won[:, 0], won[:, 1])[0, 1]
+    assert abs(r) < Z / np.sqrt(10_000)
+    # South's two months use the smaller leads_n (10): variance 800 + 800^2 / 10.
+    seg = res.segments["region"].tolist()
+    south = won[:, seg.index("South")]
+    var = 800.0 + 800.0**2 / 10.0
+    assert abs(south.var(ddof=1) / var - 1) < Z * np.sqrt(2 / 10_000) * 1.5
+    assert any("different leads_n" in note for note in res.notes)
