@@ -9,7 +9,7 @@ and optionally ``arrivals.parquet``. A ``deals.parquet`` of more than
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,12 +176,17 @@ def _format_version(text: str, source: str) -> int:
     return int(number)
 
 
-def refuse_to_overwrite(folder: str | os.PathLike[str], force: bool) -> None:
-    """Stop before writing a scenario over one already in ``folder`` (unless ``force``)."""
+def refuse_to_overwrite(
+    folder: str | os.PathLike[str], force: bool, names: Sequence[str] = SCENARIO_FILES
+) -> None:
+    """Stop before writing a scenario over one already in ``folder`` (unless ``force``).
+
+    ``names`` are the tables that count as a scenario already there.
+    """
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} is a file; give a folder for the scenario.", parameters=("out",))
-    clash = [out / f"{n}.parquet" for n in SCENARIO_FILES if (out / f"{n}.parquet").exists()]
+    clash = [out / f"{n}.parquet" for n in names if (out / f"{n}.parquet").exists()]
     if clash and not force:
         raise InputError(
             f"{out} already holds {', '.join(p.name for p in clash)}; "
