@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pipesim.calibration.backtest import format_backtest
 from pipesim.calibration.commands import backtest, calibrate
+from pipesim.datasets import write_example_history
 from pipesim.engines import registry
 from pipesim.errors import InputError, MissingDependencyError, PipesimWarning
 from pipesim.io import parquet, scenario_folder, scenario_workbook
@@ -40,6 +41,7 @@ __all__ = [
     "calibrate",
     "check_output_folder",
     "compare",
+    "example_history",
     "export_scenario",
     "format_backtest",
     "format_report",
@@ -235,6 +237,15 @@ def import_scenario(
             stacklevel=2,
         )
     return written
+
+
+def example_history(directory: str | os.PathLike[str] = ".", force: bool = False) -> list[Path]:
+    """Write the generated example CRM history (``deals.csv``, ``events.csv``) into ``directory``.
+
+    Generic format, stages Lead, Demo, Proposal, a ``region`` segment, exported on
+    2017-07-01: the files the README's calibrate example reads. Not real data.
+    """
+    return write_example_history(directory, force=force)
 
 
 def run_json(result: Result) -> str:

@@ -337,6 +337,24 @@ def _clock_laws(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
+@main.command("example-history")
+@click.argument("directory", default=".", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite deals.csv and events.csv in DIRECTORY.")
+def example_history(directory: Path, force: bool) -> None:
+    """Write a generated example CRM history (deals.csv, events.csv) into DIRECTORY.
+
+    Not real data: 1,500 deals (stages Lead, Demo, Proposal; a region column) exported
+    on 2017-07-01, in the generic format `pipesim calibrate` reads.
+    """
+    with _user_errors():
+        written = api.example_history(directory, force=force)
+    click.echo(
+        f"Wrote {', '.join(str(p) for p in written)}\nCalibrate a scenario from it: pipesim "
+        f"calibrate {written[0]} --events {written[1]} --as-of 2017-07-01 --out my_scenario "
+        "--stages Lead,Demo,Proposal --segments region"
+    )
+
+
 @main.command()
 @click.argument("history", type=click.Path(path_type=Path))
 @click.option("--events", type=click.Path(path_type=Path), default=None, help="Stage history CSV.")
