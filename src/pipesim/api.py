@@ -46,6 +46,7 @@ __all__ = [
     "format_backtest",
     "format_report",
     "format_run",
+    "funnel_note",
     "health",
     "import_scenario",
     "init_scenario",
@@ -246,6 +247,25 @@ def example_history(directory: str | os.PathLike[str] = ".", force: bool = False
     2017-07-01: the files the README's calibrate example reads. Not real data.
     """
     return write_example_history(directory, force=force)
+
+
+def funnel_note(format: str, stages: int) -> str:
+    """What a calibrated funnel's size means for this export (empty when there is nothing to say).
+
+    The Maven export gives one stage: it says why, and what that means for a forecast.
+    """
+    if format != "maven" or stages != 1:
+        return ""
+    return (
+        "Why one stage: the Maven export records each deal's current stage only (Prospecting, "
+        "Engaging, Won, Lost), never when a deal changed stage, and gives Prospecting deals no "
+        "date at all. So the funnel is the one stage that can be timed, Engaging, from "
+        "engage_date to the close: its conversion is the share of engaged deals that are won, its "
+        "clocks the time from engaging to a win or to a loss. Every open deal is forecast from "
+        "that stage at its age since engage_date (an old one has lower odds); there is no "
+        "stage-by-stage view (health, stage levers and the funnel report have one stage). The "
+        "funnel is what the data holds, so runs do not warn about its size."
+    )
 
 
 def run_json(result: Result) -> str:

@@ -418,6 +418,9 @@ def calibrate(
         f"\nWrote {out}: {len(sc.funnel)} stage(s), {sc.deal_count:,} open deals, "
         f"{len(sc.arrivals):,} arrival rows, as of {sc.as_of}. {then}"
     )
+    note = api.funnel_note(fmt, len(sc.funnel))
+    if note:
+        click.echo(f"\n{note}")
 
 
 @main.command()
