@@ -248,3 +248,18 @@ def test_run_with_nothing_to_simulate_says_so(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "Warning:" in res.output and "nothing to simulate" in res.output
+
+
+def test_calibrate_on_maven_says_why_one_stage_and_runs_without_the_funnel_warning(tmp_path):
+    from pipesim.datasets import maven_crm_path
+
+    out = tmp_path / "maven"
+    res = CliRunner().invoke(main, ["calibrate", str(maven_crm_path()), "--format", "maven",
+                                    "--as-of", "2017-07-01", "--out", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "Why one stage: the Maven export records each deal's current stage only" in res.output
+    assert "runs do not warn about its size" in res.output
+    res = CliRunner().invoke(main, ["run", str(out), "--trials", "50", "--quiet",
+                                    "--out", str(tmp_path / "results")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "Warning" not in res.output

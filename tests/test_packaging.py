@@ -17,6 +17,8 @@ def test_wheel_ships_the_demo_scenario(wheel):
     for table in ("stages", "deals", "arrivals", "scenario"):
         assert f"pipesim/scenarios/demo/{table}.parquet" in names
     assert "pipesim/kernels/trial.py" in names
+    for name in ("deals", "events"):  # the example history the README calibrates
+        assert f"pipesim/datasets/example_crm/{name}.csv" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "pipesim = pipesim.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
 

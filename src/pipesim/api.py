@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from pipesim.calibration.backtest import format_backtest
 from pipesim.calibration.commands import backtest, calibrate
+from pipesim.datasets import write_example_history
 from pipesim.engines import registry
-from pipesim.errors import InputError, MissingDependencyError
-from pipesim.io import parquet, scenario_folder
+from pipesim.errors import InputError, MissingDependencyError, PipesimWarning
+from pipesim.io import parquet, scenario_folder, scenario_workbook
 from pipesim.io.parquet import check_output_folder
+from pipesim.io.workbook import require_openpyxl
 from pipesim.plan.compare import compare
 from pipesim.plan.health import health
+from pipesim.plan.levers import gather_variants
 from pipesim.plan.sensitivity import sensitivity
 from pipesim.plan.target import target
 from pipesim.scenario.demo import demo_path, demo_readme, demo_tables
 from pipesim.scenario.extend_arrivals import extend_arrivals as carry_arrivals
+from pipesim.scenario.show import DEAL_ROWS, scenario_text
 from pipesim.simulation.bench import bench
 from pipesim.simulation.result import Result
 from pipesim.simulation.simulate import simulate
@@ -36,10 +41,14 @@ __all__ = [
     "calibrate",
     "check_output_folder",
     "compare",
+    "example_history",
+    "export_scenario",
     "format_backtest",
     "format_report",
     "format_run",
+    "funnel_note",
     "health",
+    "import_scenario",
     "init_scenario",
     "report",
     "require_report_extras",
@@ -47,6 +56,7 @@ __all__ = [
     "run_scenario",
     "sensitivity",
     "set_threads",
+    "show_scenario",
     "target",
     "write_results",
 ]
@@ -158,6 +168,104 @@ def init_scenario(directory: str | os.PathLike[str], force: bool = False) -> lis
     readme = folder / "README.md"
     readme.write_text(demo_readme(tables), encoding="utf-8")
     return [*written, readme]
+
+
+def show_scenario(
+    scenario: str | os.PathLike[str] | None = None, *, deal_rows: int = DEAL_ROWS
+) -> str:
+    """A scenario folder's tables as text (default: the bundled demo), as pipesim reads them.
+
+    The settings, every stage row, the first ``deal_rows`` deals with their count, every
+    arrivals row, and the levers table when the folder has one.
+    """
+    if deal_rows < 0:
+        raise InputError(f"deal_rows={deal_rows}: must be 0 or more.", parameters=("deal_rows",))
+    folder = Path(scenario) if scenario is not None else demo_path()
+    loaded = scenario_folder.load_scenario(folder)
+    levers = parquet.read_tables(folder, ("levers",)).get("levers")
+    settings = scenario_folder.settings_table(loaded)
+    return scenario_text(loaded, settings, levers, deal_rows=deal_rows)
+
+
+def export_scenario(scenario: str | os.PathLike[str], workbook: str | os.PathLike[str]) -> Path:
+    """Write a scenario folder as one Excel workbook, a sheet per table.
+
+    Sheets ``stages``, ``deals``, ``arrivals``, ``scenario`` (the tables as pipesim reads
+    them: checked, defaults filled) and ``levers`` when the folder has ``levers.parquet``.
+    :func:`import_scenario` reads it back to the same tables. Needs openpyxl (the
+    ``report`` extra).
+    """
+    require_openpyxl("scenario export")
+    folder = Path(scenario)
+    loaded = scenario_folder.load_scenario(folder)
+    levers = parquet.read_tables(folder, ("levers",)).get("levers")
+    return scenario_workbook.write_scenario_workbook(workbook, loaded, levers)
+
+
+def import_scenario(
+    workbook: str | os.PathLike[str], directory: str | os.PathLike[str], force: bool = False
+) -> list[Path]:
+    """Write the scenario an Excel workbook holds as a scenario folder of Parquet files.
+
+    The workbook has the sheets :func:`export_scenario` writes (``arrivals`` and
+    ``levers`` optional); they are checked as a scenario folder is, and nothing is
+    written unless all pass. A folder that already holds a scenario is refused unless
+    ``force``; with ``force``, a ``levers.parquet`` the workbook has no sheet for is
+    removed (a warning says so). Needs openpyxl (the ``report`` extra).
+    """
+    require_openpyxl("scenario import")
+    folder = Path(directory)
+    scenario_folder.refuse_to_overwrite(folder, force, (*scenario_folder.SCENARIO_FILES, "levers"))
+    loaded, levers = scenario_workbook.read_scenario_workbook(workbook)
+    tables = scenario_folder.scenario_tables(loaded)
+    if levers is not None:
+        source = f"{workbook}, sheet 'levers'"
+        table = scenario_workbook.levers_table(levers, source)
+        try:
+            gather_variants(loaded, (), table, source)
+        except InputError as exc:
+            note = scenario_workbook.ROWS_NOTE if "row " in str(exc) else ""
+            raise InputError(str(exc) + note, parameters=exc.parameters) from None
+        tables["levers"] = table
+    written = parquet.write_tables(folder, tables, scenario_folder.scenario_metadata(loaded))
+    stale = folder / "levers.parquet"
+    if levers is None and stale.is_file():
+        stale.unlink()
+        warnings.warn(
+            f"{stale}: removed, as the workbook has no levers sheet (the folder now holds "
+            "the workbook's scenario only).",
+            PipesimWarning,
+            stacklevel=2,
+        )
+    return written
+
+
+def example_history(directory: str | os.PathLike[str] = ".", force: bool = False) -> list[Path]:
+    """Write the generated example CRM history (``deals.csv``, ``events.csv``) into ``directory``.
+
+    Generic format, stages Lead, Demo, Proposal, a ``region`` segment, exported on
+    2017-07-01: the files the README's calibrate example reads. Not real data.
+    """
+    return write_example_history(directory, force=force)
+
+
+def funnel_note(format: str, stages: int) -> str:
+    """What a calibrated funnel's size means for this export (empty when there is nothing to say).
+
+    The Maven export gives one stage: it says why, and what that means for a forecast.
+    """
+    if format != "maven" or stages != 1:
+        return ""
+    return (
+        "Why one stage: the Maven export records each deal's current stage only (Prospecting, "
+        "Engaging, Won, Lost), never when a deal changed stage, and gives Prospecting deals no "
+        "date at all. So the funnel is the one stage that can be timed, Engaging, from "
+        "engage_date to the close: its conversion is the share of engaged deals that are won, its "
+        "clocks the time from engaging to a win or to a loss. Every open deal is forecast from "
+        "that stage at its age since engage_date (an old one has lower odds); there is no "
+        "stage-by-stage view (health, stage levers and the funnel report have one stage). The "
+        "funnel is what the data holds, so runs do not warn about its size."
+    )
 
 
 def run_json(result: Result) -> str:

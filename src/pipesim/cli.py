@@ -269,6 +269,56 @@ def report_command(
         click.echo(f"and {len(written) - 1} more: {', '.join(str(p) for p in written[1:])}")
 
 
+# --- scenarios planners read and edit: show, Excel export and import --------------------------
+
+
+@main.command()
+@click.argument("scenario", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--deal-rows",
+    default=10,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Deals shown (the first ones; the count is always shown).",
+)
+def show(scenario: Path | None, deal_rows: int) -> None:
+    """Print the tables of SCENARIO (default: the bundled demo) as pipesim reads them."""
+    with _user_errors():
+        click.echo(api.show_scenario(scenario, deal_rows=deal_rows))
+
+
+@main.group("scenario")
+def scenario_group() -> None:
+    """A scenario folder as one Excel workbook, a sheet per table, and back."""
+
+
+@scenario_group.command("export")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.argument("workbook", metavar="FILE.xlsx", type=click.Path(path_type=Path))
+def scenario_export(directory: Path, workbook: Path) -> None:
+    """Write the scenario folder DIRECTORY as the workbook FILE.xlsx.
+
+    Sheets: stages, deals, arrivals, scenario, and levers when DIRECTORY has them.
+    """
+    with _user_errors():
+        written = api.export_scenario(directory, workbook)
+    click.echo(f"Wrote {written}\nEdit it, then: pipesim scenario import {written} DIR")
+
+
+@scenario_group.command("import")
+@click.argument("workbook", metavar="FILE.xlsx", type=click.Path(path_type=Path))
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite the scenario files if DIRECTORY has them.")
+def scenario_import(workbook: Path, directory: Path, force: bool) -> None:
+    """Check the workbook FILE.xlsx and write it as the scenario folder DIRECTORY."""
+    with _user_errors():
+        written = api.import_scenario(workbook, directory, force=force)
+    click.echo(
+        f"Wrote the scenario to {directory}: {', '.join(p.name for p in written)}\n"
+        f"Run it with: pipesim run {directory}"
+    )
+
+
 # --- calibration from CRM history and backtests (issue 3) ---------------------------------------
 
 _FORMATS = ["generic", "salesforce", "hubspot", "pipedrive", "maven", "ibm"]
@@ -285,6 +335,24 @@ def _clock_laws(command: Callable[..., None]) -> Callable[..., None]:
             help=f"Law of each stage's {clock} clock (auto: the likelier per stage).",
         )(command)
     return command
+
+
+@main.command("example-history")
+@click.argument("directory", default=".", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite deals.csv and events.csv in DIRECTORY.")
+def example_history(directory: Path, force: bool) -> None:
+    """Write a generated example CRM history (deals.csv, events.csv) into DIRECTORY.
+
+    Not real data: 1,500 deals (stages Lead, Demo, Proposal; a region column) exported
+    on 2017-07-01, in the generic format `pipesim calibrate` reads.
+    """
+    with _user_errors():
+        written = api.example_history(directory, force=force)
+    click.echo(
+        f"Wrote {', '.join(str(p) for p in written)}\nCalibrate a scenario from it: pipesim "
+        f"calibrate {written[0]} --events {written[1]} --as-of 2017-07-01 --out my_scenario "
+        "--stages Lead,Demo,Proposal --segments region"
+    )
 
 
 @main.command()
@@ -350,6 +418,9 @@ def calibrate(
         f"\nWrote {out}: {len(sc.funnel)} stage(s), {sc.deal_count:,} open deals, "
         f"{len(sc.arrivals):,} arrival rows, as of {sc.as_of}. {then}"
     )
+    note = api.funnel_note(fmt, len(sc.funnel))
+    if note:
+        click.echo(f"\n{note}")
 
 
 @main.command()

@@ -20,13 +20,22 @@ def money(value: float, currency: str = "") -> str:
     return f"{value:,.0f}" + (f" {currency}" if currency else "")
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
-    """Align columns: the first ``left`` columns to the left, the rest to the right."""
+def table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    left: int = 1,
+    right: Sequence[bool] | None = None,
+) -> str:
+    """Align columns: the first ``left`` columns to the left, the rest to the right.
+
+    ``right`` (one flag per column), when given, says which columns align right instead.
+    """
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    flush = list(right) if right is not None else [i >= left for i in range(len(header))]
     lines = []
     for r in [header, *rows]:
         cells = [
-            str(c).ljust(w) if i < left else str(c).rjust(w)
+            str(c).rjust(w) if flush[i] else str(c).ljust(w)
             for i, (c, w) in enumerate(zip(r, widths, strict=True))
         ]
         lines.append("  ".join(cells).rstrip())

@@ -9,6 +9,7 @@ and optionally ``arrivals.parquet``. A ``deals.parquet`` of more than
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pandas as pd
 
 from pipesim.errors import InputError, ScenarioError
 from pipesim.io.deal_file import DealFile
-from pipesim.io.parquet import parquet_shape, read_table, write_tables
+from pipesim.io.parquet import parquet_shape, read_metadata, read_table, write_tables
 from pipesim.scenario.scenario import (
     DEAL_CHUNK,
     FORMAT_VERSION,
@@ -26,6 +27,9 @@ from pipesim.scenario.scenario import (
 )
 
 SCENARIO_FILES = ("stages", "deals", "arrivals", "scenario")
+# The Parquet metadata of a scenario.parquet written by ``calibrate`` (export and import
+# keep it): such a funnel is the history's, and its size draws no warning.
+CALIBRATED = ("command", "calibrate")
 
 
 def load_scenario(
@@ -63,6 +67,7 @@ def load_scenario(
             "deals.parquet and scenario.parquet (`pipesim init DIR` writes an example)."
         )
     files = {name: folder / f"{name}.parquet" for name in SCENARIO_FILES}
+    refuse_csv(folder)
     for name in ("stages", "deals", "scenario"):
         if not files[name].is_file():
             raise ScenarioError(
@@ -78,8 +83,51 @@ def load_scenario(
     }
     if not deals_in_memory:
         tables["deals"] = DealFile(files["deals"], chunk)
+    return scenario_from_tables(
+        tables,
+        {**{k: str(v) for k, v in files.items()}, "path": str(folder)},
+        name=folder.name,
+        calibrated=is_calibrated(read_metadata(files["scenario"])),
+    )
+
+
+def refuse_csv(folder: Path) -> None:
+    """Stop at a CSV file where pipesim reads Parquet, saying how to convert it.
+
+    pipesim reads only Parquet (types and empty cells stay as written); a CSV would
+    be silently ignored (``arrivals.csv``, ``levers.csv``) or reported missing.
+    """
+    for name in (*SCENARIO_FILES, "levers"):
+        csv, parquet_file = folder / f"{name}.csv", folder / f"{name}.parquet"
+        if csv.is_file() and not parquet_file.is_file():
+            raise ScenarioError(
+                f"{csv}: pipesim reads scenario tables from Parquet files, not CSV. Convert it "
+                f"with pandas: python -c \"import pandas as pd; pd.read_csv('{csv}')"
+                f".to_parquet('{parquet_file}')\" (then check its dates and empty cells), or put "
+                "the tables in an Excel workbook (one sheet per table) and run "
+                "`pipesim scenario import FILE.xlsx DIR`."
+            )
+
+
+def is_calibrated(metadata: Mapping[str, str]) -> bool:
+    """Whether a scenario.parquet's metadata says ``calibrate`` wrote the scenario."""
+    return metadata.get(CALIBRATED[0]) == CALIBRATED[1]
+
+
+def scenario_from_tables(
+    tables: Mapping[str, Any],
+    sources: Mapping[str, str],
+    *,
+    name: str,
+    calibrated: bool = False,
+) -> Scenario:
+    """Check a scenario's tables (``stages``, ``deals``, ``scenario``, optional ``arrivals``).
+
+    ``sources`` names each table in messages; ``name`` is used when the settings
+    have none.
+    """
     settings = tables["scenario"]
-    src = str(files["scenario"])
+    src = sources["scenario"]
     if len(settings) != 1:
         raise ScenarioError(
             f"{src}: has {len(settings)} rows; it must have exactly one "
@@ -104,10 +152,11 @@ def load_scenario(
         tables.get("arrivals"),
         as_of=row["as_of"],
         horizon_months=row["horizon_months"],
-        name=text("name") or folder.name,
+        name=text("name") or name,
         currency=text("currency"),
-        sources={**{k: str(v) for k, v in files.items()}, "path": str(folder)},
+        sources=sources,
         format_version=_format_version(text("format_version"), src),
+        calibrated=calibrated,
     )
 
 
@@ -127,12 +176,17 @@ def _format_version(text: str, source: str) -> int:
     return int(number)
 
 
-def refuse_to_overwrite(folder: str | os.PathLike[str], force: bool) -> None:
-    """Stop before writing a scenario over one already in ``folder`` (unless ``force``)."""
+def refuse_to_overwrite(
+    folder: str | os.PathLike[str], force: bool, names: Sequence[str] = SCENARIO_FILES
+) -> None:
+    """Stop before writing a scenario over one already in ``folder`` (unless ``force``).
+
+    ``names`` are the tables that count as a scenario already there.
+    """
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} is a file; give a folder for the scenario.", parameters=("out",))
-    clash = [out / f"{n}.parquet" for n in SCENARIO_FILES if (out / f"{n}.parquet").exists()]
+    clash = [out / f"{n}.parquet" for n in names if (out / f"{n}.parquet").exists()]
     if clash and not force:
         raise InputError(
             f"{out} already holds {', '.join(p.name for p in clash)}; "
@@ -162,14 +216,21 @@ def settings_table(scenario: Scenario) -> pd.DataFrame:
     return settings
 
 
+def scenario_tables(scenario: Scenario) -> dict[str, pd.DataFrame]:
+    """The four tables of a scenario folder, as :func:`write_scenario` writes them."""
+    return {
+        "stages": scenario.stages,
+        "deals": scenario.deals,
+        "arrivals": scenario.arrivals,
+        "scenario": settings_table(scenario),
+    }
+
+
+def scenario_metadata(scenario: Scenario) -> dict[str, str]:
+    """The Parquet metadata a scenario folder carries (the ``calibrate`` mark, if any)."""
+    return dict([CALIBRATED]) if scenario.calibrated else {}
+
+
 def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[Path]:
     """Write a scenario as a folder of Parquet files that :func:`load_scenario` reads back."""
-    return write_tables(
-        folder,
-        {
-            "stages": scenario.stages,
-            "deals": scenario.deals,
-            "arrivals": scenario.arrivals,
-            "scenario": settings_table(scenario),
-        },
-    )
+    return write_tables(folder, scenario_tables(scenario), scenario_metadata(scenario))

@@ -101,6 +101,9 @@ class Scenario:
         The deals when held in memory (else None).
     deal_source : DealSource or None
         The deals when kept on disk and read chunk by chunk (else None).
+    calibrated : bool
+        Written by ``calibrate``: its funnel is the history's stages, so a funnel of
+        fewer than 3 (or more than 6) stages draws no warning, as a hand-built one does.
     """
 
     stages: pd.DataFrame
@@ -112,6 +115,7 @@ class Scenario:
     currency: str = ""
     path: str | None = None
     deal_source: DealSource | None = None
+    calibrated: bool = False
 
     @property
     def format_version(self) -> int:
@@ -242,6 +246,7 @@ def make_scenario(
     currency: str = "",
     sources: Mapping[str, str | None] | None = None,
     format_version: int = FORMAT_VERSION,
+    calibrated: bool = False,
 ) -> Scenario:
     """Validate the tables of a scenario and return it.
 
@@ -263,6 +268,8 @@ def make_scenario(
     format_version : int
         The scenario format the tables follow (:data:`FORMAT_VERSION`); an older
         format may not use the column names reserved since.
+    calibrated : bool
+        The funnel comes from a CRM history (``calibrate``): its size draws no warning.
 
     Raises
     ------
@@ -296,7 +303,9 @@ def make_scenario(
     _check_format(format_version, {"stages": stages, "deals": deals, "arrivals": arrivals}, src)
     as_of_date = table_checks.check_as_of(as_of, src["scenario"])
     horizon = table_checks.check_horizon(horizon_months, src["scenario"])
-    stages_v = table_checks.check_stages(stages, src["stages"], STAGE_COLUMNS, DWELL_DISTS)
+    stages_v = table_checks.check_stages(
+        stages, src["stages"], STAGE_COLUMNS, DWELL_DISTS, funnel_size_warning=not calibrated
+    )
     default = stages_v[[c for c in stages_v.columns if c not in STAGE_COLUMNS]].isna().all(axis=1)
     funnel = list(stages_v.loc[default, "stage"])
     deal_source = None
@@ -315,6 +324,7 @@ def make_scenario(
         name=str(name or ""),
         currency=str(currency or ""),
         path=src.get("path"),
+        calibrated=bool(calibrated),
     )
 
 

@@ -234,9 +234,18 @@ def _pool_column(table: pd.DataFrame, source: str, default: np.ndarray) -> np.nd
 
 
 def check_stages(
-    table: pd.DataFrame, source: str, known: Sequence[str], dists: Sequence[str]
+    table: pd.DataFrame,
+    source: str,
+    known: Sequence[str],
+    dists: Sequence[str],
+    funnel_size_warning: bool = True,
 ) -> pd.DataFrame:
-    """Validate and normalise the stages table."""
+    """Validate and normalise the stages table.
+
+    A funnel of fewer than 3 or more than 6 stages draws a warning when
+    ``funnel_size_warning``: that is for funnels built by hand (a calibrated one has
+    the stages its history records).
+    """
     require_columns(table, source, ("stage", "conversion", "dwell_days"))
     table = table.reset_index(drop=True)
     segs = segment_columns(table, known)
@@ -363,7 +372,7 @@ def check_stages(
     for col, values in loss.items():
         out[col] = values
     out = out[[*(c for c in known if c in out.columns), *segs]]  # reserved order, then segments
-    if len(funnel) > 6 or len(funnel) < 3:
+    if funnel_size_warning and (len(funnel) > 6 or len(funnel) < 3):
         warnings.warn(
             f"{source}: the funnel has {len(funnel)} stage(s); 4 to 6 keep a pipeline workable "
             "(3 to 6 accepted without this warning). Running it as given.",
