@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from pipesim.calibration.backtest import format_backtest
 from pipesim.calibration.commands import backtest, calibrate
 from pipesim.engines import registry
-from pipesim.errors import InputError, MissingDependencyError
+from pipesim.errors import InputError, MissingDependencyError, PipesimWarning
 from pipesim.io import parquet, scenario_folder
 from pipesim.io.parquet import check_output_folder
 from pipesim.plan.compare import compare
@@ -182,8 +183,10 @@ def report(
     ----------
     results : path
         A folder written by ``pipesim run`` (``summary.parquet``, ``trials.parquet``,
-        ``funnel.parquet``; ``compare.parquet`` and ``sensitivity.parquet`` are
-        drawn when present).
+        ``funnel.parquet``; ``compare.parquet``, ``sensitivity.parquet``,
+        ``target.parquet`` and ``health.parquet`` are drawn when present and written
+        for the same scenario, trials and seed; a :class:`PipesimWarning` names each
+        file left out, and why).
     out : path, optional
         The HTML file (default: ``results/report.html``). Self-contained: charts
         are inline SVG, no script, nothing fetched from the network.
@@ -214,6 +217,8 @@ def report(
     if target is not None and not target > 0:
         raise InputError(f"target={target}: give a positive amount.", parameters=("target",))
     data = load_report_data(results, target=target)
+    for line in data.left_out:
+        warnings.warn(line, PipesimWarning, stacklevel=2)
     drawn = charts.build_charts(data)
     page = html.render_html(data, drawn)
     html_path = Path(out) if out is not None else Path(results) / "report.html"

@@ -118,6 +118,7 @@ def _settings(data: ReportData) -> str:
         ("segments (--by)", ", ".join(data.by) or "none"),
         ("currency", data.currency or "none"),
         ("target", money(data.target, data.currency) if data.target is not None else "none"),
+        ("scenario fingerprint", s.get("scenario_fingerprint", "none (older pipesim)")),
         ("pipesim version", s.get("pipesim_version", "")),
         ("results folder", str(data.folder.resolve())),
     ]
@@ -249,8 +250,9 @@ def render_html(data: ReportData, charts: list[Chart]) -> str:
             parts.append('<p class="note">No change in P50 found in sensitivity.parquet.</p>')
         parts.append(_raw(data.sensitivity))
     parts += ["<h2>Settings</h2>", _settings(data)]
-    if data.skipped:
-        parts.append('<p class="note">' + "<br>".join(_e(s) for s in data.skipped) + "</p>")
+    notes = (*data.left_out, *data.skipped)
+    if notes:
+        parts.append('<p class="note">' + "<br>".join(_e(s) for s in notes) + "</p>")
     body = "\n".join(parts)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
