@@ -80,6 +80,16 @@ def test_report_in_headless_chromium(tmp_path):
         assert len(driver.find_elements(By.CSS_SELECTOR, "figure.chart svg")) == len(CHARTS)
         text = driver.find_element(By.TAG_NAME, "body").text
         assert EVIL_STAGE in text and EVIL_REGION in text  # shown as text, literally
+        # Every table fits the page's column: none overflows its card or scrolls sideways.
+        widths = driver.execute_script(
+            "const main = document.querySelector('main');"
+            "const room = main.clientWidth - 2 * parseFloat(getComputedStyle(main).paddingLeft);"
+            "return [room, Array.from(document.querySelectorAll('table'),"
+            " t => [t.querySelector('th').textContent, t.getBoundingClientRect().width])];"
+        )
+        room, tables = widths
+        assert len(tables) >= 8 and room > 900
+        assert [t for t in tables if t[1] > room] == [], room
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(1100, height)
         shot = tmp_path / "report.png"

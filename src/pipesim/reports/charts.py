@@ -196,21 +196,28 @@ def funnel_chart(funnel: pd.DataFrame, currency: str) -> Chart:
 
 
 def segments_chart(data: ReportData, segments: list[tuple[object, ...]]) -> Chart:
-    """Small multiples: the monthly revenue fan of each segment (at most MAX_PANELS)."""
+    """Small multiples: the monthly revenue fan of each segment (at most MAX_PANELS).
+
+    The panels share one y-scale, so a small segment looks small next to a large one.
+    """
     shown = segments[:MAX_PANELS]
     cols = min(3, len(shown))
     rows = math.ceil(len(shown) / cols)
     with _style():
         fig = _figure(0.4 + 2.4 * rows)
-        axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+        axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False, sharey=True)).ravel()
+        top = 0.0
         for i, (ax, labels) in enumerate(zip(axes, shown, strict=False)):
-            _fan(ax, data.block(labels, "revenue", False), None, legend=i == 0, ticks=4)
+            block = data.block(labels, "revenue", False)
+            _fan(ax, block, None, legend=i == 0, ticks=4)
+            top = max(top, float(np.nanmax(block[["p90", "mean"]].to_numpy(dtype=float))))
             title = " · ".join("(none)" if v is None else str(v) for v in labels)
             ax.set_title(title if len(title) <= 40 else title[:39] + "…", fontsize=9)
             ax.tick_params(labelsize=7)
+        axes[0].set_ylim(0, top * 1.05 if top > 0 else 1.0)  # shared: every panel
         for ax in axes[len(shown) :]:
             ax.set_visible(False)
-    return Chart("segments", "Monthly revenue by segment", fig)
+    return Chart("segments", "Monthly revenue by segment (one scale for all)", fig)
 
 
 def compare_chart(compare: pd.DataFrame, currency: str) -> Chart:

@@ -39,14 +39,6 @@ OTHER_RUNS = {
 
 
 @dataclasses.dataclass(frozen=True)
-class PlanTable:
-    """A planning file (``target.parquet``, ``health.parquet``) and the settings it carries."""
-
-    table: pd.DataFrame
-    settings: dict[str, str]
-
-
-@dataclasses.dataclass(frozen=True)
 class ReportData:
     """The tables of one results folder that belong to its run, checked, with the run's settings.
 
@@ -55,9 +47,10 @@ class ReportData:
     None without ``trials.parquet``); ``funnel``, ``compare``, ``sensitivity``
     are None when their file is absent; so is ``odds`` (the chance to advance by
     age, written for scenarios with loss clocks), ``target_plan`` and ``health``
-    (with ``drift``). A file whose identity (scenario fingerprint, trials, seed) is
-    not the run's is left out: ``left_out`` says which and why, one line per file.
-    ``skipped`` says, for the reader, what else is missing and why.
+    (with ``drift``); ``file_settings`` holds the metadata of each file used. A file
+    whose identity (scenario fingerprint, trials, seed) is not the run's is left out:
+    ``left_out`` says which and why, one line per file. ``skipped`` says, for the
+    reader, what else is missing and why.
     """
 
     folder: Path
@@ -71,10 +64,11 @@ class ReportData:
     target: float | None
     skipped: tuple[str, ...] = ()
     odds: pd.DataFrame | None = None
-    target_plan: PlanTable | None = None
-    health: PlanTable | None = None
+    target_plan: pd.DataFrame | None = None
+    health: pd.DataFrame | None = None
     drift: pd.DataFrame | None = None
     left_out: tuple[str, ...] = ()
+    file_settings: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
     @property
     def currency(self) -> str:
@@ -203,10 +197,6 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
         except ValueError:
             skipped.append(f"the target in the metadata ({settings['target']!r}) is not a number.")
 
-    def plan(name: str) -> PlanTable | None:
-        frame = optional[name]
-        return None if frame is None else PlanTable(frame, kept[name])
-
     return ReportData(
         folder=path,
         settings=settings,
@@ -219,13 +209,15 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
         target=target,
         skipped=tuple(skipped),
         odds=optional["odds"],
-        target_plan=plan("target"),
-        health=plan("health"),
+        target_plan=optional["target"],
+        health=optional["health"],
         drift=optional["drift"] if optional["health"] is not None else None,
         left_out=tuple(left_out),
+        file_settings={k: v for k, v in kept.items() if k in tables},
     )
 
 
+LABEL_COLUMNS = ("input", "parameter", "label", "name")
 _DOWN = {"down", "low", "-", "minus", "decrease"}
 _UP = {"up", "high", "+", "plus", "increase"}
 
@@ -254,6 +246,10 @@ def tornado_frame(sens: pd.DataFrame) -> pd.DataFrame | None:
 
     direction = next((c for c in text if is_direction(c)), None)
     names = [c for c in text if c != direction]
+    # sensitivity.parquet names each input whole ("conversion Offer") next to its parts
+    # (quantity, stage): that name alone is the label, not the parts repeated after it.
+    named = next((c for c in LABEL_COLUMNS if c in names), None)
+    names = [named] if named else names
     if names:
         label = sens[names].astype(object).where(sens[names].notna(), "").astype(str)
         labels = label.agg(" ".join, axis=1).str.strip()
