@@ -28,7 +28,7 @@ figcaption{font-weight:600;margin:4px 8px}
 .table{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;background:#fff;font-size:.85em;margin:8px 0}
 th,td{border:1px solid #d8dee4;padding:4px 8px;overflow-wrap:anywhere}
-th{background:#eef3f8;text-align:left}
+th{background:#eef3f8;text-align:left}td:first-child{min-width:11ch}
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .note{color:#57606a;font-size:.85em}
 .read{background:#fff;border-left:4px solid #9ecae1;padding:8px 12px;margin:16px 0}

@@ -143,7 +143,8 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
     if not summary_path.is_file():
         raise InputError(
             f"{summary_path}: missing. Give a results folder that `pipesim run` or "
-            "pipesim.write_results wrote (it holds summary.parquet and trials.parquet)."
+            "pipesim.write_results wrote (it holds summary.parquet and trials.parquet), "
+            "or one that `pipesim backtest` wrote (backtest.parquet)."
         )
     settings = parquet.read_metadata(summary_path)
     left_out: list[str] = []
