@@ -117,3 +117,16 @@ def test_mismatch_rules():
     assert mismatch(run, run | {"trials": "99", "seed": "1"}) == (
         "other settings (trials 99, seed 1; this run: trials 100, seed 0)"
     )
+
+
+def test_a_backtest_beside_a_run_is_left_out_with_its_reason(tmp_path):
+    result = pipesim.simulate(
+        pipesim.load_scenario(pipesim.demo_path()).replace(horizon_months=2), trials=40, seed=4
+    )
+    pipesim.write_results(result, tmp_path)
+    row = {"cutoff": ["2027-01-01"], "realized": [1.0], "p10": [0.0], "p50": [1.0]}
+    row |= {"p90": [2.0], "crps": [0.5]}
+    pipesim.io.parquet.write_tables(tmp_path, {"backtest": pd.DataFrame(row)}, {"seed": "4"})
+    with pytest.warns(pipesim.PipesimWarning, match="a backtest of a CRM history") as caught:
+        page = pipesim.report(tmp_path)[0].read_text(encoding="utf-8")
+    assert len(caught) == 1 and "<h1>pipesim report: demo</h1>" in page
