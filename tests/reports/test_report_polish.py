@@ -156,3 +156,17 @@ def test_numbers_in_planning_sections_never_show_raw_floats(folder):
         assert not re.search(r"\d\.\d{4,}", text), title  # no 0.123456 or 9409000.25
         assert "nan" not in text.lower() and "inf" not in re.sub(r"<[^>]+>", "", text).lower()
     assert np.isfinite(pd.read_parquet(folder / "health.parquet")["coverage"]).all()
+
+
+def test_workbook_has_target_and_health_sheets(folder, tmp_path):
+    import openpyxl
+
+    book = pipesim.report(folder, out=tmp_path / "r.html", xlsx=tmp_path / "b.xlsx")[-1]
+    wb = openpyxl.load_workbook(book)
+    assert {"Comparison", "Sensitivity", "Target", "Health"} <= set(wb.sheetnames)
+    health = pd.read_parquet(folder / "health.parquet")
+    ws = wb["Health"]
+    header = [c.value for c in ws[1]]
+    value = ws.cell(row=2, column=header.index("value_now") + 1)
+    assert value.value == pytest.approx(health["value_now"].iloc[0], rel=1e-15)
+    assert value.number_format == '#,##0 "EUR";-#,##0 "EUR"'
