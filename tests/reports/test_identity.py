@@ -40,6 +40,17 @@ def test_the_fingerprint_is_the_content_not_the_name_or_place(demo, demo_copy):
         assert scenario_fingerprint(other) != fp, what
 
 
+def test_a_book_on_disk_is_fingerprinted_by_its_file(demo_copy):
+    on_disk = pipesim.load_scenario(demo_copy, deals_in_memory=False)
+    assert on_disk.deal_source is not None
+    fp = scenario_fingerprint(on_disk)
+    assert scenario_fingerprint(pipesim.load_scenario(demo_copy, deals_in_memory=False)) == fp
+    deals = pd.read_parquet(demo_copy / "deals.parquet")
+    deals.loc[5, "amount"] += 1.0
+    deals.to_parquet(demo_copy / "deals.parquet")
+    assert scenario_fingerprint(pipesim.load_scenario(demo_copy, deals_in_memory=False)) != fp
+
+
 def test_every_results_file_carries_the_identity(tmp_path):
     out = tmp_path / "res"
     common = ("--trials", "60", "--seed", "3", "--out", out)
