@@ -259,7 +259,9 @@ def report_command(
     """Write a self-contained HTML report of RESULTS_DIR (a folder `pipesim run` wrote).
 
     Fans of monthly and cumulative revenue, the distribution of the total, the
-    funnel, segments, and the comparison and tornado when their files are there.
+    funnel, segments, and the comparison, tornado, target and health when their files
+    are there and of the same run (files of another scenario, trials or seed are left
+    out, one warning each). A folder `pipesim backtest` wrote gets the backtest page.
     """
     with _user_errors():
         written = api.report(results, out=out, png=png, xlsx=xlsx, csv=csv, target=target)

@@ -227,7 +227,7 @@ def render_backtest_html(data: BacktestData, charts: list[Chart]) -> str:
         ("metric", ", ".join(sorted({w.metric for w in data.windows}))),
         ("trials per cutoff", f"{int(trials):,}" if trials.isdigit() else trials),
         ("seed", s.get("seed", "")),
-        ("pipesim version", s.get("pipesim_version", "")),
+        ("pipesim version", s.get("pipesim_version", "not recorded")),
         ("results folder", str(data.folder.resolve())),
     ]
     parts += ["<h2>Settings</h2>", html_table(["setting", "value"], settings, 2)]
