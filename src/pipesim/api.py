@@ -289,9 +289,15 @@ def report(
     Parameters
     ----------
     results : path
-        A folder written by ``pipesim run`` (``summary.parquet``, ``trials.parquet``,
-        ``funnel.parquet``; ``compare.parquet`` and ``sensitivity.parquet`` are
-        drawn when present).
+        A folder written by ``pipesim backtest`` (``backtest.parquet``, no
+        ``summary.parquet``): the backtest page (per window length and metric,
+        realized against P10-P90 at each cutoff, coverage, mean CRPS against each
+        baseline; ``png`` applies, ``xlsx``, ``csv`` and ``target`` do not). Or a
+        folder written by ``pipesim run`` (``summary.parquet``, ``trials.parquet``,
+        ``funnel.parquet``; ``compare.parquet``, ``sensitivity.parquet``,
+        ``target.parquet`` and ``health.parquet`` are drawn when present and written
+        for the same scenario, trials and seed; a :class:`PipesimWarning` names each
+        file left out, and why).
     out : path, optional
         The HTML file (default: ``results/report.html``). Self-contained: charts
         are inline SVG, no script, nothing fetched from the network.
@@ -311,7 +317,7 @@ def report(
     list of Path
         Every file written, the HTML first.
     """
-    from pipesim.reports import charts, export, html
+    from pipesim.reports import backtest_page, charts, export, html
     from pipesim.reports.results_folder import load_report_data
 
     require_report_extras(xlsx=xlsx is not None)
@@ -321,11 +327,25 @@ def report(
             raise InputError(f"{name}={folder}: is a file; give a folder.", parameters=(name,))
     if target is not None and not target > 0:
         raise InputError(f"target={target}: give a positive amount.", parameters=("target",))
-    data = load_report_data(results, target=target)
-    drawn = charts.build_charts(data)
-    page = html.render_html(data, drawn)
     html_path = Path(out) if out is not None else Path(results) / "report.html"
-    written = [export.atomic_write(html_path, lambda p: p.write_text(page, encoding="utf-8"))]
+    if backtest_page.is_backtest_folder(results):
+        for name, given in (("xlsx", xlsx), ("csv", csv), ("target", target)):
+            if given is not None:
+                raise InputError(
+                    f"{name}= is for a run's results; {results} holds a backtest "
+                    "(backtest.parquet, readable with pandas). Leave out " + name + "=.",
+                    parameters=(name,),
+                )
+        bt = backtest_page.load_backtest(results)
+        drawn = backtest_page.backtest_charts(bt)
+        text = backtest_page.render_backtest_html(bt, drawn)
+    else:
+        data = load_report_data(results, target=target)
+        for line in data.left_out:
+            warnings.warn(line, PipesimWarning, stacklevel=2)
+        drawn = charts.build_charts(data)
+        text = html.render_html(data, drawn)
+    written = [export.atomic_write(html_path, lambda p: p.write_text(text, encoding="utf-8"))]
     if png is not None:
         Path(png).mkdir(parents=True, exist_ok=True)
         written += [Path(charts.save_png(c, png)) for c in drawn]
@@ -355,10 +375,16 @@ def _require(module: str, what: str) -> None:
 
 
 def format_report(results: str | os.PathLike[str]) -> str:
-    """The table ``pipesim report`` prints: totals over the horizon, whole book and segments."""
+    """What ``pipesim report`` prints: totals over the horizon, whole book and segments.
+
+    For a backtest folder: the coverage and mean CRPS of each window length and metric.
+    """
+    from pipesim.reports import backtest_page
     from pipesim.reports.results_folder import load_report_data
     from pipesim.reports.terminal import horizon_table
 
+    if backtest_page.is_backtest_folder(results):
+        return backtest_page.backtest_summary(backtest_page.load_backtest(results))
     data = load_report_data(results)
     trials = data.settings.get("trials", "?")
     trials = f"{int(trials):,}" if trials.isdigit() else trials

@@ -259,7 +259,9 @@ def report_command(
     """Write a self-contained HTML report of RESULTS_DIR (a folder `pipesim run` wrote).
 
     Fans of monthly and cumulative revenue, the distribution of the total, the
-    funnel, segments, and the comparison and tornado when their files are there.
+    funnel, segments, and the comparison, tornado, target and health when their files
+    are there and of the same run (files of another scenario, trials or seed are left
+    out, one warning each). A folder `pipesim backtest` wrote gets the backtest page.
     """
     with _user_errors():
         written = api.report(results, out=out, png=png, xlsx=xlsx, csv=csv, target=target)
@@ -471,6 +473,9 @@ def calibrate(
 )
 @_required_out("Folder for backtest.parquet.")
 @click.option(
+    "--report", "make_report", is_flag=True, help="Also write the HTML report OUT/report.html."
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(_FORMATS),
@@ -492,6 +497,7 @@ def backtest(
     trials: int,
     seed: int,
     out: Path,
+    make_report: bool,
     fmt: str,
     stages: str | None,
     dwell_dist: str,
@@ -499,7 +505,8 @@ def backtest(
 ) -> None:
     """Forecast from each cutoff with only what was known then; score against what closed.
 
-    Give the cutoffs with --cutoff (repeat) and/or --cutoffs FROM..TO.
+    Give the cutoffs with --cutoff (repeat) and/or --cutoffs FROM..TO. With --report, also
+    OUT/report.html: realized against P10-P90 per cutoff, coverage, CRPS against baselines.
     """
     if span is not None and ".." not in span:
         raise click.BadParameter(
@@ -507,6 +514,8 @@ def backtest(
             param_hint="'--cutoffs'",
         )
     with _user_errors():
+        if make_report:
+            api.require_report_extras()  # before the backtest, not after
         table = api.backtest(
             history,
             cutoffs=[*cutoffs, *([span] if span else [])],
@@ -524,7 +533,11 @@ def backtest(
             loss_dist=loss_dist,
         )
     click.echo(api.format_backtest(table))
-    click.echo(f"\nWrote {out / 'backtest.parquet'}")
+    written = [out / "backtest.parquet"]
+    if make_report:
+        with _user_errors():
+            written += api.report(out)
+    click.echo(f"\nWrote {', '.join(str(p) for p in written)}")
 
 
 # --- Planning: target, compare, sensitivity, health -------------------------------------

@@ -174,8 +174,9 @@ def health(
             "deals_needed_basis": basis,
         }
     )
+    amount = f"{revenue:,.0f}" + (f" {sc.currency}" if sc.currency else "")
     messages = [
-        f"P(revenue over {window} month(s) >= {revenue:,.0f}) = {p_now:.3f} "
+        f"P(revenue over {window} month(s) >= {amount}) = {p_now:.3f} "
         f"({'short of' if short else 'meets'} the {confidence:g} confidence)."
     ]
     tables = {"health": table}

@@ -49,7 +49,8 @@ class PlanResult:
 
 
 def base_metadata(kind: str, scenario: Scenario, trials: int, seed: int) -> dict[str, str]:
-    """The settings every planning file carries."""
+    """The settings every planning file carries (``scenario_fingerprint``: see io.fingerprint)."""
+    from pipesim.io.fingerprint import scenario_fingerprint
     from pipesim.version import __version__
 
     return {
@@ -62,6 +63,7 @@ def base_metadata(kind: str, scenario: Scenario, trials: int, seed: int) -> dict
         "as_of": scenario.as_of.isoformat(),
         "horizon_months": str(scenario.horizon_months),
         "currency": scenario.currency,
+        "scenario_fingerprint": scenario_fingerprint(scenario),
     }
 
 

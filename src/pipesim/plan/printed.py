@@ -139,7 +139,9 @@ def health_report(result: PlanResult) -> str:
     frame = result.table
     by = [c for c in result.metadata["by"].split(",") if c]
     ranked = frame.sort_values([*by, "coverage"], kind="stable") if len(frame) else frame
-    header = [*by, "stage", "deals now", "value now", "deals needed", "coverage", ""]
+    cur = result.scenario.currency
+    value = f"value now ({cur})" if cur else "value now"
+    header = [*by, "stage", "deals now", value, "deals needed", "coverage", ""]
     rows = [
         [
             *(str(r[c]) for c in by),
@@ -155,7 +157,8 @@ def health_report(result: PlanResult) -> str:
     meta = result.metadata
     lines = [
         _head(result, "health"),
-        f"Target {_n(float(meta['revenue_target']))} over {meta['months']} month(s) at "
+        f"Target {_n(float(meta['revenue_target']))}{' ' + cur if cur else ''} over "
+        f"{meta['months']} month(s) at "
         f"confidence {float(meta['confidence']):g}; stages ranked by coverage (now / needed)",
         "",
         table(header, rows, left=1 + len(by)),

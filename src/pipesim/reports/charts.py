@@ -196,21 +196,28 @@ def funnel_chart(funnel: pd.DataFrame, currency: str) -> Chart:
 
 
 def segments_chart(data: ReportData, segments: list[tuple[object, ...]]) -> Chart:
-    """Small multiples: the monthly revenue fan of each segment (at most MAX_PANELS)."""
+    """Small multiples: the monthly revenue fan of each segment (at most MAX_PANELS).
+
+    The panels share one y-scale, so a small segment looks small next to a large one.
+    """
     shown = segments[:MAX_PANELS]
     cols = min(3, len(shown))
     rows = math.ceil(len(shown) / cols)
     with _style():
         fig = _figure(0.4 + 2.4 * rows)
-        axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+        axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False, sharey=True)).ravel()
+        top = 0.0
         for i, (ax, labels) in enumerate(zip(axes, shown, strict=False)):
-            _fan(ax, data.block(labels, "revenue", False), None, legend=i == 0, ticks=4)
+            block = data.block(labels, "revenue", False)
+            _fan(ax, block, None, legend=i == 0, ticks=4)
+            top = max(top, float(np.nanmax(block[["p90", "mean"]].to_numpy(dtype=float))))
             title = " · ".join("(none)" if v is None else str(v) for v in labels)
             ax.set_title(title if len(title) <= 40 else title[:39] + "…", fontsize=9)
             ax.tick_params(labelsize=7)
+        axes[0].set_ylim(0, top * 1.05 if top > 0 else 1.0)  # shared: every panel
         for ax in axes[len(shown) :]:
             ax.set_visible(False)
-    return Chart("segments", "Monthly revenue by segment", fig)
+    return Chart("segments", "Monthly revenue by segment (one scale for all)", fig)
 
 
 def compare_chart(compare: pd.DataFrame, currency: str) -> Chart:
@@ -268,6 +275,40 @@ def odds_chart(odds: pd.DataFrame) -> Chart:
     return Chart("odds", "Chance to advance by age", fig)
 
 
+def backtest_chart(rows: pd.DataFrame, chart_id: str, metric: str, months: str) -> Chart:
+    """Realized value per cutoff against the forecast's P10-P90 band and P50.
+
+    ``rows`` has one row per cutoff (``cutoff``, ``realized``, ``p10``, ``p50``, ``p90``);
+    a realized value outside the band is drawn as a red cross.
+    """
+    with _style():
+        fig = _figure(3.8)
+        ax = fig.add_subplot()
+        x = np.arange(len(rows))
+        lo, mid, hi = (rows[c].to_numpy(dtype=float) for c in ("p10", "p50", "p90"))
+        y = rows["realized"].to_numpy(dtype=float)
+        inside = (lo <= y) & (y <= hi)
+        ax.fill_between(x, lo, hi, color=BAND, alpha=0.7, label="forecast P10–P90")
+        ax.vlines(x, lo, hi, color=BAND, lw=6)  # a single cutoff still shows its band
+        ax.plot(x, mid, "-", color=LINE, lw=1.5, marker="_", ms=12, label="forecast P50")
+        ax.plot(x[inside], y[inside], "o", color="black", ms=6, label="realized, inside")
+        ax.plot(x[~inside], y[~inside], "X", color=TARGET, ms=8, label="realized, outside")
+        step = max(1, math.ceil(len(x) / 12))
+        ax.set_xticks(x[::step], [str(c) for c in rows["cutoff"].iloc[::step]], rotation=45)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+        if metric == "revenue":
+            _money_axis(ax.yaxis)
+        ax.set_ylim(bottom=0)
+        ax.margins(x=0.05)
+        what = "revenue won" if metric == "revenue" else "deals won"
+        ax.set_ylabel(what)
+        ax.set_xlabel("cutoff (forecast date)")
+        ax.set_title(f"{what.capitalize()} in the {months} month(s) from each cutoff")
+        ax.legend(frameon=False, fontsize=8, loc="best")
+    return Chart(chart_id, f"Realized against the forecast band: {what}, {months} month(s)", fig)
+
+
 def build_charts(data: ReportData) -> list[Chart]:
     """Every chart the data allows, in report order."""
     charts = [fan_chart(data, cumulative=False), fan_chart(data, cumulative=True)]
@@ -293,7 +334,7 @@ def to_svg(chart: Chart) -> str:
     """The chart as an ``<svg>`` element to inline in HTML (no XML prolog)."""
     buf = io.StringIO()
     with _style():
-        chart.figure.savefig(buf, format="svg")
+        chart.figure.savefig(buf, format="svg", metadata={"Date": None})  # same bytes each time
     text = buf.getvalue()
     text = text[text.index("<svg") :]
     # Ids unique across the page: prefix every id and every reference with the chart id.

@@ -122,6 +122,9 @@ def _extras(data: ReportData) -> dict[str, pd.DataFrame]:
         ("Funnel", data.funnel),
         ("Comparison", data.compare),
         ("Sensitivity", data.sensitivity),
+        ("Target", data.target_plan),
+        ("Health", data.health),
+        ("Drift", data.drift),
     ):
         if frame is not None:
             out[name] = frame
@@ -149,8 +152,14 @@ def write_xlsx(data: ReportData, path: str | os.PathLike[str]) -> Path:
     }
     money_cols |= {"delta_p90": money, "conversion": "0.0%", "win_probability": "0.0%"}
     money_cols |= {"p_better": "0.0%", "deals": "#,##0"}
+    plans = {"value_now": money, "coverage": "0%", "deals_now": "#,##0", "deals_needed": "#,##0.0"}
+    plans |= {"leads_current": "#,##0.0", "leads_needed": "#,##0.0"}
     for title, frame in _extras(data).items():
-        _sheet(wb, title, frame, money_cols)
+        if title in ("Target", "Health"):
+            needed = {c: "#,##0.0" for c in frame.columns if str(c).startswith("needed_")}
+            _sheet(wb, title, frame, plans | needed)
+        else:  # drift's actual and quantiles are counts of deals on most rows: no currency
+            _sheet(wb, title, frame, {} if title == "Drift" else money_cols)
     return atomic_write(Path(path), lambda p: wb.save(p))
 
 

@@ -11,25 +11,46 @@ import pandas as pd
 
 from pipesim.errors import InputError
 from pipesim.io import parquet
+from pipesim.reports import identity
 
 RESULT_FILES = ("summary", "trials", "funnel", "compare", "sensitivity", "odds")
+PLAN_FILES = ("target", "health", "drift")
 ODDS_NEEDS = ("stage", "age_days", "odds")
 SUMMARY_COLUMNS = ("period", "cumulative", "metric", "mean", "p10", "p50", "p90")
 FUNNEL_NEEDS = ("stage", "deals", "value", "conversion")
 COMPARE_NEEDS = ("variant", "mean", "p10", "p50", "p90")
+TARGET_NEEDS = ("period", "leads_current", "leads_needed")
+HEALTH_NEEDS = ("stage", "deals_now", "value_now", "deals_needed", "coverage", "bottleneck")
+DRIFT_NEEDS = ("period", "stage", "metric", "actual", "p10", "p50", "p90", "flag")
+NEEDS = {
+    "funnel": FUNNEL_NEEDS,
+    "compare": COMPARE_NEEDS,
+    "odds": ODDS_NEEDS,
+    "target": TARGET_NEEDS,
+    "health": HEALTH_NEEDS,
+    "drift": DRIFT_NEEDS,
+}
 WHOLE_BOOK = "All"
+# Files of other commands that a run's report never shows, and why.
+OTHER_RUNS = {
+    "backtest": "a backtest of a CRM history, not a forecast of this run (its report is "
+    "drawn from a folder without summary.parquet)",
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class ReportData:
-    """The tables of one results folder, checked, with the run's settings.
+    """The tables of one results folder that belong to its run, checked, with the run's settings.
 
     ``summary`` is the long-form summary (``by`` columns null on whole-book
     rows); ``totals`` the whole-book revenue of each trial over the horizon (or
     None without ``trials.parquet``); ``funnel``, ``compare``, ``sensitivity``
     are None when their file is absent; so is ``odds`` (the chance to advance by
-    age, written for scenarios with loss clocks). ``skipped`` says, for the reader,
-    what was left out and why.
+    age, written for scenarios with loss clocks), ``target_plan`` and ``health``
+    (with ``drift``); ``file_settings`` holds the metadata of each file used. A file
+    whose identity (scenario fingerprint, trials, seed) is not the run's is left out:
+    ``left_out`` says which and why, one line per file. ``skipped`` says, for the
+    reader, what else is missing and why.
     """
 
     folder: Path
@@ -43,6 +64,11 @@ class ReportData:
     target: float | None
     skipped: tuple[str, ...] = ()
     odds: pd.DataFrame | None = None
+    target_plan: pd.DataFrame | None = None
+    health: pd.DataFrame | None = None
+    drift: pd.DataFrame | None = None
+    left_out: tuple[str, ...] = ()
+    file_settings: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
     @property
     def currency(self) -> str:
@@ -92,14 +118,17 @@ def _missing(frame: pd.DataFrame, needs: tuple[str, ...]) -> list[str]:
 
 
 def load_report_data(folder: str | os.PathLike[str], target: float | None = None) -> ReportData:
-    """Read a results folder written by ``pipesim run`` (and maybe compare / sensitivity).
+    """Read a results folder written by ``pipesim run`` (and maybe the planning commands).
 
     Parameters
     ----------
     folder : path
-        Holds ``summary.parquet`` (required); ``trials.parquet``,
-        ``funnel.parquet``, ``compare.parquet`` and ``sensitivity.parquet`` are
-        used when present.
+        Holds ``summary.parquet`` (required); ``trials.parquet``, ``funnel.parquet``,
+        ``odds.parquet``, ``compare.parquet``, ``sensitivity.parquet``,
+        ``target.parquet``, ``health.parquet`` and ``drift.parquet`` are used when
+        present and of the same run: the same scenario fingerprint, trials and seed
+        as ``summary.parquet`` (:mod:`pipesim.reports.identity`). The others are
+        listed in ``left_out``.
     target : float, optional
         Revenue target over the horizon; default: the ``target`` key of the
         results' metadata, if any.
@@ -114,9 +143,23 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
     if not summary_path.is_file():
         raise InputError(
             f"{summary_path}: missing. Give a results folder that `pipesim run` or "
-            "pipesim.write_results wrote (it holds summary.parquet and trials.parquet)."
+            "pipesim.write_results wrote (it holds summary.parquet and trials.parquet), "
+            "or one that `pipesim backtest` wrote (backtest.parquet)."
         )
-    tables = parquet.read_tables(path, RESULT_FILES)
+    settings = parquet.read_metadata(summary_path)
+    left_out: list[str] = []
+    kept: dict[str, dict[str, str]] = {}
+    for name in (*RESULT_FILES, *PLAN_FILES, *OTHER_RUNS):
+        file = path / f"{name}.parquet"
+        if name == "summary" or not file.is_file():
+            continue
+        meta = parquet.read_metadata(file)
+        why = OTHER_RUNS.get(name) or identity.mismatch(settings, meta)
+        if why is None:
+            kept[name] = meta
+        else:
+            left_out.append(f"{file} left out of the report: {why}.")
+    tables = parquet.read_tables(path, ("summary", *kept))
     summary = tables["summary"]
     absent = _missing(summary, SUMMARY_COLUMNS)
     if absent:
@@ -124,7 +167,6 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
             f"{summary_path}: column(s) {', '.join(absent)} missing; this is not a pipesim "
             "summary. Write it again with `pipesim run` or pipesim.write_results."
         )
-    settings = parquet.read_metadata(summary_path)
     by = tuple(c for c in settings.get("by", "").split(",") if c)
     by = tuple(c for c in by if c in summary.columns) or tuple(
         c for c in summary.columns if c not in SUMMARY_COLUMNS
@@ -139,18 +181,15 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
     else:
         skipped.append("trials.parquet is absent: no histogram of total revenue.")
     optional: dict[str, pd.DataFrame | None] = {}
-    for name, needs in (
-        ("funnel", FUNNEL_NEEDS),
-        ("compare", COMPARE_NEEDS),
-        ("odds", ODDS_NEEDS),
-    ):
+    for name, needs in NEEDS.items():
         frame = tables.get(name)
         if frame is not None and _missing(frame, needs):
-            skipped.append(
-                f"{name}.parquet lacks column(s) {', '.join(_missing(frame, needs))}: not shown."
+            left_out.append(
+                f"{path / name}.parquet left out of the report: it lacks column(s) "
+                f"{', '.join(_missing(frame, needs))}."
             )
             frame = None
-        elif frame is None and name == "funnel":
+        elif name == "funnel" and not (path / "funnel.parquet").is_file():
             skipped.append("funnel.parquet is absent (results of an older pipesim): no funnel.")
         optional[name] = frame
     if target is None and settings.get("target"):
@@ -158,6 +197,7 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
             target = float(settings["target"])
         except ValueError:
             skipped.append(f"the target in the metadata ({settings['target']!r}) is not a number.")
+
     return ReportData(
         folder=path,
         settings=settings,
@@ -170,9 +210,15 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
         target=target,
         skipped=tuple(skipped),
         odds=optional["odds"],
+        target_plan=optional["target"],
+        health=optional["health"],
+        drift=optional["drift"] if optional["health"] is not None else None,
+        left_out=tuple(left_out),
+        file_settings={k: v for k, v in kept.items() if k in tables},
     )
 
 
+LABEL_COLUMNS = ("input", "parameter", "label", "name")
 _DOWN = {"down", "low", "-", "minus", "decrease"}
 _UP = {"up", "high", "+", "plus", "increase"}
 
@@ -201,6 +247,10 @@ def tornado_frame(sens: pd.DataFrame) -> pd.DataFrame | None:
 
     direction = next((c for c in text if is_direction(c)), None)
     names = [c for c in text if c != direction]
+    # sensitivity.parquet names each input whole ("conversion Offer") next to its parts
+    # (quantity, stage): that name alone is the label, not the parts repeated after it.
+    named = next((c for c in LABEL_COLUMNS if c in names), None)
+    names = [named] if named else names
     if names:
         label = sens[names].astype(object).where(sens[names].notna(), "").astype(str)
         labels = label.agg(" ".join, axis=1).str.strip()

@@ -125,7 +125,8 @@ class Result:
         return pd.concat(frames, ignore_index=True)
 
     def metadata(self) -> dict[str, str]:
-        """What a results file must say about how it was made."""
+        """What a results file must say about how it was made (and of which scenario)."""
+        from pipesim.io.fingerprint import scenario_fingerprint
         from pipesim.version import __version__
 
         return {
@@ -141,4 +142,5 @@ class Result:
             "horizon_months": str(self.scenario.horizon_months),
             "currency": self.scenario.currency,
             "by": ",".join(self.by),
+            "scenario_fingerprint": scenario_fingerprint(self.scenario),
         }
