@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pipesim.calibration.backtest import format_backtest
 from pipesim.calibration.commands import backtest, calibrate
+from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS
 from pipesim.datasets import write_example_history
 from pipesim.engines import registry
 from pipesim.errors import InputError, MissingDependencyError, PipesimWarning
@@ -36,6 +37,7 @@ ENGINES = registry.ENGINES
 
 __all__ = [
     "ENGINES",
+    "HALF_LIFE_MONTHS",
     "backtest",
     "bench",
     "calibrate",

@@ -327,7 +327,34 @@ _FORMATS = ["generic", "salesforce", "hubspot", "pipedrive", "maven", "ibm"]
 
 
 def _clock_laws(command: Callable[..., None]) -> Callable[..., None]:
-    """``--dwell-dist`` and ``--loss-dist``: the laws calibration fits to each stage's clocks."""
+    """The fitting options of calibrate and backtest: the clocks' laws, the history's window.
+
+    ``--dwell-dist``/``--loss-dist`` (the laws fitted to each stage's clocks),
+    ``--since`` (ignore older deals), ``--leads-until`` (where the lead sample
+    ends), ``--half-life`` (recency of the lead rate's fit).
+    """
+    command = click.option(
+        "--half-life",
+        "half_life",
+        type=click.FloatRange(min=0.0, min_open=True),
+        default=api.HALF_LIFE_MONTHS,
+        show_default=True,
+        help="Months after which a month's weight in the new-lead rate's fit halves "
+        "(inf: all months alike).",
+    )(command)
+    command = click.option(
+        "--leads-until",
+        "leads_until",
+        default=None,
+        help="Date (YYYY-MM-DD): fit the new-lead rate on deals created before it "
+        "(default: as_of, or each cutoff).",
+    )(command)
+    command = click.option(
+        "--since",
+        default=None,
+        help="Date (YYYY-MM-DD): ignore deals created before it in every estimate "
+        "(those still open stay in the book).",
+    )(command)
     for flag, clock in (("--loss-dist", "loss"), ("--dwell-dist", "advance")):
         command = click.option(
             flag,
@@ -386,6 +413,9 @@ def calibrate(
     stages: str | None,
     dwell_dist: str,
     loss_dist: str,
+    since: str | None,
+    leads_until: str | None,
+    half_life: float,
     force: bool,
 ) -> None:
     """Calibrate a scenario folder from a CRM export (HISTORY) as it stood at --as-of.
@@ -405,6 +435,9 @@ def calibrate(
             stages=stages,
             dwell_dist=dwell_dist,
             loss_dist=loss_dist,
+            since=since,
+            leads_until=leads_until,
+            half_life=half_life,
             force=force,
         )
     click.echo(cal.summary())
@@ -502,6 +535,9 @@ def backtest(
     stages: str | None,
     dwell_dist: str,
     loss_dist: str,
+    since: str | None,
+    leads_until: str | None,
+    half_life: float,
 ) -> None:
     """Forecast from each cutoff with only what was known then; score against what closed.
 
@@ -531,6 +567,9 @@ def backtest(
             stages=stages,
             dwell_dist=dwell_dist,
             loss_dist=loss_dist,
+            since=since,
+            leads_until=leads_until,
+            half_life=half_life,
         )
     click.echo(api.format_backtest(table))
     written = [out / "backtest.parquet"]

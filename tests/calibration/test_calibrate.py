@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -317,3 +319,39 @@ def test_calibrate_does_not_overwrite_a_scenario_without_force(tmp_path):
     assert (out / "stages.parquet").stat().st_mtime_ns == before
     assert CliRunner().invoke(main, [*args, "--as-of", "2021-07-01", "--force"]).exit_code == 0
     assert pipesim.load_scenario(out).as_of.isoformat() == "2021-07-01"
+
+
+def test_since_and_leads_until_set_the_history_window(tmp_path):
+    from click.testing import CliRunner
+
+    from pipesim.cli import main
+
+    deals, events, _ = pipeline_history(seed=4, n=1200, days=730)
+    deals.to_csv(tmp_path / "deals.csv", index=False)
+    events.to_csv(tmp_path / "events.csv", index=False)
+    base = ["calibrate", str(tmp_path / "deals.csv"), "--events", str(tmp_path / "events.csv")]
+    base += ["--as-of", "2021-07-01", "--stages", "S1,S2,S3"]
+    out = tmp_path / "since"
+    res = CliRunner().invoke(main, [*base, "--since", "2021-01-01", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    report = pd.read_parquet(out / "calibration.parquet")
+    old = report[report["item"] == "created before since"]
+    created = pd.to_datetime(deals["created_at"])
+    assert old["rows"].item() == int((created < "2021-01-01").sum())
+    # The deals still open stay in the book, however old.
+    whole = calibrate_history(
+        make_history(deals, events, stages=["S1", "S2", "S3"]), dt.date(2021, 7, 1)
+    )
+    assert len(pd.read_parquet(out / "deals.parquet")) == len(whole.scenario.deals)
+    # The fits use fewer deals: the whole stage's evidence shrinks.
+    fitted = pd.read_parquet(out / "stages.parquet")["conversion_n"].iloc[0]
+    assert fitted < whole.scenario.stages["conversion_n"].iloc[0]
+    for flag, value, word in (
+        ("--since", "2022-01-01", "2022-01-01 is not before"),
+        ("--leads-until", "2021-08-01", "2021-08-01 is not before"),
+        ("--half-life", "0", "--half-life"),
+    ):
+        bad = tmp_path / f"bad{flag}"
+        res = CliRunner().invoke(main, [*base, flag, value, "--out", str(bad)])
+        assert res.exit_code == 2 and word in res.output, res.output
+        assert "Traceback" not in res.output and not bad.exists()

@@ -11,9 +11,11 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import optimize
 
 from pipesim.calibration.lead_rates import (
     DAYS_PER_MONTH,
+    HALF_LIFE_MONTHS,
     _dispersion,
     _seasonality,
     arrivals_table,
@@ -45,38 +47,50 @@ def test_days_per_month_is_a_julian_year_over_twelve():
     assert DAYS_PER_MONTH == 30.4375
 
 
-def test_monthly_rate_is_the_count_over_the_window_span_in_months():
-    # 3 deals a month from 2023-07 to 2024-06: 36 in the 12-month window of 366 days
+def _weights(n: int, half_life: float = HALF_LIFE_MONTHS) -> np.ndarray:
+    """Each whole month's weight, oldest first: halves every ``half_life`` months back."""
+    return 0.5 ** ((n - 1 - np.arange(n)) / half_life)
+
+
+def test_steady_months_give_their_rate_and_the_weighted_count_as_evidence():
+    # 3 deals a month from 2023-07 to 2024-06: 12 whole months, no trend, no extra spread
     deals = _created(dict.fromkeys(_months("2023-07", "2024-06"), 3))
-    table, mean_amount = arrivals_table(deals, AS_OF, 3, [], LONG_AGO)
+    table, mean_amount, notes = arrivals_table(deals, AS_OF, 3, [], LONG_AGO, window_months=12)
     assert list(table["period"]) == ["2024-07", "2024-08", "2024-09"]
-    np.testing.assert_allclose(table["leads"], 36 / YEAR_MONTHS, rtol=1e-12)
-    # steady months (variance 0 <= mean): leads_n is the count seen
-    np.testing.assert_array_equal(table["leads_n"], [36.0] * 3)
+    np.testing.assert_allclose(table["leads"], 3.0, rtol=1e-12)
+    # Poisson level: var(log level) = 1 / sum(w mu), and leads_n = 1 / var = 3 sum(w)
+    np.testing.assert_allclose(table["leads_n"], 3.0 * _weights(12).sum(), rtol=1e-9)
     np.testing.assert_array_equal(table["amount"], [100.0] * 3)
     np.testing.assert_array_equal(table["amount_cv"], [0.0] * 3)
-    assert mean_amount == 100.0
+    assert mean_amount == 100.0 and notes == []
     assert list(table.columns) == ["period", "leads", "leads_n", "amount", "amount_cv"]
 
 
 def test_deals_before_the_window_do_not_count_in_the_rate():
     deals = _created(dict.fromkeys(_months("2023-01", "2024-06"), 3) | {"2023-03": 50})
-    table, _ = arrivals_table(deals, AS_OF, 1, [], LONG_AGO)
-    assert table["leads"].iloc[0] == pytest.approx(36 / YEAR_MONTHS, rel=1e-12)
+    table, _, _ = arrivals_table(deals, AS_OF, 1, [], LONG_AGO, window_months=12)
+    assert table["leads"].iloc[0] == pytest.approx(3.0, rel=1e-12)
 
 
-def test_a_shorter_history_divides_by_its_own_span():
-    # first deal on 2024-04-01: 91 days (April 30 + May 31 + June 30) of history
-    deals = _created(dict.fromkeys(_months("2024-04", "2024-06"), 4))
-    table, _ = arrivals_table(deals, AS_OF, 1, [], pd.Timestamp("2024-04-01"))
-    assert table["leads"].iloc[0] == pytest.approx(12 / (91 / DAYS_PER_MONTH), rel=1e-12)
+def test_under_two_whole_months_the_rate_is_the_count_over_the_span():
+    # first deal on 2024-05-10: only June is a whole month; 30 + 3 deals over 52 days
+    deals = _created({"2024-06": 30})
+    deals.loc[len(deals)] = [pd.Timestamp("2024-05-10"), 100.0]
+    deals.loc[len(deals)] = [pd.Timestamp("2024-05-20"), 100.0]
+    deals.loc[len(deals)] = [pd.Timestamp("2024-05-21"), 100.0]
+    table, _, _ = arrivals_table(deals, AS_OF, 1, [], pd.Timestamp("2024-05-10"))
+    assert table["leads"].iloc[0] == pytest.approx(33 / (52 / DAYS_PER_MONTH), rel=1e-12)
 
 
-def test_window_months_sets_the_span():
-    deals = _created(dict.fromkeys(_months("2023-07", "2024-06"), 3))
-    table, _ = arrivals_table(deals, AS_OF, 1, [], LONG_AGO, window_months=3)
-    # 2024-04-01 -> 2024-07-01: 91 days, 9 deals
-    assert table["leads"].iloc[0] == pytest.approx(9 / (91 / DAYS_PER_MONTH), rel=1e-12)
+def test_recent_months_weigh_more_in_the_level():
+    # three whole months (too few for a trend): 2, 2, 8 -> sum(w y) / sum(w)
+    deals = _created({"2024-04": 2, "2024-05": 2, "2024-06": 8})
+    start = pd.Timestamp("2024-04-01")
+    table, _, _ = arrivals_table(deals, AS_OF, 1, [], start)
+    w = _weights(3)
+    assert table["leads"].iloc[0] == pytest.approx(float(w @ [2, 2, 8] / w.sum()), rel=1e-12)
+    flat, _, _ = arrivals_table(deals, AS_OF, 1, [], start, half_life=float("inf"))
+    assert flat["leads"].iloc[0] == pytest.approx(4.0, rel=1e-12)
 
 
 def test_seasonality_with_two_years_is_each_months_share_shrunk_halfway_to_one():
@@ -89,12 +103,15 @@ def test_seasonality_with_two_years_is_each_months_share_shrunk_halfway_to_one()
     factor = _seasonality(deals["created_at"], CUT, start)
     np.testing.assert_allclose(factor, [2.1] + [0.9] * 11, rtol=1e-12)
     assert factor.mean() == pytest.approx(1.0)
-    table, _ = arrivals_table(deals, AS_OF, 12, [], start)
-    # base rate: the last 12 months hold 11 * 2 + 8 = 30 deals over 366 days
-    base = 30 / YEAR_MONTHS
+    table, _, _ = arrivals_table(deals, AS_OF, 12, [], start)
+    # level (no trend: the series is flat once the calendar is out) = sum(w y) / sum(w s)
+    y = np.array(list(counts.values()), dtype=float)
+    s = np.array([2.1 if m.endswith("-01") else 0.9 for m in counts])
+    w = _weights(24)
+    base = float(w @ y / (w @ s))
     expected = [base * (2.1 if p.endswith("-01") else 0.9) for p in table["period"]]
     assert list(table["period"]) == _months("2024-07", "2025-06")
-    np.testing.assert_allclose(table["leads"], expected, rtol=1e-12)
+    np.testing.assert_allclose(table["leads"], expected, rtol=1e-9)
 
 
 def test_seasonality_is_flat_with_under_two_years_of_history():
@@ -104,8 +121,58 @@ def test_seasonality_is_flat_with_under_two_years_of_history():
     np.testing.assert_array_equal(
         _seasonality(deals["created_at"], CUT, pd.Timestamp("2022-07-03")), np.ones(12)
     )
-    table, _ = arrivals_table(deals, AS_OF, 12, [], pd.Timestamp("2022-07-03"))
-    np.testing.assert_allclose(table["leads"], 30 / YEAR_MONTHS, rtol=1e-12)
+
+
+def _weighted_poisson(y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """An independent fit: scipy's optimiser on the weighted Poisson log-likelihood."""
+    x = np.arange(len(y)) - (len(y) - 1.0)
+
+    def nll(beta: np.ndarray) -> float:
+        eta = beta[0] + beta[1] * x
+        return -float(w @ (y * eta - np.exp(eta)))
+
+    start = np.array([np.log(y.mean()), 0.0])
+    return optimize.minimize(
+        nll, start, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000}
+    ).x
+
+
+def test_a_clear_trend_is_fitted_and_projected_with_its_standard_error():
+    # 20 deals a month growing ~6 % a month, with noise: 2023-07 .. 2024-06
+    y = np.array([20, 22, 21, 25, 26, 28, 27, 32, 34, 35, 38, 40], dtype=float)
+    deals = _created(dict(zip(_months("2023-07", "2024-06"), y.astype(int), strict=True)))
+    table, _, notes = arrivals_table(deals, AS_OF, 3, [], LONG_AGO, window_months=12)
+    w = _weights(12)
+    a, b = _weighted_poisson(y, w)
+    # the level at 2024-06, grown 1, 2, 3 months
+    np.testing.assert_allclose(table["leads"], np.exp(a + b * np.arange(1, 4)), rtol=1e-6)
+    x = np.arange(12) - 11.0
+    mu = np.exp(a + b * x)
+    info = np.array([[w @ mu, w @ (mu * x)], [w @ (mu * x), w @ (mu * x * x)]])
+    phi = max(float(w @ ((y - mu) ** 2 / mu)) / (w.sum() - 2), 1.0)
+    cov = phi * np.linalg.inv(info)
+    np.testing.assert_allclose(table["leads_trend_sd"], np.sqrt(cov[1, 1]), rtol=1e-5)
+    assert b > 2 * np.sqrt(cov[1, 1])
+    np.testing.assert_allclose(table["leads_n"], min(w @ y, 1.0 / cov[0, 0]), rtol=1e-5)
+    assert len(notes) == 1 and "a month" in notes[0]
+
+
+def test_a_trend_within_two_standard_errors_is_not_projected():
+    y = np.array([20, 26, 19, 23, 25, 18, 24, 21, 27, 20, 22, 24], dtype=float)
+    deals = _created(dict(zip(_months("2023-07", "2024-06"), y.astype(int), strict=True)))
+    table, _, notes = arrivals_table(deals, AS_OF, 2, [], LONG_AGO, window_months=12)
+    assert "leads_trend_sd" not in table.columns and notes == []
+    w = _weights(12)
+    np.testing.assert_allclose(table["leads"], w @ y / w.sum(), rtol=1e-9)
+
+
+def test_leads_until_ends_the_sample():
+    # 3 a month, then 30 in June (an odd month): leads_until=2024-06-01 leaves it out
+    deals = _created(dict.fromkeys(_months("2023-07", "2024-05"), 3) | {"2024-06": 30})
+    table, _, _ = arrivals_table(
+        deals, AS_OF, 1, [], pd.Timestamp("2023-07-01"), leads_until=pd.Timestamp("2024-06-01")
+    )
+    assert table["leads"].iloc[0] == pytest.approx(3.0, rel=1e-12)
 
 
 def test_dispersion_is_the_mean_and_half_mean_squared_difference_of_whole_months():
@@ -118,22 +185,21 @@ def test_dispersion_is_the_mean_and_half_mean_squared_difference_of_whole_months
     assert var == pytest.approx(100 / 2)  # every difference is +-10
 
 
-def test_dispersion_of_a_steady_trend_is_not_noise():
-    # 1, 2, ..., 12 deals a month: differences all 1, variance 1/2 < mean 6.5
+def test_a_steady_trend_is_not_noise():
+    # 1, 2, ..., 12 deals a month: the trend is fitted, the months are not over-dispersed
     counts = {m: i + 1 for i, m in enumerate(_months("2023-07", "2024-06"))}
     deals = _created(counts)
     mean, var = _dispersion(deals["created_at"], pd.Timestamp("2023-07-01"), CUT)
     assert (mean, var) == (pytest.approx(6.5), pytest.approx(0.5))
-    table, _ = arrivals_table(deals, AS_OF, 1, [], LONG_AGO)
-    assert table["leads_n"].iloc[0] == 78.0  # Poisson-like: the count seen
+    table, _, _ = arrivals_table(deals, AS_OF, 1, [], LONG_AGO, window_months=12)
+    assert "leads_trend_sd" in table.columns
+    assert table["leads"].iloc[0] > 12.0  # grown past the last month's 12
 
 
 def test_dispersion_needs_three_whole_months():
     deals = _created({"2024-05": 1, "2024-06": 30})
     mean, var = _dispersion(deals["created_at"], pd.Timestamp("2024-05-01"), CUT)
     assert np.isnan(mean) and np.isnan(var)
-    table, _ = arrivals_table(deals, AS_OF, 1, [], pd.Timestamp("2024-05-01"))
-    assert table["leads_n"].iloc[0] == 31.0  # no measure of spread: the count
 
 
 def test_lead_evidence_is_the_count_for_poisson_or_unknown_months():
@@ -156,13 +222,18 @@ def test_lead_evidence_formula_with_over_dispersed_months():
 
 
 def test_over_dispersed_months_reduce_leads_n_below_the_count():
-    # 0, 10, 0, 10, ... over 2023-07 .. 2024-06: 60 deals, whole-month mean 5, variance 50
-    counts = {m: (0 if i % 2 == 0 else 10) for i, m in enumerate(_months("2023-07", "2024-06"))}
-    deals = _created(counts)
-    table, _ = arrivals_table(deals, AS_OF, 2, [], LONG_AGO)
-    expected = 5.0**2 / ((50.0 - 5.0) + 50.0 / YEAR_MONTHS)  # about 0.51, far below 60
-    np.testing.assert_allclose(table["leads_n"], [expected, expected], rtol=1e-12)
-    np.testing.assert_allclose(table["leads"], 60 / YEAR_MONTHS, rtol=1e-12)
+    # 0, 10, 0, 10, ... over 2023-07 .. 2024-06: 60 deals, no clear trend
+    y = np.array([0.0, 10.0] * 6)
+    counts = dict(zip(_months("2023-07", "2024-06"), y.astype(int), strict=True))
+    table, _, _ = arrivals_table(_created(counts), AS_OF, 2, [], LONG_AGO, window_months=12)
+    w = _weights(12)
+    a, b = _weighted_poisson(y, w)  # the trend fit measures the dispersion
+    mu = np.exp(a + b * (np.arange(12) - 11.0))
+    phi = float(w @ ((y - mu) ** 2 / mu)) / (w.sum() - 2)
+    level = float(w @ y / w.sum())
+    np.testing.assert_allclose(table["leads"], level, rtol=1e-9)
+    np.testing.assert_allclose(table["leads_n"], level * w.sum() / phi, rtol=1e-6)
+    assert table["leads_n"].iloc[0] < 60 / 5
 
 
 def _segmented() -> pd.DataFrame:
@@ -187,9 +258,8 @@ def _segmented() -> pd.DataFrame:
 
 
 def test_segments_split_the_rate_and_keep_their_own_amounts():
-    # span 2024-04-01 -> 2024-07-01: 91 days; EU 3 deals, US 3, blank 1
-    months = 91 / DAYS_PER_MONTH
-    table, mean_amount = arrivals_table(
+    # whole months 2024-04, 05, 06 (weights w); EU: 2, 0, 1 deals; US: 0, 2, 1; blank: 0, 1, 0
+    table, mean_amount, _ = arrivals_table(
         _segmented(), AS_OF, 2, ["region"], pd.Timestamp("2024-04-01")
     )
     assert list(table.columns) == ["period", "leads", "leads_n", "amount", "amount_cv", "region"]
@@ -198,12 +268,15 @@ def test_segments_split_the_rate_and_keep_their_own_amounts():
     us = table[table["region"] == "US"]
     blank = table[table["region"].isna()]
     assert list(eu["period"]) == ["2024-07", "2024-08"]
-    np.testing.assert_allclose(eu["leads"], 3 / months, rtol=1e-12)
-    np.testing.assert_allclose(us["leads"], 3 / months, rtol=1e-12)
-    np.testing.assert_allclose(blank["leads"], 1 / months, rtol=1e-12)
-    # whole months 04, 05, 06 hold 2, 3, 2: variance 1/2 < mean 7/3, so leads_n = count
-    assert list(eu["leads_n"]) == [3.0, 3.0]
-    assert list(blank["leads_n"]) == [1.0, 1.0]
+    w = _weights(3)
+    level = float(w @ [2, 3, 2] / w.sum())
+    total = float(w @ [2, 3, 2])
+    for part, own in ((eu, w @ [2, 0, 1]), (us, w @ [0, 2, 1]), (blank, w @ [0, 1, 0])):
+        np.testing.assert_allclose(part["leads"], level * own / total, rtol=1e-12)
+        # leads_n: 1 / (var(log level) + var(log share)), at most the weighted count
+        share = own / total
+        n = 1.0 / (1.0 / total + (1.0 - share) / own)
+        np.testing.assert_allclose(part["leads_n"], min(own, n), rtol=1e-9)
     # EU amounts 100, 300, 400: mean 800/3, population sd sqrt(420000/27)
     eu_mean = 800 / 3
     np.testing.assert_allclose(eu["amount"], eu_mean, rtol=1e-12)
@@ -218,37 +291,22 @@ def test_segments_split_the_rate_and_keep_their_own_amounts():
     np.testing.assert_allclose(blank["amount"], 210.0, rtol=1e-12)
     np.testing.assert_allclose(blank["amount_cv"], overall.std() / 210.0, rtol=1e-12)
     # the segments add up to the whole book's rate
-    whole, _ = arrivals_table(_segmented(), AS_OF, 2, [], pd.Timestamp("2024-04-01"))
+    whole, _, _ = arrivals_table(_segmented(), AS_OF, 2, [], pd.Timestamp("2024-04-01"))
     per_month = table.groupby("period")["leads"].sum().to_numpy()
     np.testing.assert_allclose(per_month, whole["leads"].to_numpy(), rtol=1e-12)
 
 
-def test_over_dispersed_segments_share_the_books_shape_capped_by_their_count():
-    # EU: 0, 10, 0, 10, ... ; US: one deal every month. Whole book: 1, 11, 1, 11, ...
-    months = _months("2023-07", "2024-06")
-    eu = _created({m: (0 if i % 2 == 0 else 10) for i, m in enumerate(months)})
-    us = _created(dict.fromkeys(months, 1))
-    deals = pd.concat([eu.assign(region="EU"), us.assign(region="US")], ignore_index=True)
-    table, _ = arrivals_table(deals, AS_OF, 1, ["region"], LONG_AGO)
-    mean, var = 6.0, 50.0  # whole-book months alternate 1 and 11
-    shape = mean**2 / ((var - mean) + var / YEAR_MONTHS)  # about 0.75
-    by_region = table.set_index("region")["leads_n"]
-    assert by_region["EU"] == pytest.approx(min(60.0, shape), rel=1e-12)
-    assert by_region["US"] == pytest.approx(min(12.0, shape), rel=1e-12)
-
-
 def test_no_deal_in_the_window_gives_an_empty_table_and_no_mean_amount():
     deals = _created({"2022-01": 5})
-    table, mean_amount = arrivals_table(deals, AS_OF, 3, [], LONG_AGO)
+    table, mean_amount, _ = arrivals_table(deals, AS_OF, 3, [], LONG_AGO, window_months=12)
     assert table.empty
     assert list(table.columns) == ["period", "leads", "leads_n", "amount", "amount_cv"]
     assert np.isnan(mean_amount)
 
 
 def test_a_mid_month_as_of_starts_the_periods_in_its_month():
-    deals = _created(dict.fromkeys(_months("2023-07", "2024-06"), 3))
-    table, _ = arrivals_table(deals, dt.date(2024, 7, 15), 2, [], LONG_AGO)
+    deals = _created(dict.fromkeys(_months("2023-07", "2024-07"), 3))
+    table, _, _ = arrivals_table(deals, dt.date(2024, 7, 15), 2, [], LONG_AGO, window_months=12)
     assert list(table["period"]) == ["2024-07", "2024-08"]
-    # window 2023-07-15 -> 2024-07-15 (366 days); the July 2023 deals fall on days
-    # 1, 2, 3, before it: 33 deals
-    assert table["leads"].iloc[0] == pytest.approx(33 / YEAR_MONTHS, rel=1e-12)
+    # whole months 2023-08 .. 2024-06 (the window starts 2023-07-15; July 2024 is partial)
+    assert table["leads"].iloc[0] == pytest.approx(3.0, rel=1e-12)

@@ -333,3 +333,24 @@ def test_pooled_conversion_with_one_segment_keeps_the_default_weight():
     assert pooled[0] == pytest.approx(150 / 505)
     assert evidence[0] == 505.0
     assert pooled_conversion(0.3, np.array([0]), np.array([5]), cap=20.0)[2] == 20.0
+
+
+def test_weights_count_rows_as_repeats():
+    # A weight of 2 on every row is the data twice: same estimates, se shrunk by sqrt(2).
+    rng = np.random.default_rng(8)
+    n = 400
+    win = rng.uniform(size=n) < 0.4
+    days = np.where(win, rng.gamma(2.0, 15.0, n), rng.gamma(1.0, 60.0, n))
+    age = rng.uniform(0, 120, n)
+    outcome = np.where(days > age, OPEN, np.where(win, ADVANCE, LOST))
+    days = np.minimum(days, age)
+    kw = {"dwell_dist": "gamma", "loss_dist": "gamma"}
+    weighted = fit_stage(days, outcome, weights=np.full(n, 2.0), **kw)
+    twice = fit_stage(np.tile(days, 2), np.tile(outcome, 2), **kw)
+    assert weighted.conversion == pytest.approx(twice.conversion, rel=1e-6)
+    assert weighted.dwell_days == pytest.approx(twice.dwell_days, rel=1e-6)
+    assert weighted.conversion_se == pytest.approx(twice.conversion_se, rel=1e-3)
+    assert (weighted.advanced, weighted.lost) == (
+        int((outcome == ADVANCE).sum()),
+        int((outcome == LOST).sum()),
+    )

@@ -1,4 +1,5 @@
-"""Segments drawn around the whole stage (``conversion_pool``), lead rates once per segment.
+"""Segments drawn around the whole stage (``conversion_pool``); lead rates once per segment;
+the lead trend's uncertainty (``leads_trend_sd``), growing with the months ahead.
 
 Exact moments of the hierarchical draw, checked on the kernel's own draws; the
 numba engine against the NumPy reference on a pooled book; and the lead rate's
@@ -150,3 +151,41 @@ def test_segments_draw_their_rates_apart_and_mixed_evidence_is_noted():
     var = 800.0 + 800.0**2 / 10.0
     assert abs(south.var(ddof=1) / var - 1) < Z * np.sqrt(2 / 10_000) * 1.5
     assert any("different leads_n" in note for note in res.notes)
+
+
+def test_lead_trend_uncertainty_grows_with_the_months_ahead():
+    # Every lead wins at once; 400 a month, leads_trend_sd 0.05: month k's rate is
+    # 400 exp(s z - s^2 / 2), s = 0.05 (k + 1), one z per trial for every row and segment.
+    # Month k's count is mixed Poisson: variance 400 + 400^2 (exp(s^2) - 1).
+    stages = stages_frame([1.0, 1.0, 1.0], dwell_days=0.001, dwell_cv=0.0)
+    months = [f"2027-{k:02d}" for k in range(1, 7)]
+    arr = _arrivals(months, 400.0, np.nan, "North")
+    arr["leads_trend_sd"] = 0.05
+    south = _arrivals(months, 400.0, np.nan, "South")
+    south["leads_trend_sd"] = 0.05
+    sc = build(stages, None, pd.concat([arr, south], ignore_index=True), horizon_months=6)
+    trials = 10_000
+    for engine, seed in (("numba", 31), ("numpy", 32)):
+        res = pipesim.simulate(sc, trials=trials, seed=seed, by="region", engine=engine)
+        won = res.won[:, :, 1]  # North
+        s = 0.05 * np.arange(1, 7)
+        lam = 400.0 * np.array([1.0] * 5 + [1.0 - 0.003 / 30])  # the last 0.003 day is out
+        var = lam + lam**2 * np.expm1(s**2)
+        got = won.var(axis=0, ddof=1)
+        np.testing.assert_array_less(np.abs(got / var - 1), Z * np.sqrt(2 / trials) * 1.5)
+        np.testing.assert_array_less(np.abs(won.mean(axis=0) - lam), Z * np.sqrt(var / trials))
+        # North and South share the trend's draw: their last months move together.
+        r = np.corrcoef(res.won[:, 5, 1], res.won[:, 5, 2])[0, 1]
+        want = lam[5] ** 2 * np.expm1(s[5] ** 2) / var[5]
+        assert abs(r - want) < Z * (1 - want**2) / np.sqrt(trials) * 1.5, (engine, r, want)
+
+
+def test_leads_trend_sd_is_checked_and_reserved_since_format_4():
+    stages = stages_frame([1.0, 1.0, 1.0], dwell_days=0.001, dwell_cv=0.0)
+    arr = _arrivals(["2027-01"], 400.0, np.nan, "North")
+    arr["leads_trend_sd"] = -0.1
+    with pytest.raises(ScenarioError, match="leads_trend_sd"):
+        build(stages, None, arr, horizon_months=1)
+    arr["leads_trend_sd"] = 0.1
+    with pytest.raises(ScenarioError, match="reserved since scenario format 4"):
+        build(stages, None, arr, horizon_months=1, format_version=3)

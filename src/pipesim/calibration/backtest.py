@@ -21,6 +21,7 @@ import pandas as pd
 
 from pipesim.calibration.fit import Calibration, calibrate_history
 from pipesim.calibration.history import History, as_of_date
+from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS
 from pipesim.errors import InputError, PipesimWarning
 from pipesim.scenario.calendar import add_months
 from pipesim.simulation.simulate import simulate
@@ -93,6 +94,9 @@ def backtest_history(
     loss_dist: str = "auto",
     metric: str = "revenue",
     calibrations: dict[str, Calibration] | None = None,
+    since: object | None = None,
+    leads_until: object | None = None,
+    half_life: float = HALF_LIFE_MONTHS,
 ) -> pd.DataFrame:
     """Score forecasts made at each cutoff; one row per cutoff plus an ``overall`` row.
 
@@ -114,6 +118,9 @@ def backtest_history(
         then sums probabilities, the run rate counts wins).
     calibrations : dict, optional
         When given, filled with each cutoff's :class:`Calibration` (by ISO date).
+    since, leads_until, half_life
+        Passed to the calibration, for each cutoff after them (``since`` and
+        ``leads_until`` are dropped for a cutoff on or before them).
     trials, seed : int
         Monte Carlo trials and seed of each forecast.
 
@@ -133,8 +140,11 @@ def backtest_history(
         )
     rows = []
     laws = {"dwell_dist": dwell_dist, "loss_dist": loss_dist}
+    start = None if since is None else pd.Timestamp(as_of_date(since))
+    until = None if leads_until is None else pd.Timestamp(as_of_date(leads_until))
     for value in cutoffs:
         day = value if isinstance(value, dt.date) else as_of_date(value)
+        cut = pd.Timestamp(day)
         cal = calibrate_history(
             history,
             day,
@@ -142,6 +152,9 @@ def backtest_history(
             horizon_months=horizon_months,
             dwell_dist=laws["dwell_dist"],
             loss_dist=laws["loss_dist"],
+            since=start if start is not None and start < cut else None,
+            leads_until=until if until is not None and until < cut else None,
+            half_life=half_life,
         )
         if calibrations is not None:
             calibrations[day.isoformat()] = cal

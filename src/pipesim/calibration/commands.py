@@ -12,6 +12,7 @@ from pipesim.calibration.adapters import read_history
 from pipesim.calibration.backtest import backtest_history, month_starts
 from pipesim.calibration.fit import Calibration, calibrate_history, write_calibration
 from pipesim.calibration.history import History
+from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS
 from pipesim.errors import InputError
 from pipesim.io import parquet, scenario_folder
 
@@ -49,6 +50,9 @@ def calibrate(
     dwell_dist: str = "auto",
     loss_dist: str = "auto",
     force: bool = False,
+    since: object | None = None,
+    leads_until: object | None = None,
+    half_life: float = HALF_LIFE_MONTHS,
 ) -> Calibration:
     """Calibrate a scenario from a CRM export as it stood at ``as_of``.
 
@@ -75,6 +79,11 @@ def calibrate(
         gamma and lognormal), ``gamma`` or ``lognormal``.
     force : bool
         Overwrite a scenario already in ``out`` (refused otherwise, before any work).
+    since, leads_until : date-like, optional
+        Ignore deals created before ``since`` in every estimate (open ones stay in
+        the book); fit the lead rate on deals created before ``leads_until``.
+    half_life : float
+        Months after which a month's weight in the lead rate's fit halves.
 
     Returns
     -------
@@ -98,6 +107,9 @@ def calibrate(
         name=name,
         dwell_dist=dwell_dist,
         loss_dist=loss_dist,
+        since=since,
+        leads_until=leads_until,
+        half_life=half_life,
     )
     if out is not None:
         write_calibration(cal, out)
@@ -120,6 +132,9 @@ def backtest(
     loss_dist: str = "auto",
     metric: str = "revenue",
     keep_calibrations: bool = False,
+    since: object | None = None,
+    leads_until: object | None = None,
+    half_life: float = HALF_LIFE_MONTHS,
 ) -> pd.DataFrame:
     """Calibrate at each cutoff, forecast ``horizon_months``, score against what happened.
 
@@ -127,7 +142,9 @@ def backtest(
     included). ``metric`` is ``revenue`` or ``won_deals``. Writes
     ``out/backtest.parquet`` when ``out`` is given, and with ``keep_calibrations``
     each cutoff's scenario folder as ``out/calibration_<cutoff>/`` (what the
-    forecast ran on, with its ``calibration.parquet``). See
+    forecast ran on, with its ``calibration.parquet``). ``since``, ``leads_until``
+    (each cutoff's lead sample ends there, or at the cutoff when earlier) and
+    ``half_life`` as in :func:`calibrate`. See
     :func:`pipesim.calibration.backtest.backtest_history` for the columns.
     """
     cutoffs = [
@@ -163,6 +180,9 @@ def backtest(
         loss_dist=loss_dist,
         metric=metric,
         calibrations=kept,
+        since=since,
+        leads_until=leads_until,
+        half_life=half_life,
     )
     if out is not None:
         for day, cal in (kept or {}).items():

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipesim.calibration.history import History, as_of_date
-from pipesim.calibration.lead_rates import arrivals_table
+from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS, arrivals_table
 from pipesim.calibration.stage_paths import paths_at
 from pipesim.calibration.survival import (
     ADVANCE,
@@ -133,9 +133,12 @@ def calibrate_history(
     segments: Sequence[str] | None = None,
     horizon_months: int = 12,
     name: str = "",
-    window_months: int = 12,
+    window_months: int = 24,
     dwell_dist: str = "auto",
     loss_dist: str = "auto",
+    since: object | None = None,
+    leads_until: object | None = None,
+    half_life: float = HALF_LIFE_MONTHS,
 ) -> Calibration:
     """Estimate a scenario from a history, using only what was known before ``as_of``.
 
@@ -155,10 +158,19 @@ def calibrate_history(
     name : str
         The scenario's name.
     window_months : int
-        Months of recent creations the lead rate is measured on.
+        Months of recent creations the lead rate is fitted on (weighted by recency).
     dwell_dist, loss_dist : str
         Law of the advance clock and of the loss clock: ``gamma``, ``lognormal``
         or ``auto`` (per stage, the one with the higher likelihood).
+    since : date-like, optional
+        Ignore the deals created before this date for every estimate (conversions,
+        clocks, lead rates); those still open stay in the book.
+    leads_until : date-like, optional
+        The lead rate is fitted on the deals created before this date (default
+        as_of): leave out a month known to be odd, or an export's partial month.
+    half_life : float
+        Months after which a month's weight in the lead rate's fit halves
+        (``inf``: every month alike). Default :data:`HALF_LIFE_MONTHS`.
 
     Returns
     -------
@@ -184,6 +196,7 @@ def calibrate_history(
         )
     paths = paths_at(history, cut)
     deals = paths.deals
+    start, lead_end = _history_window(since, leads_until, half_life, cut)
     if not len(deals):
         raise InputError(
             f"{history.source}: no deal was created before {day}; nothing to calibrate on. "
@@ -221,6 +234,24 @@ def calibrate_history(
     report += [{"item": r, "rows": c, "action": "note", "rule": t} for r, c, t in paths.notes]
     funnel = history.funnel
     obs = paths.obs
+    if start is not None:
+        old = (deals["created_at"] < start).to_numpy()
+        obs = obs[~old[obs["row"].to_numpy()]]
+        report.append(
+            {
+                "item": "created before since",
+                "rows": int(old.sum()),
+                "action": "not fitted",
+                "rule": f"older than since={start.date()}: left out of the conversions, clocks "
+                "and lead rates; those still open stay in the book",
+            }
+        )
+        if not len(obs):
+            raise InputError(
+                f"{history.source}: no deal was created between since={start.date()} and "
+                f"as_of={day}; nothing to calibrate on. Choose an earlier since=.",
+                parameters=("since",),
+            )
     fits: dict[str, StageFit] = {}
     stage_rows = []
     if history.dated:
@@ -271,9 +302,20 @@ def calibrate_history(
             }
         )
     win = _win_probability(stages, funnel)
-    arrivals, mean_amount = arrivals_table(
-        deals, day, horizon_months, segs, history.deals["created_at"].min(), window_months
+    first = history.deals["created_at"].min()
+    arrivals, mean_amount, lead_notes = arrivals_table(
+        deals if start is None else deals[deals["created_at"] >= start],
+        day,
+        horizon_months,
+        segs,
+        first if start is None else max(first, start),
+        window_months,
+        leads_until=lead_end,
+        half_life=half_life,
     )
+    report += [
+        {"item": "new leads trend", "rows": 0, "action": "note", "rule": t} for t in lead_notes
+    ]
     if not history.dated:
         arrivals = arrivals.iloc[0:0]
         report.append(
@@ -293,13 +335,45 @@ def calibrate_history(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PipesimWarning)
         scenario = make_scenario(
-            stages, book, arrivals, as_of=day, horizon_months=horizon_months, name=name
+            stages,
+            book,
+            arrivals,
+            as_of=day,
+            horizon_months=horizon_months,
+            name=name,
+            calibrated=True,  # a funnel read from the history: no funnel-size warning
         )
     for w in caught:
         report.append({"item": str(w.message), "rows": 0, "action": "note", "rule": "warning"})
     laws = {s: fits[funnel[-1]] if paths.cycle else f for s, f in fits.items()}
     estimates = _estimates(stages, laws, seg_fits, segs, len(funnel) if paths.cycle else 0)
     return Calibration(scenario, pd.DataFrame(report), fits, win, estimates)
+
+
+def _history_window(
+    since: object | None, leads_until: object | None, half_life: float, cut: pd.Timestamp
+) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """``since`` and ``leads_until`` as timestamps, checked against as_of; ``half_life`` > 0."""
+    if not half_life > 0:  # NaN too
+        raise InputError(
+            f"half_life={half_life!r}: the lead rate's recency half-life is a number of "
+            "months > 0 (inf: every month weighs the same).",
+            parameters=("half_life",),
+        )
+    out: list[pd.Timestamp | None] = []
+    for name, value in (("since", since), ("leads_until", leads_until)):
+        if value is None:
+            out.append(None)
+            continue
+        day = pd.Timestamp(value if isinstance(value, dt.date) else as_of_date(value))
+        if day >= cut:
+            raise InputError(
+                f"{name}={day.date()} is not before as_of={cut.date()}: nothing before it "
+                f"would be left to calibrate on. Choose {name}= before as_of=.",
+                parameters=(name, "as_of"),
+            )
+        out.append(day)
+    return out[0], out[1]
 
 
 def _refuse_leaks(source: str, deals: pd.DataFrame, segs: list[str]) -> None:

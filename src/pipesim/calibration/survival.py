@@ -169,22 +169,24 @@ class _Data:
     n_lost: float
 
 
-def _ties(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    values, counts = np.unique(t, return_counts=True)
-    return values, counts.astype(np.float64)
+def _ties(t: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    values, inverse = np.unique(t, return_inverse=True)
+    return values, np.bincount(inverse, weights=w, minlength=len(values)).astype(np.float64)
 
 
-def _data(days: np.ndarray, outcome: np.ndarray) -> _Data:
+def _data(days: np.ndarray, outcome: np.ndarray, weights: np.ndarray | None = None) -> _Data:
     raw = np.asarray(days, dtype=np.float64)
     known = np.isfinite(raw)
     t = np.maximum(np.where(known, raw, 1.0), _MIN_DAYS)
     o = np.asarray(outcome)
+    w = np.ones(len(o)) if weights is None else np.asarray(weights, dtype=np.float64)
+    adv, lost, still = (o == ADVANCE), (o == LOST), (o == OPEN)
     return _Data(
-        *_ties(t[(o == ADVANCE) & known]),
-        *_ties(t[(o == LOST) & known]),
-        *_ties(t[(o == OPEN) & known]),
-        float((o == ADVANCE).sum()),
-        float((o == LOST).sum()),
+        *_ties(t[adv & known], w[adv & known]),
+        *_ties(t[lost & known], w[lost & known]),
+        *_ties(t[still & known], w[still & known]),
+        float(w[adv].sum()),
+        float(w[lost].sum()),
     )
 
 
@@ -393,6 +395,7 @@ def fit_stage(
     prior: Prior | None = None,
     fixed: dict[str, float] | None = None,
     never_lost: bool | None = None,
+    weights: np.ndarray | None = None,
 ) -> StageFit:
     """Fit conversion and both clocks of one stage from durations and outcomes.
 
@@ -414,29 +417,35 @@ def fit_stage(
     never_lost : bool, optional
         Force (True) or forbid (False) the losses-never-recorded model; by
         default it is used when fewer than :data:`MIN_LOSSES` losses have a time.
+    weights : array of float, optional
+        Each row's weight in the likelihood (recency: recent cohorts count more);
+        the evidence, and so the standard errors, follow the weights. 1 by default.
 
     Returns
     -------
     StageFit
     """
-    data = _data(days, outcome)
-    n_a, n_l = int(data.n_adv), int(data.n_lost)
-    n_o = int(np.sum(np.asarray(outcome) == OPEN))
+    data = _data(days, outcome, weights)
+    o = np.asarray(outcome)
+    n_a, n_l = int((o == ADVANCE).sum()), int((o == LOST).sum())
+    n_o = int(np.sum(o == OPEN))
     closed = n_a + n_l
     naive_p = n_a / closed if closed else math.nan
     naive_d = _weighted_mean(data.t_adv, data.w_adv) if data.w_adv.sum() else math.nan
     if never_lost is None:
-        never_lost = data.w_lost.sum() < MIN_LOSSES
+        timed = np.isfinite(np.asarray(days, dtype=float))
+        never_lost = int(((o == LOST) & timed).sum()) < MIN_LOSSES
     held = dict(fixed or {})
     if not data.w_adv.sum() and prior is None:
         # Nothing has advanced with a known time: the open deals' ages say nothing
         # without an advance clock, so the conversion is Laplace's on the closed deals
         # and the stage keeps one clock (the caller sets a default dwell).
-        p = (n_a + 1.0) / (closed + 2.0)
+        seen = data.n_adv + data.n_lost  # weighted
+        p = (data.n_adv + 1.0) / (seen + 2.0)
         return StageFit(
             conversion=p,
-            conversion_se=math.sqrt(p * (1.0 - p) / (closed + 3.0)),
-            conversion_n=closed + 2.0,
+            conversion_se=math.sqrt(p * (1.0 - p) / (seen + 3.0)),
+            conversion_n=seen + 2.0,
             dwell_days=math.nan,
             dwell_cv=math.nan,
             dwell_dist="gamma",
@@ -472,7 +481,7 @@ def fit_stage(
     if "loss_recorded" not in model.free:
         se.pop("loss_recorded", None)  # held (every loss recorded): no error to give
     c, c_se = v["c"], se.get("conversion", math.nan)
-    n_eff = c * (1.0 - c) / c_se**2 - 1.0 if c_se > 0 else closed + 2.0
+    n_eff = c * (1.0 - c) / c_se**2 - 1.0 if c_se > 0 else data.n_adv + data.n_lost + 2.0
     return StageFit(
         conversion=c,
         conversion_se=c_se,

@@ -203,6 +203,10 @@ def run(
                 n_seg = lam_n[fuzzy][head]
                 x = rng.gamma(n_seg, 1.0 / n_seg, size=(tb, keys.size))
                 rate[:, fuzzy] *= x[:, seg]
+            s = arrivals.trend_sd * arrivals.trend_months  # one normal per trial, every row
+            if (s > 0).any():
+                z = rng.standard_normal((tb, 1))
+                rate *= np.exp(s * z - 0.5 * s * s)
             if thin_arrivals:
                 rate *= pwin[:, arr_g * n_stages]
             count = rng.poisson(rate)

@@ -25,6 +25,7 @@ from pipesim.kernels.trial import (
     book,
     dwell,
     multiplier,
+    trend_factor,
     trial_state,
 )
 
@@ -47,7 +48,7 @@ def add_arrivals(
     strips = (funnel.strip_edges, funnel.strip_ratio, funnel.strip_lf_max)
     key, g_of, t0, t1 = arrivals.key, arrivals.group, arrivals.t0, arrivals.t1
     lam_of, n_of, by = arrivals.leads, arrivals.leads_n, arrivals.by
-    rate_key = arrivals.rate_key
+    rate_key, trend_sd, trend_months = arrivals.rate_key, arrivals.trend_sd, arrivals.trend_months
     amount_mu, amount_sigma = arrivals.amount_mu, arrivals.amount_sigma
     end = float(day_period.shape[0])
     base = ts ^ ARRIVAL_DOMAIN
@@ -58,6 +59,7 @@ def add_arrivals(
         if n > 0.0:
             _, x = gamma(branch(derive(base, rate_key[r]), RATE_KEY), n)
             lam *= x / n
+        lam *= trend_factor(base, trend_sd[r], trend_months[r])
         top = g_of[r] * n_stages
         # Thinning: the leads that go on to win are Poisson(lam * P(win from the top)).
         winners = poisson_inverse(to_unit(mix(branch(rs, COUNT_KEY))), lam * pwin[top])

@@ -33,6 +33,7 @@ from pipesim.kernels.trial import (
     conversions,
     dwell,
     multiplier,
+    trend_factor,
     trial_state,
 )
 
@@ -125,7 +126,7 @@ def flow_trials(
     surv = deals.survival_ratio
     a_key, g_of, t0, t1 = arrivals.key, arrivals.group, arrivals.t0, arrivals.t1
     lam_of, n_of, by_a = arrivals.leads, arrivals.leads_n, arrivals.by
-    rate_key = arrivals.rate_key
+    rate_key, trend_sd, trend_months = arrivals.rate_key, arrivals.trend_sd, arrivals.trend_months
     amount_mu, amount_sigma = arrivals.amount_mu, arrivals.amount_sigma
     end = float(day_period.shape[0])
     for i in prange(n_trials):
@@ -145,6 +146,7 @@ def flow_trials(
             if n_of[r] > 0.0:
                 _, x = gamma(branch(derive(base, rate_key[r]), RATE_KEY), n_of[r])
                 lam *= x / n_of[r]
+            lam *= trend_factor(base, trend_sd[r], trend_months[r])
             top = g_of[r] * n_stages
             leads = poisson_inverse(to_unit(mix(branch(rs, COUNT_KEY))), lam)
             for j in range(leads):

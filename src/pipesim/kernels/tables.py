@@ -133,6 +133,8 @@ class ArrivalTable(NamedTuple):
     leads: np.ndarray  # float64: expected leads in [t0, t1)
     leads_n: np.ndarray  # float64: Gamma spread of the rate per trial (0: none)
     rate_key: np.ndarray  # uint64: the rate draw's stream key, one per segment (all months)
+    trend_sd: np.ndarray  # float64: sd of the log rate's growth per month (0: no trend draw)
+    trend_months: np.ndarray  # float64: months from the rate's estimate to this row
     amount_mu: np.ndarray  # float64: log-mean of a lead's amount
     amount_sigma: np.ndarray  # float64: log-sd of a lead's amount
     by: np.ndarray  # int64: the by-group

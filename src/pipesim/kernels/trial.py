@@ -38,6 +38,7 @@ VALUE_KEY = 1_000_001
 AMOUNT_KEY = 1_000_002
 RATE_KEY = 1_000_003
 COUNT_KEY = 1_000_004
+TREND_KEY = np.uint64(0x7E4D7E4D7E4D7E4D)  # the trial's draw of the lead trend's error
 
 
 @jit
@@ -74,6 +75,21 @@ def dwell(
             state, z = normal(state)
         return state, max(math.exp(p1 + p2 * z) - age, 0.0)
     return state, max(p1 - age, 0.0)
+
+
+@jit
+def trend_factor(base: np.uint64, sd: float, months: float) -> float:
+    """The lead rate's multiplier for a trend known up to ``sd`` a month, ``months`` ahead.
+
+    One normal per trial (stream ``base`` keyed by :data:`TREND_KEY`, shared by every
+    row): ``exp(sd·months·z − (sd·months)²/2)``, mean 1, its spread growing with the
+    horizon. 1.0 when sd is 0.
+    """
+    if sd <= 0.0:
+        return 1.0
+    _, z = normal(derive(base, TREND_KEY))
+    s = sd * months
+    return math.exp(s * z - 0.5 * s * s)
 
 
 @jit

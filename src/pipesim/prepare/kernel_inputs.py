@@ -302,7 +302,8 @@ def _arrival_arrays(
 ) -> ArrivalTable:
     # Rows repeating the same month and segment get distinct random streams.
     # (Element by element: a missing segment value reads "None", never NaN.)
-    label_cols = arr.drop(columns=["leads", "amount", "amount_cv", "leads_n"]).astype(object)
+    reserved = ["leads", "amount", "amount_cv", "leads_n", "leads_trend_sd"]
+    label_cols = arr.drop(columns=[c for c in reserved if c in arr.columns]).astype(object)
     label_cols = label_cols.map(str)
     labels = pd.Series(["|".join(row) for row in label_cols.itertuples(index=False)], dtype=object)
     occurrence = labels.groupby(labels).cumcount().to_numpy()
@@ -339,6 +340,11 @@ def _arrival_arrays(
         leads=leads,
         leads_n=leads_n,
         rate_key=stable_hash([f"rate|{label}" for label in segment]),
+        trend_sd=np.nan_to_num(
+            arr.get("leads_trend_sd", pd.Series(0.0, index=arr.index)).to_numpy(dtype=np.float64),
+            nan=0.0,
+        ),
+        trend_months=months.astype(np.float64) + 1.0,
         amount_mu=amount_mu,
         amount_sigma=np.sqrt(sigma2),
         by=arr_by.astype(np.int64),

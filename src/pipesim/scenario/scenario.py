@@ -45,7 +45,7 @@ RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     # The share of a stage's losses that the CRM records (the rest stay open for ever).
     3: {"stages": ("loss_recorded",)},
     # A segment row's pooling towards the stage's funnel row (hierarchical conversions).
-    4: {"stages": ("conversion_pool",)},
+    4: {"stages": ("conversion_pool",), "arrivals": ("leads_trend_sd",)},
 }
 
 

@@ -467,6 +467,19 @@ def check_arrivals(
             "leads_n": n,
         }
     )
+    if "leads_trend_sd" in table.columns:
+        trend = _numeric(table, source, "leads_trend_sd", None)
+        bad = ~np.isnan(trend) & ~((trend >= 0) & np.isfinite(trend))
+        _check(
+            source,
+            "leads_trend_sd",
+            "are negative or not finite",
+            table,
+            bad,
+            "leads_trend_sd is the standard error of the lead rate's monthly growth on the "
+            "log scale (0 or more); leave it empty for no trend uncertainty.",
+        )
+        out["leads_trend_sd"] = trend
     for seg in segment_columns(table, known):
         out[seg] = as_segment(table[seg]).to_numpy()
     return out

@@ -1,0 +1,61 @@
+"""Do calibrated bands hold the truth when the pipeline changes? (issue: changing pipelines, item 7)
+
+Each history comes from ``crm_synth.market_history`` (numpy, not pipesim): one Offer
+stage sold in two regions (6 and 4 new deals a day at the start, win probability 0.45
+and 0.30, wins after a gamma time of mean 30 days, losses after 45), a year of history
+before as_of, and the months after it as the truth. pipesim calibrates on what was
+known at as_of (nothing of the truth) and forecasts; the truth is the revenue won in
+the forecast months. Over 40 histories the P10-P90 band should hold the truth 80% of
+the time: a study passes when the 95% binomial interval of the measured coverage
+overlaps 70-90%.
+
+Measured on this machine (40 histories each, 400 trials):
+- (a) creations growing 6% a month, 6-month forecast: 31/40 (before the lead trend,
+  the rate was the last year's average: 0 of 20 held the truth, all under-forecast).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import pipesim
+from crm_synth import market_history
+from pipesim.calibration.fit import calibrate_history
+from pipesim.calibration.history import make_history
+
+HISTORIES = 40
+TRIALS = 400
+
+
+def coverage(months: int, segments=None, **effect) -> int:
+    inside = 0
+    for h in range(HISTORIES):
+        deals, as_of = market_history(seed=7000 + h, days=366, after=months * 31 + 40, **effect)
+        history = make_history(deals, stages=["Offer"], source=f"history {h}")
+        d = history.deals
+        end = as_of + pd.DateOffset(months=months)
+        won = (d["status"] == "won") & (d["closed_at"] >= as_of) & (d["closed_at"] < end)
+        truth = float(d.loc[won, "amount"].sum())
+        cal = calibrate_history(history, as_of.date(), horizon_months=months, segments=segments)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pipesim.PipesimWarning)
+            draws = pipesim.simulate(cal.scenario, trials=TRIALS, seed=h).total_revenue()
+        p10, p90 = np.quantile(draws, [0.1, 0.9])
+        inside += p10 <= truth <= p90
+    return inside
+
+
+def _holds(inside: int) -> bool:
+    ci = stats.binomtest(inside, HISTORIES).proportion_ci(0.95)
+    return ci.low <= 0.9 and ci.high >= 0.7
+
+
+@pytest.mark.slow
+def test_growing_leads():
+    inside = coverage(6, growth=0.06)
+    assert _holds(inside), (inside, HISTORIES)
