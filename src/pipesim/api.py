@@ -16,7 +16,7 @@ from pipesim.calibration.backtest import format_backtest
 from pipesim.calibration.commands import backtest, calibrate
 from pipesim.datasets import write_example_history
 from pipesim.engines import registry
-from pipesim.errors import InputError, MissingDependencyError, PipesimWarning
+from pipesim.errors import InputError, MissingDependencyError, PipesimWarning, install_hint
 from pipesim.io import parquet, scenario_folder, scenario_workbook
 from pipesim.io.parquet import check_output_folder
 from pipesim.io.workbook import require_openpyxl
@@ -369,8 +369,7 @@ def _require(module: str, what: str) -> None:
 
     if importlib.util.find_spec(module) is None:
         raise MissingDependencyError(
-            f"{what}: the {module} package is not installed. "
-            'Install the report extra: pip install "pipesim[report]".'
+            f"{what}: the {module} package is not installed. {install_hint('report')}"
         )
 
 
