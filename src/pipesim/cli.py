@@ -101,6 +101,17 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     return value
 
 
+def _positive_amount(
+    ctx: click.Context, param: click.Parameter, value: float | None
+) -> float | None:
+    """A revenue target, checked before any work (not after a whole simulation)."""
+    if value is not None and not (value > 0 and value != float("inf")):
+        raise click.BadParameter(
+            f"must be a positive amount in the scenario's currency, got {value}."
+        )
+    return value
+
+
 def _quiet_json(fn: Any) -> Any:
     """--quiet and --json, the same on every command that prints results."""
     fn = click.option(
@@ -203,6 +214,7 @@ def _run_options(fn: Any) -> Any:
     "--target",
     type=float,
     default=None,
+    callback=_positive_amount,
     help="Revenue target over the horizon, in the scenario's currency (e.g. 12000000): kept "
     "in the results' metadata, drawn in the report.",
 )
