@@ -19,8 +19,8 @@ shared with other jobs.
 from __future__ import annotations
 
 import argparse
+import json
 import random
-import re
 import subprocess
 import sys
 import time
@@ -35,20 +35,20 @@ from pipesim.simulation.bench import bench_arrivals, bench_deals, bench_stages, 
 
 
 def pipesim_bench(deals: int, trials: int, engine: str = "numba") -> dict[str, float]:
-    """Run ``pipesim bench`` in a new process and parse its figures."""
+    """Run ``pipesim bench --json`` in a new process and read its figures."""
     out = subprocess.run(
         [sys.executable, "-m", "pipesim.cli", "bench", "--deals", str(deals), "--trials",
-         str(trials), "--engine", engine, "--quiet"],
+         str(trials), "--engine", engine, "--json"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    figures = {
-        "compile_s": r"first kernel call \(compile or cache load\): ([\d.]+) s",
-        "prepare_s": r"prepare: ([\d.]+) s",
-        "run_s": r"simulate: ([\d.]+) s",
-        "rate": r"= ([\d,.]+) M deal-trials/s",
-        "peak_gib": r"peak memory .*: ([\d.]+) GiB",
+    report = json.loads(out)
+    return {
+        "compile_s": report["compile_seconds"],
+        "prepare_s": report["prepare_seconds"],
+        "run_s": report["run_seconds"],
+        "rate": report["deal_trials_per_second"] / 1e6,
+        "peak_gib": report["peak_rss_bytes"] / 2**30,
     }
-    return {k: float(re.search(p, out).group(1).replace(",", "")) for k, p in figures.items()}
 
 
 def python_loop(prepared, trials: int, seed: int = 0) -> float:

@@ -94,21 +94,38 @@ def test_a_missing_optional_dependency_exits_3_with_the_install_command(tmp_path
     done = _run_without("matplotlib", "report", str(tmp_path / "r"))
     assert done.returncode == 3, done.stderr
     assert done.stderr.startswith("Error: the charts: the matplotlib package is not installed")
-    assert 'pip install "pipesim[report]"' in done.stderr
+    # From this clone: the editable command with its path, which pip can act on.
+    assert f'pip install -e "{ROOT}[report]"' in done.stderr
+    assert "or the packages alone: pip install matplotlib openpyxl" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "r" / "report.html").exists()
 
     done = _run_without("matplotlib", "run", "--trials", "10", "--report", "--out",
                         str(tmp_path / "rr"))  # fmt: skip
     assert done.returncode == 3, done.stderr
-    assert 'pip install "pipesim[report]"' in done.stderr and "Traceback" not in done.stderr
+    assert f'pip install -e "{ROOT}[report]"' in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "rr").exists()  # checked before simulating: nothing written
 
     done = _run_without("distributed", "run", "--trials", "10", "--engine", "dask", "--out",
                         str(tmp_path / "d"))  # fmt: skip
     assert done.returncode == 3, done.stderr
-    assert 'pip install "pipesim[dask]"' in done.stderr and "Traceback" not in done.stderr
+    assert f'pip install -e "{ROOT}[dask]"' in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_the_install_hint_works_from_a_clone_and_from_an_index(tmp_path, monkeypatch):
+    from pipesim import errors
+
+    assert errors.install_hint("report") == (
+        f'Install the report extra: pip install -e "{ROOT}[report]" '
+        "(or the packages alone: pip install matplotlib openpyxl)."
+    )
+    # Installed from a wheel: no checkout around the package.
+    monkeypatch.setattr(errors, "__file__", str(tmp_path / "site" / "pipesim" / "errors.py"))
+    assert errors.install_hint("dask") == (
+        'Install the dask extra: pip install "pipesim[dask]" '
+        '(or the packages alone: pip install "dask[distributed]" tqdm).'
+    )
 
 
 # Strings in the library that may quote a flag: the HTML report's settings label names

@@ -17,19 +17,20 @@ from pipesim.calibration.commands import backtest, calibrate
 from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS
 from pipesim.datasets import write_example_history
 from pipesim.engines import registry
-from pipesim.errors import InputError, MissingDependencyError, PipesimWarning
+from pipesim.errors import InputError, MissingDependencyError, PipesimWarning, install_hint
 from pipesim.io import parquet, scenario_folder, scenario_workbook
 from pipesim.io.parquet import check_output_folder
 from pipesim.io.workbook import require_openpyxl
 from pipesim.plan.compare import compare
 from pipesim.plan.health import health
 from pipesim.plan.levers import gather_variants
+from pipesim.plan.plan_result import PlanResult
 from pipesim.plan.sensitivity import sensitivity
 from pipesim.plan.target import target
 from pipesim.scenario.demo import demo_path, demo_readme, demo_tables
 from pipesim.scenario.extend_arrivals import extend_arrivals as carry_arrivals
 from pipesim.scenario.show import DEAL_ROWS, scenario_text
-from pipesim.simulation.bench import bench
+from pipesim.simulation.bench import BenchReport, bench
 from pipesim.simulation.result import Result
 from pipesim.simulation.simulate import simulate
 
@@ -38,8 +39,10 @@ ENGINES = registry.ENGINES
 __all__ = [
     "ENGINES",
     "HALF_LIFE_MONTHS",
+    "TRIALS",
     "backtest",
     "bench",
+    "bench_json",
     "calibrate",
     "check_output_folder",
     "compare",
@@ -52,7 +55,9 @@ __all__ = [
     "health",
     "import_scenario",
     "init_scenario",
+    "plan_json",
     "report",
+    "report_json",
     "require_report_extras",
     "run_json",
     "run_scenario",
@@ -63,11 +68,13 @@ __all__ = [
     "write_results",
 ]
 
+TRIALS = 10_000  # simulated futures of a forecast or a plan when not told (run, target, ...)
+
 
 def run_scenario(
     scenario: str | os.PathLike[str] | None = None,
     *,
-    trials: int = 10_000,
+    trials: int = TRIALS,
     seed: int = 0,
     by: str | Sequence[str] | None = None,
     engine: str = "numba",
@@ -277,6 +284,42 @@ def run_json(result: Result) -> str:
     return summary_json(result.summary(result.by), result.metadata())
 
 
+def plan_json(result: PlanResult) -> str:
+    """What a planning command prints with ``--json``: settings, its tables, its findings."""
+    from pipesim.reports.export import tables_json
+
+    return tables_json(result.tables, result.metadata, result.messages)
+
+
+def bench_json(report: BenchReport) -> str:
+    """What ``pipesim bench --json`` prints: every figure, in seconds, bytes and counts."""
+    import json
+
+    figures = dataclasses.asdict(report)
+    figures["deal_trials_per_second"] = report.deal_trials_per_second
+    return json.dumps(figures, indent=1)
+
+
+def report_json(results: str | os.PathLike[str]) -> str:
+    """What ``pipesim report --json`` prints: the settings and the totals over the horizon.
+
+    For a run's folder the cumulative rows of its last month (``horizon``: whole book
+    and segments); for a backtest's folder every row of ``backtest.parquet``.
+    """
+    from pipesim.reports import backtest_page
+    from pipesim.reports.export import tables_json
+    from pipesim.reports.results_folder import load_report_data
+
+    if backtest_page.is_backtest_folder(results):
+        path = Path(results) / "backtest.parquet"
+        return tables_json({"backtest": parquet.read_table(path)}, parquet.read_metadata(path))
+    data = load_report_data(results)
+    summary = data.summary
+    last = summary["period"].astype(str).max()
+    horizon = summary[summary["cumulative"] & (summary["period"].astype(str) == last)]
+    return tables_json({"horizon": horizon.reset_index(drop=True)}, data.settings)
+
+
 def report(
     results: str | os.PathLike[str],
     *,
@@ -371,8 +414,7 @@ def _require(module: str, what: str) -> None:
 
     if importlib.util.find_spec(module) is None:
         raise MissingDependencyError(
-            f"{what}: the {module} package is not installed. "
-            'Install the report extra: pip install "pipesim[report]".'
+            f"{what}: the {module} package is not installed. {install_hint('report')}"
         )
 
 

@@ -14,6 +14,7 @@ import click
 
 from pipesim import api
 from pipesim.errors import PipesimError, PipesimWarning
+from pipesim.progress import compile_notice
 from pipesim.progress import wanted as progress_wanted
 from pipesim.version import __version__
 
@@ -100,6 +101,46 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     return value
 
 
+def _positive_amount(
+    ctx: click.Context, param: click.Parameter, value: float | None
+) -> float | None:
+    """A revenue target, checked before any work (not after a whole simulation)."""
+    if value is not None and not (value > 0 and value != float("inf")):
+        raise click.BadParameter(
+            f"must be a positive amount in the scenario's currency, got {value}."
+        )
+    return value
+
+
+def _quiet_json(fn: Any) -> Any:
+    """--quiet and --json, the same on every command that prints results."""
+    fn = click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print the results as JSON on stdout (numbers as numbers), everything else on stderr.",
+    )(fn)
+    return click.option(
+        "--quiet",
+        "-q",
+        is_flag=True,
+        help="Print nothing but warnings and errors (no tables, no progress bar).",
+    )(fn)
+
+
+def _say(text: str, quiet: bool, err: bool = False) -> None:
+    """Print ``text`` unless the user asked for quiet."""
+    if not quiet:
+        click.echo(text, err=err)
+
+
+@contextlib.contextmanager
+def _working(notice: bool = True) -> Iterator[None]:
+    """A command that may simulate: errors by cause, Ctrl-C, and the compile notice."""
+    with _user_errors(), _interrupts(), compile_notice(notice):
+        yield
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pipesim")
 def main() -> None:
@@ -114,7 +155,7 @@ def _run_options(fn: Any) -> Any:
         show_default=True,
         type=click.Path(path_type=Path),
         callback=_output_folder,
-        help="Folder for the result Parquet files.",
+        help="Folder for the result Parquet files (made if missing).",
     )(fn)
     fn = click.option(
         "--seed",
@@ -125,11 +166,11 @@ def _run_options(fn: Any) -> Any:
     )(fn)
     return click.option(
         "--trials",
-        default=10_000,
+        default=api.TRIALS,
         show_default=True,
         type=int,
         callback=_positive,
-        help="Number of simulated futures.",
+        help="Number of simulated futures (a positive whole number).",
     )(fn)
 
 
@@ -154,7 +195,6 @@ def _run_options(fn: Any) -> Any:
     help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: $DASK_SCHEDULER_ADDRESS, "
     "else a local cluster on 127.0.0.1). Only with --engine dask or dask-fast.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option(
     "--threads",
     type=int,
@@ -174,11 +214,11 @@ def _run_options(fn: Any) -> Any:
     "--target",
     type=float,
     default=None,
-    help="Revenue target over the horizon: kept in the results, drawn in the report.",
+    callback=_positive_amount,
+    help="Revenue target over the horizon, in the scenario's currency (e.g. 12000000): kept "
+    "in the results' metadata, drawn in the report.",
 )
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print the summary as JSON (nothing else on stdout)."
-)
+@_quiet_json
 def run(
     scenario: Path | None,
     trials: int,
@@ -200,7 +240,7 @@ def run(
     cumulative, and writes OUT/summary.parquet, OUT/trials.parquet and
     OUT/funnel.parquet (and OUT/report.html with --report).
     """
-    with _user_errors(), _interrupts():
+    with _working(notice=not (quiet or as_json)):
         if make_report:
             api.require_report_extras()  # before the simulation, not after
         result = api.run_scenario(
@@ -214,13 +254,16 @@ def run(
             quiet=quiet,
             extend_arrivals=extend_arrivals,
         )
-        click.echo(api.run_json(result) if as_json else api.format_run(result))
+        if as_json:
+            click.echo(api.run_json(result))
+        else:
+            _say(api.format_run(result), quiet)
         for note in result.notes:
-            click.echo(f"Note: {note}", err=True)
+            _say(f"Note: {note}", quiet, err=True)
         written = api.write_results(result, out, target=target)
         if make_report:
             written += api.report(out)
-        click.echo(f"\nWrote {', '.join(str(p) for p in written)}", err=as_json)
+        _say(f"\nWrote {', '.join(str(p) for p in written)}", quiet, err=as_json)
 
 
 @main.command()
@@ -244,10 +287,28 @@ def init(directory: Path, force: bool) -> None:
     default=None,
     help="The HTML file to write  [default: RESULTS_DIR/report.html].",
 )
-@click.option("--png", type=click.Path(path_type=Path), help="Also write each chart as a PNG here.")
-@click.option("--xlsx", type=click.Path(path_type=Path), help="Also write an Excel workbook.")
-@click.option("--csv", type=click.Path(path_type=Path), help="Also write the tables as CSV here.")
-@click.option("--target", type=float, default=None, help="Revenue target over the horizon.")
+@click.option(
+    "--png",
+    type=click.Path(path_type=Path),
+    help="Also write each chart as DIR/<chart>.png, 800 px wide (a folder, made if missing).",
+)
+@click.option(
+    "--xlsx",
+    type=click.Path(path_type=Path),
+    help="Also write an Excel workbook FILE.xlsx: Summary, Settings and the run's other tables.",
+)
+@click.option(
+    "--csv",
+    type=click.Path(path_type=Path),
+    help="Also write the tables as CSV files into this folder (made if missing).",
+)
+@click.option(
+    "--target",
+    type=float,
+    default=None,
+    help="Revenue target over the horizon, in the scenario's currency: drawn on the charts.",
+)
+@_quiet_json
 def report_command(
     results: Path,
     out: Path | None,
@@ -255,6 +316,8 @@ def report_command(
     xlsx: Path | None,
     csv: Path | None,
     target: float | None,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Write a self-contained HTML report of RESULTS_DIR (a folder `pipesim run` wrote).
 
@@ -265,10 +328,14 @@ def report_command(
     """
     with _user_errors():
         written = api.report(results, out=out, png=png, xlsx=xlsx, csv=csv, target=target)
-        click.echo(api.format_report(results) + "\n")
-    click.echo(f"Wrote {written[0]}")
+        if as_json:
+            click.echo(api.report_json(results))
+        else:
+            _say(api.format_report(results) + "\n", quiet)
+    _say(f"Wrote {written[0]}", quiet, err=as_json)
     if len(written) > 1:
-        click.echo(f"and {len(written) - 1} more: {', '.join(str(p) for p in written[1:])}")
+        more = ", ".join(str(p) for p in written[1:])
+        _say(f"and {len(written) - 1} more: {more}", quiet, err=as_json)
 
 
 # --- scenarios planners read and edit: show, Excel export and import --------------------------
@@ -324,6 +391,14 @@ def scenario_import(workbook: Path, directory: Path, force: bool) -> None:
 # --- calibration from CRM history and backtests (issue 3) ---------------------------------------
 
 _FORMATS = ["generic", "salesforce", "hubspot", "pipedrive", "maven", "ibm"]
+_FORMAT_HELP = (
+    "Which CRM wrote HISTORY: generic (a deals CSV), salesforce (an Opportunity CSV; "
+    "--events: OpportunityHistory), hubspot and pipedrive (a deals CSV), maven (the folder of "
+    "the Maven CRM CSV files), ibm (the win-loss CSV or a zip holding it)."
+)
+_EVENTS_HELP = "Stage history CSV: deal_id, stage, entered_at (one row per stage entry)."
+_SEGMENTS_HELP = "Segment column(s) of HISTORY, comma-separated (e.g. region,product)."
+_STAGES_HELP = "Open stages in funnel order, comma-separated (default: from the history)."
 
 
 def _clock_laws(command: Callable[..., None]) -> Callable[..., None]:
@@ -386,20 +461,33 @@ def example_history(directory: Path, force: bool) -> None:
 
 @main.command()
 @click.argument("history", type=click.Path(path_type=Path))
-@click.option("--events", type=click.Path(path_type=Path), default=None, help="Stage history CSV.")
-@click.option("--as-of", "as_of", required=True, help="Calibration date; later rows are unused.")
-@_required_out("Scenario folder.")
-@click.option("--segments", default=None, help="Segment column(s), comma-separated.")
+@click.option("--events", type=click.Path(path_type=Path), default=None, help=_EVENTS_HELP)
+@click.option(
+    "--as-of",
+    "as_of",
+    required=True,
+    help="Calibration date, YYYY-MM-DD (e.g. 2017-07-01): only what was known before it is "
+    "used; it is the scenario's as_of.",
+)
+@_required_out("Scenario folder to write (stages, deals, arrivals, scenario, calibration).")
+@click.option("--segments", default=None, help=_SEGMENTS_HELP)
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(_FORMATS),
     default="generic",
     show_default=True,
-    help="Which CRM wrote HISTORY.",
+    help=_FORMAT_HELP,
 )
-@click.option("--horizon-months", default=12, show_default=True, type=int, callback=_positive)
-@click.option("--stages", default=None, help="Open stages in funnel order, comma-separated.")
+@click.option(
+    "--horizon-months",
+    default=12,
+    show_default=True,
+    type=int,
+    callback=_positive,
+    help="Calendar months the scenario forecasts, the month of --as-of first.",
+)
+@click.option("--stages", default=None, help=_STAGES_HELP)
 @_clock_laws
 @click.option("--force", is_flag=True, help="Overwrite a scenario already in OUT.")
 def calibrate(
@@ -460,13 +548,19 @@ def calibrate(
 
 @main.command()
 @click.argument("history", type=click.Path(path_type=Path))
-@click.option("--events", type=click.Path(path_type=Path), default=None, help="Stage history CSV.")
-@click.option("--cutoff", "cutoffs", multiple=True, help="Forecast date (repeat).")
+@click.option("--events", type=click.Path(path_type=Path), default=None, help=_EVENTS_HELP)
+@click.option(
+    "--cutoff",
+    "cutoffs",
+    multiple=True,
+    help="Forecast date, YYYY-MM-DD (repeat for more cutoffs).",
+)
 @click.option(
     "--cutoffs",
     "span",
     default=None,
-    help="FROM..TO: the first of each month from FROM to TO, both included (2017-01..2017-10).",
+    help="FROM..TO, months as YYYY-MM: the first of each month from FROM to TO, both "
+    "included (2017-01..2017-10).",
 )
 @click.option(
     "--metric",
@@ -488,14 +582,14 @@ def calibrate(
     callback=_positive,
     help="Calendar months forecast from each cutoff (its month first).",
 )
-@click.option("--segments", default=None, help="Segment column(s), comma-separated.")
+@click.option("--segments", default=None, help=_SEGMENTS_HELP)
 @click.option(
     "--trials",
     default=2000,
     show_default=True,
     type=int,
     callback=_positive,
-    help="Simulated futures per cutoff.",
+    help="Simulated futures per cutoff (fewer than run's, as every cutoff is a forecast).",
 )
 @click.option(
     "--seed",
@@ -504,7 +598,7 @@ def calibrate(
     type=click.IntRange(0, 2**63 - 1),
     help="Random seed, 0 to 2^63 - 1.",
 )
-@_required_out("Folder for backtest.parquet.")
+@_required_out("Folder for backtest.parquet (made if missing).")
 @click.option(
     "--report", "make_report", is_flag=True, help="Also write the HTML report OUT/report.html."
 )
@@ -514,9 +608,9 @@ def calibrate(
     type=click.Choice(_FORMATS),
     default="generic",
     show_default=True,
-    help="Which CRM wrote HISTORY.",
+    help=_FORMAT_HELP,
 )
-@click.option("--stages", default=None, help="Open stages in funnel order, comma-separated.")
+@click.option("--stages", default=None, help=_STAGES_HELP)
 @_clock_laws
 def backtest(
     history: Path,
@@ -549,7 +643,7 @@ def backtest(
             f"{span!r}: write FROM..TO, e.g. 2017-01..2017-10 (both ends included).",
             param_hint="'--cutoffs'",
         )
-    with _user_errors():
+    with _working():
         if make_report:
             api.require_report_extras()  # before the backtest, not after
         table = api.backtest(
@@ -582,20 +676,39 @@ def backtest(
 # --- Planning: target, compare, sensitivity, health -------------------------------------
 
 
-def _show(result: Any, out: Path) -> None:
-    click.echo(result.text)
+def _show(result: Any, out: Path, quiet: bool, as_json: bool) -> None:
+    """Print a planning command's result (text, or JSON on stdout), then write its files."""
+    if as_json:
+        click.echo(api.plan_json(result))
+    else:
+        _say(result.text, quiet)
     written = result.write(out)
-    click.echo(f"\nWrote {', '.join(str(p) for p in written)}")
+    _say(f"\nWrote {', '.join(str(p) for p in written)}", quiet, err=as_json)
 
 
-_REVENUE = click.option("--revenue", required=True, type=float, help="Revenue target X.")
+_REVENUE = click.option(
+    "--revenue",
+    required=True,
+    type=float,
+    help="Revenue target X over the window, in the scenario's currency (e.g. 12000000).",
+)
 _MONTHS = click.option(
-    "--months", type=int, default=None, callback=_positive, help="Window (default: horizon)."
+    "--months",
+    type=int,
+    default=None,
+    callback=_positive,
+    help="Window in calendar months, the month of as_of first (default: the whole horizon).",
 )
 _CONFIDENCE = click.option(
-    "--confidence", default=0.8, show_default=True, type=float, help="P(revenue >= X) wanted."
+    "--confidence",
+    default=0.8,
+    show_default=True,
+    type=float,
+    help="P(revenue >= X) wanted, between 0 and 1.",
 )
-_BY = click.option("--by", default=None, help="Segment column(s), comma-separated.")
+_BY = click.option(
+    "--by", default=None, help="Segment column(s) to break the table down by, comma-separated."
+)
 
 
 @main.command()
@@ -605,6 +718,7 @@ _BY = click.option("--by", default=None, help="Segment column(s), comma-separate
 @_CONFIDENCE
 @_BY
 @_run_options
+@_quiet_json
 def target(
     scenario: Path | None,
     revenue: float,
@@ -614,14 +728,16 @@ def target(
     trials: int,
     seed: int,
     out: Path,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """New leads per month needed to reach a revenue target; writes OUT/target.parquet."""
-    with _user_errors():
+    with _working(notice=not (quiet or as_json)):
         result = api.target(
             scenario, revenue, months=months, confidence=confidence, by=by, trials=trials,
-            seed=seed,
+            seed=seed, progress=progress_wanted(quiet),
         )  # fmt: skip
-        _show(result, out)
+        _show(result, out, quiet, as_json)
 
 
 @main.command()
@@ -633,22 +749,50 @@ def target(
     help="QUANTITY[:STAGE](+|-|*|=)VALUE[@COLUMN=VALUE], one variant each (repeatable).",
 )
 @_run_options
+@_quiet_json
 def compare(
-    scenario: Path | None, levers: tuple[str, ...], trials: int, seed: int, out: Path
+    scenario: Path | None,
+    levers: tuple[str, ...],
+    trials: int,
+    seed: int,
+    out: Path,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Base vs lever variants on common random numbers; writes OUT/compare.parquet."""
-    with _user_errors():
-        _show(api.compare(scenario, list(levers), trials=trials, seed=seed), out)
+    with _working(notice=not (quiet or as_json)):
+        result = api.compare(
+            scenario, list(levers), trials=trials, seed=seed, progress=progress_wanted(quiet)
+        )
+        _show(result, out, quiet, as_json)
 
 
 @main.command()
 @click.argument("scenario", required=False, type=click.Path(path_type=Path))
-@click.option("--step", default=0.1, show_default=True, type=float, help="Relative move.")
+@click.option(
+    "--step",
+    default=0.1,
+    show_default=True,
+    type=float,
+    help="Relative move of each input, between 0 and 1 (0.1: down 10% and up 10%).",
+)
 @_run_options
-def sensitivity(scenario: Path | None, step: float, trials: int, seed: int, out: Path) -> None:
+@_quiet_json
+def sensitivity(
+    scenario: Path | None,
+    step: float,
+    trials: int,
+    seed: int,
+    out: Path,
+    quiet: bool,
+    as_json: bool,
+) -> None:
     """Tornado of P50/P10 revenue per input; writes OUT/sensitivity.parquet."""
-    with _user_errors():
-        _show(api.sensitivity(scenario, step=step, trials=trials, seed=seed), out)
+    with _working(notice=not (quiet or as_json)):
+        result = api.sensitivity(
+            scenario, step=step, trials=trials, seed=seed, progress=progress_wanted(quiet)
+        )
+        _show(result, out, quiet, as_json)
 
 
 @main.command()
@@ -660,10 +804,12 @@ def sensitivity(scenario: Path | None, step: float, trials: int, seed: int, out:
     "--actuals",
     type=click.Path(path_type=Path),
     default=None,
-    help="Parquet of monthly actuals: period, stage, entered (+ revenue, segment columns).",
+    help="Parquet file of monthly actuals: period (YYYY-MM), stage (a funnel stage or Won), "
+    "entered (+ revenue on Won rows, segment columns).",
 )
 @_BY
 @_run_options
+@_quiet_json
 def health(
     scenario: Path | None,
     revenue: float,
@@ -674,14 +820,16 @@ def health(
     trials: int,
     seed: int,
     out: Path,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Stage coverage against a target, bottleneck, drift; writes OUT/health.parquet."""
-    with _user_errors():
+    with _working(notice=not (quiet or as_json)):
         result = api.health(
             scenario, revenue, months=months, confidence=confidence, actuals=actuals, by=by,
-            trials=trials, seed=seed,
+            trials=trials, seed=seed, progress=progress_wanted(quiet),
         )  # fmt: skip
-        _show(result, out)
+        _show(result, out, quiet, as_json)
 
 
 # --- scale: interruption, bench -------------------------------------------------
@@ -698,29 +846,62 @@ def _interrupts() -> Iterator[None]:
 
 
 @main.command()
-@click.option("--deals", default=1_000_000, show_default=True, type=int, callback=_positive)
-@click.option("--trials", default=1_000, show_default=True, type=int, callback=_positive)
-@click.option("--months", default=12, show_default=True, type=int, callback=_positive)
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1))
+@click.option(
+    "--deals",
+    default=1_000_000,
+    show_default=True,
+    type=int,
+    callback=_positive,
+    help="Open deals in the generated book (above 1,048,576 the book is read from disk).",
+)
+@click.option(
+    "--trials",
+    default=1_000,
+    show_default=True,
+    type=int,
+    callback=_positive,
+    help="Simulated futures (a timing, not a forecast: fewer than run's).",
+)
+@click.option(
+    "--months",
+    default=12,
+    show_default=True,
+    type=int,
+    callback=_positive,
+    help="Horizon in calendar months.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2**63 - 1),
+    help="Random seed, 0 to 2^63 - 1.",
+)
 @click.option(
     "--engine",
     type=click.Choice([n for n, e in api.ENGINES.items() if e.benchmark]),
     default="numba",
     show_default=True,
+    help="; ".join(f"{e.name}: {e.summary}" for e in api.ENGINES.values() if e.benchmark) + ".",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def bench(deals: int, trials: int, months: int, seed: int, engine: str, quiet: bool) -> None:
+@_quiet_json
+def bench(
+    deals: int, trials: int, months: int, seed: int, engine: str, quiet: bool, as_json: bool
+) -> None:
     """Generate a book of DEALS open deals in a temporary folder, run it, report.
 
     Prints the first kernel call's time (compile or cache load), the time to
     load the book, the simulation time and throughput (deal-trials per second)
     and the peak memory of the process.
     """
-    with _user_errors(), _interrupts():
+    with _working(notice=not (quiet or as_json)):
         report = api.bench(
             deals, trials, months=months, seed=seed, engine=engine, progress=progress_wanted(quiet)
         )
-    click.echo(report.text())
+    if as_json:
+        click.echo(api.bench_json(report))
+    else:
+        _say(report.text(), quiet)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,6 +20,10 @@ ones a message is about, so that the command line can write its own spelling
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+
+# The optional extras (pyproject.toml) and the packages each brings.
+EXTRAS = {"report": ("matplotlib", "openpyxl"), "dask": ("dask[distributed]", "tqdm")}
 
 
 class PipesimError(Exception):
@@ -72,3 +76,19 @@ def show_rows(values: object, rows: object, limit: int = 5) -> str:
     if more > 0:
         shown += f" and {more} more"
     return shown
+
+
+def install_hint(extra: str) -> str:
+    """How to install an optional extra, from a clone of pipesim as well as from an index.
+
+    An editable install (``pip install -e .`` in a clone) gets the command with the
+    clone's path, which pip can read; both forms end with the packages alone, which
+    install anywhere.
+    """
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and (root / "src" / "pipesim").is_dir():
+        command = f'pip install -e "{root}[{extra}]"'
+    else:
+        command = f'pip install "pipesim[{extra}]"'
+    packages = " ".join(f'"{p}"' if "[" in p else p for p in EXTRAS[extra])
+    return f"Install the {extra} extra: {command} (or the packages alone: pip install {packages})."

@@ -348,7 +348,7 @@ def test_run_prints_the_odds_of_aged_deals(tmp_path, demo):
     assert table.loc["Offer", "odds_oldest"] == pytest.approx(exact(AGE), rel=1e-12)
     folder = tmp_path / "sc"
     scenario_folder.write_scenario(folder, sc)
-    res = CliRunner().invoke(main, ["run", str(folder), "--trials", "20", "--quiet",
+    res = CliRunner().invoke(main, ["run", str(folder), "--trials", "20",
                                     "--out", str(tmp_path / "out")])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "Two clocks: the chance to advance of a deal still open at an age" in res.output

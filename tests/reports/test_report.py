@@ -271,7 +271,7 @@ def test_run_json_prints_only_json_and_report_in_one_go(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)  # nothing else on stdout
-    assert doc["settings"]["seed"] == "5" and doc["settings"]["trials"] == "200"
+    assert doc["settings"]["seed"] == 5 and doc["settings"]["trials"] == 200  # numbers
     summary = pd.read_parquet(out / "summary.parquet")
     assert len(doc["summary"]) == len(summary)
     first = doc["summary"][0]

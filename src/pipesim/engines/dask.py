@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from pipesim.errors import ClusterError, MissingDependencyError, PipesimError
+from pipesim.errors import ClusterError, MissingDependencyError, PipesimError, install_hint
 from pipesim.prepare.kernel_inputs import DealContext, prepare_deals
 from pipesim.progress import Progress
 from pipesim.scenario.scenario import DEAL_CHUNK, Scenario
@@ -124,7 +124,7 @@ def _require_distributed() -> None:
         import distributed  # noqa: F401
     except ImportError:
         raise MissingDependencyError(
-            'the Dask engines need the dask extra: pip install "pipesim[dask]".'
+            f"the Dask engines need the distributed package. {install_hint('dask')}"
         ) from None
 
 

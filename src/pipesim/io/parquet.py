@@ -124,7 +124,13 @@ def write_tables(
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The settings pipesim wrote into a results file's metadata."""
-    meta = pq.read_schema(path).metadata or {}
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise InputError(
+            f"{path}: cannot be read as a Parquet file ({str(exc).splitlines()[0]}). pipesim "
+            "writes its results as Parquet: run the command that wrote it again."
+        ) from None
     blob = meta.get(b"pipesim")
     return json.loads(blob.decode()) if blob else {}
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipesim.errors import InputError, MissingDependencyError
+from pipesim.errors import InputError, MissingDependencyError, install_hint
 
 SHEETS = ("stages", "deals", "arrivals", "scenario", "levers")
 REQUIRED_SHEETS = ("stages", "deals", "scenario")
@@ -35,8 +35,7 @@ def require_openpyxl(what: str) -> None:
 
     if importlib.util.find_spec("openpyxl") is None:
         raise MissingDependencyError(
-            f"{what}: the openpyxl package is not installed. "
-            'Install the report extra: pip install "pipesim[report]".'
+            f"{what}: the openpyxl package is not installed. {install_hint('report')}"
         )
 
 

@@ -110,5 +110,5 @@ def simulate_arrivals(
             day_period,
             out_rev,
             out_won,
-            i,
+            np.int64(i),  # prange's index is unsigned in the parallel body: one signature
         )

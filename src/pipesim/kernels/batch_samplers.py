@@ -125,14 +125,14 @@ def stage_dwell(
         for w in range(w0, w1):
             if bad[b, w]:
                 a = age[idx[b, w]] if aged else 0.0
-                j_lo = strip_of[idx[b, w]] if aged else 0
+                j_lo = strip_of[idx[b, w]] if aged else np.int64(0)  # not a literal: one signature
                 dt[b, w] = redraw(
                     branch(state[b, w], role), code, p1, p2, tab, edges, ratio, lf_max, a, j_lo
                 )
         return
     for w in range(w0, w1):
         a = age[idx[b, w]] if aged else 0.0
-        j_lo = strip_of[idx[b, w]] if aged else 0
+        j_lo = strip_of[idx[b, w]] if aged else np.int64(0)  # not a literal: one signature
         dt[b, w] = redraw(
             branch(state[b, w], role), code, p1, p2, tab, edges, ratio, lf_max, a, j_lo
         )

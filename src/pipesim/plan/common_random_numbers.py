@@ -19,6 +19,7 @@ import pandas as pd
 
 from pipesim.engines import numba as numba_engine
 from pipesim.prepare.kernel_inputs import Prepared, prepare
+from pipesim.progress import Progress
 from pipesim.scenario.scenario import STAGE_COLUMNS, Scenario
 
 
@@ -70,6 +71,11 @@ def prepare_pair(
     return pb, [rekey(pb, prepare(v, by)) for v in aligned[1:]]
 
 
-def run(prepared: Prepared, trials: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Revenue and won deals [trial, period, 1 + by-group] of a prepared scenario."""
-    return numba_engine.run(prepared, trials, seed)
+def run(
+    prepared: Prepared, trials: int, seed: int, progress: Progress | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Revenue and won deals [trial, period, 1 + by-group] of a prepared scenario.
+
+    Run in blocks of trials (the same bits as one call): ``progress`` counts them.
+    """
+    return numba_engine.run_blocks(prepared, trials, seed, progress)

@@ -12,6 +12,7 @@ import pandas as pd
 from pipesim.plan import common_random_numbers
 from pipesim.plan.levers import Lever, apply_levers, gather_variants
 from pipesim.plan.plan_result import PlanResult, ScenarioLike, as_scenario, base_metadata, check_run
+from pipesim.progress import Progress
 
 COMPARE_COLUMNS = (
     "variant",
@@ -79,6 +80,7 @@ def compare(
     trials: int = 10_000,
     seed: int = 0,
     levers_frame: pd.DataFrame | None = None,
+    progress: bool = False,
 ) -> PlanResult:
     """Run the base scenario and every lever variant on common random numbers.
 
@@ -93,6 +95,8 @@ def compare(
         Monte Carlo settings; every variant uses the same seed (common random numbers).
     levers_frame : DataFrame, optional
         A levers table given directly (instead of the folder's ``levers.parquet``).
+    progress : bool
+        Show a bar counting the trials of every run on stderr (after ~2 s, terminals only).
 
     Returns
     -------
@@ -111,9 +115,10 @@ def compare(
     variants = gather_variants(sc, levers, table, source)
     scenarios = [apply_levers(sc, lv) for lv in variants.values()]
     pb, pvs = common_random_numbers.prepare_pair(sc, scenarios)
-    totals = {"base": total_revenue(common_random_numbers.run(pb, trials, seed)[0])}
-    for name, pv in zip(variants, pvs, strict=True):
-        totals[name] = total_revenue(common_random_numbers.run(pv, trials, seed)[0])
+    with Progress((1 + len(pvs)) * trials, enabled=progress, desc="compare") as bar:
+        totals = {"base": total_revenue(common_random_numbers.run(pb, trials, seed, bar)[0])}
+        for name, pv in zip(variants, pvs, strict=True):
+            totals[name] = total_revenue(common_random_numbers.run(pv, trials, seed, bar)[0])
     frame = compare_totals(totals)
     meta = base_metadata("compare", sc, trials, seed)
     meta["variants"] = " | ".join(

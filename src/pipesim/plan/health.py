@@ -23,6 +23,7 @@ from pipesim.plan import common_random_numbers, drift
 from pipesim.plan.plan_result import PlanResult, ScenarioLike, as_scenario, base_metadata, check_run
 from pipesim.plan.target import arrivals_only, reach, search
 from pipesim.prepare.kernel_inputs import NONE_LABEL, Prepared, prepare
+from pipesim.progress import Progress
 from pipesim.scenario.scenario import Scenario
 from pipesim.simulation.result import by_columns
 from pipesim.simulation.stage_flows import simulate_flows
@@ -86,6 +87,7 @@ def health(
     by: str | Sequence[str] | None = None,
     trials: int = 10_000,
     seed: int = 0,
+    progress: bool = False,
 ) -> PlanResult:
     """Stage volumes and value now against what the revenue target needs; drift against actuals.
 
@@ -102,6 +104,8 @@ def health(
         Segment columns for the indicators.
     trials, seed : int
         Monte Carlo settings.
+    progress : bool
+        Show a bar counting the simulated trials on stderr (after ~2 s, terminals only).
 
     Returns
     -------
@@ -126,8 +130,10 @@ def health(
     cols = list(by_columns(by))
     if cols:
         prepare(sc, cols)  # checks the columns exist
-    found = search(sc, float(revenue), window, confidence, trials, seed)
-    base = common_random_numbers.run(prepare(sc), trials, seed)[0][:, :window, 0].sum(axis=1)
+    with Progress(None, enabled=progress, desc="health") as bar:
+        found = search(sc, float(revenue), window, confidence, trials, seed, bar)
+        base = common_random_numbers.run(prepare(sc), trials, seed, bar)[0][:, :window, 0]
+    base = base.sum(axis=1)
     p_now = float(np.mean(base >= revenue))
     short = p_now < confidence
     # When the open deals alone meet the target, the stock that sustains the target's

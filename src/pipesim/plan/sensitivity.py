@@ -10,6 +10,7 @@ from pipesim.plan import common_random_numbers
 from pipesim.plan.compare import total_revenue
 from pipesim.plan.levers import Lever, apply_lever
 from pipesim.plan.plan_result import PlanResult, ScenarioLike, as_scenario, base_metadata, check_run
+from pipesim.progress import Progress
 from pipesim.scenario.scenario import Scenario
 
 
@@ -39,12 +40,14 @@ def sensitivity(
     step: float = 0.1,
     trials: int = 10_000,
     seed: int = 0,
+    progress: bool = False,
 ) -> PlanResult:
     """Which input matters most: P50 and P10 revenue with each input moved by ``-step``/``+step``.
 
     Every stage's conversion and dwell time, the arrivals (leads) and the amounts
     are scaled by ``1 - step`` and ``1 + step`` in turn (a conversion is capped at
-    1), each run on the base's random numbers.
+    1), each run on the base's random numbers. ``progress`` shows a bar counting
+    the trials of every run on stderr (after ~2 s, terminals only).
 
     Returns
     -------
@@ -68,12 +71,13 @@ def sensitivity(
         for factor in (down, up):
             variants.append(apply_lever(sc, Lever(quantity, "scale", factor, stage)))
     pb, pvs = common_random_numbers.prepare_pair(sc, variants)
-    base = total_revenue(common_random_numbers.run(pb, trials, seed)[0])
+    with Progress((1 + len(pvs)) * trials, enabled=progress, desc="sensitivity") as bar:
+        base = total_revenue(common_random_numbers.run(pb, trials, seed, bar)[0])
+        totals = [total_revenue(common_random_numbers.run(p, trials, seed, bar)[0]) for p in pvs]
     b10, b50 = np.quantile(base, (0.1, 0.5))
     rows = []
     for k, (name, quantity, stage, down, up) in enumerate(inputs):
-        lo = total_revenue(common_random_numbers.run(pvs[2 * k], trials, seed)[0])
-        hi = total_revenue(common_random_numbers.run(pvs[2 * k + 1], trials, seed)[0])
+        lo, hi = totals[2 * k], totals[2 * k + 1]
         lo10, lo50 = np.quantile(lo, (0.1, 0.5))
         hi10, hi50 = np.quantile(hi, (0.1, 0.5))
         rows.append(

@@ -22,6 +22,7 @@ from pipesim.errors import InputError
 from pipesim.plan import common_random_numbers
 from pipesim.plan.plan_result import PlanResult, ScenarioLike, as_scenario, base_metadata, check_run
 from pipesim.prepare.kernel_inputs import Prepared, prepare
+from pipesim.progress import Progress
 from pipesim.scenario.calendar import month_index
 from pipesim.scenario.scenario import Scenario
 from pipesim.simulation.result import by_columns
@@ -106,12 +107,16 @@ def search(
     confidence: float,
     trials: int,
     seed: int,
+    progress: Progress | None = None,
 ) -> Search:
-    """The smallest scale of the arrivals with P(revenue over ``months`` >= X) >= confidence."""
+    """The smallest scale of the arrivals with P(revenue over ``months`` >= X) >= confidence.
+
+    ``progress`` counts the trials of every run of the search.
+    """
     deals_sc = scenario.replace(arrivals=scenario.arrivals.iloc[:0])
-    deals_rev = common_random_numbers.run(prepare(deals_sc), trials, seed)[0][:, :months, 0].sum(
-        axis=1
-    )
+    deals_rev = common_random_numbers.run(prepare(deals_sc), trials, seed, progress)[0][
+        :, :months, 0
+    ].sum(axis=1)
     arr_p = prepare(arrivals_only(scenario, months))
     current = float(_lead_arrays(arr_p, months)[0].sum())
     if current <= 0:
@@ -126,9 +131,9 @@ def search(
         return Search(guess, p0, _se(p0, trials), False, guess, p0, math.nan, True)
 
     def prob(scale: float) -> tuple[float, np.ndarray]:
-        rev = common_random_numbers.run(_scaled(arr_p, scale), trials, seed)[0][:, :months, 0].sum(
-            axis=1
-        )
+        rev = common_random_numbers.run(_scaled(arr_p, scale), trials, seed, progress)[0][
+            :, :months, 0
+        ].sum(axis=1)
         return float(np.mean(deals_rev + rev >= revenue)), rev
 
     if p0 >= confidence:
@@ -204,6 +209,7 @@ def target(
     by: str | Sequence[str] | None = None,
     trials: int = 10_000,
     seed: int = 0,
+    progress: bool = False,
 ) -> PlanResult:
     """The new leads per month needed for P(revenue over the first ``months`` >= ``revenue``).
 
@@ -222,6 +228,8 @@ def target(
         applied to every segment, so the current mix of leads is kept).
     trials, seed : int
         Monte Carlo settings; the search runs every step on the same seed.
+    progress : bool
+        Show a bar counting the search's trials on stderr (after ~2 s, terminals only).
 
     Returns
     -------
@@ -243,7 +251,8 @@ def target(
             parameters=("confidence",),
         )
     cols = by_columns(by)
-    found = search(sc, float(revenue), window, confidence, trials, seed)
+    with Progress(None, enabled=progress, desc="target search") as bar:
+        found = search(sc, float(revenue), window, confidence, trials, seed, bar)
     table = target_table(sc, found.scale, window, cols)
     current = float(table["leads_current"].sum()) / window
     needed = float(table["leads_needed"].sum()) / window

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -181,7 +182,54 @@ def write_csv(data: ReportData, folder: str | os.PathLike[str]) -> list[Path]:
     return written
 
 
+# Settings whose text is text even when it looks like a number (a scenario named 2027).
+TEXT_SETTINGS = frozenset(
+    {"pipesim_version", "scenario", "scenario_name", "scenario_fingerprint", "as_of", "currency",
+     "by", "engine", "command", "history", "metric", "actuals", "deals_needed_basis", "variants"}
+)  # fmt: skip
+
+
+def json_value(value: object) -> object:
+    """A table cell as JSON: numbers as numbers, missing and infinite values as null."""
+    value = _cell(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def setting_value(key: str, text: str) -> object:
+    """A metadata setting as JSON: whole numbers, decimals and true/false typed, text kept."""
+    if key in TEXT_SETTINGS:
+        return text
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return json_value(kind(text))
+        except ValueError:
+            pass
+    return text
+
+
+def tables_json(
+    tables: Mapping[str, pd.DataFrame], settings: Mapping[str, str], messages: Sequence[str] = ()
+) -> str:
+    """Tables as JSON for scripts: ``{"settings": {...}, "<table>": [{row}, ...], ...}``.
+
+    Every number is a JSON number (a setting too), a missing or infinite one ``null``;
+    ``messages`` (the findings a planning command prints) are kept when there are any.
+    """
+    doc: dict[str, object] = {
+        "settings": {k: setting_value(k, v) for k, v in settings.items() if k != "pipesim"}
+    }
+    for name, frame in tables.items():
+        rows = frame.to_dict(orient="records")
+        doc[name] = [{str(k): json_value(v) for k, v in row.items()} for row in rows]
+    if messages:
+        doc["messages"] = list(messages)
+    return json.dumps(doc, indent=1, allow_nan=False)
+
+
 def summary_json(summary: pd.DataFrame, settings: Mapping[str, str]) -> str:
     """The summary as JSON for scripts: ``{"settings": {...}, "summary": [{row}, ...]}``."""
-    records = [{k: _cell(v) for k, v in row.items()} for row in summary.to_dict(orient="records")]
-    return json.dumps({"settings": dict(settings), "summary": records}, indent=1)
+    return tables_json({"summary": summary}, settings)
