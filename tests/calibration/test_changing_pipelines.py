@@ -12,6 +12,12 @@ overlaps 70-90%.
 Measured on this machine (40 histories each, 400 trials):
 - (a) creations growing 6% a month, 6-month forecast: 31/40 (before the lead trend,
   the rate was the last year's average: 0 of 20 held the truth, all under-forecast).
+- (d) quarter-end rush: 60% of the wins due in the first two months of a quarter slip to
+  its last two weeks; two years of history (8 quarters), 3-month forecast from a quarter's
+  start: 38/40 (median P50 9% above the truth); without the closing paces 0/40 on a
+  1-month forecast (P50 2.1x the truth), 24/40 with them (P50 13% under: the paced clock
+  also slows the month's new deals, where the rush only moves the wins; a slip model is
+  follow-up work).
 """
 
 from __future__ import annotations
@@ -32,10 +38,10 @@ HISTORIES = 40
 TRIALS = 400
 
 
-def coverage(months: int, segments=None, **effect) -> int:
+def coverage(months: int, segments=None, days=366, **effect) -> int:
     inside = 0
     for h in range(HISTORIES):
-        deals, as_of = market_history(seed=7000 + h, days=366, after=months * 31 + 40, **effect)
+        deals, as_of = market_history(seed=7000 + h, days=days, after=months * 31 + 40, **effect)
         history = make_history(deals, stages=["Offer"], source=f"history {h}")
         d = history.deals
         end = as_of + pd.DateOffset(months=months)
@@ -58,4 +64,10 @@ def _holds(inside: int) -> bool:
 @pytest.mark.slow
 def test_growing_leads():
     inside = coverage(6, growth=0.06)
+    assert _holds(inside), (inside, HISTORIES)
+
+
+@pytest.mark.slow
+def test_quarter_end_rush():
+    inside = coverage(3, days=731, quarter_end=0.6)
     assert _holds(inside), (inside, HISTORIES)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from pipesim.calibration.history import History, as_of_date
 from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS, arrivals_table
+from pipesim.calibration.quarter_pace import quarter_paces
 from pipesim.calibration.stage_paths import paths_at
 from pipesim.calibration.survival import (
     ADVANCE,
@@ -29,6 +30,7 @@ from pipesim.calibration.survival import (
 from pipesim.errors import InputError, PipesimWarning
 from pipesim.io import parquet
 from pipesim.io.scenario_folder import settings_table
+from pipesim.scenario.calendar import operational_days
 from pipesim.scenario.scenario import Scenario, make_scenario
 
 SEGMENT_DWELL_WEIGHT = 20.0  # pseudo-deals pulling a segment's clocks towards the overall ones
@@ -252,6 +254,24 @@ def calibrate_history(
                 f"as_of={day}; nothing to calibrate on. Choose an earlier since=.",
                 parameters=("since",),
             )
+    paces: tuple[float, float, float] | None = None
+    if history.dated:
+        won = deals[(deals["state"] == "won") & (deals["closed_at"] < cut)]
+        if start is not None:
+            won = won[won["created_at"] >= start]
+        found, why = quarter_paces(won["closed_at"], cut)
+        paces = None if found == (1.0, 1.0, 1.0) else found
+        if why:
+            report.append(
+                {
+                    "item": "closing pace by month of quarter",
+                    "rows": len(won),
+                    "action": "note",
+                    "rule": why,
+                }
+            )
+    if paces is not None:  # the clocks run on operational time (closing_calendar)
+        obs = obs.assign(days=_operational(obs, cut, paces))
     fits: dict[str, StageFit] = {}
     stage_rows = []
     if history.dated:
@@ -342,12 +362,26 @@ def calibrate_history(
             horizon_months=horizon_months,
             name=name,
             calibrated=True,  # a funnel read from the history: no funnel-size warning
+            close_paces=paces,
         )
     for w in caught:
         report.append({"item": str(w.message), "rows": 0, "action": "note", "rule": "warning"})
     laws = {s: fits[funnel[-1]] if paths.cycle else f for s, f in fits.items()}
     estimates = _estimates(stages, laws, seg_fits, segs, len(funnel) if paths.cycle else 0)
     return Calibration(scenario, pd.DataFrame(report), fits, win, estimates)
+
+
+def _operational(obs: pd.DataFrame, cut: pd.Timestamp, paces: tuple[float, ...]) -> np.ndarray:
+    """Each observation's time in its stage on the paced clock (unknown times stay NaN)."""
+    day = np.timedelta64(1, "D")
+    exit_at = obs["exit_at"].to_numpy(dtype="datetime64[ns]")
+    end = np.where(np.isnat(exit_at), cut.to_datetime64(), exit_at).astype("datetime64[D]")
+    days = obs["days"].to_numpy(dtype=float)
+    known = np.isfinite(days)
+    out = np.full(len(obs), np.nan)
+    entry = end[known] - np.rint(days[known]).astype(np.int64) * day
+    out[known] = operational_days(entry, end[known], paces)
+    return out
 
 
 def _history_window(

@@ -19,6 +19,7 @@ from pipesim.errors import InputError, ScenarioError
 from pipesim.io.deal_file import DealFile
 from pipesim.io.parquet import parquet_shape, read_metadata, read_table, write_tables
 from pipesim.scenario.scenario import (
+    CLOSE_PACE_COLUMNS,
     DEAL_CHUNK,
     FORMAT_VERSION,
     Scenario,
@@ -146,10 +147,18 @@ def scenario_from_tables(
         value = row.get(col)
         return "" if value is None or pd.isna(value) else str(value)
 
+    paces = [row.get(c) for c in CLOSE_PACE_COLUMNS]
+    given = [p is not None and not pd.isna(p) for p in paces]
+    if any(given) and not all(given):
+        raise ScenarioError(
+            f"{src}: give all three of {', '.join(CLOSE_PACE_COLUMNS)} (the clocks' pace in "
+            "each month of a quarter), or none of them."
+        )
     return make_scenario(
         tables["stages"],
         tables["deals"],
         tables.get("arrivals"),
+        close_paces=paces if all(given) else None,
         as_of=row["as_of"],
         horizon_months=row["horizon_months"],
         name=text("name") or name,
@@ -206,13 +215,19 @@ def settings_table(scenario: Scenario) -> pd.DataFrame:
         }
     )
     tables = {"stages": scenario.stages, "arrivals": scenario.arrivals}
-    if any(
-        c in table.columns and c not in reserved(name, 1)
-        for name, table in tables.items()
-        for c in reserved(name)
+    if (
+        any(
+            c in table.columns and c not in reserved(name, 1)
+            for name, table in tables.items()
+            for c in reserved(name)
+        )
+        or scenario.close_paces is not None
     ):
         # Columns reserved since a later format: say which format the tables follow.
         settings["format_version"] = [FORMAT_VERSION]
+    if scenario.close_paces is not None:
+        for col, pace in zip(CLOSE_PACE_COLUMNS, scenario.close_paces, strict=True):
+            settings[col] = [pace]
     return settings
 
 

@@ -17,6 +17,7 @@ every chunk's table, concatenated: the one code path for books in memory.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,9 +25,10 @@ import pandas as pd
 
 from pipesim.errors import InputError
 from pipesim.kernels.tables import ArrivalTable, DealTable, FunnelTable
+from pipesim.prepare.closing_calendar import month_paces, operational_bounds
 from pipesim.prepare.funnel_table import age_strips, build_funnel
 from pipesim.prepare.loss_clock import survival_ratio
-from pipesim.scenario.calendar import add_months, month_index, period_bounds
+from pipesim.scenario.calendar import add_months, month_index, operational_days, period_bounds
 from pipesim.scenario.keys import deal_keys, stable_hash
 from pipesim.scenario.scenario import DEAL_CHUNK, Scenario
 
@@ -95,6 +97,8 @@ class DealContext:
     group_codes: dict[tuple, int]
     by_codes: dict[tuple, int]
     deal_columns: tuple[str, ...]
+    as_of: dt.date
+    close_paces: tuple[float, float, float] | None = None
 
 
 Factor = tuple[np.ndarray, list]  # (code per row, value per code)
@@ -257,10 +261,20 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
         else np.zeros(len(arr), dtype=np.int64)
     )
     bounds = period_bounds(scenario.as_of, scenario.horizon_months)
+    if scenario.close_paces is not None:
+        # Every clock on operational time: fast months longer, slow ones shorter.
+        paces = month_paces(scenario.as_of, scenario.horizon_months, scenario.close_paces)
+        calendar, bounds = bounds, operational_bounds(bounds, paces)
+        notes.append(
+            "closing paces by month of the quarter "
+            f"{', '.join(f'{p:.2f}' for p in scenario.close_paces)}: the clocks run on them"
+        )
+    else:
+        calendar = bounds
     prepared = Prepared(
         funnel=funnel_arrays,
         deals=DealTable.empty(),
-        arrivals=_arrival_arrays(scenario, arr, months, bounds, arr_g, arr_by, notes),
+        arrivals=_arrival_arrays(scenario, arr, months, calendar, bounds, arr_g, arr_by, notes),
         bounds=bounds,
         day_period=np.repeat(
             np.arange(len(bounds) - 1, dtype=np.int64), np.diff(bounds).astype(np.int64)
@@ -288,6 +302,8 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
         group_codes=groups.codes,
         by_codes=by_groups.codes,
         deal_columns=("deal_id", "stage", "amount", "days_in_stage", *wanted),
+        as_of=scenario.as_of,
+        close_paces=scenario.close_paces,
     )
 
 
@@ -295,6 +311,7 @@ def _arrival_arrays(
     scenario: Scenario,
     arr: pd.DataFrame,
     months: np.ndarray,
+    calendar: np.ndarray,
     bounds: np.ndarray,
     arr_g: np.ndarray,
     arr_by: np.ndarray,
@@ -316,7 +333,8 @@ def _arrival_arrays(
         ],
         dtype=np.float64,
     )
-    leads = arr["leads"].to_numpy(dtype=np.float64) * (t1 - t0) / np.maximum(month_days, 1.0)
+    days = calendar[months + 1] - calendar[months]  # the as_of month: the days left
+    leads = arr["leads"].to_numpy(dtype=np.float64) * days / np.maximum(month_days, 1.0)
     amount = arr["amount"].to_numpy(dtype=np.float64)
     acv = arr["amount_cv"].to_numpy(dtype=np.float64)
     sigma2 = np.log1p(acv**2)
@@ -401,6 +419,13 @@ def prepare_deals(context: DealContext, rows: pd.DataFrame) -> DealTable:
     order = np.argsort(gs, kind="stable")
     gs = gs[order]
     age = rows["days_in_stage"].to_numpy(dtype=np.float64)[order]
+    if context.close_paces is not None:  # the days lived on the paced clock
+        end = np.datetime64(context.as_of, "D")
+        whole = np.floor(age)
+        start = end - whole.astype(np.int64) * np.timedelta64(1, "D")
+        lived = operational_days(start, np.full(len(age), end), context.close_paces)
+        before = context.as_of - dt.timedelta(days=1)  # the fraction is of a day before as_of
+        age = lived + (age - whole) * context.close_paces[(before.month - 1) % 3]
     return DealTable(
         key=deal_keys(rows["deal_id"])[order],
         cell=gs,

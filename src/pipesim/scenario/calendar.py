@@ -50,3 +50,29 @@ def to_date(value: object) -> dt.date:
     if isinstance(value, dt.date):
         return value
     return pd.Timestamp(value).date()  # type: ignore[arg-type]
+
+
+def operational_days(start: np.ndarray, end: np.ndarray, paces: tuple[float, ...]) -> np.ndarray:
+    """Days from ``start`` to ``end`` (datetime64 arrays) on a clock paced by month of quarter.
+
+    A calendar month whose month of the quarter has pace r counts r days for each of
+    its days (linear inside the month). With paces (1, 1, 1) this is the calendar.
+    """
+    s = np.asarray(start, dtype="datetime64[D]")
+    e = np.asarray(end, dtype="datetime64[D]")
+    if s.size == 0:
+        return np.zeros(0)
+    lo = min(s.min(), e.min()).astype("datetime64[M]")
+    hi = max(s.max(), e.max()).astype("datetime64[M]") + 1
+    months = np.arange(lo, hi + 1, dtype="datetime64[M]")
+    length = np.diff(months.astype("datetime64[D]")).astype(np.float64)
+    pace = np.asarray(paces, dtype=np.float64)[(months[:-1].astype(np.int64) % 12) % 3]
+    start_of = np.concatenate([[0.0], np.cumsum(length * pace)])
+
+    def tau(d: np.ndarray) -> np.ndarray:
+        m = d.astype("datetime64[M]")
+        i = (m - lo).astype(np.int64)
+        offset = (d - m.astype("datetime64[D]")).astype(np.float64)
+        return start_of[i] + pace[i] * offset
+
+    return tau(e) - tau(s)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -104,6 +105,10 @@ class Scenario:
     calibrated : bool
         Written by ``calibrate``: its funnel is the history's stages, so a funnel of
         fewer than 3 (or more than 6) stages draws no warning, as a hand-built one does.
+    close_paces : tuple of 3 floats, or None
+        The deal clocks' pace in the first, second and third month of each calendar
+        quarter (``close_month1``..``3`` in scenario.parquet; None: an even pace). See
+        :mod:`pipesim.prepare.closing_calendar`.
     """
 
     stages: pd.DataFrame
@@ -116,6 +121,7 @@ class Scenario:
     path: str | None = None
     deal_source: DealSource | None = None
     calibrated: bool = False
+    close_paces: tuple[float, float, float] | None = None
 
     @property
     def format_version(self) -> int:
@@ -247,6 +253,7 @@ def make_scenario(
     sources: Mapping[str, str | None] | None = None,
     format_version: int = FORMAT_VERSION,
     calibrated: bool = False,
+    close_paces: Sequence[float] | None = None,
 ) -> Scenario:
     """Validate the tables of a scenario and return it.
 
@@ -270,6 +277,9 @@ def make_scenario(
         format may not use the column names reserved since.
     calibrated : bool
         The funnel comes from a CRM history (``calibrate``): its size draws no warning.
+    close_paces : three numbers, optional
+        The clocks' pace in months 1, 2 and 3 of each calendar quarter (> 0; scaled
+        to a mean of 1). None, or all equal: an even pace.
 
     Raises
     ------
@@ -325,7 +335,42 @@ def make_scenario(
         currency=str(currency or ""),
         path=src.get("path"),
         calibrated=bool(calibrated),
+        close_paces=_check_paces(close_paces, src["scenario"], format_version),
     )
+
+
+CLOSE_PACE_COLUMNS = ("close_month1", "close_month2", "close_month3")  # in scenario.parquet
+
+
+def _check_paces(
+    paces: Sequence[float] | None, source: str, version: int
+) -> tuple[float, float, float] | None:
+    """Three positive paces scaled to a mean of 1, or None for an even pace."""
+    if paces is None:
+        return None
+    try:
+        values = [float(v) for v in paces]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ScenarioError(
+            f"{source}: close_month1, close_month2, close_month3 must be three positive numbers "
+            f"(the clocks' pace in each month of a quarter), not {paces!r}. Leave all three "
+            "empty for an even pace.",
+            parameters=("close_paces",),
+        )
+    if version < 4:
+        raise ScenarioError(
+            f"{source}: close_month1..3 (closing paces by month of the quarter) need scenario "
+            f"format 4, but this scenario is format {version}. Set format_version = "
+            f"{FORMAT_VERSION} in scenario.parquet.",
+            parameters=("format_version",),
+        )
+    mean = sum(values) / 3.0
+    scaled = tuple(v / mean for v in values)
+    if max(scaled) - min(scaled) < 1e-12:
+        return None
+    return (scaled[0], scaled[1], scaled[2])
 
 
 def _check_format(version: object, tables: Mapping[str, object], src: Mapping[str, str]) -> None:

@@ -1,0 +1,148 @@
+"""Closing paces by month of the quarter: the operational clock, exact answers, the estimator."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pipesim
+from conftest import Z, build, deals_frame, stages_frame
+from pipesim.calibration.quarter_pace import quarter_paces
+from pipesim.errors import ScenarioError
+from pipesim.prepare.closing_calendar import month_paces, operational_bounds
+from pipesim.prepare.kernel_inputs import prepare
+from pipesim.scenario.calendar import operational_days, period_bounds
+
+PACES = (0.5, 0.5, 2.0)  # a mean of 1: as given
+
+
+def test_operational_months_are_their_days_times_their_pace_rounded():
+    as_of = dt.date(2027, 1, 1)
+    paces = month_paces(as_of, 6, PACES)
+    np.testing.assert_allclose(paces, [0.5, 0.5, 2.0] * 2)
+    bounds = period_bounds(as_of, 6)  # Jan 31, Feb 28, Mar 31, Apr 30, May 31, Jun 30
+    op = operational_bounds(bounds, paces)
+    lengths = np.rint([31 * 0.5, 28 * 0.5, 31 * 2.0, 30 * 0.5, 31 * 0.5, 30 * 2.0])
+    np.testing.assert_array_equal(op, np.concatenate([[0], np.cumsum(lengths)]))
+
+
+def _book(n=3_000):
+    stages = stages_frame([1.0], dwell_days=30.0, dwell_cv=1.0, names=["Offer"])
+    return stages, deals_frame(["Offer"] * n, 1.0)
+
+
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_wins_follow_the_operational_clock_exactly(engine):
+    # Exponential dwell of mean 30 operational days, every deal wins: the share won in
+    # month k is exp(-tau_k / 30) - exp(-tau_{k+1} / 30) on the operational bounds tau.
+    stages, deals = _book()
+    sc = build(stages, deals, horizon_months=6, close_paces=PACES, calibrated=True)
+    tau = prepare(sc).bounds
+    expected = len(deals) * -np.diff(np.exp(-tau / 30.0))
+    trials = 2_000
+    res = pipesim.simulate(sc, trials=trials, seed=3, engine=engine)
+    won = res.won[:, :, 0]
+    p = expected / len(deals)
+    se = np.sqrt(len(deals) * p * (1 - p) / trials)
+    np.testing.assert_array_less(np.abs(won.mean(axis=0) - expected), Z * se)
+    # The rush shows: March (pace 2) books more than February though fewer deals are left.
+    assert won[:, 2].mean() > 1.3 * won[:, 1].mean()
+
+
+def test_new_leads_keep_their_calendar_months_and_every_row_its_leads():
+    stages = stages_frame([1.0], dwell_days=0.001, dwell_cv=0.0, names=["Offer"])
+    months = [f"2027-{k:02d}" for k in range(1, 7)]
+    arr = pd.DataFrame({"period": months, "leads": 300.0, "amount": 1.0})
+    sc = build(
+        stages, None, arr, as_of="2027-01-11", horizon_months=6, close_paces=PACES, calibrated=True
+    )
+    res = pipesim.simulate(sc, trials=4_000, seed=5)
+    mu = np.array([300.0 * 21 / 31] + [300.0] * 5)  # January from the 11th: 21 of 31 days
+    got = res.won[:, :, 0].mean(axis=0)
+    np.testing.assert_array_less(np.abs(got - mu), Z * np.sqrt(mu / 4_000) + 1.0)
+
+
+def test_close_paces_round_trip_and_are_checked(tmp_path):
+    stages, deals = _book(10)
+    sc = build(stages, deals, horizon_months=3, close_paces=(1.0, 1.0, 2.0), calibrated=True)
+    assert sc.close_paces == pytest.approx((0.75, 0.75, 1.5))
+    pipesim.io.scenario_folder.write_scenario(tmp_path / "s", sc)
+    settings = pd.read_parquet(tmp_path / "s" / "scenario.parquet")
+    assert settings["format_version"].item() == 4
+    assert settings[["close_month1", "close_month2", "close_month3"]].iloc[0].tolist() == (
+        pytest.approx([0.75, 0.75, 1.5])
+    )
+    assert pipesim.load_scenario(tmp_path / "s").close_paces == pytest.approx(sc.close_paces)
+    even = build(stages, deals, close_paces=(2.0, 2.0, 2.0), calibrated=True)
+    assert even.close_paces is None
+    with pytest.raises(ScenarioError, match="three positive numbers"):
+        build(stages, deals, close_paces=(1.0, 0.0, 2.0), calibrated=True)
+    with pytest.raises(ScenarioError, match="format 4"):
+        build(stages, deals, close_paces=(1.0, 1.0, 2.0), format_version=3, calibrated=True)
+    settings = settings.drop(columns="close_month3")
+    settings.to_parquet(tmp_path / "s" / "scenario.parquet")
+    with pytest.raises(ScenarioError, match="all three"):
+        pipesim.load_scenario(tmp_path / "s")
+
+
+def _wins(per_month, quarters, rush, seed):
+    """Win dates over ``quarters`` quarters from 2019-01: Poisson, month 3 x ``rush``."""
+    rng = np.random.default_rng(seed)
+    days = []
+    for m in pd.period_range("2019-01", periods=3 * quarters, freq="M"):
+        lam = per_month * (rush if m.month % 3 == 0 else 1.0)
+        k = rng.poisson(lam)
+        days += list(m.start_time + pd.to_timedelta(rng.uniform(0, m.days_in_month, k), unit="D"))
+    return pd.Series(pd.to_datetime(days))
+
+
+def test_quarter_paces_find_a_rush_and_nothing_where_there_is_none():
+    cut = pd.Timestamp("2020-07-01")  # 6 complete quarters
+    paces, why = quarter_paces(_wins(100, 6, 2.0, 1), cut)
+    # Even pace inside each quarter gives month 3 a third of the wins; here half: 0.75/0.75/1.5
+    # (days make it ~1%). Each pace's se: ~sqrt(1/600 + 1/1200) x pace, ~5%.
+    np.testing.assert_allclose(paces, [0.75, 0.75, 1.5], rtol=0.12)
+    assert "used" not in why and "paces" in why
+    paces, why = quarter_paces(_wins(100, 6, 1.0, 2), cut)
+    assert paces == (1.0, 1.0, 1.0) and "within chance" in why
+    paces, why = quarter_paces(_wins(100, 3, 2.0, 3), pd.Timestamp("2019-10-01"))
+    assert paces == (1.0, 1.0, 1.0) and why == ""  # three quarters: not enough
+
+
+def test_operational_days_and_the_ages_of_open_deals():
+    day = np.datetime64
+    got = operational_days(
+        np.array([day("2027-01-01"), day("2027-03-21")]),
+        np.array([day("2027-04-01"), day("2027-04-01")]),
+        PACES,
+    )
+    # Jan 31 x 0.5 + Feb 28 x 0.5 + Mar 31 x 2; the last 11 days of March at pace 2
+    np.testing.assert_allclose(got, [31 * 0.5 + 28 * 0.5 + 31 * 2.0, 22.0])
+    even = operational_days(np.array([day("2026-11-03")]), np.array([day("2027-02-10")]), (1, 1, 1))
+    assert even[0] == 99.0
+    # A deal 11 days in its stage on 2027-04-01 lived them in March (pace 2): 22 clock days.
+    stages, _ = _book()
+    deals = deals_frame(["Offer", "Offer"], 1.0, ages=[11.0, 0.0])
+    sc = build(stages, deals, as_of="2027-04-01", close_paces=PACES, calibrated=True)
+    np.testing.assert_allclose(np.sort(prepare(sc).deals.age), [0.0, 22.0])
+
+
+def test_calibrate_finds_the_quarter_end_rush_and_fits_the_clocks_on_its_clock():
+    from crm_synth import market_history
+    from pipesim.calibration.fit import calibrate_history
+    from pipesim.calibration.history import make_history
+
+    deals, as_of = market_history(seed=11, days=731, after=0, quarter_end=0.6)
+    history = make_history(deals, stages=["Offer"], source="rush")
+    cal = calibrate_history(history, as_of.date(), horizon_months=3)
+    paces = cal.scenario.close_paces
+    # 60% of the wins of months 1-2 slip to month 3: paces ~ (0.4, 0.4, 2.2)
+    assert paces is not None and paces[2] > 1.8 and max(paces[:2]) < 0.6, paces
+    rule = cal.report.set_index("item").loc["closing pace by month of quarter", "rule"]
+    assert "the clocks run at these paces" in rule
+    flat, _ = market_history(seed=11, days=731, after=0)
+    plain = calibrate_history(make_history(flat, stages=["Offer"]), as_of.date())
+    assert plain.scenario.close_paces is None
