@@ -189,3 +189,45 @@ def test_leads_trend_sd_is_checked_and_reserved_since_format_4():
     arr["leads_trend_sd"] = 0.1
     with pytest.raises(ScenarioError, match="reserved since scenario format 4"):
         build(stages, None, arr, horizon_months=1, format_version=3)
+
+
+def _shock_mixture(p, sd):
+    """Mean and variance of expit(logit(p) + sd z), z standard normal (numerical)."""
+    from scipy import integrate, special, stats
+
+    def moment(k):
+        f = lambda z: special.expit(special.logit(p) + sd * z) ** k * stats.norm.pdf(z)  # noqa: E731
+        return integrate.quad(f, -12, 12, epsabs=1e-13)[0]
+
+    m1 = moment(1)
+    return m1, moment(2) - m1 * m1
+
+
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_monthly_shocks_move_new_leads_odds_by_exact_moments(engine):
+    # One stage, c = 0.4, a lead decides at once. 1,000 leads a month; the market's
+    # shock (sd 0.5) and the segment's own (sd 0.3) on the logit scale, drawn per month:
+    # a month's wins are mixed Poisson: mean lam m1, variance lam m1 + lam^2 var(p').
+    stages = stages_frame([0.4], dwell_days=0.001, dwell_cv=0.0, names=["Offer"])
+    months = [f"2027-{k:02d}" for k in range(1, 5)]
+    north = _arrivals(months, 1_000.0, np.nan, "North")
+    south = _arrivals(months, 1_000.0, np.nan, "South")
+    arr = pd.concat([north, south], ignore_index=True)
+    arr["segment_shock_sd"] = 0.3
+    sc = build(stages, None, arr, horizon_months=4, market_shock_sd=0.5, calibrated=True)
+    trials = 8_000
+    res = pipesim.simulate(sc, trials=trials, seed=41, by="region", engine=engine)
+    won = res.won[:, :, 1]  # North, month by month
+    lam = 1_000.0 * np.array([1.0, 1.0, 1.0, 1.0 - 0.001 / 30])
+    sd = np.hypot(0.5, 0.3)
+    m1, v = _shock_mixture(0.4, sd)
+    mean, var = lam * m1, lam * m1 + lam**2 * v
+    np.testing.assert_array_less(np.abs(won.mean(axis=0) - mean), Z * np.sqrt(var / trials))
+    np.testing.assert_array_less(np.abs(won.var(axis=0) / var - 1), Z * np.sqrt(2 / trials) * 1.5)
+    # North and South share the market's shock, not their own: positively correlated,
+    # below the correlation of one shared shock of the whole sd (lam^2 var(p') / var).
+    r = np.corrcoef(res.won[:, 0, 1], res.won[:, 0, 2])[0, 1]
+    full = lam[0] ** 2 * v / var[0]
+    assert 0.3 < r < full - Z * (1 - full**2) / np.sqrt(trials), (r, full)
+    # Months are independent: no shock carries over.
+    assert abs(np.corrcoef(won[:, 0], won[:, 2])[0, 1]) < Z / np.sqrt(trials)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -12,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
+from pipesim.calibration.conversion_level import LR_MIN, stage_level
 from pipesim.calibration.history import History, as_of_date
 from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS, arrivals_table
+from pipesim.calibration.odds_shocks import odds_shocks
 from pipesim.calibration.quarter_pace import quarter_paces
 from pipesim.calibration.stage_paths import paths_at
 from pipesim.calibration.survival import (
@@ -270,6 +274,7 @@ def calibrate_history(
                     "rule": why,
                 }
             )
+    obs = obs.assign(entered=_entered(obs, cut))
     if paces is not None:  # the clocks run on operational time (closing_calendar)
         obs = obs.assign(days=_operational(obs, cut, paces))
     fits: dict[str, StageFit] = {}
@@ -284,6 +289,11 @@ def calibrate_history(
             dwell_dist=dwell_dist,
             loss_dist=loss_dist,
         )
+    # With a quarter-end rush the recent cohorts' outcomes follow the quarter's calendar
+    # (wins pulled to its end), which a level would read as a moved conversion: not read.
+    level_read = history.dated and not paths.cycle and paces is None
+    shifts = _levels(fits, obs, report) if level_read else {}
+    fits = {stage: shifts[stage][0] if stage in shifts else fit for stage, fit in fits.items()}
     for stage, fit in fits.items():
         # without events only the creation-to-win time is known: every stage gets a share
         law = fits[funnel[-1]] if paths.cycle else fit
@@ -301,12 +311,17 @@ def calibrate_history(
         )
     stages = pd.DataFrame(stage_rows)
     stages["value_cv"] = _value_cv(deals, report)
-    phi = _overdispersion(obs, list(fits.values()), cut) if history.dated else 1.0
+    moved = {s for s, stage in enumerate(fits) if stage in shifts}  # their level has the drift
+    phi = _overdispersion(obs, list(fits.values()), cut, moved) if history.dated else 1.0
     stages["conversion_n"] = np.maximum(stages["conversion_n"] / phi, 2.0)
     if segs:
         stages, seg_fits = _segment_rows(stages, fits, obs, deals, segs, paths.cycle, phi)
     else:
         seg_fits = {}
+    for stage, (_, shift) in shifts.items():  # segments move with their stage's level
+        rows = (stages["stage"] == stage).to_numpy() & (np.arange(len(stages)) >= len(funnel))
+        c = stages.loc[rows, "conversion"].to_numpy(dtype=float)
+        stages.loc[rows, "conversion"] = special.expit(special.logit(c) + shift)
     if paths.cycle:
         stages = stages.drop(columns=["loss_days", "loss_cv", "loss_dist", "loss_recorded"])
     elif not (stages["loss_recorded"] < 1.0).any():
@@ -347,6 +362,22 @@ def calibrate_history(
             }
         )
     book = _book(deals, funnel, mean_amount, segs)
+    market_sd = 0.0
+    if history.dated:
+        market_sd, segment_sd, why = odds_shocks(
+            deals if start is None else deals[deals["created_at"] >= start], cut, segs
+        )
+        if why:
+            report.append(
+                {
+                    "item": "new deals' odds move month to month",
+                    "rows": len(deals),
+                    "action": "note",
+                    "rule": why,
+                }
+            )
+        if segment_sd > 0 and len(arrivals):
+            arrivals["segment_shock_sd"] = segment_sd
     used = len(deals)
     report.insert(
         1 + len(history.issues),
@@ -363,12 +394,63 @@ def calibrate_history(
             name=name,
             calibrated=True,  # a funnel read from the history: no funnel-size warning
             close_paces=paces,
+            market_shock_sd=market_sd,
         )
     for w in caught:
         report.append({"item": str(w.message), "rows": 0, "action": "note", "rule": "warning"})
     laws = {s: fits[funnel[-1]] if paths.cycle else f for s, f in fits.items()}
     estimates = _estimates(stages, laws, seg_fits, segs, len(funnel) if paths.cycle else 0)
     return Calibration(scenario, pd.DataFrame(report), fits, win, estimates)
+
+
+def _entered(obs: pd.DataFrame, cut: pd.Timestamp) -> np.ndarray:
+    """Each observation's date of entry into its stage (NaT when its time there is unknown)."""
+    exit_at = obs["exit_at"].to_numpy(dtype="datetime64[ns]")
+    end = np.where(np.isnat(exit_at), cut.to_datetime64(), exit_at).astype("datetime64[ns]")
+    days = obs["days"].to_numpy(dtype=float)
+    known = np.isfinite(days)
+    out = np.full(len(obs), np.datetime64("NaT"), dtype="datetime64[ns]")
+    out[known] = end[known] - (days[known] * 86_400e9).astype("timedelta64[ns]")
+    return out
+
+
+def _levels(
+    fits: dict[str, StageFit], obs: pd.DataFrame, report: list[dict[str, object]]
+) -> dict[str, tuple[StageFit, float]]:
+    """Stages whose conversion moved: the fit at today's level, and the logit shift.
+
+    :func:`pipesim.calibration.conversion_level.stage_level` on each stage's entry
+    months; used when the moving level clearly beats a fixed one. The conversion's
+    variance is the filtered level's.
+    """
+    out = {}
+    for s, (stage, fit) in enumerate(fits.items()):
+        o = obs[obs["stage"] == s]
+        level = stage_level(
+            fit,
+            o["days"].to_numpy(dtype=float),
+            o["outcome"].to_numpy(),
+            o["entered"].to_numpy(dtype="datetime64[ns]"),
+        )
+        if level is None or level.log_lr <= LR_MIN:
+            continue
+        c = level.conversion
+        var = level.se**2
+        n = max(c * (1.0 - c) / var - 1.0, 2.0)
+        moved = dataclasses.replace(fit, conversion=c, conversion_se=math.sqrt(var), conversion_n=n)
+        out[stage] = (moved, float(special.logit(c) - special.logit(fit.conversion)))
+        report.append(
+            {
+                "item": f"stage {stage}: conversion moved",
+                "rows": len(o),
+                "action": "note",
+                "rule": f"over {level.cohorts} entry months the conversion wanders (monthly "
+                f"step {level.step_sd:.2f} on the logit scale, likelihood ratio "
+                f"{level.log_lr:.1f}): it stands at {c:.3f} now against {fit.conversion:.3f} "
+                "over the whole history; the forecast uses today's level",
+            }
+        )
+    return out
 
 
 def _operational(obs: pd.DataFrame, cut: pd.Timestamp, paces: tuple[float, ...]) -> np.ndarray:
@@ -649,7 +731,12 @@ def _late_closes(deals: pd.DataFrame, cut: pd.Timestamp, report: list[dict[str, 
     )
 
 
-def _overdispersion(obs: pd.DataFrame, fits: Sequence[StageFit], cut: pd.Timestamp) -> float:
+def _overdispersion(
+    obs: pd.DataFrame,
+    fits: Sequence[StageFit],
+    cut: pd.Timestamp,
+    skip: set[int] | frozenset[int] = frozenset(),
+) -> float:
     """How much more each stage's monthly advances vary than the fitted model allows.
 
     For each stage and calendar month before ``cut``, the fitted stage says how
@@ -666,7 +753,7 @@ def _overdispersion(obs: pd.DataFrame, fits: Sequence[StageFit], cut: pd.Timesta
     day = np.timedelta64(1, "D")
     for s, fit in enumerate(fits):
         part = obs[(obs["stage"] == s) & obs["days"].notna()]
-        if not len(part) or not np.isfinite(fit.dwell_days):
+        if s in skip or not len(part) or not np.isfinite(fit.dwell_days):
             continue
         exit_at = part["exit_at"].to_numpy(dtype="datetime64[ns]")
         end = np.where(np.isnat(exit_at), cut64, exit_at)

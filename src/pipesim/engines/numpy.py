@@ -13,7 +13,15 @@ import numpy as np
 from scipy import special, stats
 
 from pipesim.kernels.streams import seed_bits
-from pipesim.kernels.tables import EXPONENTIAL, FIXED, GAMMA, LOGNORMAL, POOL_EPS, FunnelTable
+from pipesim.kernels.tables import (
+    EXPONENTIAL,
+    FIXED,
+    GAMMA,
+    LOGNORMAL,
+    POOL_EPS,
+    ArrivalTable,
+    FunnelTable,
+)
 from pipesim.prepare.kernel_inputs import Prepared
 
 _MAX_CELLS = 2_000_000  # trials x deals held at once
@@ -127,6 +135,21 @@ def _conversions(rng: np.random.Generator, funnel: FunnelTable, tb: int) -> np.n
     return conv
 
 
+def _shocked_odds(rng: np.random.Generator, arrivals: ArrivalTable, p: np.ndarray) -> np.ndarray:
+    """[trial, row] P(win) of new leads after their month's market and segment logit shocks."""
+    market, own = arrivals.market_shock_sd, arrivals.segment_shock_sd
+    if not ((market > 0) | (own > 0)).any():
+        return p
+    tb, months = p.shape[0], int(arrivals.month.max()) + 1
+    _, seg = np.unique(arrivals.rate_key, return_inverse=True)
+    z_market = rng.standard_normal((tb, months))[:, arrivals.month]
+    z_own = rng.standard_normal((tb, int(seg.max()) + 1, months))[:, seg, arrivals.month]
+    inside = (p > 0) & (p < 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.log(p / (1 - p)) + market * z_market + own * z_own
+    return np.where(inside, 1.0 / (1.0 + np.exp(-np.where(inside, x, 0.0))), p)
+
+
 def run(
     prepared: Prepared, trials: int, seed: int, *, thin_arrivals: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -207,13 +230,15 @@ def run(
             if (s > 0).any():
                 z = rng.standard_normal((tb, 1))
                 rate *= np.exp(s * z - 0.5 * s * s)
-            if thin_arrivals:
-                rate *= pwin[:, arr_g * n_stages]
+            shocked = (arrivals.market_shock_sd > 0) | (arrivals.segment_shock_sd > 0)
+            thin = thin_arrivals or bool(shocked.any())  # shocked odds: thinned, as the kernel
+            if thin:
+                rate *= _shocked_odds(rng, arrivals, pwin[:, arr_g * n_stages])
             count = rng.poisson(rate)
             lt = np.repeat(np.repeat(np.arange(tb), lam.size), count.ravel())
             lr = np.repeat(np.tile(np.arange(lam.size), tb), count.ravel())
             top = arr_g[lr] * n_stages
-            if not thin_arrivals:
+            if not thin:
                 alive = np.ones(lt.size, dtype=bool)
                 for s in range(n_stages):
                     alive &= rng.random(lt.size) < conv_gs[lt, top + s]

@@ -159,6 +159,7 @@ def scenario_from_tables(
         tables["deals"],
         tables.get("arrivals"),
         close_paces=paces if all(given) else None,
+        market_shock_sd=row.get("market_shock_sd"),
         as_of=row["as_of"],
         horizon_months=row["horizon_months"],
         name=text("name") or name,
@@ -222,9 +223,12 @@ def settings_table(scenario: Scenario) -> pd.DataFrame:
             for c in reserved(name)
         )
         or scenario.close_paces is not None
+        or scenario.market_shock_sd > 0
     ):
         # Columns reserved since a later format: say which format the tables follow.
         settings["format_version"] = [FORMAT_VERSION]
+    if scenario.market_shock_sd > 0:
+        settings["market_shock_sd"] = [scenario.market_shock_sd]
     if scenario.close_paces is not None:
         for col, pace in zip(CLOSE_PACE_COLUMNS, scenario.close_paces, strict=True):
             settings[col] = [pace]

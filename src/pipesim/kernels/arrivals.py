@@ -25,6 +25,7 @@ from pipesim.kernels.trial import (
     book,
     dwell,
     multiplier,
+    shocked_odds,
     trend_factor,
     trial_state,
 )
@@ -49,6 +50,7 @@ def add_arrivals(
     key, g_of, t0, t1 = arrivals.key, arrivals.group, arrivals.t0, arrivals.t1
     lam_of, n_of, by = arrivals.leads, arrivals.leads_n, arrivals.by
     rate_key, trend_sd, trend_months = arrivals.rate_key, arrivals.trend_sd, arrivals.trend_months
+    month, market_sd, own_sd = arrivals.month, arrivals.market_shock_sd, arrivals.segment_shock_sd
     amount_mu, amount_sigma = arrivals.amount_mu, arrivals.amount_sigma
     end = float(day_period.shape[0])
     base = ts ^ ARRIVAL_DOMAIN
@@ -61,8 +63,11 @@ def add_arrivals(
             lam *= x / n
         lam *= trend_factor(base, trend_sd[r], trend_months[r])
         top = g_of[r] * n_stages
+        p = shocked_odds(
+            base, derive(base, rate_key[r]), month[r], pwin[top], market_sd[r], own_sd[r]
+        )
         # Thinning: the leads that go on to win are Poisson(lam * P(win from the top)).
-        winners = poisson_inverse(to_unit(mix(branch(rs, COUNT_KEY))), lam * pwin[top])
+        winners = poisson_inverse(to_unit(mix(branch(rs, COUNT_KEY))), lam * p)
         for j in range(winners):
             ws = derive(rs, np.uint64(j))
             t = t0[r] + (t1[r] - t0[r]) * to_unit(ws)

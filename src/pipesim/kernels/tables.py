@@ -135,6 +135,9 @@ class ArrivalTable(NamedTuple):
     rate_key: np.ndarray  # uint64: the rate draw's stream key, one per segment (all months)
     trend_sd: np.ndarray  # float64: sd of the log rate's growth per month (0: no trend draw)
     trend_months: np.ndarray  # float64: months from the rate's estimate to this row
+    month: np.ndarray  # int64: the row's month (0: as_of's): keys its odds' shocks
+    market_shock_sd: np.ndarray  # float64: sd of the monthly logit shock every segment shares
+    segment_shock_sd: np.ndarray  # float64: sd of the segment's own monthly logit shock
     amount_mu: np.ndarray  # float64: log-mean of a lead's amount
     amount_sigma: np.ndarray  # float64: log-sd of a lead's amount
     by: np.ndarray  # int64: the by-group

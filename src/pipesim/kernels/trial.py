@@ -39,6 +39,7 @@ AMOUNT_KEY = 1_000_002
 RATE_KEY = 1_000_003
 COUNT_KEY = 1_000_004
 TREND_KEY = np.uint64(0x7E4D7E4D7E4D7E4D)  # the trial's draw of the lead trend's error
+SHOCK_KEY = np.uint64(0x5A0C5A0C5A0C0000)  # + month: the month's shock on new leads' odds
 
 
 @jit
@@ -90,6 +91,29 @@ def trend_factor(base: np.uint64, sd: float, months: float) -> float:
     _, z = normal(derive(base, TREND_KEY))
     s = sd * months
     return math.exp(s * z - 0.5 * s * s)
+
+
+@jit
+def shocked_odds(
+    base: np.uint64, segment: np.uint64, month: int, p: float, market_sd: float, own_sd: float
+) -> float:
+    """P(win) of a new lead of ``month`` after that month's shocks on the logit scale.
+
+    The market's shock (one normal per trial and month, stream ``base``) times
+    ``market_sd``, plus the segment's own (stream ``segment``) times ``own_sd``; 0 and
+    1 stay as they are.
+    """
+    if (market_sd <= 0.0 and own_sd <= 0.0) or p <= 0.0 or p >= 1.0:
+        return p
+    key = SHOCK_KEY + np.uint64(month)
+    x = math.log(p / (1.0 - p))
+    if market_sd > 0.0:
+        _, z = normal(derive(base, key))
+        x += market_sd * z
+    if own_sd > 0.0:
+        _, z = normal(derive(segment, key))
+        x += own_sd * z
+    return 1.0 / (1.0 + math.exp(-x))
 
 
 @jit

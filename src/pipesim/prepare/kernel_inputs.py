@@ -319,7 +319,7 @@ def _arrival_arrays(
 ) -> ArrivalTable:
     # Rows repeating the same month and segment get distinct random streams.
     # (Element by element: a missing segment value reads "None", never NaN.)
-    reserved = ["leads", "amount", "amount_cv", "leads_n", "leads_trend_sd"]
+    reserved = ["leads", "amount", "amount_cv", "leads_n", "leads_trend_sd", "segment_shock_sd"]
     label_cols = arr.drop(columns=[c for c in reserved if c in arr.columns]).astype(object)
     label_cols = label_cols.map(str)
     labels = pd.Series(["|".join(row) for row in label_cols.itertuples(index=False)], dtype=object)
@@ -363,6 +363,12 @@ def _arrival_arrays(
             nan=0.0,
         ),
         trend_months=months.astype(np.float64) + 1.0,
+        month=months.astype(np.int64),
+        market_shock_sd=np.full(len(arr), scenario.market_shock_sd),
+        segment_shock_sd=np.nan_to_num(
+            arr.get("segment_shock_sd", pd.Series(0.0, index=arr.index)).to_numpy(dtype=np.float64),
+            nan=0.0,
+        ),
         amount_mu=amount_mu,
         amount_sigma=np.sqrt(sigma2),
         by=arr_by.astype(np.int64),

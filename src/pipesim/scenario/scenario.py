@@ -46,7 +46,7 @@ RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     # The share of a stage's losses that the CRM records (the rest stay open for ever).
     3: {"stages": ("loss_recorded",)},
     # A segment row's pooling towards the stage's funnel row (hierarchical conversions).
-    4: {"stages": ("conversion_pool",), "arrivals": ("leads_trend_sd",)},
+    4: {"stages": ("conversion_pool",), "arrivals": ("leads_trend_sd", "segment_shock_sd")},
 }
 
 
@@ -109,6 +109,10 @@ class Scenario:
         The deal clocks' pace in the first, second and third month of each calendar
         quarter (``close_month1``..``3`` in scenario.parquet; None: an even pace). See
         :mod:`pipesim.prepare.closing_calendar`.
+    market_shock_sd : float
+        The monthly shock on new leads' odds of winning shared by every segment (sd on
+        the logit scale; ``market_shock_sd`` in scenario.parquet; 0: none). Each
+        arrivals row may add its segment's own (``segment_shock_sd``).
     """
 
     stages: pd.DataFrame
@@ -122,6 +126,7 @@ class Scenario:
     deal_source: DealSource | None = None
     calibrated: bool = False
     close_paces: tuple[float, float, float] | None = None
+    market_shock_sd: float = 0.0
 
     @property
     def format_version(self) -> int:
@@ -254,6 +259,7 @@ def make_scenario(
     format_version: int = FORMAT_VERSION,
     calibrated: bool = False,
     close_paces: Sequence[float] | None = None,
+    market_shock_sd: float | None = None,
 ) -> Scenario:
     """Validate the tables of a scenario and return it.
 
@@ -280,6 +286,8 @@ def make_scenario(
     close_paces : three numbers, optional
         The clocks' pace in months 1, 2 and 3 of each calendar quarter (> 0; scaled
         to a mean of 1). None, or all equal: an even pace.
+    market_shock_sd : float, optional
+        The monthly logit shock on new leads' odds shared by every segment (>= 0).
 
     Raises
     ------
@@ -336,7 +344,34 @@ def make_scenario(
         path=src.get("path"),
         calibrated=bool(calibrated),
         close_paces=_check_paces(close_paces, src["scenario"], format_version),
+        market_shock_sd=_check_shock(market_shock_sd, src["scenario"], format_version),
     )
+
+
+def _check_shock(value: float | None, source: str, version: int) -> float:
+    """``market_shock_sd``: a finite number >= 0 (None or NaN: 0), format 4."""
+    if value is None:
+        return 0.0
+    try:
+        sd = float(value)
+    except (TypeError, ValueError):
+        sd = -1.0
+    if math.isnan(sd):
+        return 0.0
+    if not (math.isfinite(sd) and sd >= 0):
+        raise ScenarioError(
+            f"{source}: market_shock_sd {value!r} is not a number >= 0 (the sd, on the logit "
+            "scale, of the monthly shock on new leads' odds shared by every segment). Leave it "
+            "empty for none.",
+            parameters=("market_shock_sd",),
+        )
+    if sd > 0 and version < 4:
+        raise ScenarioError(
+            f"{source}: market_shock_sd needs scenario format 4, but this scenario is format "
+            f"{version}. Set format_version = {FORMAT_VERSION} in scenario.parquet.",
+            parameters=("format_version",),
+        )
+    return sd
 
 
 CLOSE_PACE_COLUMNS = ("close_month1", "close_month2", "close_month3")  # in scenario.parquet

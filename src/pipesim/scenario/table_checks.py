@@ -480,6 +480,19 @@ def check_arrivals(
             "log scale (0 or more); leave it empty for no trend uncertainty.",
         )
         out["leads_trend_sd"] = trend
+    if "segment_shock_sd" in table.columns:
+        shock = _numeric(table, source, "segment_shock_sd", None)
+        bad = ~np.isnan(shock) & ~((shock >= 0) & np.isfinite(shock))
+        _check(
+            source,
+            "segment_shock_sd",
+            "are negative or not finite",
+            table,
+            bad,
+            "segment_shock_sd is the sd, on the logit scale, of the monthly shock on this "
+            "segment's new leads' odds of winning (0 or more); leave it empty for none.",
+        )
+        out["segment_shock_sd"] = shock
     for seg in segment_columns(table, known):
         out[seg] = as_segment(table[seg]).to_numpy()
     return out
