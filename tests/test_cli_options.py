@@ -208,3 +208,26 @@ def test_the_compile_notice_follows_numba_compile_events(capsys):
     with compile_notice(enabled=True):
         jitted2(3)  # compiled already: nothing
     assert capsys.readouterr().err == ""
+
+
+def test_calibrate_and_backtest_json_and_quiet(tmp_path):
+    maven = str(ROOT / "src" / "pipesim" / "datasets" / "maven_crm")
+    cal = ["calibrate", maven, "--format", "maven", "--as-of", "2017-07-01"]
+    res = CliRunner().invoke(main, [*cal, "--out", str(tmp_path / "c"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["settings"]["horizon_months"] == 12 and list(_numbers(doc)) == []
+    estimates = [r for r in doc["calibration"] if r["item"] == "estimate"]
+    assert estimates and all(isinstance(r["value"], float | int | None) for r in estimates)
+    assert isinstance(doc["stages"][0]["conversion"], float)
+    assert "Wrote" in res.stderr and "Wrote" not in res.stdout
+    res = CliRunner().invoke(main, [*cal, "--out", str(tmp_path / "q"), "--quiet"])
+    assert res.exit_code == 0 and res.output == "", res.output
+    bt = ["backtest", maven, "--format", "maven", "--cutoff", "2017-08-01", "--trials", "50"]
+    res = CliRunner().invoke(main, [*bt, "--out", str(tmp_path / "b"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [r["cutoff"] for r in doc["backtest"]] == ["2017-08-01", "overall"]
+    assert isinstance(doc["backtest"][0]["p90"], float) and list(_numbers(doc)) == []
+    res = CliRunner().invoke(main, [*bt, "--out", str(tmp_path / "bq"), "--quiet"])
+    assert res.exit_code == 0 and res.output == "", res.output

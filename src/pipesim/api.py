@@ -12,8 +12,11 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from pipesim.calibration.backtest import format_backtest
 from pipesim.calibration.commands import backtest, calibrate
+from pipesim.calibration.fit import Calibration
 from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS
 from pipesim.datasets import write_example_history
 from pipesim.engines import registry
@@ -41,9 +44,11 @@ __all__ = [
     "HALF_LIFE_MONTHS",
     "TRIALS",
     "backtest",
+    "backtest_json",
     "bench",
     "bench_json",
     "calibrate",
+    "calibration_json",
     "check_output_folder",
     "compare",
     "example_history",
@@ -289,6 +294,23 @@ def plan_json(result: PlanResult) -> str:
     from pipesim.reports.export import tables_json
 
     return tables_json(result.tables, result.metadata, result.messages)
+
+
+def calibration_json(calibration: Calibration) -> str:
+    """What ``pipesim calibrate --json`` prints: settings, the report and estimates, the stages."""
+    from pipesim.reports.export import tables_json
+
+    sc = calibration.scenario
+    settings = {"as_of": str(sc.as_of), "horizon_months": str(sc.horizon_months)}
+    tables = {"calibration": calibration.table(), "stages": sc.stages}
+    return tables_json(tables, settings)
+
+
+def backtest_json(table: pd.DataFrame) -> str:
+    """What ``pipesim backtest --json`` prints: every row of ``backtest.parquet``."""
+    from pipesim.reports.export import tables_json
+
+    return tables_json({"backtest": table}, {"command": "backtest"})
 
 
 def bench_json(report: BenchReport) -> str:

@@ -425,6 +425,13 @@ def _clock_laws(command: Callable[..., None]) -> Callable[..., None]:
         "(default: as_of, or each cutoff).",
     )(command)
     command = click.option(
+        "--moving-conversions",
+        "moving_conversions",
+        is_flag=True,
+        help="Use where each stage's conversion stands now (its recent entry months) when it "
+        "clearly moved, instead of the whole history's.",
+    )(command)
+    command = click.option(
         "--since",
         default=None,
         help="Date (YYYY-MM-DD): ignore deals created before it in every estimate "
@@ -490,6 +497,7 @@ def example_history(directory: Path, force: bool) -> None:
 @click.option("--stages", default=None, help=_STAGES_HELP)
 @_clock_laws
 @click.option("--force", is_flag=True, help="Overwrite a scenario already in OUT.")
+@_quiet_json
 def calibrate(
     history: Path,
     events: Path | None,
@@ -504,7 +512,10 @@ def calibrate(
     since: str | None,
     leads_until: str | None,
     half_life: float,
+    moving_conversions: bool,
     force: bool,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Calibrate a scenario folder from a CRM export (HISTORY) as it stood at --as-of.
 
@@ -526,9 +537,13 @@ def calibrate(
             since=since,
             leads_until=leads_until,
             half_life=half_life,
+            moving_conversions=moving_conversions,
             force=force,
         )
-    click.echo(cal.summary())
+    if as_json:
+        click.echo(api.calibration_json(cal))
+    else:
+        _say(cal.summary(), quiet)
     sc = cal.scenario
     nothing = sc.deal_count == 0 and not len(sc.arrivals)
     then = (
@@ -537,13 +552,15 @@ def calibrate(
         if nothing
         else f"Run it with: pipesim run {out}"
     )
-    click.echo(
+    _say(
         f"\nWrote {out}: {len(sc.funnel)} stage(s), {sc.deal_count:,} open deals, "
-        f"{len(sc.arrivals):,} arrival rows, as of {sc.as_of}. {then}"
+        f"{len(sc.arrivals):,} arrival rows, as of {sc.as_of}. {then}",
+        quiet,
+        err=as_json,
     )
     note = api.funnel_note(fmt, len(sc.funnel))
     if note:
-        click.echo(f"\n{note}")
+        _say(f"\n{note}", quiet, err=as_json)
 
 
 @main.command()
@@ -612,6 +629,7 @@ def calibrate(
 )
 @click.option("--stages", default=None, help=_STAGES_HELP)
 @_clock_laws
+@_quiet_json
 def backtest(
     history: Path,
     events: Path | None,
@@ -632,6 +650,9 @@ def backtest(
     since: str | None,
     leads_until: str | None,
     half_life: float,
+    moving_conversions: bool,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Forecast from each cutoff with only what was known then; score against what closed.
 
@@ -643,7 +664,7 @@ def backtest(
             f"{span!r}: write FROM..TO, e.g. 2017-01..2017-10 (both ends included).",
             param_hint="'--cutoffs'",
         )
-    with _working():
+    with _working(notice=not (quiet or as_json)):
         if make_report:
             api.require_report_extras()  # before the backtest, not after
         table = api.backtest(
@@ -664,13 +685,18 @@ def backtest(
             since=since,
             leads_until=leads_until,
             half_life=half_life,
+            moving_conversions=moving_conversions,
+            progress=progress_wanted(quiet or as_json),
         )
-    click.echo(api.format_backtest(table))
+    if as_json:
+        click.echo(api.backtest_json(table))
+    else:
+        _say(api.format_backtest(table), quiet)
     written = [out / "backtest.parquet"]
     if make_report:
         with _user_errors():
             written += api.report(out)
-    click.echo(f"\nWrote {', '.join(str(p) for p in written)}")
+    _say(f"\nWrote {', '.join(str(p) for p in written)}", quiet, err=as_json)
 
 
 # --- Planning: target, compare, sensitivity, health -------------------------------------

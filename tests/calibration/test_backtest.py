@@ -241,3 +241,11 @@ def test_chain_ladder_by_hand():
     assert chain_ladder(_ladder_history(), dt.date(2020, 4, 1), 2, counts=True) == pytest.approx(
         6.0
     )
+
+
+def test_progress_over_the_cutoffs_changes_no_number(capsys):
+    history = make_history(*pipeline_history(seed=5, n=800)[:2], source="synth")
+    kw = {"cutoffs": ["2021-03-01", "2021-06-01"], "horizon_months": 2, "trials": 50}
+    quiet = backtest_history(history, **kw)
+    shown = backtest_history(history, **kw, progress=True)
+    pd.testing.assert_frame_equal(quiet, shown)

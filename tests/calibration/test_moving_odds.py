@@ -20,7 +20,9 @@ from pipesim.calibration.stage_paths import paths_at
 def _calibrate(seed, segments=None, **effect):
     deals, as_of = market_history(seed=seed, days=366, after=0, **effect)
     history = make_history(deals, stages=["Offer"], source="generated")
-    return calibrate_history(history, as_of.date(), horizon_months=3, segments=segments)
+    return calibrate_history(
+        history, as_of.date(), horizon_months=3, segments=segments, moving_conversions=True
+    )
 
 
 def _moved(cal):
@@ -32,6 +34,12 @@ def test_a_steady_conversion_keeps_the_whole_history_estimate():
         cal = _calibrate(seed)
         assert _moved(cal) == [], cal.report
         assert cal.scenario.stages["conversion"].iloc[0] == cal.fits["Offer"].conversion
+
+
+def test_without_the_option_the_whole_history_conversion_stays():
+    deals, as_of = market_history(seed=1, days=366, after=0, change_at=366 - 122, change=0.5)
+    cal = calibrate_history(make_history(deals, stages=["Offer"]), as_of.date())
+    assert _moved(cal) == [] and cal.fits["Offer"].conversion > 0.28
 
 
 def test_a_halved_conversion_is_seen_within_four_months():

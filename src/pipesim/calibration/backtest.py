@@ -23,6 +23,7 @@ from pipesim.calibration.fit import Calibration, calibrate_history
 from pipesim.calibration.history import History, as_of_date
 from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS
 from pipesim.errors import InputError, PipesimWarning
+from pipesim.progress import Progress
 from pipesim.scenario.calendar import add_months
 from pipesim.simulation.simulate import simulate
 
@@ -97,6 +98,8 @@ def backtest_history(
     since: object | None = None,
     leads_until: object | None = None,
     half_life: float = HALF_LIFE_MONTHS,
+    progress: bool = False,
+    moving_conversions: bool = False,
 ) -> pd.DataFrame:
     """Score forecasts made at each cutoff; one row per cutoff plus an ``overall`` row.
 
@@ -121,6 +124,10 @@ def backtest_history(
     since, leads_until, half_life
         Passed to the calibration, for each cutoff after them (``since`` and
         ``leads_until`` are dropped for a cutoff on or before them).
+    moving_conversions : bool
+        Passed to the calibration.
+    progress : bool
+        Show a bar counting the cutoffs done (on a terminal, after a few seconds).
     trials, seed : int
         Monte Carlo trials and seed of each forecast.
 
@@ -142,6 +149,7 @@ def backtest_history(
     laws = {"dwell_dist": dwell_dist, "loss_dist": loss_dist}
     start = None if since is None else pd.Timestamp(as_of_date(since))
     until = None if leads_until is None else pd.Timestamp(as_of_date(leads_until))
+    bar = Progress(len(cutoffs), enabled=progress, desc="backtest", unit="cutoff")
     for value in cutoffs:
         day = value if isinstance(value, dt.date) else as_of_date(value)
         cut = pd.Timestamp(day)
@@ -155,10 +163,13 @@ def backtest_history(
             since=start if start is not None and start < cut else None,
             leads_until=until if until is not None and until < cut else None,
             half_life=half_life,
+            moving_conversions=moving_conversions,
         )
         if calibrations is not None:
             calibrations[day.isoformat()] = cal
         rows.append(_one(history, cal, day, horizon_months, trials, seed, metric))
+        bar.update(1)
+    bar.close()
     table = pd.DataFrame(rows)
     overall: dict[str, object] = {
         c: table[c].astype(float).mean()

@@ -53,6 +53,7 @@ def calibrate(
     since: object | None = None,
     leads_until: object | None = None,
     half_life: float = HALF_LIFE_MONTHS,
+    moving_conversions: bool = False,
 ) -> Calibration:
     """Calibrate a scenario from a CRM export as it stood at ``as_of``.
 
@@ -84,6 +85,9 @@ def calibrate(
         the book); fit the lead rate on deals created before ``leads_until``.
     half_life : float
         Months after which a month's weight in the lead rate's fit halves.
+    moving_conversions : bool
+        Use where each stage's conversion stands now when it clearly moved (see
+        :func:`pipesim.calibration.fit.calibrate_history`).
 
     Returns
     -------
@@ -110,6 +114,7 @@ def calibrate(
         since=since,
         leads_until=leads_until,
         half_life=half_life,
+        moving_conversions=moving_conversions,
     )
     if out is not None:
         write_calibration(cal, out)
@@ -135,6 +140,8 @@ def backtest(
     since: object | None = None,
     leads_until: object | None = None,
     half_life: float = HALF_LIFE_MONTHS,
+    progress: bool = False,
+    moving_conversions: bool = False,
 ) -> pd.DataFrame:
     """Calibrate at each cutoff, forecast ``horizon_months``, score against what happened.
 
@@ -144,7 +151,7 @@ def backtest(
     each cutoff's scenario folder as ``out/calibration_<cutoff>/`` (what the
     forecast ran on, with its ``calibration.parquet``). ``since``, ``leads_until``
     (each cutoff's lead sample ends there, or at the cutoff when earlier) and
-    ``half_life`` as in :func:`calibrate`. See
+    ``half_life`` as in :func:`calibrate`; ``progress`` shows a bar over the cutoffs. See
     :func:`pipesim.calibration.backtest.backtest_history` for the columns.
     """
     cutoffs = [
@@ -183,6 +190,8 @@ def backtest(
         since=since,
         leads_until=leads_until,
         half_life=half_life,
+        progress=progress,
+        moving_conversions=moving_conversions,
     )
     if out is not None:
         for day, cal in (kept or {}).items():

@@ -145,6 +145,7 @@ def calibrate_history(
     since: object | None = None,
     leads_until: object | None = None,
     half_life: float = HALF_LIFE_MONTHS,
+    moving_conversions: bool = False,
 ) -> Calibration:
     """Estimate a scenario from a history, using only what was known before ``as_of``.
 
@@ -177,6 +178,12 @@ def calibrate_history(
     half_life : float
         Months after which a month's weight in the lead rate's fit halves
         (``inf``: every month alike). Default :data:`HALF_LIFE_MONTHS`.
+    moving_conversions : bool
+        Read where each stage's conversion stands now from its entry months
+        (:mod:`pipesim.calibration.conversion_level`) and use it when it clearly
+        moved. Off by default: it holds the clocks at the whole history's fit, and
+        where those are off for recent deals (the Maven export's late-recorded
+        closes) it reads the gap as a moved conversion.
 
     Returns
     -------
@@ -291,7 +298,7 @@ def calibrate_history(
         )
     # With a quarter-end rush the recent cohorts' outcomes follow the quarter's calendar
     # (wins pulled to its end), which a level would read as a moved conversion: not read.
-    level_read = history.dated and not paths.cycle and paces is None
+    level_read = moving_conversions and history.dated and not paths.cycle and paces is None
     shifts = _levels(fits, obs, report) if level_read else {}
     fits = {stage: shifts[stage][0] if stage in shifts else fit for stage, fit in fits.items()}
     for stage, fit in fits.items():
