@@ -147,6 +147,23 @@ def main() -> None:
     """Monte Carlo forecasts of a sales pipeline: P10/P50/P90 revenue per month."""
 
 
+def _trials(default: int, help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """--trials: simulated futures, a positive whole number."""
+    return click.option(
+        "--trials", default=default, show_default=True, type=int, callback=_positive, help=help_text
+    )
+
+
+# --seed, the same on every command that simulates.
+_SEED = click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2**63 - 1),
+    help="Random seed, 0 to 2^63 - 1: the same seed gives the same numbers.",
+)
+
+
 def _run_options(fn: Any) -> Any:
     """--trials, --seed and --out, the same on every command that simulates."""
     fn = click.option(
@@ -157,21 +174,8 @@ def _run_options(fn: Any) -> Any:
         callback=_output_folder,
         help="Folder for the result Parquet files (made if missing).",
     )(fn)
-    fn = click.option(
-        "--seed",
-        default=0,
-        show_default=True,
-        type=click.IntRange(0, 2**63 - 1),
-        help="Random seed, 0 to 2^63 - 1: the same seed gives the same numbers.",
-    )(fn)
-    return click.option(
-        "--trials",
-        default=api.TRIALS,
-        show_default=True,
-        type=int,
-        callback=_positive,
-        help="Number of simulated futures (a positive whole number).",
-    )(fn)
+    fn = _SEED(fn)
+    return _trials(api.TRIALS, "Number of simulated futures (a positive whole number).")(fn)
 
 
 @main.command()
@@ -600,21 +604,8 @@ def calibrate(
     help="Calendar months forecast from each cutoff (its month first).",
 )
 @click.option("--segments", default=None, help=_SEGMENTS_HELP)
-@click.option(
-    "--trials",
-    default=2000,
-    show_default=True,
-    type=int,
-    callback=_positive,
-    help="Simulated futures per cutoff (fewer than run's, as every cutoff is a forecast).",
-)
-@click.option(
-    "--seed",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0, 2**63 - 1),
-    help="Random seed, 0 to 2^63 - 1.",
-)
+@_trials(2000, "Simulated futures per cutoff (fewer than run's, as every cutoff is a forecast).")
+@_SEED
 @_required_out("Folder for backtest.parquet (made if missing).")
 @click.option(
     "--report", "make_report", is_flag=True, help="Also write the HTML report OUT/report.html."
@@ -880,14 +871,7 @@ def _interrupts() -> Iterator[None]:
     callback=_positive,
     help="Open deals in the generated book (above 1,048,576 the book is read from disk).",
 )
-@click.option(
-    "--trials",
-    default=1_000,
-    show_default=True,
-    type=int,
-    callback=_positive,
-    help="Simulated futures (a timing, not a forecast: fewer than run's).",
-)
+@_trials(1_000, "Simulated futures (a timing, not a forecast: fewer than run's).")
 @click.option(
     "--months",
     default=12,
@@ -896,13 +880,7 @@ def _interrupts() -> Iterator[None]:
     callback=_positive,
     help="Horizon in calendar months.",
 )
-@click.option(
-    "--seed",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0, 2**63 - 1),
-    help="Random seed, 0 to 2^63 - 1.",
-)
+@_SEED
 @click.option(
     "--engine",
     type=click.Choice([n for n, e in api.ENGINES.items() if e.benchmark]),

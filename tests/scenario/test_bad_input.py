@@ -107,7 +107,13 @@ CASES = [
         "horizon zero",
         "scenario",
         _set("horizon_months", [0], 0),
-        ["scenario.parquet", "'horizon_months'", "positive whole number"],
+        ["scenario.parquet", "'horizon_months'", "0 is not a positive whole number"],
+    ),
+    (
+        "horizon of centuries",
+        "scenario",
+        _set("horizon_months", [0], 5000),
+        ["scenario.parquet", "'horizon_months'", "5,000 months is more than 240"],
     ),
     (
         "negative arrival leads",

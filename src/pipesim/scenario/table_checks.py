@@ -98,16 +98,26 @@ def check_as_of(value: object, source: str) -> dt.date:
         ) from None
 
 
+MAX_HORIZON = 240  # months (20 years): a longer horizon is a typo, not a forecast
+
+
 def check_horizon(value: object, source: str) -> int:
-    """Return ``horizon_months`` as a positive int, or fail naming the scenario file."""
+    """Return ``horizon_months`` as a whole number of months in [1, MAX_HORIZON], or fail."""
+    shown = value.item() if isinstance(value, np.generic) else value
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         number = float("nan")
     if not np.isfinite(number) or number != int(number) or number <= 0:
         raise ScenarioError(
-            f"{source}, column 'horizon_months': {value!r} is not a positive whole number "
+            f"{source}, column 'horizon_months': {shown!r} is not a positive whole number "
             "of months. Set it to 1 or more, e.g. 12."
+        )
+    if number > MAX_HORIZON:
+        raise ScenarioError(
+            f"{source}, column 'horizon_months': {int(number):,} months is more than "
+            f"{MAX_HORIZON} ({MAX_HORIZON // 12} years), the longest horizon pipesim forecasts. "
+            "Set it to the months you need, e.g. 12 or 36."
         )
     return int(number)
 
@@ -467,32 +477,19 @@ def check_arrivals(
             "leads_n": n,
         }
     )
-    if "leads_trend_sd" in table.columns:
-        trend = _numeric(table, source, "leads_trend_sd", None)
-        bad = ~np.isnan(trend) & ~((trend >= 0) & np.isfinite(trend))
-        _check(
-            source,
-            "leads_trend_sd",
-            "are negative or not finite",
-            table,
-            bad,
-            "leads_trend_sd is the standard error of the lead rate's monthly growth on the "
-            "log scale (0 or more); leave it empty for no trend uncertainty.",
-        )
-        out["leads_trend_sd"] = trend
-    if "segment_shock_sd" in table.columns:
-        shock = _numeric(table, source, "segment_shock_sd", None)
-        bad = ~np.isnan(shock) & ~((shock >= 0) & np.isfinite(shock))
-        _check(
-            source,
-            "segment_shock_sd",
-            "are negative or not finite",
-            table,
-            bad,
-            "segment_shock_sd is the sd, on the logit scale, of the monthly shock on this "
-            "segment's new leads' odds of winning (0 or more); leave it empty for none.",
-        )
-        out["segment_shock_sd"] = shock
+    spreads = {
+        "leads_trend_sd": "the standard error of the lead rate's monthly growth on the log "
+        "scale (0 or more); leave it empty for no trend uncertainty.",
+        "segment_shock_sd": "the sd, on the logit scale, of the monthly shock on this "
+        "segment's new leads' odds of winning (0 or more); leave it empty for none.",
+    }
+    for col, meaning in spreads.items():
+        if col not in table.columns:
+            continue
+        values = _numeric(table, source, col, None)
+        bad = ~np.isnan(values) & ~((values >= 0) & np.isfinite(values))
+        _check(source, col, "are negative or not finite", table, bad, f"{col} is {meaning}")
+        out[col] = values
     for seg in segment_columns(table, known):
         out[seg] = as_segment(table[seg]).to_numpy()
     return out
