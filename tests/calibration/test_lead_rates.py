@@ -144,14 +144,18 @@ def test_a_clear_trend_is_fitted_and_projected_with_its_standard_error():
     table, _, notes = arrivals_table(deals, AS_OF, 3, [], LONG_AGO, window_months=12)
     w = _weights(12)
     a, b = _weighted_poisson(y, w)
-    # the level at 2024-06, grown 1, 2, 3 months
-    np.testing.assert_allclose(table["leads"], np.exp(a + b * np.arange(1, 4)), rtol=1e-6)
+    # the level at 2024-06, grown by a damped trend: 0.9, 0.9 + 0.81, ... months of growth
+    grown = np.cumsum(0.9 ** np.arange(1, 4))
+    np.testing.assert_allclose(table["leads"], np.exp(a + b * grown), rtol=1e-6)
     x = np.arange(12) - 11.0
     mu = np.exp(a + b * x)
     info = np.array([[w @ mu, w @ (mu * x)], [w @ (mu * x), w @ (mu * x * x)]])
     phi = max(float(w @ ((y - mu) ** 2 / mu)) / (w.sum() - 2), 1.0)
     cov = phi * np.linalg.inv(info)
-    np.testing.assert_allclose(table["leads_trend_sd"], np.sqrt(cov[1, 1]), rtol=1e-5)
+    # the engine spreads month k by leads_trend_sd x (k + 1): the damped months here
+    np.testing.assert_allclose(
+        table["leads_trend_sd"] * np.arange(1, 4), np.sqrt(cov[1, 1]) * grown, rtol=1e-5
+    )
     assert b > 2 * np.sqrt(cov[1, 1])
     np.testing.assert_allclose(table["leads_n"], min(w @ y, 1.0 / cov[0, 0]), rtol=1e-5)
     assert len(notes) == 1 and "a month" in notes[0]

@@ -66,6 +66,15 @@ def lead_evidence(count: float, months: float, mean: float, var: float) -> float
 
 HALF_LIFE_MONTHS = 6.0  # recency half-life of the lead rate's fit (months)
 TREND_Z = 2.0  # a trend is projected when it is this many standard errors from 0
+# A damped trend (Gardner and McKenzie): month j ahead adds DAMPING^j of a month's growth,
+# so growth fades instead of compounding for ever (a ramp or an S-curve, not an exponential).
+DAMPING = 0.9
+
+
+def damped(months: float) -> float:
+    """Months of growth a damped trend adds ``months`` ahead: sum of DAMPING^j, j = 1..months."""
+    return DAMPING * (1.0 - DAMPING**months) / (1.0 - DAMPING)
+
 
 # Whole months needed to fit a trend: a year, so that a season or a CRM filling up in its
 # first months is not taken for growth (the Maven export's first year projected +10-20% a
@@ -177,11 +186,12 @@ def arrivals_table(
     ``deals`` are the deals created before ``as_of``. The whole book's rate is
     :func:`lead_trend` on the whole months of the last ``window_months`` before
     ``as_of`` (or ``leads_until`` when earlier): its level at the last month, grown
-    by its trend to each forecast month, times a calendar-month factor with two years
-    of data; each segment takes its recency-weighted share of it. ``leads_n`` is
-    the Gamma shape of the level's uncertainty and the share's (at most the
-    segment's weighted count); ``leads_trend_sd`` the growth's standard error (the
-    engine widens the rate with it, month after month). Under two whole months,
+    by its damped trend (:func:`damped`) to each forecast month, times a calendar-month
+    factor with two years of data; each segment takes its recency-weighted share of
+    it. ``leads_n`` is the Gamma shape of the level's uncertainty and the share's (at
+    most the segment's weighted count); ``leads_trend_sd`` the growth's standard error,
+    scaled so that the engine's spread of month k, ``leads_trend_sd`` x (k + 1), is
+    the damped one. Under two whole months,
     the count over the span, as before. ``amount``/``amount_cv`` are the mean and cv
     of the leads' positive ``open_amount``. Returns the table, the overall mean
     amount and notes for the report.
@@ -227,7 +237,7 @@ def arrivals_table(
         for k, period in enumerate(periods):
             month = add_months(as_of, k).month
             if fit is not None:
-                rate = share * np.exp(fit.log_level + fit.growth * (k + ahead))
+                rate = share * np.exp(fit.log_level + fit.growth * damped(k + ahead))
             else:
                 rate = count / span
             row = {
@@ -238,7 +248,8 @@ def arrivals_table(
                 "amount_cv": cv if np.isfinite(cv) else 0.0,
             }
             if fit is not None and fit.growth_se > 0:
-                row["leads_trend_sd"] = fit.growth_se
+                # the engine spreads month k by leads_trend_sd x (k + 1): damped here
+                row["leads_trend_sd"] = fit.growth_se * damped(k + ahead) / (k + 1)
             for col, val in zip(segments, values, strict=True):
                 row[col] = None if val is None or val != val else val  # NaN != NaN
             rows.append(row)
