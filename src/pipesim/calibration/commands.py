@@ -15,6 +15,7 @@ from pipesim.calibration.history import History
 from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS
 from pipesim.errors import InputError
 from pipesim.io import parquet, scenario_folder
+from pipesim.version import __version__
 
 PathLike = str | os.PathLike[str]
 
@@ -201,6 +202,7 @@ def backtest(
             {"backtest": table},
             {
                 "command": "backtest",
+                "pipesim_version": __version__,
                 "trials": str(trials),
                 "seed": str(seed),
                 "horizon_months": str(horizon_months),

@@ -410,10 +410,15 @@ def calibrate_history(
     return Calibration(scenario, pd.DataFrame(report), fits, win, estimates)
 
 
+def _stage_end(obs: pd.DataFrame, cut: pd.Timestamp) -> np.ndarray:
+    """When each observation left its stage (as_of while still open)."""
+    exit_at = obs["exit_at"].to_numpy(dtype="datetime64[ns]")
+    return np.where(np.isnat(exit_at), cut.to_datetime64(), exit_at).astype("datetime64[ns]")
+
+
 def _entered(obs: pd.DataFrame, cut: pd.Timestamp) -> np.ndarray:
     """Each observation's date of entry into its stage (NaT when its time there is unknown)."""
-    exit_at = obs["exit_at"].to_numpy(dtype="datetime64[ns]")
-    end = np.where(np.isnat(exit_at), cut.to_datetime64(), exit_at).astype("datetime64[ns]")
+    end = _stage_end(obs, cut)
     days = obs["days"].to_numpy(dtype=float)
     known = np.isfinite(days)
     out = np.full(len(obs), np.datetime64("NaT"), dtype="datetime64[ns]")
@@ -461,15 +466,14 @@ def _levels(
 
 
 def _operational(obs: pd.DataFrame, cut: pd.Timestamp, paces: tuple[float, ...]) -> np.ndarray:
-    """Each observation's time in its stage on the paced clock (unknown times stay NaN)."""
-    day = np.timedelta64(1, "D")
-    exit_at = obs["exit_at"].to_numpy(dtype="datetime64[ns]")
-    end = np.where(np.isnat(exit_at), cut.to_datetime64(), exit_at).astype("datetime64[D]")
-    days = obs["days"].to_numpy(dtype=float)
-    known = np.isfinite(days)
+    """Each observation's time in its stage on the paced clock (unknown times stay NaN).
+
+    From its ``entered`` date (:func:`_entered`) to its exit (or as_of), whole days.
+    """
+    entered = obs["entered"].to_numpy(dtype="datetime64[ns]")
+    known = ~np.isnat(entered)
     out = np.full(len(obs), np.nan)
-    entry = end[known] - np.rint(days[known]).astype(np.int64) * day
-    out[known] = operational_days(entry, end[known], paces)
+    out[known] = operational_days(entered[known], _stage_end(obs, cut)[known], paces)
     return out
 
 

@@ -26,6 +26,7 @@ from pipesim.kernels.trial import (
     dwell,
     multiplier,
     shocked_odds,
+    trend_draw,
     trend_factor,
     trial_state,
 )
@@ -54,6 +55,7 @@ def add_arrivals(
     amount_mu, amount_sigma = arrivals.amount_mu, arrivals.amount_sigma
     end = float(day_period.shape[0])
     base = ts ^ ARRIVAL_DOMAIN
+    z_trend = trend_draw(base)  # once per trial: every row shares it
     for r in range(key.shape[0]):
         rs = derive(base, key[r])
         lam = lam_of[r]
@@ -61,7 +63,7 @@ def add_arrivals(
         if n > 0.0:
             _, x = gamma(branch(derive(base, rate_key[r]), RATE_KEY), n)
             lam *= x / n
-        lam *= trend_factor(base, trend_sd[r], trend_months[r])
+        lam *= trend_factor(z_trend, trend_sd[r], trend_months[r])
         top = g_of[r] * n_stages
         p = shocked_odds(
             base, derive(base, rate_key[r]), month[r], pwin[top], market_sd[r], own_sd[r]

@@ -33,6 +33,7 @@ from pipesim.kernels.trial import (
     conversions,
     dwell,
     multiplier,
+    trend_draw,
     trend_factor,
     trial_state,
 )
@@ -140,13 +141,14 @@ def flow_trials(
                 conv, funnel, day_period, out_enter, out_rev, i,
             )  # fmt: skip
         base = ts ^ ARRIVAL_DOMAIN
+        z_trend = trend_draw(base)
         for r in range(a_key.shape[0]):
             rs = derive(base, a_key[r])
             lam = lam_of[r]
             if n_of[r] > 0.0:
                 _, x = gamma(branch(derive(base, rate_key[r]), RATE_KEY), n_of[r])
                 lam *= x / n_of[r]
-            lam *= trend_factor(base, trend_sd[r], trend_months[r])
+            lam *= trend_factor(z_trend, trend_sd[r], trend_months[r])
             top = g_of[r] * n_stages
             leads = poisson_inverse(to_unit(mix(branch(rs, COUNT_KEY))), lam)
             for j in range(leads):

@@ -79,16 +79,22 @@ def dwell(
 
 
 @jit
-def trend_factor(base: np.uint64, sd: float, months: float) -> float:
+def trend_draw(base: np.uint64) -> float:
+    """The trial's normal for the lead trend's error (stream ``base`` keyed by TREND_KEY)."""
+    _, z = normal(derive(base, TREND_KEY))
+    return z
+
+
+@jit(inline=True)
+def trend_factor(z: float, sd: float, months: float) -> float:
     """The lead rate's multiplier for a trend known up to ``sd`` a month, ``months`` ahead.
 
-    One normal per trial (stream ``base`` keyed by :data:`TREND_KEY`, shared by every
-    row): ``exp(sd·months·z − (sd·months)²/2)``, mean 1, its spread growing with the
+    ``z`` is the trial's :func:`trend_draw`, shared by every row:
+    ``exp(sd·months·z − (sd·months)²/2)``, mean 1, its spread growing with the
     horizon. 1.0 when sd is 0.
     """
     if sd <= 0.0:
         return 1.0
-    _, z = normal(derive(base, TREND_KEY))
     s = sd * months
     return math.exp(s * z - 0.5 * s * s)
 

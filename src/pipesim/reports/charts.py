@@ -305,7 +305,8 @@ def backtest_chart(rows: pd.DataFrame, chart_id: str, metric: str, months: str) 
         ax.set_ylabel(what)
         ax.set_xlabel("cutoff (forecast date)")
         ax.set_title(f"{what.capitalize()} in the {months} month(s) from each cutoff")
-        ax.legend(frameon=False, fontsize=8, loc="best")
+        # Below the band (the axis starts at 0): the legend never hides a cutoff's dot.
+        ax.legend(frameon=False, fontsize=8, loc="lower right", ncol=2)
     return Chart(chart_id, f"Realized against the forecast band: {what}, {months} month(s)", fig)
 
 
