@@ -173,6 +173,8 @@ def market_history(
     change_at=None,
     change=1.0,
     quarter_end=0.0,
+    leads_shock_sd=0.0,
+    region_leads_shock_sd=0.0,
 ):
     """One stage, Offer, sold in regions; the market moves in known ways (the truth).
 
@@ -181,20 +183,32 @@ def market_history(
     a deal's odds of winning (logit scale) move by the shock of its creation month,
     one shared by every region (sd ``shock_sd``) plus one per region (sd
     ``region_shock_sd``); deals created from day ``change_at`` on win with the
-    probability times ``change``; with ``quarter_end`` > 0 that share of the wins
-    closing in the first two months of a quarter slip to its last two weeks (the
-    quarter-end rush). Times to a win and to a loss from ``adv`` and ``loss``. The
-    export date is START + ``days``; the rows hold everything up to START + ``days +
-    after`` (the future a backtest scores). Returns (deals, export date).
+    probability times ``change``; each month's creations are Poisson with the rate
+    times exp(shock - sd^2 / 2), a shock on the log scale shared by every region (sd
+    ``leads_shock_sd``) plus one per region (sd ``region_leads_shock_sd``); with
+    ``quarter_end`` > 0 that share of the wins closing in the first two months of a
+    quarter slip to its last two weeks (the quarter-end rush). Times to a win and to a
+    loss from ``adv`` and ``loss``. The export date is START + ``days``; the rows hold
+    everything up to START + ``days + after`` (the future a backtest scores). Returns
+    (deals, export date).
     """
     rng = np.random.default_rng(seed)
     span = days + after
     n_months = int(np.ceil(span / MONTH)) + 1
     shared = rng.normal(0.0, shock_sd, n_months) if shock_sd else np.zeros(n_months)
+    lead_sd = np.hypot(leads_shock_sd, region_leads_shock_sd)
+    lead_shared = rng.normal(0.0, leads_shock_sd, n_months) if lead_sd else 0.0
     frames = []
     for r, (name, per_day, p) in enumerate(regions):
         # Creations: a Poisson process of rate per_day * (1 + growth)^(t / MONTH).
-        if growth:
+        if lead_sd:  # month by month, each month's rate moved by its shocks
+            own_leads = rng.normal(0.0, region_leads_shock_sd, n_months)
+            move = np.exp(lead_shared + own_leads - lead_sd**2 / 2)
+            lo = np.arange(n_months) * MONTH
+            length = np.clip(span - lo, 0.0, MONTH)
+            count = rng.poisson(per_day * (1 + growth) ** np.arange(n_months) * length * move)
+            created = np.sort(np.repeat(lo, count) + rng.uniform(0, np.repeat(length, count)))
+        elif growth:
             g = np.log1p(growth) / MONTH
             total = per_day * np.expm1(g * span) / g
             u = rng.uniform(size=rng.poisson(total))

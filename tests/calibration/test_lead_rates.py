@@ -17,9 +17,9 @@ from pipesim.calibration.lead_rates import (
     DAYS_PER_MONTH,
     HALF_LIFE_MONTHS,
     _dispersion,
-    _seasonality,
     arrivals_table,
     lead_evidence,
+    seasonality,
 )
 
 AS_OF = dt.date(2024, 7, 1)
@@ -100,7 +100,7 @@ def test_seasonality_with_two_years_is_each_months_share_shrunk_halfway_to_one()
     counts = {m: (8 if m.endswith("-01") else 2) for m in _months("2022-07", "2024-06")}
     deals = _created(counts)
     start = pd.Timestamp("2022-07-01")  # 731 days before the cut
-    factor = _seasonality(deals["created_at"], CUT, start)
+    factor = seasonality(deals["created_at"], CUT, start)
     np.testing.assert_allclose(factor, [2.1] + [0.9] * 11, rtol=1e-12)
     assert factor.mean() == pytest.approx(1.0)
     table, _, _ = arrivals_table(deals, AS_OF, 12, [], start)
@@ -119,7 +119,7 @@ def test_seasonality_is_flat_with_under_two_years_of_history():
     deals = _created(counts)
     # 729 days of history (< 2 * 365): no calendar factor
     np.testing.assert_array_equal(
-        _seasonality(deals["created_at"], CUT, pd.Timestamp("2022-07-03")), np.ones(12)
+        seasonality(deals["created_at"], CUT, pd.Timestamp("2022-07-03")), np.ones(12)
     )
 
 

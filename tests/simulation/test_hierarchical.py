@@ -231,3 +231,45 @@ def test_monthly_shocks_move_new_leads_odds_by_exact_moments(engine):
     assert 0.3 < r < full - Z * (1 - full**2) / np.sqrt(trials), (r, full)
     # Months are independent: no shock carries over.
     assert abs(np.corrcoef(won[:, 0], won[:, 2])[0, 1]) < Z / np.sqrt(trials)
+
+
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_monthly_shocks_move_lead_volumes_by_exact_moments(engine):
+    # One stage, conversion 1, a lead wins at once: a month's wins are its leads,
+    # Poisson(lam M) with M = exp(sd z - sd^2 / 2), sd^2 = market^2 + own^2 (log scale):
+    # mean lam, variance lam + lam^2 (e^{sd^2} - 1). North and South share the market's
+    # normal: covariance lam^2 (e^{market^2} - 1).
+    stages = stages_frame([1.0], dwell_days=0.001, dwell_cv=0.0, names=["Offer"])
+    months = [f"2027-{k:02d}" for k in range(1, 5)]
+    north = _arrivals(months, 500.0, np.nan, "North")
+    south = _arrivals(months, 500.0, np.nan, "South")
+    arr = pd.concat([north, south], ignore_index=True)
+    arr["segment_leads_shock_sd"] = 0.2
+    sc = build(stages, None, arr, horizon_months=4, market_leads_shock_sd=0.3, calibrated=True)
+    trials = 8_000
+    res = pipesim.simulate(sc, trials=trials, seed=43, by="region", engine=engine)
+    won = res.won[:, :3, 1]  # North, the three whole months
+    lam, sd2 = 500.0, 0.3**2 + 0.2**2
+    var = lam + lam**2 * np.expm1(sd2)
+    np.testing.assert_array_less(np.abs(won.mean(axis=0) - lam), Z * np.sqrt(var / trials))
+    # SE of a sample variance of a lognormal mixture: var sqrt((kurtosis - 1) / T); the
+    # kurtosis of M at sd^2 = 0.13 is about 4.6, so 2x the normal's sqrt(2 / T).
+    np.testing.assert_array_less(np.abs(won.var(axis=0) / var - 1), Z * np.sqrt(2 / trials) * 2)
+    r = np.corrcoef(res.won[:, 0, 1], res.won[:, 0, 2])[0, 1]
+    shared = lam**2 * np.expm1(0.3**2) / var
+    assert abs(r - shared) < Z * (1 - shared**2) / np.sqrt(trials), (r, shared)
+    assert abs(np.corrcoef(won[:, 0], won[:, 2])[0, 1]) < Z / np.sqrt(trials)  # months apart
+    # The setting and the column round-trip through a scenario folder (format 5).
+    assert sc.market_leads_shock_sd == 0.3
+    with pytest.raises(ScenarioError, match="market_leads_shock_sd needs scenario format 5"):
+        build(
+            stages,
+            None,
+            north,
+            horizon_months=4,
+            market_leads_shock_sd=0.3,
+            format_version=4,
+            calibrated=True,
+        )
+    with pytest.raises(ScenarioError, match="reserved since scenario format 5"):
+        build(stages, None, arr, horizon_months=4, format_version=4, calibrated=True)

@@ -18,6 +18,7 @@ from scipy import special
 from pipesim.calibration.conversion_level import LR_MIN, stage_level
 from pipesim.calibration.history import History, as_of_date
 from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS, arrivals_table
+from pipesim.calibration.lead_shocks import lead_shocks
 from pipesim.calibration.odds_shocks import odds_shocks
 from pipesim.calibration.quarter_pace import quarter_paces
 from pipesim.calibration.stage_paths import paths_at
@@ -369,7 +370,21 @@ def calibrate_history(
             }
         )
     book = _book(deals, funnel, mean_amount, segs)
-    market_sd = 0.0
+    market_sd = market_leads_sd = 0.0
+    if history.dated and len(arrivals):
+        market_leads_sd, segment_leads_sd, why = lead_shocks(
+            deals if start is None else deals[deals["created_at"] >= start],
+            cut,
+            segs,
+            first if start is None else max(first, start),
+            window_months,
+            leads_until=lead_end,
+        )
+        if why:
+            item = "lead volumes move month to month"
+            report.append({"item": item, "rows": 0, "action": "note", "rule": why})
+        if segment_leads_sd > 0:
+            arrivals["segment_leads_shock_sd"] = segment_leads_sd
     if history.dated:
         market_sd, segment_sd, why = odds_shocks(
             deals if start is None else deals[deals["created_at"] >= start], cut, segs
@@ -402,6 +417,7 @@ def calibrate_history(
             calibrated=True,  # a funnel read from the history: no funnel-size warning
             close_paces=paces,
             market_shock_sd=market_sd,
+            market_leads_shock_sd=market_leads_sd,
         )
     for w in caught:
         report.append({"item": str(w.message), "rows": 0, "action": "note", "rule": "warning"})

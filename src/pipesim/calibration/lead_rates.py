@@ -14,7 +14,7 @@ from pipesim.scenario.calendar import add_months, period_labels
 DAYS_PER_MONTH = 365.25 / 12
 
 
-def _seasonality(created: pd.Series, cut: pd.Timestamp, start: pd.Timestamp) -> np.ndarray:
+def seasonality(created: pd.Series, cut: pd.Timestamp, start: pd.Timestamp) -> np.ndarray:
     """Factor per calendar month (index 0 = January), 1 when under two years of data.
 
     With two full years before ``as_of``, each calendar month's share of the
@@ -62,6 +62,12 @@ def lead_evidence(count: float, months: float, mean: float, var: float) -> float
     rate = count / months
     extra = share * share * ((var - mean) + var / months)
     return float(min(count, rate * rate / extra))
+
+
+def month_counts(created: pd.Series, months: pd.PeriodIndex) -> np.ndarray:
+    """Creations in each of ``months`` (0 where none)."""
+    counts = created.dt.to_period("M").value_counts()
+    return counts.reindex(months, fill_value=0).to_numpy(dtype=float)
 
 
 HALF_LIFE_MONTHS = 6.0  # recency half-life of the lead rate's fit (months)
@@ -136,13 +142,10 @@ def lead_trend(
     half_life: float = HALF_LIFE_MONTHS,
 ) -> LeadTrend | None:
     """Fit :class:`LeadTrend` on the whole months in ``[lo, cut)``; None under two months."""
-    first = (lo + pd.offsets.MonthBegin(0)).normalize() if lo.day != 1 else lo.normalize()
-    last = cut.to_period("M").to_timestamp()
-    months = pd.period_range(first, last - pd.Timedelta(days=1), freq="M")
+    months = whole_months(lo, cut)
     if len(months) < 2:
         return None
-    counts = created[(created >= first) & (created < last)].dt.to_period("M").value_counts()
-    y = counts.reindex(months, fill_value=0).to_numpy(dtype=float)
+    y = month_counts(created, months)
     x = np.arange(len(y), dtype=float) - (len(y) - 1)  # 0 at the last whole month
     w = 0.5 ** (-x / half_life)
     offset = np.log(season[months.month.to_numpy() - 1])
@@ -168,6 +171,28 @@ def lead_trend(
             level = float(np.log(max(float(w @ y) / float(w @ np.exp(offset)), 1e-9)))
             level_var = phi / float(w @ np.exp(level + offset))
     return LeadTrend(level, level_var, growth, growth_se, phi, len(y), w, months)
+
+
+def lead_window(
+    cut: pd.Timestamp,
+    first_created: pd.Timestamp,
+    window_months: int,
+    leads_until: pd.Timestamp | None = None,
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``(lo, end)``: the lead sample's span.
+
+    The last ``window_months`` before the cut (or ``leads_until`` when earlier),
+    from the first creation at most.
+    """
+    end = min(cut, leads_until) if leads_until is not None else cut
+    return max(end - pd.DateOffset(months=window_months), first_created), end
+
+
+def whole_months(lo: pd.Timestamp, end: pd.Timestamp) -> pd.PeriodIndex:
+    """The whole calendar months inside ``[lo, end)``."""
+    first = (lo + pd.offsets.MonthBegin(0)).normalize() if lo.day != 1 else lo.normalize()
+    last = end.to_period("M").to_timestamp()
+    return pd.period_range(first, last - pd.Timedelta(days=1), freq="M")
 
 
 def arrivals_table(
@@ -197,11 +222,10 @@ def arrivals_table(
     amount and notes for the report.
     """
     cut = pd.Timestamp(as_of)
-    end = min(cut, leads_until) if leads_until is not None else cut
-    lo = max(end - pd.DateOffset(months=window_months), first_created)
+    lo, end = lead_window(cut, first_created, window_months, leads_until)
     span = max((end - lo).days / DAYS_PER_MONTH, 1.0 / DAYS_PER_MONTH)
     recent = deals[(deals["created_at"] >= lo) & (deals["created_at"] < end)]
-    season = _seasonality(deals["created_at"], end, first_created)
+    season = seasonality(deals["created_at"], end, first_created)
     fit = lead_trend(recent["created_at"], lo, end, season, half_life)
     mu, var = _dispersion(deals["created_at"], lo, end)
     amounts = recent["open_amount"][recent["open_amount"] > 0]

@@ -27,7 +27,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-MIN_COHORTS = 4
+from pipesim.calibration.shock_variance import MIN_MONTHS as MIN_COHORTS
+from pipesim.calibration.shock_variance import shock_variance, split_shared
+
 SETTLE_QUANTILE = 0.9
 
 
@@ -39,15 +41,6 @@ def _residuals(won: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rate = (won + 0.5) / (n + 1.0)
     r = np.log(rate / (1.0 - rate)) - np.log(p / (1.0 - p))
     return r, 1.0 / ((n + 1.0) * p * (1.0 - p))
-
-
-def _shock_variance(r: np.ndarray, v: np.ndarray) -> float:
-    """Variance of iid shocks from residuals ``r`` (noise ``v``): robust, on differences."""
-    d = np.diff(r)
-    if len(d) < MIN_COHORTS - 1:
-        return 0.0
-    scale = float(np.median(np.abs(d - np.median(d)))) / 0.6745  # sd of a difference
-    return max(scale * scale / 2.0 - float(v.mean()), 0.0)
 
 
 def odds_shocks(
@@ -72,25 +65,25 @@ def odds_shocks(
     r, v = _residuals(book["sum"].to_numpy(), book["count"].to_numpy(dtype=float))
     if not len(r):
         return 0.0, 0.0, ""
-    market = _shock_variance(r, v)
-    segment = 0.0
+    market, segment = max(shock_variance(r, v), 0.0), 0.0
     if segments:
         whole = pd.Series(r, index=book.index)
-        parts, weights = [], []
+        parts, shares = [], []
         for _, part in old.groupby(list(segments), dropna=True):
             g = (part["state"] == "won").astype(float).groupby(part["created_at"].dt.to_period("M"))
             cohorts = g.agg(["sum", "count"])
+            shares.append(float(cohorts["count"].sum()))
             cohorts = cohorts[(cohorts["count"] >= 5) & cohorts.index.isin(whole.index)]
             if len(cohorts) < MIN_COHORTS:
+                parts.append(float("nan"))
                 continue
             rg, vg = _residuals(cohorts["sum"].to_numpy(), cohorts["count"].to_numpy(dtype=float))
             if not len(rg):
+                parts.append(float("nan"))
                 continue
             d = rg - whole.loc[cohorts.index].to_numpy()
-            parts.append(_shock_variance(d, vg))
-            weights.append(float(cohorts["count"].sum()))
-        if parts:
-            segment = max(float(np.average(parts, weights=weights)), 0.0)
+            parts.append(shock_variance(d, vg))
+        market, segment = split_shared(market, parts, shares)
     m_sd, s_sd = float(np.sqrt(market)), float(np.sqrt(segment))
     why = (
         f"cohorts' odds over {len(book)} creation months (settled after {settle:.0f} days): "

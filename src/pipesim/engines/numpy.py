@@ -150,6 +150,16 @@ def _shocked_odds(rng: np.random.Generator, arrivals: ArrivalTable, p: np.ndarra
     return np.where(inside, 1.0 / (1.0 + np.exp(-np.where(inside, x, 0.0))), p)
 
 
+def _shocked_leads(rng: np.random.Generator, arrivals: ArrivalTable, tb: int) -> np.ndarray:
+    """[trial, row] lead-rate multipliers: the month's market and segment log shocks, mean 1."""
+    market, own = arrivals.market_leads_shock_sd, arrivals.segment_leads_shock_sd
+    months = int(arrivals.month.max()) + 1
+    _, seg = np.unique(arrivals.rate_key, return_inverse=True)
+    z_market = rng.standard_normal((tb, months))[:, arrivals.month]
+    z_own = rng.standard_normal((tb, int(seg.max()) + 1, months))[:, seg, arrivals.month]
+    return np.exp(market * z_market + own * z_own - 0.5 * (market**2 + own**2))
+
+
 def run(
     prepared: Prepared, trials: int, seed: int, *, thin_arrivals: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -230,6 +240,8 @@ def run(
             if (s > 0).any():
                 z = rng.standard_normal((tb, 1))
                 rate *= np.exp(s * z - 0.5 * s * s)
+            if ((arrivals.market_leads_shock_sd > 0) | (arrivals.segment_leads_shock_sd > 0)).any():
+                rate *= _shocked_leads(rng, arrivals, tb)
             shocked = (arrivals.market_shock_sd > 0) | (arrivals.segment_shock_sd > 0)
             thin = thin_arrivals or bool(shocked.any())  # shocked odds: thinned, as the kernel
             if thin:

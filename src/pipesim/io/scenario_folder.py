@@ -22,6 +22,7 @@ from pipesim.scenario.scenario import (
     CLOSE_PACE_COLUMNS,
     DEAL_CHUNK,
     FORMAT_VERSION,
+    SHOCK_SETTINGS,
     Scenario,
     make_scenario,
     reserved,
@@ -160,6 +161,7 @@ def scenario_from_tables(
         tables.get("arrivals"),
         close_paces=paces if all(given) else None,
         market_shock_sd=row.get("market_shock_sd"),
+        market_leads_shock_sd=row.get("market_leads_shock_sd"),
         as_of=row["as_of"],
         horizon_months=row["horizon_months"],
         name=text("name") or name,
@@ -224,11 +226,13 @@ def settings_table(scenario: Scenario) -> pd.DataFrame:
         )
         or scenario.close_paces is not None
         or scenario.market_shock_sd > 0
+        or scenario.market_leads_shock_sd > 0
     ):
         # Columns reserved since a later format: say which format the tables follow.
         settings["format_version"] = [FORMAT_VERSION]
-    if scenario.market_shock_sd > 0:
-        settings["market_shock_sd"] = [scenario.market_shock_sd]
+    for col in SHOCK_SETTINGS:
+        if getattr(scenario, col) > 0:
+            settings[col] = [getattr(scenario, col)]
     if scenario.close_paces is not None:
         for col, pace in zip(CLOSE_PACE_COLUMNS, scenario.close_paces, strict=True):
             settings[col] = [pace]

@@ -33,6 +33,7 @@ from pipesim.kernels.trial import (
     conversions,
     dwell,
     multiplier,
+    shocked_leads,
     trend_draw,
     trend_factor,
     trial_state,
@@ -128,6 +129,8 @@ def flow_trials(
     a_key, g_of, t0, t1 = arrivals.key, arrivals.group, arrivals.t0, arrivals.t1
     lam_of, n_of, by_a = arrivals.leads, arrivals.leads_n, arrivals.by
     rate_key, trend_sd, trend_months = arrivals.rate_key, arrivals.trend_sd, arrivals.trend_months
+    month, lead_market_sd = arrivals.month, arrivals.market_leads_shock_sd
+    lead_own_sd = arrivals.segment_leads_shock_sd
     amount_mu, amount_sigma = arrivals.amount_mu, arrivals.amount_sigma
     end = float(day_period.shape[0])
     for i in prange(n_trials):
@@ -149,6 +152,9 @@ def flow_trials(
                 _, x = gamma(branch(derive(base, rate_key[r]), RATE_KEY), n_of[r])
                 lam *= x / n_of[r]
             lam *= trend_factor(z_trend, trend_sd[r], trend_months[r])
+            lam *= shocked_leads(
+                base, derive(base, rate_key[r]), month[r], lead_market_sd[r], lead_own_sd[r]
+            )
             top = g_of[r] * n_stages
             leads = poisson_inverse(to_unit(mix(branch(rs, COUNT_KEY))), lam)
             for j in range(leads):

@@ -138,6 +138,8 @@ class ArrivalTable(NamedTuple):
     month: np.ndarray  # int64: the row's month (0: as_of's): keys its odds' shocks
     market_shock_sd: np.ndarray  # float64: sd of the monthly logit shock every segment shares
     segment_shock_sd: np.ndarray  # float64: sd of the segment's own monthly logit shock
+    market_leads_shock_sd: np.ndarray  # float64: sd of the monthly log shock on every lead rate
+    segment_leads_shock_sd: np.ndarray  # float64: sd of the segment's own monthly log shock
     amount_mu: np.ndarray  # float64: log-mean of a lead's amount
     amount_sigma: np.ndarray  # float64: log-sd of a lead's amount
     by: np.ndarray  # int64: the by-group

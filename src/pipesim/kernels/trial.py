@@ -40,6 +40,7 @@ RATE_KEY = 1_000_003
 COUNT_KEY = 1_000_004
 TREND_KEY = np.uint64(0x7E4D7E4D7E4D7E4D)  # the trial's draw of the lead trend's error
 SHOCK_KEY = np.uint64(0x5A0C5A0C5A0C0000)  # + month: the month's shock on new leads' odds
+LEADS_SHOCK_KEY = np.uint64(0x1EAD5A0C1EAD0000)  # + month: the month's shock on lead volumes
 
 
 @jit
@@ -120,6 +121,29 @@ def shocked_odds(
         _, z = normal(derive(segment, key))
         x += own_sd * z
     return 1.0 / (1.0 + math.exp(-x))
+
+
+@jit
+def shocked_leads(
+    base: np.uint64, segment: np.uint64, month: int, market_sd: float, own_sd: float
+) -> float:
+    """The lead rate's multiplier in ``month``: that month's shocks on the log scale, mean 1.
+
+    ``exp(market_sd·z_m + own_sd·z_s − (market_sd² + own_sd²)/2)``: z_m one normal per
+    trial and month shared by every segment (stream ``base``), z_s the segment's own
+    (stream ``segment``); independent of the odds' shocks. 1.0 when both sds are 0.
+    """
+    if market_sd <= 0.0 and own_sd <= 0.0:
+        return 1.0
+    key = LEADS_SHOCK_KEY + np.uint64(month)
+    x = -0.5 * (market_sd * market_sd + own_sd * own_sd)
+    if market_sd > 0.0:
+        _, z = normal(derive(base, key))
+        x += market_sd * z
+    if own_sd > 0.0:
+        _, z = normal(derive(segment, key))
+        x += own_sd * z
+    return math.exp(x)
 
 
 @jit

@@ -319,7 +319,15 @@ def _arrival_arrays(
 ) -> ArrivalTable:
     # Rows repeating the same month and segment get distinct random streams.
     # (Element by element: a missing segment value reads "None", never NaN.)
-    reserved = ["leads", "amount", "amount_cv", "leads_n", "leads_trend_sd", "segment_shock_sd"]
+    reserved = [
+        "leads",
+        "amount",
+        "amount_cv",
+        "leads_n",
+        "leads_trend_sd",
+        "segment_shock_sd",
+        "segment_leads_shock_sd",
+    ]
     label_cols = arr.drop(columns=[c for c in reserved if c in arr.columns]).astype(object)
     label_cols = label_cols.map(str)
     labels = pd.Series(["|".join(row) for row in label_cols.itertuples(index=False)], dtype=object)
@@ -358,21 +366,24 @@ def _arrival_arrays(
         leads=leads,
         leads_n=leads_n,
         rate_key=stable_hash([f"rate|{label}" for label in segment]),
-        trend_sd=np.nan_to_num(
-            arr.get("leads_trend_sd", pd.Series(0.0, index=arr.index)).to_numpy(dtype=np.float64),
-            nan=0.0,
-        ),
+        trend_sd=_optional(arr, "leads_trend_sd"),
         trend_months=months.astype(np.float64) + 1.0,
         month=months.astype(np.int64),
         market_shock_sd=np.full(len(arr), scenario.market_shock_sd),
-        segment_shock_sd=np.nan_to_num(
-            arr.get("segment_shock_sd", pd.Series(0.0, index=arr.index)).to_numpy(dtype=np.float64),
-            nan=0.0,
-        ),
+        segment_shock_sd=_optional(arr, "segment_shock_sd"),
+        market_leads_shock_sd=np.full(len(arr), scenario.market_leads_shock_sd),
+        segment_leads_shock_sd=_optional(arr, "segment_leads_shock_sd"),
         amount_mu=amount_mu,
         amount_sigma=np.sqrt(sigma2),
         by=arr_by.astype(np.int64),
     )
+
+
+def _optional(arr: pd.DataFrame, column: str) -> np.ndarray:
+    """An optional number column of the arrivals as float64, 0 where absent or empty."""
+    if column not in arr.columns:
+        return np.zeros(len(arr))
+    return np.nan_to_num(arr[column].to_numpy(dtype=np.float64), nan=0.0)
 
 
 def segment_evidence(segment: pd.Series, leads_n: np.ndarray, notes: list[str]) -> np.ndarray:

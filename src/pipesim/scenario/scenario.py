@@ -26,7 +26,7 @@ from pipesim.scenario.deal_checks import check_deals
 # never as segments). A scenario.parquet without format_version is format 1; a
 # format-1 scenario holding a column reserved later gets a clear message, since it
 # may be an old segment of that name.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     1: {
         "stages": (
@@ -47,6 +47,8 @@ RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     3: {"stages": ("loss_recorded",)},
     # A segment row's pooling towards the stage's funnel row (hierarchical conversions).
     4: {"stages": ("conversion_pool",), "arrivals": ("leads_trend_sd", "segment_shock_sd")},
+    # A segment's own monthly shock on its lead volume (the market's is a setting).
+    5: {"arrivals": ("segment_leads_shock_sd",)},
 }
 
 
@@ -113,6 +115,10 @@ class Scenario:
         The monthly shock on new leads' odds of winning shared by every segment (sd on
         the logit scale; ``market_shock_sd`` in scenario.parquet; 0: none). Each
         arrivals row may add its segment's own (``segment_shock_sd``).
+    market_leads_shock_sd : float
+        The monthly shock on every segment's lead volume (sd on the log scale, mean
+        1 on the rate; ``market_leads_shock_sd`` in scenario.parquet; 0: none). Each
+        arrivals row may add its segment's own (``segment_leads_shock_sd``).
     """
 
     stages: pd.DataFrame
@@ -127,6 +133,7 @@ class Scenario:
     calibrated: bool = False
     close_paces: tuple[float, float, float] | None = None
     market_shock_sd: float = 0.0
+    market_leads_shock_sd: float = 0.0
 
     @property
     def format_version(self) -> int:
@@ -260,6 +267,7 @@ def make_scenario(
     calibrated: bool = False,
     close_paces: Sequence[float] | None = None,
     market_shock_sd: float | None = None,
+    market_leads_shock_sd: float | None = None,
 ) -> Scenario:
     """Validate the tables of a scenario and return it.
 
@@ -288,6 +296,8 @@ def make_scenario(
         to a mean of 1). None, or all equal: an even pace.
     market_shock_sd : float, optional
         The monthly logit shock on new leads' odds shared by every segment (>= 0).
+    market_leads_shock_sd : float, optional
+        The monthly log shock on lead volumes shared by every segment (>= 0).
 
     Raises
     ------
@@ -345,11 +355,23 @@ def make_scenario(
         calibrated=bool(calibrated),
         close_paces=_check_paces(close_paces, src["scenario"], format_version),
         market_shock_sd=_check_shock(market_shock_sd, src["scenario"], format_version),
+        market_leads_shock_sd=_check_shock(
+            market_leads_shock_sd, src["scenario"], format_version, "market_leads_shock_sd"
+        ),
     )
 
 
-def _check_shock(value: float | None, source: str, version: int) -> float:
-    """``market_shock_sd``: a finite number >= 0 (None or NaN: 0), format 4."""
+# The market's shocks (scenario.parquet settings): what each moves, and its first format.
+SHOCK_SETTINGS = {
+    "market_shock_sd": ("on the logit scale, of the monthly shock on new leads' odds", 4),
+    "market_leads_shock_sd": ("on the log scale, of the monthly shock on lead volumes", 5),
+}
+
+
+def _check_shock(
+    value: float | None, source: str, version: int, name: str = "market_shock_sd"
+) -> float:
+    """A market shock's sd: a finite number >= 0 (None or NaN: 0), in its format or later."""
     if value is None:
         return 0.0
     try:
@@ -358,16 +380,16 @@ def _check_shock(value: float | None, source: str, version: int) -> float:
         sd = -1.0
     if math.isnan(sd):
         return 0.0
+    meaning, since = SHOCK_SETTINGS[name]
     if not (math.isfinite(sd) and sd >= 0):
         raise ScenarioError(
-            f"{source}: market_shock_sd {value!r} is not a number >= 0 (the sd, on the logit "
-            "scale, of the monthly shock on new leads' odds shared by every segment). Leave it "
-            "empty for none.",
-            parameters=("market_shock_sd",),
+            f"{source}: {name} {value!r} is not a number >= 0 (the sd, {meaning} shared by "
+            "every segment). Leave it empty for none.",
+            parameters=(name,),
         )
-    if sd > 0 and version < 4:
+    if sd > 0 and version < since:
         raise ScenarioError(
-            f"{source}: market_shock_sd needs scenario format 4, but this scenario is format "
+            f"{source}: {name} needs scenario format {since}, but this scenario is format "
             f"{version}. Set format_version = {FORMAT_VERSION} in scenario.parquet.",
             parameters=("format_version",),
         )

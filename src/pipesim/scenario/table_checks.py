@@ -482,6 +482,8 @@ def check_arrivals(
         "scale (0 or more); leave it empty for no trend uncertainty.",
         "segment_shock_sd": "the sd, on the logit scale, of the monthly shock on this "
         "segment's new leads' odds of winning (0 or more); leave it empty for none.",
+        "segment_leads_shock_sd": "the sd, on the log scale, of the monthly shock on this "
+        "segment's lead volume (0 or more); leave it empty for none.",
     }
     for col, meaning in spreads.items():
         if col not in table.columns:
