@@ -175,6 +175,7 @@ def market_history(
     quarter_end=0.0,
     leads_shock_sd=0.0,
     region_leads_shock_sd=0.0,
+    slow_month=None,
 ):
     """One stage, Offer, sold in regions; the market moves in known ways (the truth).
 
@@ -187,7 +188,9 @@ def market_history(
     times exp(shock - sd^2 / 2), a shock on the log scale shared by every region (sd
     ``leads_shock_sd``) plus one per region (sd ``region_leads_shock_sd``); with
     ``quarter_end`` > 0 that share of the wins closing in the first two months of a
-    quarter slip to its last two weeks (the quarter-end rush). Times to a win and to a
+    quarter slip to its last two weeks (the quarter-end rush); with ``slow_month`` =
+    (m, share) that share of the wins due in calendar month m slip to the first two weeks
+    of the next month (a December that stops at Christmas). Times to a win and to a
     loss from ``adv`` and ``loss``. The export date is START + ``days``; the rows hold
     everything up to START + ``days + after`` (the future a backtest scores). Returns
     (deals, export date).
@@ -231,6 +234,12 @@ def market_history(
             early = stamp.month.to_numpy() % 3 != 0  # first two months of a quarter
             slip = win & early & (rng.uniform(size=n) < quarter_end)
             end = np.where(slip, q_end - rng.uniform(0, 14, n), end)
+        if slow_month is not None:
+            stamp = START + pd.to_timedelta(end, unit="D")
+            nxt = (stamp.to_period("M") + 1).start_time
+            slip = win & (stamp.month.to_numpy() == slow_month[0])
+            slip &= rng.uniform(size=n) < slow_month[1]
+            end = np.where(slip, (nxt - START).days.to_numpy() + rng.uniform(0, 14, n), end)
         frames.append(
             pd.DataFrame(
                 {

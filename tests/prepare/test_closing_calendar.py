@@ -10,18 +10,19 @@ import pytest
 
 import pipesim
 from conftest import Z, build, deals_frame, stages_frame
-from pipesim.calibration.quarter_pace import quarter_paces
+from pipesim.calibration.quarter_pace import quarter_paces, year_paces
 from pipesim.errors import ScenarioError
 from pipesim.prepare.closing_calendar import month_paces, operational_bounds
 from pipesim.prepare.kernel_inputs import prepare
-from pipesim.scenario.calendar import operational_days, period_bounds
+from pipesim.scenario.calendar import calendar_paces, operational_days, period_bounds
+from pipesim.scenario.scenario import FORMAT_VERSION
 
 PACES = (0.5, 0.5, 2.0)  # a mean of 1: as given
 
 
 def test_operational_months_are_their_days_times_their_pace_rounded():
     as_of = dt.date(2027, 1, 1)
-    paces = month_paces(as_of, 6, PACES)
+    paces = month_paces(as_of, 6, calendar_paces(PACES))
     np.testing.assert_allclose(paces, [0.5, 0.5, 2.0] * 2)
     bounds = period_bounds(as_of, 6)  # Jan 31, Feb 28, Mar 31, Apr 30, May 31, Jun 30
     op = operational_bounds(bounds, paces)
@@ -71,20 +72,20 @@ def test_close_paces_round_trip_and_are_checked(tmp_path):
     assert sc.close_paces == pytest.approx((0.75, 0.75, 1.5))
     pipesim.io.scenario_folder.write_scenario(tmp_path / "s", sc)
     settings = pd.read_parquet(tmp_path / "s" / "scenario.parquet")
-    assert settings["format_version"].item() == 4
+    assert settings["format_version"].item() == FORMAT_VERSION
     assert settings[["close_month1", "close_month2", "close_month3"]].iloc[0].tolist() == (
         pytest.approx([0.75, 0.75, 1.5])
     )
     assert pipesim.load_scenario(tmp_path / "s").close_paces == pytest.approx(sc.close_paces)
     even = build(stages, deals, close_paces=(2.0, 2.0, 2.0), calibrated=True)
     assert even.close_paces is None
-    with pytest.raises(ScenarioError, match="three positive numbers"):
+    with pytest.raises(ScenarioError, match="3 positive numbers"):
         build(stages, deals, close_paces=(1.0, 0.0, 2.0), calibrated=True)
     with pytest.raises(ScenarioError, match="format 4"):
         build(stages, deals, close_paces=(1.0, 1.0, 2.0), format_version=3, calibrated=True)
     settings = settings.drop(columns="close_month3")
     settings.to_parquet(tmp_path / "s" / "scenario.parquet")
-    with pytest.raises(ScenarioError, match="all three"):
+    with pytest.raises(ScenarioError, match=r"give all 3 of .*missing: close_month3"):
         pipesim.load_scenario(tmp_path / "s")
 
 
@@ -110,6 +111,63 @@ def test_quarter_paces_find_a_rush_and_nothing_where_there_is_none():
     assert paces == (1.0, 1.0, 1.0) and "within chance" in why
     paces, why = quarter_paces(_wins(100, 3, 2.0, 3), pd.Timestamp("2019-10-01"))
     assert paces == (1.0, 1.0, 1.0) and why == ""  # three quarters: not enough
+
+
+def _year_wins(per_month, years, slow, seed):
+    """Win dates over ``years`` years from 2019-01: Poisson, month m x ``slow.get(m, 1)``."""
+    rng = np.random.default_rng(seed)
+    days = []
+    for m in pd.period_range("2019-01", periods=12 * years, freq="M"):
+        k = rng.poisson(per_month * slow.get(m.month, 1.0) * m.days_in_month / 30.4)
+        days += list(m.start_time + pd.to_timedelta(rng.uniform(0, m.days_in_month, k), unit="D"))
+    return pd.Series(pd.to_datetime(days))
+
+
+def test_year_paces_find_a_slow_december_and_nothing_where_there_is_none():
+    cut = pd.Timestamp("2022-01-01")  # 3 complete years
+    paces, why = year_paces(_year_wins(200, 3, {12: 0.4, 7: 0.7}, 1), cut)
+    # Raw paces: December 0.4 and July 0.7 against ten months of 1, over a mean of 1:
+    # 0.4 / m, 0.7 / m with m = (10 + 1.1) / 12. Each month's se ~ 1/sqrt(600) ~ 4%;
+    # shrinkage by each month's own z (|z| > 10 here) takes under 1% off the log.
+    m = 11.1 / 12
+    assert paces is not None and len(paces) == 12
+    np.testing.assert_allclose(
+        [paces[11], paces[6], paces[2]], [0.4 / m, 0.7 / m, 1 / m], rtol=0.15
+    )
+    assert "shrunk towards 1" in why and "Jan..Dec" in why
+    paces, why = year_paces(_year_wins(200, 3, {}, 2), cut)
+    assert paces is None and "within chance" in why
+    paces, why = year_paces(_year_wins(200, 1, {12: 0.4}, 3), pd.Timestamp("2020-01-01"))
+    assert paces is None and why == ""  # one year: not enough
+
+
+def test_year_paces_combine_with_the_quarter_and_drive_the_clocks(tmp_path):
+    year = [1.0] * 12
+    year[11] = 0.25  # December
+    both = calendar_paces(PACES, tuple(year))
+    y = np.array(year) * 12 / sum(year)
+    np.testing.assert_allclose(both, np.tile(PACES, 4) * y)  # PACES already has a mean of 1
+    stages, deals = _book()
+    sc = build(
+        stages, deals, as_of="2027-11-01", horizon_months=3, year_paces=year, calibrated=True
+    )
+    # Nov (pace y[10]), Dec (y[11]), Jan (y[0]) on the operational clock, rounded days.
+    tau = prepare(sc).bounds
+    lengths = np.rint([30 * y[10], 31 * y[11], 31 * y[0]])
+    np.testing.assert_array_equal(tau, np.concatenate([[0], np.cumsum(lengths)]))
+    trials = 2_000
+    won = pipesim.simulate(sc, trials=trials, seed=5).won[:, :, 0]
+    p = -np.diff(np.exp(-tau / 30.0))
+    se = np.sqrt(len(deals) * p * (1 - p) / trials)
+    np.testing.assert_array_less(np.abs(won.mean(axis=0) - len(deals) * p), Z * se)
+    pipesim.io.scenario_folder.write_scenario(tmp_path / "s", sc)
+    settings = pd.read_parquet(tmp_path / "s" / "scenario.parquet")
+    assert settings["close_dec"].item() == pytest.approx(y[11])
+    assert pipesim.load_scenario(tmp_path / "s").year_paces == pytest.approx(tuple(y))
+    with pytest.raises(ScenarioError, match=r"close_jan .. close_dec .* format 5"):
+        build(stages, deals, year_paces=year, format_version=4, calibrated=True)
+    with pytest.raises(ScenarioError, match="12 positive numbers"):
+        build(stages, deals, year_paces=year[:11], calibrated=True)
 
 
 def test_operational_days_and_the_ages_of_open_deals():
@@ -146,3 +204,20 @@ def test_calibrate_finds_the_quarter_end_rush_and_fits_the_clocks_on_its_clock()
     flat, _ = market_history(seed=11, days=731, after=0)
     plain = calibrate_history(make_history(flat, stages=["Offer"]), as_of.date())
     assert plain.scenario.close_paces is None
+
+
+def test_calibrate_finds_a_slow_december_with_two_years_of_wins():
+    from crm_synth import market_history
+    from pipesim.calibration.fit import calibrate_history
+    from pipesim.calibration.history import make_history
+
+    deals, as_of = market_history(seed=12, days=1065, after=0, slow_month=(12, 0.6))
+    cal = calibrate_history(make_history(deals, stages=["Offer"]), as_of.date(), horizon_months=1)
+    year = cal.scenario.year_paces
+    # 60% of December's wins slip to January: December ~0.4, January ~1.6 of a mean month.
+    assert year is not None and year[11] < 0.6 and year[0] > 1.3, year
+    rule = cal.report.set_index("item").loc["closing pace by month of year", "rule"]
+    assert "the clocks run at these paces on top of the quarter's" in rule
+    flat, _ = market_history(seed=12, days=1065, after=0)
+    plain = calibrate_history(make_history(flat, stages=["Offer"]), as_of.date(), horizon_months=1)
+    assert plain.scenario.year_paces is None

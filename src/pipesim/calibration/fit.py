@@ -20,7 +20,7 @@ from pipesim.calibration.history import History, as_of_date
 from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS, arrivals_table
 from pipesim.calibration.lead_shocks import lead_shocks
 from pipesim.calibration.odds_shocks import odds_shocks
-from pipesim.calibration.quarter_pace import quarter_paces
+from pipesim.calibration.quarter_pace import quarter_paces, year_paces
 from pipesim.calibration.stage_paths import paths_at
 from pipesim.calibration.survival import (
     ADVANCE,
@@ -35,7 +35,7 @@ from pipesim.calibration.survival import (
 from pipesim.errors import InputError, PipesimWarning
 from pipesim.io import parquet
 from pipesim.io.scenario_folder import settings_table
-from pipesim.scenario.calendar import operational_days
+from pipesim.scenario.calendar import calendar_paces, operational_days
 from pipesim.scenario.scenario import Scenario, make_scenario
 
 SEGMENT_DWELL_WEIGHT = 20.0  # pseudo-deals pulling a segment's clocks towards the overall ones
@@ -267,24 +267,24 @@ def calibrate_history(
                 parameters=("since",),
             )
     paces: tuple[float, float, float] | None = None
+    year: tuple[float, ...] | None = None
     if history.dated:
         won = deals[(deals["state"] == "won") & (deals["closed_at"] < cut)]
         if start is not None:
             won = won[won["created_at"] >= start]
         found, why = quarter_paces(won["closed_at"], cut)
         paces = None if found == (1.0, 1.0, 1.0) else found
-        if why:
-            report.append(
-                {
-                    "item": "closing pace by month of quarter",
-                    "rows": len(won),
-                    "action": "note",
-                    "rule": why,
-                }
-            )
+        year, why_year = year_paces(won["closed_at"], cut, paces)
+        for item, rule in (
+            ("closing pace by month of quarter", why),
+            ("closing pace by month of year", why_year),
+        ):
+            if rule:
+                report.append({"item": item, "rows": len(won), "action": "note", "rule": rule})
     obs = obs.assign(entered=_entered(obs, cut))
-    if paces is not None:  # the clocks run on operational time (closing_calendar)
-        obs = obs.assign(days=_operational(obs, cut, paces))
+    by_month = calendar_paces(paces, year)
+    if by_month is not None:  # the clocks run on operational time (closing_calendar)
+        obs = obs.assign(days=_operational(obs, cut, by_month))
     fits: dict[str, StageFit] = {}
     stage_rows = []
     if history.dated:
@@ -299,7 +299,7 @@ def calibrate_history(
         )
     # With a quarter-end rush the recent cohorts' outcomes follow the quarter's calendar
     # (wins pulled to its end), which a level would read as a moved conversion: not read.
-    level_read = moving_conversions and history.dated and not paths.cycle and paces is None
+    level_read = moving_conversions and history.dated and not paths.cycle and by_month is None
     shifts = _levels(fits, obs, report) if level_read else {}
     fits = {stage: shifts[stage][0] if stage in shifts else fit for stage, fit in fits.items()}
     for stage, fit in fits.items():
@@ -416,6 +416,7 @@ def calibrate_history(
             name=name,
             calibrated=True,  # a funnel read from the history: no funnel-size warning
             close_paces=paces,
+            year_paces=year,
             market_shock_sd=market_sd,
             market_leads_shock_sd=market_leads_sd,
         )
@@ -481,7 +482,7 @@ def _levels(
     return out
 
 
-def _operational(obs: pd.DataFrame, cut: pd.Timestamp, paces: tuple[float, ...]) -> np.ndarray:
+def _operational(obs: pd.DataFrame, cut: pd.Timestamp, paces: np.ndarray) -> np.ndarray:
     """Each observation's time in its stage on the paced clock (unknown times stay NaN).
 
     From its ``entered`` date (:func:`_entered`) to its exit (or as_of), whole days.

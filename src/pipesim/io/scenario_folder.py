@@ -23,6 +23,7 @@ from pipesim.scenario.scenario import (
     DEAL_CHUNK,
     FORMAT_VERSION,
     SHOCK_SETTINGS,
+    YEAR_PACE_COLUMNS,
     Scenario,
     make_scenario,
     reserved,
@@ -148,18 +149,26 @@ def scenario_from_tables(
         value = row.get(col)
         return "" if value is None or pd.isna(value) else str(value)
 
-    paces = [row.get(c) for c in CLOSE_PACE_COLUMNS]
-    given = [p is not None and not pd.isna(p) for p in paces]
-    if any(given) and not all(given):
-        raise ScenarioError(
-            f"{src}: give all three of {', '.join(CLOSE_PACE_COLUMNS)} (the clocks' pace in "
-            "each month of a quarter), or none of them."
-        )
+    paces = {}
+    for columns, meaning in (
+        (CLOSE_PACE_COLUMNS, "each month of a quarter"),
+        (YEAR_PACE_COLUMNS, "each calendar month"),
+    ):
+        values = [row.get(c) for c in columns]
+        given = [p is not None and not pd.isna(p) for p in values]
+        if any(given) and not all(given):
+            missing = [c for c, g in zip(columns, given, strict=True) if not g]
+            raise ScenarioError(
+                f"{src}: give all {len(columns)} of {columns[0]} .. {columns[-1]} (the clocks' "
+                f"pace in {meaning}), or none of them; missing: {', '.join(missing)}."
+            )
+        paces[columns] = values if all(given) else None
     return make_scenario(
         tables["stages"],
         tables["deals"],
         tables.get("arrivals"),
-        close_paces=paces if all(given) else None,
+        close_paces=paces[CLOSE_PACE_COLUMNS],
+        year_paces=paces[YEAR_PACE_COLUMNS],
         market_shock_sd=row.get("market_shock_sd"),
         market_leads_shock_sd=row.get("market_leads_shock_sd"),
         as_of=row["as_of"],
@@ -225,6 +234,7 @@ def settings_table(scenario: Scenario) -> pd.DataFrame:
             for c in reserved(name)
         )
         or scenario.close_paces is not None
+        or scenario.year_paces is not None
         or scenario.market_shock_sd > 0
         or scenario.market_leads_shock_sd > 0
     ):
@@ -233,8 +243,11 @@ def settings_table(scenario: Scenario) -> pd.DataFrame:
     for col in SHOCK_SETTINGS:
         if getattr(scenario, col) > 0:
             settings[col] = [getattr(scenario, col)]
-    if scenario.close_paces is not None:
-        for col, pace in zip(CLOSE_PACE_COLUMNS, scenario.close_paces, strict=True):
+    for columns, values in (
+        (CLOSE_PACE_COLUMNS, scenario.close_paces),
+        (YEAR_PACE_COLUMNS, scenario.year_paces),
+    ):
+        for col, pace in zip(columns, values or (), strict=False):
             settings[col] = [pace]
     return settings
 

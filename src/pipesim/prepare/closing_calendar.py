@@ -1,18 +1,22 @@
-"""Closing paces by month of the quarter: the horizon's months on an operational clock.
+"""Closing paces by month of the quarter and of the year: the horizon on an operational clock.
 
-Sales teams close more in the last month of a quarter. The scenario may say so with
-three factors (``close_month1``, ``close_month2``, ``close_month3``: the pace of the
-deal clocks in the first, second and third month of a calendar quarter, relative to
-an even pace). The model runs every clock on *operational time*: a month whose
-factor is r lasts r x its days on the clocks, so a deal's dwell of d operational days
-passes faster (more closes) in a fast month and slower in a slow one. In a month the
-pace is constant, so the map between calendar and operational time is linear inside
-each month; each month's operational length is rounded to whole days, so month
-boundaries stay on whole days and ``day_period[int(t)]`` stays exact.
+Sales teams close more in the last month of a quarter, and some months of the year
+close less (a December that stops at Christmas). The scenario may say so with three
+factors (``close_month1``, ``close_month2``, ``close_month3``: the pace of the deal
+clocks in the first, second and third month of a calendar quarter, relative to an
+even pace) and twelve (``close_jan`` .. ``close_dec``: each calendar month's pace on
+top of its quarter's), made one pace per calendar month by
+:func:`pipesim.scenario.calendar.calendar_paces`. The model runs every clock on
+*operational time*: a month whose factor is r lasts r x its days on the clocks, so a
+deal's dwell of d operational days passes faster (more closes) in a fast month and
+slower in a slow one. In a month the pace is constant, so the map between calendar
+and operational time is linear inside each month; each month's operational length is
+rounded to whole days, so month boundaries stay on whole days and
+``day_period[int(t)]`` stays exact.
 
 Nothing else changes: the kernels read the operational ``bounds``/``day_period`` and
 the arrival rows' operational ``t0``/``t1`` (uniform inside a month either way); the
-open deals' ages (lived before as_of) stay in calendar days.
+open deals' ages count the days they lived at the paces of the months they lived them.
 """
 
 from __future__ import annotations
@@ -24,11 +28,9 @@ import numpy as np
 from pipesim.scenario.calendar import add_months
 
 
-def month_paces(as_of: dt.date, horizon_months: int, factors: tuple[float, ...]) -> np.ndarray:
-    """Each horizon month's pace: the factor of its month of the quarter (means 1 on a quarter)."""
-    r = np.asarray(factors, dtype=np.float64)
-    r = r * 3.0 / r.sum()
-    return np.array([r[(add_months(as_of, k).month - 1) % 3] for k in range(horizon_months)])
+def month_paces(as_of: dt.date, horizon_months: int, paces: np.ndarray) -> np.ndarray:
+    """Each horizon month's pace, from twelve by calendar month (January first)."""
+    return np.array([paces[add_months(as_of, k).month - 1] for k in range(horizon_months)])
 
 
 def operational_bounds(bounds: np.ndarray, paces: np.ndarray) -> np.ndarray:

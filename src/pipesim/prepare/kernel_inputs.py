@@ -28,7 +28,13 @@ from pipesim.kernels.tables import ArrivalTable, DealTable, FunnelTable
 from pipesim.prepare.closing_calendar import month_paces, operational_bounds
 from pipesim.prepare.funnel_table import age_strips, build_funnel
 from pipesim.prepare.loss_clock import survival_ratio
-from pipesim.scenario.calendar import add_months, month_index, operational_days, period_bounds
+from pipesim.scenario.calendar import (
+    add_months,
+    calendar_paces,
+    month_index,
+    operational_days,
+    period_bounds,
+)
 from pipesim.scenario.keys import deal_keys, stable_hash
 from pipesim.scenario.scenario import DEAL_CHUNK, Scenario
 
@@ -98,7 +104,7 @@ class DealContext:
     by_codes: dict[tuple, int]
     deal_columns: tuple[str, ...]
     as_of: dt.date
-    close_paces: tuple[float, float, float] | None = None
+    paces: np.ndarray | None = None  # the clocks' pace by calendar month (None: even)
 
 
 Factor = tuple[np.ndarray, list]  # (code per row, value per code)
@@ -261,14 +267,21 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
         else np.zeros(len(arr), dtype=np.int64)
     )
     bounds = period_bounds(scenario.as_of, scenario.horizon_months)
-    if scenario.close_paces is not None:
+    paces = calendar_paces(scenario.close_paces, scenario.year_paces)
+    if paces is not None:
         # Every clock on operational time: fast months longer, slow ones shorter.
-        paces = month_paces(scenario.as_of, scenario.horizon_months, scenario.close_paces)
-        calendar, bounds = bounds, operational_bounds(bounds, paces)
-        notes.append(
-            "closing paces by month of the quarter "
-            f"{', '.join(f'{p:.2f}' for p in scenario.close_paces)}: the clocks run on them"
-        )
+        by_month = month_paces(scenario.as_of, scenario.horizon_months, paces)
+        calendar, bounds = bounds, operational_bounds(bounds, by_month)
+        if scenario.close_paces is not None:
+            notes.append(
+                "closing paces by month of the quarter "
+                f"{', '.join(f'{p:.2f}' for p in scenario.close_paces)}: the clocks run on them"
+            )
+        if scenario.year_paces is not None:
+            notes.append(
+                "closing paces by month of the year (Jan..Dec) "
+                f"{', '.join(f'{p:.2f}' for p in scenario.year_paces)}: the clocks run on them"
+            )
     else:
         calendar = bounds
     prepared = Prepared(
@@ -303,7 +316,7 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
         by_codes=by_groups.codes,
         deal_columns=("deal_id", "stage", "amount", "days_in_stage", *wanted),
         as_of=scenario.as_of,
-        close_paces=scenario.close_paces,
+        paces=paces,
     )
 
 
@@ -436,13 +449,13 @@ def prepare_deals(context: DealContext, rows: pd.DataFrame) -> DealTable:
     order = np.argsort(gs, kind="stable")
     gs = gs[order]
     age = rows["days_in_stage"].to_numpy(dtype=np.float64)[order]
-    if context.close_paces is not None:  # the days lived on the paced clock
+    if context.paces is not None:  # the days lived on the paced clock
         end = np.datetime64(context.as_of, "D")
         whole = np.floor(age)
         start = end - whole.astype(np.int64) * np.timedelta64(1, "D")
-        lived = operational_days(start, np.full(len(age), end), context.close_paces)
+        lived = operational_days(start, np.full(len(age), end), context.paces)
         before = context.as_of - dt.timedelta(days=1)  # the fraction is of a day before as_of
-        age = lived + (age - whole) * context.close_paces[(before.month - 1) % 3]
+        age = lived + (age - whole) * context.paces[before.month - 1]
     return DealTable(
         key=deal_keys(rows["deal_id"])[order],
         cell=gs,

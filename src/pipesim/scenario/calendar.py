@@ -52,11 +52,12 @@ def to_date(value: object) -> dt.date:
     return pd.Timestamp(value).date()  # type: ignore[arg-type]
 
 
-def operational_days(start: np.ndarray, end: np.ndarray, paces: tuple[float, ...]) -> np.ndarray:
-    """Days from ``start`` to ``end`` (datetime64 arrays) on a clock paced by month of quarter.
+def operational_days(start: np.ndarray, end: np.ndarray, paces: np.ndarray) -> np.ndarray:
+    """Days from ``start`` to ``end`` (datetime64 arrays) on a clock paced by calendar month.
 
-    A calendar month whose month of the quarter has pace r counts r days for each of
-    its days (linear inside the month). With paces (1, 1, 1) this is the calendar.
+    ``paces[m]``: the pace of calendar month m + 1 (twelve values, or three repeated
+    by month of the quarter). A month of pace r counts r days for each of its days
+    (linear inside the month). With every pace 1 this is the calendar.
     """
     s = np.asarray(start, dtype="datetime64[D]")
     e = np.asarray(end, dtype="datetime64[D]")
@@ -66,7 +67,8 @@ def operational_days(start: np.ndarray, end: np.ndarray, paces: tuple[float, ...
     hi = max(s.max(), e.max()).astype("datetime64[M]") + 1
     months = np.arange(lo, hi + 1, dtype="datetime64[M]")
     length = np.diff(months.astype("datetime64[D]")).astype(np.float64)
-    pace = np.asarray(paces, dtype=np.float64)[(months[:-1].astype(np.int64) % 12) % 3]
+    by_month = np.asarray(paces, dtype=np.float64)
+    pace = by_month[(months[:-1].astype(np.int64) % 12) % len(by_month)]
     start_of = np.concatenate([[0.0], np.cumsum(length * pace)])
 
     def tau(d: np.ndarray) -> np.ndarray:
@@ -76,3 +78,23 @@ def operational_days(start: np.ndarray, end: np.ndarray, paces: tuple[float, ...
         return start_of[i] + pace[i] * offset
 
     return tau(e) - tau(s)
+
+
+def calendar_paces(
+    quarter: tuple[float, ...] | None, year: tuple[float, ...] | None = None
+) -> np.ndarray | None:
+    """The clocks' pace in each calendar month (index 0: January), or None for an even pace.
+
+    Month m's pace is its month-of-quarter factor times its month-of-year factor,
+    each scaled to a mean of 1 (the quarter's over three months, the year's over twelve).
+    """
+    if quarter is None and year is None:
+        return None
+    pace = np.ones(12)
+    if quarter is not None:
+        q = np.asarray(quarter, dtype=np.float64)
+        pace *= np.tile(q * 3.0 / q.sum(), 4)
+    if year is not None:
+        y = np.asarray(year, dtype=np.float64)
+        pace *= y * 12.0 / y.sum()
+    return pace

@@ -48,6 +48,7 @@ RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     # A segment row's pooling towards the stage's funnel row (hierarchical conversions).
     4: {"stages": ("conversion_pool",), "arrivals": ("leads_trend_sd", "segment_shock_sd")},
     # A segment's own monthly shock on its lead volume (the market's is a setting).
+    # (Settings of format 5: market_leads_shock_sd, close_jan..close_dec.)
     5: {"arrivals": ("segment_leads_shock_sd",)},
 }
 
@@ -111,6 +112,9 @@ class Scenario:
         The deal clocks' pace in the first, second and third month of each calendar
         quarter (``close_month1``..``3`` in scenario.parquet; None: an even pace). See
         :mod:`pipesim.prepare.closing_calendar`.
+    year_paces : tuple of 12 floats, or None
+        The deal clocks' pace in each calendar month, January first, on top of the
+        quarter's (``close_jan``..``close_dec`` in scenario.parquet; None: even).
     market_shock_sd : float
         The monthly shock on new leads' odds of winning shared by every segment (sd on
         the logit scale; ``market_shock_sd`` in scenario.parquet; 0: none). Each
@@ -131,7 +135,8 @@ class Scenario:
     path: str | None = None
     deal_source: DealSource | None = None
     calibrated: bool = False
-    close_paces: tuple[float, float, float] | None = None
+    close_paces: tuple[float, ...] | None = None
+    year_paces: tuple[float, ...] | None = None
     market_shock_sd: float = 0.0
     market_leads_shock_sd: float = 0.0
 
@@ -266,6 +271,7 @@ def make_scenario(
     format_version: int = FORMAT_VERSION,
     calibrated: bool = False,
     close_paces: Sequence[float] | None = None,
+    year_paces: Sequence[float] | None = None,
     market_shock_sd: float | None = None,
     market_leads_shock_sd: float | None = None,
 ) -> Scenario:
@@ -294,6 +300,9 @@ def make_scenario(
     close_paces : three numbers, optional
         The clocks' pace in months 1, 2 and 3 of each calendar quarter (> 0; scaled
         to a mean of 1). None, or all equal: an even pace.
+    year_paces : twelve numbers, optional
+        The clocks' pace in each calendar month, January first, on top of the
+        quarter's (> 0; scaled to a mean of 1). None, or all equal: an even pace.
     market_shock_sd : float, optional
         The monthly logit shock on new leads' odds shared by every segment (>= 0).
     market_leads_shock_sd : float, optional
@@ -354,6 +363,7 @@ def make_scenario(
         path=src.get("path"),
         calibrated=bool(calibrated),
         close_paces=_check_paces(close_paces, src["scenario"], format_version),
+        year_paces=_check_paces(year_paces, src["scenario"], format_version, YEAR_PACE_COLUMNS),
         market_shock_sd=_check_shock(market_shock_sd, src["scenario"], format_version),
         market_leads_shock_sd=_check_shock(
             market_leads_shock_sd, src["scenario"], format_version, "market_leads_shock_sd"
@@ -397,37 +407,50 @@ def _check_shock(
 
 
 CLOSE_PACE_COLUMNS = ("close_month1", "close_month2", "close_month3")  # in scenario.parquet
+YEAR_PACE_COLUMNS = tuple(
+    f"close_{m}"
+    for m in ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+)
+# Each set of paces: what it paces, the parameter's name, its first format.
+_PACES = {
+    CLOSE_PACE_COLUMNS: ("each month of a quarter", "close_paces", 4),
+    YEAR_PACE_COLUMNS: ("each calendar month, January first", "year_paces", 5),
+}
 
 
 def _check_paces(
-    paces: Sequence[float] | None, source: str, version: int
-) -> tuple[float, float, float] | None:
-    """Three positive paces scaled to a mean of 1, or None for an even pace."""
+    paces: Sequence[float] | None,
+    source: str,
+    version: int,
+    columns: tuple[str, ...] = CLOSE_PACE_COLUMNS,
+) -> tuple[float, ...] | None:
+    """Positive paces, one per column, scaled to a mean of 1, or None for an even pace."""
     if paces is None:
         return None
+    meaning, parameter, since = _PACES[columns]
+    names = f"{columns[0]} .. {columns[-1]}"
     try:
         values = [float(v) for v in paces]
     except (TypeError, ValueError):
         values = []
-    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
+    if len(values) != len(columns) or not all(math.isfinite(v) and v > 0 for v in values):
         raise ScenarioError(
-            f"{source}: close_month1, close_month2, close_month3 must be three positive numbers "
-            f"(the clocks' pace in each month of a quarter), not {paces!r}. Leave all three "
-            "empty for an even pace.",
-            parameters=("close_paces",),
+            f"{source}: {names} must be {len(columns)} positive numbers (the clocks' pace in "
+            f"{meaning}), not {paces!r}. Leave them all empty for an even pace.",
+            parameters=(parameter,),
         )
-    if version < 4:
+    if version < since:
         raise ScenarioError(
-            f"{source}: close_month1..3 (closing paces by month of the quarter) need scenario "
-            f"format 4, but this scenario is format {version}. Set format_version = "
-            f"{FORMAT_VERSION} in scenario.parquet.",
+            f"{source}: {names} (closing paces in {meaning}) need scenario format {since}, but "
+            f"this scenario is format {version}. Set format_version = {FORMAT_VERSION} in "
+            "scenario.parquet.",
             parameters=("format_version",),
         )
-    mean = sum(values) / 3.0
+    mean = sum(values) / len(values)
     scaled = tuple(v / mean for v in values)
     if max(scaled) - min(scaled) < 1e-12:
         return None
-    return (scaled[0], scaled[1], scaled[2])
+    return scaled
 
 
 def _check_format(version: object, tables: Mapping[str, object], src: Mapping[str, str]) -> None:
