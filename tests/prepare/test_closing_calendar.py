@@ -10,7 +10,7 @@ import pytest
 
 import pipesim
 from conftest import Z, build, deals_frame, stages_frame
-from pipesim.calibration.quarter_pace import quarter_paces, year_paces
+from pipesim.calibration.quarter_pace import due_dates, month_slips, quarter_paces
 from pipesim.errors import ScenarioError
 from pipesim.prepare.closing_calendar import month_paces, operational_bounds
 from pipesim.prepare.kernel_inputs import prepare
@@ -123,51 +123,37 @@ def _year_wins(per_month, years, slow, seed):
     return pd.Series(pd.to_datetime(days))
 
 
-def test_year_paces_find_a_slow_december_and_nothing_where_there_is_none():
+def test_month_slips_find_a_slow_december_and_nothing_where_there_is_none():
     cut = pd.Timestamp("2022-01-01")  # 3 complete years
-    paces, why = year_paces(_year_wins(200, 3, {12: 0.4, 7: 0.7}, 1), cut)
-    # Raw paces: December 0.4 and July 0.7 against ten months of 1, over a mean of 1:
-    # 0.4 / m, 0.7 / m with m = (10 + 1.1) / 12. Each month's se ~ 1/sqrt(600) ~ 4%;
-    # shrinkage by each month's own z (|z| > 10 here) takes under 1% off the log.
-    m = 11.1 / 12
-    assert paces is not None and len(paces) == 12
-    np.testing.assert_allclose(
-        [paces[11], paces[6], paces[2]], [0.4 / m, 0.7 / m, 1 / m], rtol=0.15
-    )
-    assert "shrunk towards 1" in why and "Jan..Dec" in why
-    paces, why = year_paces(_year_wins(200, 3, {}, 2), cut)
-    assert paces is None and "within chance" in why
-    paces, why = year_paces(_year_wins(200, 1, {12: 0.4}, 3), pd.Timestamp("2020-01-01"))
-    assert paces is None and why == ""  # one year: not enough
+    # 60% of December's wins are booked in January: December 0.4, January 1.6 x even.
+    wins = _year_wins(200, 3, {12: 0.4, 1: 1.6}, 1)
+    slips, why = month_slips(wins, cut)
+    # Each month ~600 wins over 3 years: the slip's se ~ sqrt(600 + 600) / 600 ~ 6%.
+    assert slips is not None and len(slips) == 12
+    assert abs(slips[11] - 0.6) < 0.12 and max(slips[:11]) < 0.12, slips
+    assert "booked the month after (Jan..Dec)" in why
+    slips, why = month_slips(_year_wins(200, 3, {}, 2), cut)
+    assert slips is None and "within chance" in why
+    slips, why = month_slips(_year_wins(200, 1, {12: 0.4}, 3), pd.Timestamp("2020-01-01"))
+    assert slips is None and why == ""  # one year: not enough
 
 
-def test_year_paces_combine_with_the_quarter_and_drive_the_clocks(tmp_path):
-    year = [1.0] * 12
-    year[11] = 0.25  # December
-    both = calendar_paces(PACES, tuple(year))
-    y = np.array(year) * 12 / sum(year)
-    np.testing.assert_allclose(both, np.tile(PACES, 4) * y)  # PACES already has a mean of 1
-    stages, deals = _book()
-    sc = build(
-        stages, deals, as_of="2027-11-01", horizon_months=3, year_paces=year, calibrated=True
-    )
-    # Nov (pace y[10]), Dec (y[11]), Jan (y[0]) on the operational clock, rounded days.
-    tau = prepare(sc).bounds
-    lengths = np.rint([30 * y[10], 31 * y[11], 31 * y[0]])
-    np.testing.assert_array_equal(tau, np.concatenate([[0], np.cumsum(lengths)]))
-    trials = 2_000
-    won = pipesim.simulate(sc, trials=trials, seed=5).won[:, :, 0]
-    p = -np.diff(np.exp(-tau / 30.0))
-    se = np.sqrt(len(deals) * p * (1 - p) / trials)
-    np.testing.assert_array_less(np.abs(won.mean(axis=0) - len(deals) * p), Z * se)
-    pipesim.io.scenario_folder.write_scenario(tmp_path / "s", sc)
-    settings = pd.read_parquet(tmp_path / "s" / "scenario.parquet")
-    assert settings["close_dec"].item() == pytest.approx(y[11])
-    assert pipesim.load_scenario(tmp_path / "s").year_paces == pytest.approx(tuple(y))
-    with pytest.raises(ScenarioError, match=r"close_jan .. close_dec .* format 5"):
-        build(stages, deals, year_paces=year, format_version=4, calibrated=True)
-    with pytest.raises(ScenarioError, match="12 positive numbers"):
-        build(stages, deals, year_paces=year[:11], calibrated=True)
+def test_due_dates_move_back_the_slipped_share_of_a_month():
+    # 100 wins booked in January, 40 due in December slipped in (December booked 60,
+    # slip 0.4 = 40 / (60 + 40)): 40% of January's wins go back into December, after
+    # their stage was entered.
+    late = [0.0] * 12
+    late[11] = 0.4
+    jan = np.datetime64("2027-01-10", "ns") + np.arange(100) * np.timedelta64(3, "h")
+    dec = np.datetime64("2026-12-05", "ns") + np.arange(60) * np.timedelta64(3, "h")
+    won = np.concatenate([jan, dec])
+    entered = np.full(len(won), np.datetime64("2026-12-20", "ns"))
+    due = due_dates(won, entered, None, tuple(late))
+    moved = due != won
+    assert abs(moved[:100].mean() - 40 / 100) < 3 * np.sqrt(0.4 * 0.6 / 100)
+    assert not moved[100:].any()
+    assert (due[moved] >= entered[moved]).all() and (due[moved] < jan[0]).all()
+    assert (due[moved] >= np.datetime64("2026-12-20")).all()
 
 
 def test_operational_days_and_the_ages_of_open_deals():
@@ -188,7 +174,7 @@ def test_operational_days_and_the_ages_of_open_deals():
     np.testing.assert_allclose(np.sort(prepare(sc).deals.age), [0.0, 22.0])
 
 
-def test_calibrate_finds_the_quarter_end_rush_and_fits_the_clocks_on_its_clock():
+def test_calibrate_finds_the_quarter_end_rush_and_fits_the_clocks_on_due_dates():
     from crm_synth import market_history
     from pipesim.calibration.fit import calibrate_history
     from pipesim.calibration.history import make_history
@@ -196,14 +182,18 @@ def test_calibrate_finds_the_quarter_end_rush_and_fits_the_clocks_on_its_clock()
     deals, as_of = market_history(seed=11, days=731, after=0, quarter_end=0.6)
     history = make_history(deals, stages=["Offer"], source="rush")
     cal = calibrate_history(history, as_of.date(), horizon_months=3)
-    paces = cal.scenario.close_paces
-    # 60% of the wins of months 1-2 slip to month 3: paces ~ (0.4, 0.4, 2.2)
-    assert paces is not None and paces[2] > 1.8 and max(paces[:2]) < 0.6, paces
+    rush = cal.scenario.rush_slips
+    # 60% of the wins of months 1-2 slip to month 3: slips ~ (0.6, 0.6)
+    assert rush is not None and min(rush) > 0.45 and max(rush) < 0.75, rush
+    assert cal.scenario.close_paces is None  # the clocks run on the calendar
     rule = cal.report.set_index("item").loc["closing pace by month of quarter", "rule"]
-    assert "the clocks run at these paces" in rule
+    assert "are booked in its last" in rule
+    # Fitted on the wins' due dates, the win clock is near the truth (mean 30 days);
+    # on the booked dates it read ~51.
+    assert cal.scenario.stages["dwell_days"].iloc[0] < 42
     flat, _ = market_history(seed=11, days=731, after=0)
     plain = calibrate_history(make_history(flat, stages=["Offer"]), as_of.date())
-    assert plain.scenario.close_paces is None
+    assert plain.scenario.rush_slips is None
 
 
 def test_calibrate_finds_a_slow_december_with_two_years_of_wins():
@@ -213,11 +203,66 @@ def test_calibrate_finds_a_slow_december_with_two_years_of_wins():
 
     deals, as_of = market_history(seed=12, days=1065, after=0, slow_month=(12, 0.6))
     cal = calibrate_history(make_history(deals, stages=["Offer"]), as_of.date(), horizon_months=1)
-    year = cal.scenario.year_paces
-    # 60% of December's wins slip to January: December ~0.4, January ~1.6 of a mean month.
-    assert year is not None and year[11] < 0.6 and year[0] > 1.3, year
-    rule = cal.report.set_index("item").loc["closing pace by month of year", "rule"]
-    assert "the clocks run at these paces on top of the quarter's" in rule
+    late = cal.scenario.month_slips
+    # 60% of December's wins slip to January.
+    assert late is not None and abs(late[11] - 0.6) < 0.15 and max(late[:11]) < 0.15, late
+    rule = cal.report.set_index("item").loc["wins booked the month after", "rule"]
+    assert "booked the month after (Jan..Dec)" in rule
     flat, _ = market_history(seed=12, days=1065, after=0)
     plain = calibrate_history(make_history(flat, stages=["Offer"]), as_of.date(), horizon_months=1)
-    assert plain.scenario.year_paces is None
+    assert plain.scenario.month_slips is None
+
+
+def _booked_shares(p, rush, month, first_month):
+    """Exact share booked in each month of wins due with shares ``p`` (months from
+    ``first_month``, 1-12): held to the quarter's last month with ``rush[j]`` (j the month
+    of the quarter), then moved one month with ``month[calendar month]``."""
+    n = len(p)
+    out = np.zeros(n + 3)
+    for k, share in enumerate(p):
+        cal = (first_month - 1 + k) % 12  # 0: January
+        j = cal % 3
+        targets = [(k, 1.0)] if j == 2 else [(k, 1 - rush[j]), (k + 2 - j, rush[j])]
+        for k2, w in targets:
+            cal2 = (first_month - 1 + k2) % 12
+            out[k2] += share * w * (1 - month[cal2])
+            out[k2 + 1] += share * w * month[cal2]
+    return out[:n]
+
+
+@pytest.mark.parametrize("engine", ["numba", "fast", "numpy"])
+def test_slipped_wins_are_booked_where_the_slips_say_exactly(engine):
+    # Every deal wins after an exponential 30 days: due in month k with the calendar
+    # share p_k; the rush holds half of month 1's and 30% of month 2's wins to month 3,
+    # then 40% of what February holds moves to March (an exact convolution above).
+    stages, deals = _book()
+    rush, month = (0.5, 0.3), [0.0] * 12
+    month[1] = 0.4
+    sc = build(stages, deals, horizon_months=6, rush_slips=rush, month_slips=month, calibrated=True)
+    tau = period_bounds(sc.as_of, 6)
+    p = -np.diff(np.exp(-tau / 30.0))
+    expected = len(deals) * _booked_shares(p, rush, month, 1)
+    trials = 2_000
+    won = pipesim.simulate(sc, trials=trials, seed=9, engine=engine).won[:, :, 0]
+    q = expected / len(deals)
+    se = np.sqrt(len(deals) * q * (1 - q) / trials)
+    np.testing.assert_array_less(np.abs(won.mean(axis=0) - expected), Z * se)
+    assert won[:, 0].mean() < 0.6 * len(deals) * p[0]  # the test has power: January held
+    # Round trip through a folder, and the checks.
+    assert sc.rush_slips == rush and sc.month_slips == tuple(month)
+    with pytest.raises(ScenarioError, match=r"slip_month1 \.\. slip_month2 must be 2 shares"):
+        build(stages, deals, rush_slips=(0.5, 1.0), calibrated=True)
+    with pytest.raises(ScenarioError, match="need scenario format 5"):
+        build(stages, deals, month_slips=month, format_version=4, calibrated=True)
+    assert build(stages, deals, rush_slips=(0.0, 0.0), calibrated=True).rush_slips is None
+
+
+def test_slips_round_trip_through_a_scenario_folder(tmp_path):
+    stages, deals = _book(10)
+    month = [0.0] * 12
+    month[11] = 0.6
+    sc = build(stages, deals, horizon_months=3, month_slips=month, calibrated=True)
+    pipesim.io.scenario_folder.write_scenario(tmp_path / "s", sc)
+    settings = pd.read_parquet(tmp_path / "s" / "scenario.parquet")
+    assert settings["slip_dec"].item() == 0.6 and "slip_month1" not in settings.columns
+    assert pipesim.load_scenario(tmp_path / "s").month_slips == tuple(month)

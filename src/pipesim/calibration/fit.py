@@ -20,7 +20,13 @@ from pipesim.calibration.history import History, as_of_date
 from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS, arrivals_table
 from pipesim.calibration.lead_shocks import lead_shocks
 from pipesim.calibration.odds_shocks import odds_shocks
-from pipesim.calibration.quarter_pace import quarter_paces, year_paces
+from pipesim.calibration.quarter_pace import (
+    booked_counts,
+    due_dates,
+    month_slips,
+    quarter_paces,
+    rush_slips,
+)
 from pipesim.calibration.stage_paths import paths_at
 from pipesim.calibration.survival import (
     ADVANCE,
@@ -35,7 +41,6 @@ from pipesim.calibration.survival import (
 from pipesim.errors import InputError, PipesimWarning
 from pipesim.io import parquet
 from pipesim.io.scenario_folder import settings_table
-from pipesim.scenario.calendar import calendar_paces, operational_days
 from pipesim.scenario.scenario import Scenario, make_scenario
 
 SEGMENT_DWELL_WEIGHT = 20.0  # pseudo-deals pulling a segment's clocks towards the overall ones
@@ -266,25 +271,30 @@ def calibrate_history(
                 f"as_of={day}; nothing to calibrate on. Choose an earlier since=.",
                 parameters=("since",),
             )
-    paces: tuple[float, float, float] | None = None
-    year: tuple[float, ...] | None = None
+    rush: tuple[float, float] | None = None
+    late: tuple[float, ...] | None = None
     if history.dated:
         won = deals[(deals["state"] == "won") & (deals["closed_at"] < cut)]
         if start is not None:
             won = won[won["created_at"] >= start]
+        # Booked later than due: the rush as slips, and the months that slip to the next.
         found, why = quarter_paces(won["closed_at"], cut)
-        paces = None if found == (1.0, 1.0, 1.0) else found
-        year, why_year = year_paces(won["closed_at"], cut, paces)
+        rush = rush_slips(None if found == (1.0, 1.0, 1.0) else found)
+        if rush is not None:
+            why += (
+                f": {rush[0]:.0%} of the wins due in a quarter's first month and {rush[1]:.0%} "
+                "of its second are booked in its last"
+            )
+        late, why_late = month_slips(won["closed_at"], cut, rush)
         for item, rule in (
             ("closing pace by month of quarter", why),
-            ("closing pace by month of year", why_year),
+            ("wins booked the month after", why_late),
         ):
             if rule:
                 report.append({"item": item, "rows": len(won), "action": "note", "rule": rule})
     obs = obs.assign(entered=_entered(obs, cut))
-    by_month = calendar_paces(paces, year)
-    if by_month is not None:  # the clocks run on operational time (closing_calendar)
-        obs = obs.assign(days=_operational(obs, cut, by_month))
+    if rush is not None or late is not None:  # the clocks on the wins' due dates
+        obs = obs.assign(days=_unslipped(obs, len(funnel) - 1, rush, late))
     fits: dict[str, StageFit] = {}
     stage_rows = []
     if history.dated:
@@ -299,7 +309,7 @@ def calibrate_history(
         )
     # With a quarter-end rush the recent cohorts' outcomes follow the quarter's calendar
     # (wins pulled to its end), which a level would read as a moved conversion: not read.
-    level_read = moving_conversions and history.dated and not paths.cycle and by_month is None
+    level_read = moving_conversions and history.dated and not paths.cycle and rush is None
     shifts = _levels(fits, obs, report) if level_read else {}
     fits = {stage: shifts[stage][0] if stage in shifts else fit for stage, fit in fits.items()}
     for stage, fit in fits.items():
@@ -320,7 +330,9 @@ def calibrate_history(
     stages = pd.DataFrame(stage_rows)
     stages["value_cv"] = _value_cv(deals, report)
     moved = {s for s, stage in enumerate(fits) if stage in shifts}  # their level has the drift
-    phi = _overdispersion(obs, list(fits.values()), cut, moved) if history.dated else 1.0
+    phi = 1.0
+    if history.dated:
+        phi = _overdispersion(obs, list(fits.values()), cut, moved, (rush, late))
     stages["conversion_n"] = np.maximum(stages["conversion_n"] / phi, 2.0)
     if segs:
         stages, seg_fits = _segment_rows(stages, fits, obs, deals, segs, paths.cycle, phi)
@@ -415,8 +427,8 @@ def calibrate_history(
             horizon_months=horizon_months,
             name=name,
             calibrated=True,  # a funnel read from the history: no funnel-size warning
-            close_paces=paces,
-            year_paces=year,
+            rush_slips=rush,
+            month_slips=late,
             market_shock_sd=market_sd,
             market_leads_shock_sd=market_leads_sd,
         )
@@ -482,16 +494,20 @@ def _levels(
     return out
 
 
-def _operational(obs: pd.DataFrame, cut: pd.Timestamp, paces: np.ndarray) -> np.ndarray:
-    """Each observation's time in its stage on the paced clock (unknown times stay NaN).
-
-    From its ``entered`` date (:func:`_entered`) to its exit (or as_of), whole days.
-    """
-    entered = obs["entered"].to_numpy(dtype="datetime64[ns]")
-    known = ~np.isnat(entered)
-    out = np.full(len(obs), np.nan)
-    out[known] = operational_days(entered[known], _stage_end(obs, cut)[known], paces)
-    return out
+def _unslipped(
+    obs: pd.DataFrame,
+    last: int,
+    rush: tuple[float, ...] | None,
+    late: tuple[float, ...] | None,
+) -> np.ndarray:
+    """Each observation's days, the last stage's wins counted to their due dates."""
+    days = obs["days"].to_numpy(dtype=float).copy()
+    wins = ((obs["stage"] == last) & (obs["outcome"] == ADVANCE)).to_numpy().copy()
+    wins &= ~np.isnat(obs["entered"].to_numpy(dtype="datetime64[ns]"))
+    won_at = obs["exit_at"].to_numpy(dtype="datetime64[ns]")[wins]
+    due = due_dates(won_at, obs["entered"].to_numpy(dtype="datetime64[ns]")[wins], rush, late)
+    days[wins] -= (won_at - due) / np.timedelta64(1, "D")
+    return days
 
 
 def _history_window(
@@ -764,6 +780,7 @@ def _overdispersion(
     fits: Sequence[StageFit],
     cut: pd.Timestamp,
     skip: set[int] | frozenset[int] = frozenset(),
+    slips: tuple[tuple[float, ...] | None, tuple[float, ...] | None] = (None, None),
 ) -> float:
     """How much more each stage's monthly advances vary than the fitted model allows.
 
@@ -774,7 +791,9 @@ def _overdispersion(
     losses and slow wins do not look like drift). The Pearson chi-square of the
     observed against the expected counts (months expecting at least 10), over all
     groups, divided by its degrees of freedom, is the quasi-binomial dispersion
-    (at least 1): conversions that drift, or a calendar that bunches the wins.
+    (at least 1): conversions that drift, or a calendar that bunches the wins beyond
+    the booking ``slips`` (rush, month) the last stage's wins are expected with
+    (:func:`~pipesim.calibration.quarter_pace.booked_counts`).
     """
     chi2, dof = 0.0, 0
     cut64 = cut.to_datetime64().astype("datetime64[ns]")
@@ -803,6 +822,12 @@ def _overdispersion(
             p = np.where(t0 > 0, p, fit.advanced_by(hi - entered[live]))
             e[m] = float(count[live] @ p)
             v[m] = float(count[live] @ (p * (1.0 - p)))
+        if s == len(fits) - 1 and (slips[0] is not None or slips[1] is not None):
+            first_days = cut64 + np.rint(edges[:-1] * 86_400e9).astype("timedelta64[ns]")
+            calendar_month = first_days.astype("datetime64[M]").astype(np.int64) % 12 + 1
+            booked = booked_counts(e, calendar_month, *slips)
+            v *= booked / np.maximum(e, 1e-12)
+            e = booked
         use = e >= 10.0
         if use.sum() < 3:
             continue

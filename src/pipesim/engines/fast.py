@@ -110,6 +110,7 @@ def accumulate(
         cell_surv,
         cell_mixed,
         prepared.day_period,
+        prepared.slips,
         -(-trials // threads),  # one block of trials per thread
         rev,
         won,

@@ -105,10 +105,20 @@ def _book(
     value: np.ndarray,
     by: np.ndarray,
     bounds: np.ndarray,
+    slips: np.ndarray,
+    rng: np.random.Generator,
 ) -> None:
     inside = t < bounds[-1]
     trial, t, value, by = trial[inside], t[inside], value[inside], by[inside]
     period = np.searchsorted(bounds, t, side="right") - 1
+    if slips.shape[1]:  # booked later than due (pipesim.kernels.trial.booked)
+        held = rng.random(period.size) < slips[0, period]
+        period = np.where(held, slips[1, period].astype(np.int64), period)
+        kept = period < slips.shape[1]
+        trial, value, by, period = trial[kept], value[kept], by[kept], period[kept]
+        period = period + (rng.random(period.size) < slips[2, period])
+        kept = period < slips.shape[1]
+        trial, value, by, period = trial[kept], value[kept], by[kept], period[kept]
     _, n_p, width = rev.shape
     cells = [(np.zeros_like(by), 0)] if width == 1 else [(np.zeros_like(by), 0), (by, 1)]
     for col, offset in cells:
@@ -223,7 +233,7 @@ def run(
                 t[later] += _dwell(rng, code[idx], p1[idx], p2[idx])
             sig = value_sigma[gs]
             value = amount[wd] * np.exp(sig * rng.standard_normal(sig.shape) - 0.5 * sig**2)
-            _book(r_rev, r_won, wt, t, value, deal_by[wd], bounds)
+            _book(r_rev, r_won, wt, t, value, deal_by[wd], bounds, prepared.slips, rng)
 
         # New leads: every lead drawn, walked through the funnel stage by stage.
         if lam.size:
@@ -261,5 +271,5 @@ def run(
             value = np.exp(amount_mu[lr] + amount_sigma[lr] * rng.standard_normal(lr.size))
             sig = value_sigma[top]
             value = value * np.exp(sig * rng.standard_normal(sig.shape) - 0.5 * sig**2)
-            _book(r_rev, r_won, lt, t, value, arr_by[lr], bounds)
+            _book(r_rev, r_won, lt, t, value, arr_by[lr], bounds, prepared.slips, rng)
     return rev, won

@@ -22,8 +22,9 @@ from pipesim.scenario.scenario import (
     CLOSE_PACE_COLUMNS,
     DEAL_CHUNK,
     FORMAT_VERSION,
+    MONTH_SLIP_COLUMNS,
+    RUSH_SLIP_COLUMNS,
     SHOCK_SETTINGS,
-    YEAR_PACE_COLUMNS,
     Scenario,
     make_scenario,
     reserved,
@@ -152,7 +153,8 @@ def scenario_from_tables(
     paces = {}
     for columns, meaning in (
         (CLOSE_PACE_COLUMNS, "each month of a quarter"),
-        (YEAR_PACE_COLUMNS, "each calendar month"),
+        (RUSH_SLIP_COLUMNS, "the first two months of a quarter"),
+        (MONTH_SLIP_COLUMNS, "each calendar month"),
     ):
         values = [row.get(c) for c in columns]
         given = [p is not None and not pd.isna(p) for p in values]
@@ -168,7 +170,8 @@ def scenario_from_tables(
         tables["deals"],
         tables.get("arrivals"),
         close_paces=paces[CLOSE_PACE_COLUMNS],
-        year_paces=paces[YEAR_PACE_COLUMNS],
+        rush_slips=paces[RUSH_SLIP_COLUMNS],
+        month_slips=paces[MONTH_SLIP_COLUMNS],
         market_shock_sd=row.get("market_shock_sd"),
         market_leads_shock_sd=row.get("market_leads_shock_sd"),
         as_of=row["as_of"],
@@ -234,7 +237,8 @@ def settings_table(scenario: Scenario) -> pd.DataFrame:
             for c in reserved(name)
         )
         or scenario.close_paces is not None
-        or scenario.year_paces is not None
+        or scenario.rush_slips is not None
+        or scenario.month_slips is not None
         or scenario.market_shock_sd > 0
         or scenario.market_leads_shock_sd > 0
     ):
@@ -245,7 +249,8 @@ def settings_table(scenario: Scenario) -> pd.DataFrame:
             settings[col] = [getattr(scenario, col)]
     for columns, values in (
         (CLOSE_PACE_COLUMNS, scenario.close_paces),
-        (YEAR_PACE_COLUMNS, scenario.year_paces),
+        (RUSH_SLIP_COLUMNS, scenario.rush_slips),
+        (MONTH_SLIP_COLUMNS, scenario.month_slips),
     ):
         for col, pace in zip(columns, values or (), strict=False):
             settings[col] = [pace]

@@ -21,8 +21,10 @@ from pipesim.kernels.trial import (
     ARRIVAL_DOMAIN,
     COUNT_KEY,
     RATE_KEY,
+    SLIP_KEY,
     VALUE_KEY,
     book,
+    booked,
     dwell,
     multiplier,
     shocked_leads,
@@ -40,6 +42,7 @@ def add_arrivals(
     funnel: FunnelTable,
     arrivals: ArrivalTable,
     day_period: np.ndarray,
+    slips: np.ndarray,
     out_rev: np.ndarray,
     out_won: np.ndarray,
     i: int,
@@ -90,7 +93,9 @@ def add_arrivals(
                 value = math.exp(amount_mu[r] + amount_sigma[r] * z)
             if value_sigma[top] > 0.0:
                 value *= multiplier(branch(ws, VALUE_KEY), value_sigma[top])
-            book(out_rev, out_won, i, day_period[int(t)], by[r], value)
+            q = booked(day_period[int(t)], branch(ws, SLIP_KEY), slips)
+            if q >= 0:
+                book(out_rev, out_won, i, q, by[r], value)
 
 
 @jit(parallel=True)
@@ -101,6 +106,7 @@ def simulate_arrivals(
     funnel: FunnelTable,
     arrivals: ArrivalTable,
     day_period: np.ndarray,
+    slips: np.ndarray,
     out_rev: np.ndarray,
     out_won: np.ndarray,
 ) -> None:
@@ -117,6 +123,7 @@ def simulate_arrivals(
             funnel,
             arrivals,
             day_period,
+            slips,
             out_rev,
             out_won,
             np.int64(i),  # prange's index is unsigned in the parallel body: one signature

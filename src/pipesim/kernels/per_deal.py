@@ -22,8 +22,8 @@ from numba import prange
 
 from pipesim.kernels.batch_samplers import time_and_value
 from pipesim.kernels.jit import jit
-from pipesim.kernels.streams import derive, to_unit
-from pipesim.kernels.trial import book, trial_state, win_probability
+from pipesim.kernels.streams import branch, derive, to_unit
+from pipesim.kernels.trial import SLIP_KEY, book, booked, trial_state, win_probability
 
 
 @jit(parallel=True)
@@ -47,6 +47,7 @@ def simulate_deals(
     by: np.ndarray,
     strip_of: np.ndarray,
     day_period: np.ndarray,
+    slips: np.ndarray,
     block: int,
     chunk: int,
     out_rev: np.ndarray,
@@ -99,7 +100,10 @@ def simulate_deals(
                     for w in range(w0, w1):
                         if t[b, w] < end:
                             d = idx[b, w]
-                            book(out_rev, out_won, i, day_period[int(t[b, w])], by[d], dt[b, w])
+                            q = day_period[int(t[b, w])]
+                            q = booked(q, branch(derive(ts, key[d]), SLIP_KEY), slips)
+                            if q >= 0:
+                                book(out_rev, out_won, i, q, by[d], dt[b, w])
                     w0 = w1
 
 
@@ -126,6 +130,7 @@ def simulate_deals_two_clocks(
     strip_of: np.ndarray,
     surv: np.ndarray,
     day_period: np.ndarray,
+    slips: np.ndarray,
     block: int,
     chunk: int,
     out_rev: np.ndarray,
@@ -178,5 +183,8 @@ def simulate_deals_two_clocks(
                     for w in range(w0, w1):
                         if t[b, w] < end:
                             d = idx[b, w]
-                            book(out_rev, out_won, i, day_period[int(t[b, w])], by[d], dt[b, w])
+                            q = day_period[int(t[b, w])]
+                            q = booked(q, branch(derive(ts, key[d]), SLIP_KEY), slips)
+                            if q >= 0:
+                                book(out_rev, out_won, i, q, by[d], dt[b, w])
                     w0 = w1

@@ -27,7 +27,7 @@ from pipesim.kernels.samplers import (
     normal,
     normal_tail,
 )
-from pipesim.kernels.streams import derive, mix
+from pipesim.kernels.streams import branch, derive, mix, to_unit
 from pipesim.kernels.tables import EXPONENTIAL, GAMMA, LOGNORMAL, POOL_EPS, FunnelTable
 
 SEED_DOMAIN = np.uint64(0x5EED5EED5EED5EED)
@@ -41,6 +41,7 @@ COUNT_KEY = 1_000_004
 TREND_KEY = np.uint64(0x7E4D7E4D7E4D7E4D)  # the trial's draw of the lead trend's error
 SHOCK_KEY = np.uint64(0x5A0C5A0C5A0C0000)  # + month: the month's shock on new leads' odds
 LEADS_SHOCK_KEY = np.uint64(0x1EAD5A0C1EAD0000)  # + month: the month's shock on lead volumes
+SLIP_KEY = 1_000_006  # a win's booking: whether it slips to a later month
 
 
 @jit
@@ -239,6 +240,29 @@ def win_probabilities(state: np.uint64, funnel: FunnelTable, out: np.ndarray) ->
         for s in range(n_stages - 1, -1, -1):
             p *= out[g * n_stages + s]
             out[g * n_stages + s] = p
+
+
+@jit(inline=True)
+def booked(k: int, state: np.uint64, slips: np.ndarray) -> int:
+    """The period a win due in period ``k`` is booked in (-1: after the horizon).
+
+    ``slips`` is [3, period] (no columns: no slips): row 0 the chance that a win due
+    in the period is held to the quarter-end month whose index is row 1 (the rush),
+    row 2 the chance that a win due in the period it has reached is booked the period
+    after (a slow month). Two uniforms of the win's stream ``state`` decide.
+    """
+    if slips.shape[1] == 0 or k < 0:
+        return k
+    n = slips.shape[1]
+    if slips[0, k] > 0.0 and to_unit(mix(branch(state, 1))) < slips[0, k]:
+        k = int(slips[1, k])
+        if k >= n:
+            return -1
+    if slips[2, k] > 0.0 and to_unit(mix(branch(state, 2))) < slips[2, k]:
+        k += 1
+        if k >= n:
+            return -1
+    return k
 
 
 @jit(inline=True)

@@ -30,7 +30,7 @@ from numba import prange
 from pipesim.kernels.batch_samplers import time_and_value
 from pipesim.kernels.jit import jit
 from pipesim.kernels.streams import GOLDEN, branch, derive, mix, to_unit
-from pipesim.kernels.trial import trial_state, win_probability
+from pipesim.kernels.trial import SLIP_KEY, booked, trial_state, win_probability
 
 _CELL_DOMAIN = np.uint64(0xCE11CE11CE11CE11)
 _PICK_KEY = 7
@@ -173,6 +173,7 @@ def simulate_fast(
     cell_surv: np.ndarray,
     cell_mixed: np.ndarray,
     day_period: np.ndarray,
+    slips: np.ndarray,
     block: int,
     out_rev: np.ndarray,
     out_won: np.ndarray,
@@ -260,7 +261,9 @@ def simulate_fast(
                     # In which period (-1: after the horizon).
                     for w in range(k):
                         tw = t[b, w]
-                        per[b, w] = day_period[min(np.int64(tw), last_day)] if tw < end else -1
+                        q = day_period[min(np.int64(tw), last_day)] if tw < end else -1
+                        slip = branch(derive(cs, np.uint64(idx[b, w] - a)), SLIP_KEY)
+                        per[b, w] = booked(q, slip, slips)
                     # Sums: four interleaved accumulators, so that consecutive winners
                     # of one month do not wait on each other's additions.
                     for q in range(n_periods):  # (no acc[b] view: views defeat it too)

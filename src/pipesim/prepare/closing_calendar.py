@@ -1,22 +1,24 @@
-"""Closing paces by month of the quarter and of the year: the horizon on an operational clock.
+"""Calendar effects on closing: the horizon on an operational clock, and booking slips.
 
-Sales teams close more in the last month of a quarter, and some months of the year
-close less (a December that stops at Christmas). The scenario may say so with three
-factors (``close_month1``, ``close_month2``, ``close_month3``: the pace of the deal
-clocks in the first, second and third month of a calendar quarter, relative to an
-even pace) and twelve (``close_jan`` .. ``close_dec``: each calendar month's pace on
-top of its quarter's), made one pace per calendar month by
-:func:`pipesim.scenario.calendar.calendar_paces`. The model runs every clock on
-*operational time*: a month whose factor is r lasts r x its days on the clocks, so a
-deal's dwell of d operational days passes faster (more closes) in a fast month and
-slower in a slow one. In a month the pace is constant, so the map between calendar
-and operational time is linear inside each month; each month's operational length is
-rounded to whole days, so month boundaries stay on whole days and
+Sales teams close more in the last month of a quarter. The scenario may say so in two
+ways. Paces (``close_month1``, ``close_month2``, ``close_month3``: the pace of the deal
+clocks in the first, second and third month of a calendar quarter, relative to an even
+pace; one per calendar month by :func:`pipesim.scenario.calendar.calendar_paces`): the
+model runs every clock on *operational time*: a month whose factor is r lasts r x its
+days on the clocks, so a deal's dwell of d operational days passes faster (more closes)
+in a fast month and slower in a slow one. In a month the pace is constant, so the map
+between calendar and operational time is linear inside each month; each month's
+operational length is rounded to whole days, so month boundaries stay on whole days and
 ``day_period[int(t)]`` stays exact.
 
 Nothing else changes: the kernels read the operational ``bounds``/``day_period`` and
 the arrival rows' operational ``t0``/``t1`` (uniform inside a month either way); the
 open deals' ages count the days they lived at the paces of the months they lived them.
+
+Slips (``slip_month1``, ``slip_month2``; ``slip_jan`` .. ``slip_dec``, what ``calibrate``
+estimates): the clocks run on the calendar and a share of the wins due in a month is
+booked later, held from a quarter's first two months to its last, or moved to the next
+month (:func:`slip_table`, :func:`pipesim.kernels.trial.booked`).
 """
 
 from __future__ import annotations
@@ -43,3 +45,31 @@ def operational_bounds(bounds: np.ndarray, paces: np.ndarray) -> np.ndarray:
 def to_operational(t: np.ndarray, bounds: np.ndarray, op_bounds: np.ndarray) -> np.ndarray:
     """Calendar days after as_of -> operational days (linear inside each month)."""
     return np.interp(t, bounds, op_bounds)
+
+
+def slip_table(
+    as_of: dt.date,
+    horizon_months: int,
+    rush: tuple[float, ...] | None,
+    month: tuple[float, ...] | None,
+) -> np.ndarray:
+    """The booking slips of the horizon's months, [3, month] (no columns when none).
+
+    Row 0: the chance that a win due in the month is held to its quarter's last month
+    (``rush`` for the first and second month of a calendar quarter, 0 for the third);
+    row 1: that month's index (past the horizon: the win leaves it); row 2: the chance
+    that a win due in (or held to) the month is booked the month after (``month``,
+    January first). See :func:`pipesim.kernels.trial.booked`.
+    """
+    if rush is None and month is None:
+        return np.zeros((3, 0))
+    out = np.zeros((3, horizon_months))
+    for k in range(horizon_months):
+        calendar = add_months(as_of, k).month
+        j = (calendar - 1) % 3  # month of the quarter, 0 first
+        out[1, k] = k + 2 - j
+        if rush is not None and j < 2:
+            out[0, k] = rush[j]
+        if month is not None:
+            out[2, k] = month[calendar - 1]
+    return out

@@ -25,7 +25,7 @@ import pandas as pd
 
 from pipesim.errors import InputError
 from pipesim.kernels.tables import ArrivalTable, DealTable, FunnelTable
-from pipesim.prepare.closing_calendar import month_paces, operational_bounds
+from pipesim.prepare.closing_calendar import month_paces, operational_bounds, slip_table
 from pipesim.prepare.funnel_table import age_strips, build_funnel
 from pipesim.prepare.loss_clock import survival_ratio
 from pipesim.scenario.calendar import (
@@ -73,6 +73,9 @@ class Prepared:
     loss_cv: np.ndarray
     loss_dist: np.ndarray
     loss_recorded: np.ndarray  # share of the losses recorded (1: all)
+    # Wins booked later than due (pipesim.prepare.closing_calendar.slip_table): [3, period],
+    # no columns when none.
+    slips: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((3, 0)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,21 +270,15 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
         else np.zeros(len(arr), dtype=np.int64)
     )
     bounds = period_bounds(scenario.as_of, scenario.horizon_months)
-    paces = calendar_paces(scenario.close_paces, scenario.year_paces)
+    paces = calendar_paces(scenario.close_paces)
     if paces is not None:
         # Every clock on operational time: fast months longer, slow ones shorter.
         by_month = month_paces(scenario.as_of, scenario.horizon_months, paces)
         calendar, bounds = bounds, operational_bounds(bounds, by_month)
-        if scenario.close_paces is not None:
-            notes.append(
-                "closing paces by month of the quarter "
-                f"{', '.join(f'{p:.2f}' for p in scenario.close_paces)}: the clocks run on them"
-            )
-        if scenario.year_paces is not None:
-            notes.append(
-                "closing paces by month of the year (Jan..Dec) "
-                f"{', '.join(f'{p:.2f}' for p in scenario.year_paces)}: the clocks run on them"
-            )
+        notes.append(
+            "closing paces by month of the quarter "
+            f"{', '.join(f'{p:.2f}' for p in scenario.close_paces or ())}: the clocks run on them"
+        )
     else:
         calendar = bounds
     prepared = Prepared(
@@ -306,6 +303,9 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
         loss_cv=plain["loss_cv"],
         loss_dist=plain["loss_dist"],
         loss_recorded=plain["loss_recorded"],
+        slips=slip_table(
+            scenario.as_of, scenario.horizon_months, scenario.rush_slips, scenario.month_slips
+        ),
     )
     return DealContext(
         prepared=prepared,

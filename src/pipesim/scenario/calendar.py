@@ -80,21 +80,12 @@ def operational_days(start: np.ndarray, end: np.ndarray, paces: np.ndarray) -> n
     return tau(e) - tau(s)
 
 
-def calendar_paces(
-    quarter: tuple[float, ...] | None, year: tuple[float, ...] | None = None
-) -> np.ndarray | None:
+def calendar_paces(quarter: tuple[float, ...] | None) -> np.ndarray | None:
     """The clocks' pace in each calendar month (index 0: January), or None for an even pace.
 
-    Month m's pace is its month-of-quarter factor times its month-of-year factor,
-    each scaled to a mean of 1 (the quarter's over three months, the year's over twelve).
+    Month m's pace is its month-of-quarter factor, scaled to a mean of 1 over a quarter.
     """
-    if quarter is None and year is None:
+    if quarter is None:
         return None
-    pace = np.ones(12)
-    if quarter is not None:
-        q = np.asarray(quarter, dtype=np.float64)
-        pace *= np.tile(q * 3.0 / q.sum(), 4)
-    if year is not None:
-        y = np.asarray(year, dtype=np.float64)
-        pace *= y * 12.0 / y.sum()
-    return pace
+    q = np.asarray(quarter, dtype=np.float64)
+    return np.tile(q * 3.0 / q.sum(), 4)

@@ -48,7 +48,7 @@ RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     # A segment row's pooling towards the stage's funnel row (hierarchical conversions).
     4: {"stages": ("conversion_pool",), "arrivals": ("leads_trend_sd", "segment_shock_sd")},
     # A segment's own monthly shock on its lead volume (the market's is a setting).
-    # (Settings of format 5: market_leads_shock_sd, close_jan..close_dec.)
+    # (Settings of format 5: market_leads_shock_sd, slip_month1..2, slip_jan..slip_dec.)
     5: {"arrivals": ("segment_leads_shock_sd",)},
 }
 
@@ -112,9 +112,13 @@ class Scenario:
         The deal clocks' pace in the first, second and third month of each calendar
         quarter (``close_month1``..``3`` in scenario.parquet; None: an even pace). See
         :mod:`pipesim.prepare.closing_calendar`.
-    year_paces : tuple of 12 floats, or None
-        The deal clocks' pace in each calendar month, January first, on top of the
-        quarter's (``close_jan``..``close_dec`` in scenario.parquet; None: even).
+    rush_slips : tuple of 2 floats, or None
+        The share of the wins due in the first and the second month of a calendar
+        quarter that are booked in its last month instead (``slip_month1``,
+        ``slip_month2``; None: none).
+    month_slips : tuple of 12 floats, or None
+        The share of the wins due in each calendar month, January first, that are
+        booked the month after (``slip_jan``..``slip_dec``; None: none).
     market_shock_sd : float
         The monthly shock on new leads' odds of winning shared by every segment (sd on
         the logit scale; ``market_shock_sd`` in scenario.parquet; 0: none). Each
@@ -136,7 +140,8 @@ class Scenario:
     deal_source: DealSource | None = None
     calibrated: bool = False
     close_paces: tuple[float, ...] | None = None
-    year_paces: tuple[float, ...] | None = None
+    rush_slips: tuple[float, ...] | None = None
+    month_slips: tuple[float, ...] | None = None
     market_shock_sd: float = 0.0
     market_leads_shock_sd: float = 0.0
 
@@ -271,7 +276,8 @@ def make_scenario(
     format_version: int = FORMAT_VERSION,
     calibrated: bool = False,
     close_paces: Sequence[float] | None = None,
-    year_paces: Sequence[float] | None = None,
+    rush_slips: Sequence[float] | None = None,
+    month_slips: Sequence[float] | None = None,
     market_shock_sd: float | None = None,
     market_leads_shock_sd: float | None = None,
 ) -> Scenario:
@@ -300,9 +306,9 @@ def make_scenario(
     close_paces : three numbers, optional
         The clocks' pace in months 1, 2 and 3 of each calendar quarter (> 0; scaled
         to a mean of 1). None, or all equal: an even pace.
-    year_paces : twelve numbers, optional
-        The clocks' pace in each calendar month, January first, on top of the
-        quarter's (> 0; scaled to a mean of 1). None, or all equal: an even pace.
+    rush_slips, month_slips : sequences of 2 and 12 numbers in [0, 1), optional
+        Shares of the wins booked later than due: held from the first and second month
+        of a quarter to its last month; moved from each calendar month to the next.
     market_shock_sd : float, optional
         The monthly logit shock on new leads' odds shared by every segment (>= 0).
     market_leads_shock_sd : float, optional
@@ -363,7 +369,8 @@ def make_scenario(
         path=src.get("path"),
         calibrated=bool(calibrated),
         close_paces=_check_paces(close_paces, src["scenario"], format_version),
-        year_paces=_check_paces(year_paces, src["scenario"], format_version, YEAR_PACE_COLUMNS),
+        rush_slips=_check_slips(rush_slips, src["scenario"], format_version, RUSH_SLIP_COLUMNS),
+        month_slips=_check_slips(month_slips, src["scenario"], format_version, MONTH_SLIP_COLUMNS),
         market_shock_sd=_check_shock(market_shock_sd, src["scenario"], format_version),
         market_leads_shock_sd=_check_shock(
             market_leads_shock_sd, src["scenario"], format_version, "market_leads_shock_sd"
@@ -407,14 +414,9 @@ def _check_shock(
 
 
 CLOSE_PACE_COLUMNS = ("close_month1", "close_month2", "close_month3")  # in scenario.parquet
-YEAR_PACE_COLUMNS = tuple(
-    f"close_{m}"
-    for m in ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-)
 # Each set of paces: what it paces, the parameter's name, its first format.
-_PACES = {
+_PACES: dict[tuple[str, ...], tuple[str, str, int]] = {
     CLOSE_PACE_COLUMNS: ("each month of a quarter", "close_paces", 4),
-    YEAR_PACE_COLUMNS: ("each calendar month, January first", "year_paces", 5),
 }
 
 
@@ -451,6 +453,50 @@ def _check_paces(
     if max(scaled) - min(scaled) < 1e-12:
         return None
     return scaled
+
+
+RUSH_SLIP_COLUMNS = ("slip_month1", "slip_month2")
+MONTH_SLIP_COLUMNS = tuple(
+    f"slip_{m}"
+    for m in ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+)
+_SLIPS = {
+    RUSH_SLIP_COLUMNS: (
+        "the wins due in the first and second month of a quarter booked in its last month",
+        "rush_slips",
+    ),
+    MONTH_SLIP_COLUMNS: (
+        "the wins due in each calendar month, January first, booked the month after",
+        "month_slips",
+    ),
+}
+
+
+def _check_slips(
+    slips: Sequence[float] | None, source: str, version: int, columns: tuple[str, ...]
+) -> tuple[float, ...] | None:
+    """Shares in [0, 1), one per column, format 5; None (or all 0) for no slip."""
+    if slips is None:
+        return None
+    meaning, parameter = _SLIPS[columns]
+    names = f"{columns[0]} .. {columns[-1]}"
+    try:
+        values = [float(v) for v in slips]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != len(columns) or not all(math.isfinite(v) and 0 <= v < 1 for v in values):
+        raise ScenarioError(
+            f"{source}: {names} must be {len(columns)} shares from 0 to below 1 ({meaning}), "
+            f"not {slips!r}. Leave them all empty for none.",
+            parameters=(parameter,),
+        )
+    if version < 5:
+        raise ScenarioError(
+            f"{source}: {names} ({meaning}) need scenario format 5, but this scenario is "
+            f"format {version}. Set format_version = {FORMAT_VERSION} in scenario.parquet.",
+            parameters=("format_version",),
+        )
+    return None if not any(values) else tuple(values)
 
 
 def _check_format(version: object, tables: Mapping[str, object], src: Mapping[str, str]) -> None:
