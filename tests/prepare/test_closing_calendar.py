@@ -14,7 +14,12 @@ from pipesim.calibration.quarter_pace import quarter_paces, year_paces
 from pipesim.errors import ScenarioError
 from pipesim.prepare.closing_calendar import month_paces, operational_bounds
 from pipesim.prepare.kernel_inputs import prepare
-from pipesim.scenario.calendar import calendar_paces, operational_days, period_bounds
+from pipesim.scenario.calendar import (
+    calendar_paces,
+    operational_days,
+    period_bounds,
+    period_labels,
+)
 from pipesim.scenario.scenario import FORMAT_VERSION
 
 PACES = (0.5, 0.5, 2.0)  # a mean of 1: as given
@@ -22,7 +27,7 @@ PACES = (0.5, 0.5, 2.0)  # a mean of 1: as given
 
 def test_operational_months_are_their_days_times_their_pace_rounded():
     as_of = dt.date(2027, 1, 1)
-    paces = month_paces(as_of, 6, calendar_paces(PACES))
+    paces = month_paces(period_labels(as_of, 6), calendar_paces(PACES))
     np.testing.assert_allclose(paces, [0.5, 0.5, 2.0] * 2)
     bounds = period_bounds(as_of, 6)  # Jan 31, Feb 28, Mar 31, Apr 30, May 31, Jun 30
     op = operational_bounds(bounds, paces)

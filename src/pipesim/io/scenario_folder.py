@@ -171,6 +171,8 @@ def scenario_from_tables(
         year_paces=paces[YEAR_PACE_COLUMNS],
         market_shock_sd=row.get("market_shock_sd"),
         market_leads_shock_sd=row.get("market_leads_shock_sd"),
+        fiscal_year_start=row.get("fiscal_year_start"),
+        fiscal_calendar=row.get("fiscal_calendar"),
         as_of=row["as_of"],
         horizon_months=row["horizon_months"],
         name=text("name") or name,
@@ -249,6 +251,9 @@ def settings_table(scenario: Scenario) -> pd.DataFrame:
     ):
         for col, pace in zip(columns, values or (), strict=False):
             settings[col] = [pace]
+    if not scenario.fiscal.is_default:
+        settings["fiscal_year_start"] = [scenario.fiscal.year_start]
+        settings["fiscal_calendar"] = [scenario.fiscal.weeks]
     return settings
 
 

@@ -21,16 +21,14 @@ open deals' ages count the days they lived at the paces of the months they lived
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Sequence
 
 import numpy as np
 
-from pipesim.scenario.calendar import add_months
 
-
-def month_paces(as_of: dt.date, horizon_months: int, paces: np.ndarray) -> np.ndarray:
-    """Each horizon month's pace, from twelve by calendar month (January first)."""
-    return np.array([paces[add_months(as_of, k).month - 1] for k in range(horizon_months)])
+def month_paces(periods: Sequence[str], paces: np.ndarray) -> np.ndarray:
+    """Each horizon period's pace (``YYYY-MM`` labels), from twelve by calendar month."""
+    return np.array([paces[int(p[5:7]) - 1] for p in periods])
 
 
 def operational_bounds(bounds: np.ndarray, paces: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from pipesim.errors import ScenarioError
 from pipesim.scenario import table_checks
 from pipesim.scenario.calendar import to_date
 from pipesim.scenario.deal_checks import check_deals
+from pipesim.scenario.fiscal import WEEK_PATTERNS, FiscalCalendar
 
 # The scenario format: each version may reserve new column names (read as parameters,
 # never as segments). A scenario.parquet without format_version is format 1; a
@@ -48,8 +49,12 @@ RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     # A segment row's pooling towards the stage's funnel row (hierarchical conversions).
     4: {"stages": ("conversion_pool",), "arrivals": ("leads_trend_sd", "segment_shock_sd")},
     # A segment's own monthly shock on its lead volume (the market's is a setting).
-    # (Settings of format 5: market_leads_shock_sd, close_jan..close_dec.)
-    5: {"arrivals": ("segment_leads_shock_sd",)},
+    # (Settings of format 5: market_leads_shock_sd, close_jan..close_dec; and the fiscal
+    # calendar, fiscal_year_start and fiscal_calendar, read in any format.)
+    5: {
+        "arrivals": ("segment_leads_shock_sd",),
+        "scenario": ("fiscal_year_start", "fiscal_calendar"),
+    },
 }
 
 
@@ -123,6 +128,10 @@ class Scenario:
         The monthly shock on every segment's lead volume (sd on the log scale, mean
         1 on the rate; ``market_leads_shock_sd`` in scenario.parquet; 0: none). Each
         arrivals row may add its segment's own (``segment_leads_shock_sd``).
+    fiscal : FiscalCalendar
+        The fiscal calendar (``fiscal_year_start``, ``fiscal_calendar`` in
+        scenario.parquet): quarters and years of the results; a week calendar's
+        periods are the horizon's periods (see :mod:`pipesim.scenario.fiscal`).
     """
 
     stages: pd.DataFrame
@@ -139,6 +148,7 @@ class Scenario:
     year_paces: tuple[float, ...] | None = None
     market_shock_sd: float = 0.0
     market_leads_shock_sd: float = 0.0
+    fiscal: FiscalCalendar = FiscalCalendar()
 
     @property
     def format_version(self) -> int:
@@ -274,6 +284,9 @@ def make_scenario(
     year_paces: Sequence[float] | None = None,
     market_shock_sd: float | None = None,
     market_leads_shock_sd: float | None = None,
+    fiscal: FiscalCalendar | None = None,
+    fiscal_year_start: object = None,
+    fiscal_calendar: object = None,
 ) -> Scenario:
     """Validate the tables of a scenario and return it.
 
@@ -307,6 +320,12 @@ def make_scenario(
         The monthly logit shock on new leads' odds shared by every segment (>= 0).
     market_leads_shock_sd : float, optional
         The monthly log shock on lead volumes shared by every segment (>= 0).
+    fiscal : FiscalCalendar, optional
+        The fiscal calendar (else from ``fiscal_year_start`` and ``fiscal_calendar``).
+    fiscal_year_start : int, optional
+        The month (1-12) the fiscal year starts in (default 1).
+    fiscal_calendar : str, optional
+        ``4-4-5``, ``4-5-4`` or ``5-4-4`` for a week calendar (default: months).
 
     Raises
     ------
@@ -368,7 +387,42 @@ def make_scenario(
         market_leads_shock_sd=_check_shock(
             market_leads_shock_sd, src["scenario"], format_version, "market_leads_shock_sd"
         ),
+        fiscal=fiscal or check_fiscal(fiscal_year_start, fiscal_calendar, src["scenario"]),
     )
+
+
+def _missing(value: object) -> bool:
+    """An empty setting: None, NaN or pandas' NA."""
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def check_fiscal(year_start: object, weeks: object, source: str) -> FiscalCalendar:
+    """``fiscal_year_start`` (a month 1-12, empty: 1) and ``fiscal_calendar`` (empty: months)."""
+    start = 1
+    if not _missing(year_start):
+        try:
+            number = float(year_start)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not (number.is_integer() and 1 <= number <= 12):
+            raise ScenarioError(
+                f"{source}: column fiscal_year_start, row 1: {year_start!r} is not a month "
+                "1 to 12 (the month the fiscal year starts in: 4 for April). Leave it empty "
+                "for January.",
+                parameters=("fiscal_year_start",),
+            )
+        start = int(number)
+    pattern = None
+    if not _missing(weeks):
+        text = str(weeks).strip()
+        if text and text not in WEEK_PATTERNS:
+            raise ScenarioError(
+                f"{source}: column fiscal_calendar, row 1: {weeks!r} is not a week calendar "
+                f"pipesim knows ({', '.join(WEEK_PATTERNS)}). Leave it empty for calendar months.",
+                parameters=("fiscal_calendar",),
+            )
+        pattern = text or None
+    return FiscalCalendar(start, pattern)
 
 
 # The market's shocks (scenario.parquet settings): what each moves, and its first format.
