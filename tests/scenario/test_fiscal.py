@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -90,7 +91,7 @@ def test_month_calendars_match_hand_written_dates(start, fy, year, quarters):
     # Twelve periods: the months from the start month on, tiling the year.
     periods = [cal.period_bounds(fy, p) for p in range(1, 13)]
     assert periods[0][0] == year[0] and periods[-1][1] == year[1]
-    assert all(a[1] + dt.timedelta(days=1) == b[0] for a, b in zip(periods, periods[1:]))
+    assert all(a[1] + dt.timedelta(days=1) == b[0] for a, b in itertools.pairwise(periods))
     assert all(p[0].day == 1 for p in periods)
     assert cal.period_label(fy, 1) == f"{year[0]:%Y-%m}"
 

@@ -84,8 +84,8 @@ class FiscalCalendar:
         if not 1 <= period <= 12:
             raise ValueError(f"fiscal period {period} is not 1 to 12")
         if self.weeks is None:
-            first = self._start_month_index(fy) + period - 1
-            return _month_first(first), _month_first(first + 1) - _DAY
+            index = self._start_month_index(fy) + period - 1
+            return _month_first(index), _month_first(index + 1) - _DAY
         pattern = WEEK_PATTERNS[self.weeks]
         start, last_day = self.year_bounds(fy)
         weeks_before = sum(pattern[k % 3] for k in range(period - 1))

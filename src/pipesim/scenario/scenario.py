@@ -148,7 +148,7 @@ class Scenario:
     year_paces: tuple[float, ...] | None = None
     market_shock_sd: float = 0.0
     market_leads_shock_sd: float = 0.0
-    fiscal: FiscalCalendar = FiscalCalendar()
+    fiscal: FiscalCalendar = dataclasses.field(default_factory=FiscalCalendar)
 
     @property
     def format_version(self) -> int:
@@ -393,7 +393,7 @@ def make_scenario(
 
 def _missing(value: object) -> bool:
     """An empty setting: None, NaN or pandas' NA."""
-    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))  # type: ignore[call-overload]
 
 
 def check_fiscal(year_start: object, weeks: object, source: str) -> FiscalCalendar:
