@@ -145,9 +145,10 @@ def format_run(result: Result) -> str:
 def write_results(
     result: Result, out: str | os.PathLike[str], target: float | None = None
 ) -> list[Path]:
-    """Write ``summary.parquet``, ``trials.parquet`` and ``funnel.parquet`` into ``out``.
+    """Write ``summary.parquet``, ``quarters.parquet``, ``trials.parquet``, ``funnel.parquet``.
 
-    All three carry the run's settings in their metadata (and ``target``, the
+    ``quarters.parquet`` holds the fiscal quarters and years (:meth:`Result.quarters`).
+    All carry the run's settings in their metadata (and ``target``, the
     revenue target over the horizon, when given: ``pipesim report`` draws it);
     ``funnel.parquet`` (stage, deals, value, conversion, win_probability) makes
     the folder enough for ``pipesim report``. A scenario with loss clocks also gets
@@ -164,6 +165,7 @@ def write_results(
 
     tables = {
         "summary": result.summary(result.by),
+        "quarters": result.quarters(result.by),
         "trials": result.trials(result.by),
         "funnel": funnel_table(result.scenario),
     }

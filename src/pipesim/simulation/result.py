@@ -105,6 +105,19 @@ class Result:
             out[c] = out[c].astype(object).where(out[c].notna(), None)
         return out
 
+    def quarters(self, by: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """Mean, P10, P50, P90 of revenue and won deals per fiscal quarter and year.
+
+        Long form: the ``by`` columns (null on the whole-book rows), ``fiscal_year``
+        (``FY2027``), ``quarter`` (``Q1``..``Q4``, ``FY`` for the year), ``start``,
+        ``end`` (its first and last day), ``complete`` (False when as_of or the
+        horizon cuts it: then only the forecast part), ``metric``, ``mean``, ``p10``,
+        ``p50``, ``p90``: each quantile over the trials' totals of the quarter.
+        """
+        from pipesim.simulation.quarters import quarter_table
+
+        return quarter_table(self.breakdown(by), by_columns(by))
+
     def trials(self, by: str | Sequence[str] | None = None) -> pd.DataFrame:
         """Per-trial revenue and won deals per period (whole-book rows have null ``by`` columns)."""
         res = self.breakdown(by)
