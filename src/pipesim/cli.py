@@ -732,6 +732,16 @@ _BY = click.option(
 @click.argument("scenario", required=False, type=click.Path(path_type=Path))
 @_REVENUE
 @_MONTHS
+@click.option(
+    "--quarter",
+    default=None,
+    help="Window: a fiscal quarter of the horizon, e.g. FY2027-Q2 (instead of --months).",
+)
+@click.option(
+    "--fiscal-year",
+    default=None,
+    help="Window: a fiscal year of the horizon, e.g. FY2027 (instead of --months).",
+)
 @_CONFIDENCE
 @_BY
 @_run_options
@@ -740,6 +750,8 @@ def target(
     scenario: Path | None,
     revenue: float,
     months: int | None,
+    quarter: str | None,
+    fiscal_year: str | None,
     confidence: float,
     by: str | None,
     trials: int,
@@ -752,7 +764,7 @@ def target(
     with _working(notice=not (quiet or as_json)):
         result = api.target(
             scenario, revenue, months=months, confidence=confidence, by=by, trials=trials,
-            seed=seed, progress=progress_wanted(quiet),
+            seed=seed, progress=progress_wanted(quiet), quarter=quarter, fiscal_year=fiscal_year,
         )  # fmt: skip
         _show(result, out, quiet, as_json)
 

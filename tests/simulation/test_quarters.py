@@ -118,3 +118,21 @@ def test_run_writes_quarters_parquet(tmp_path):
     frame = table.to_pandas()
     assert set(frame["quarter"]) == {"Q1", "Q2", "Q3", "FY"}
     assert set(frame["metric"]) == {"revenue", "won_deals"}
+
+
+def test_report_shows_the_quarters(tmp_path):
+    sc = _scenario(as_of="2026-05-15", horizon_months=8, fiscal_year_start=4)
+    pipesim.write_results(pipesim.simulate(sc, trials=200, seed=2), tmp_path / "r")
+    written = pipesim.report(tmp_path / "r", xlsx=tmp_path / "book.xlsx")
+    page = written[0].read_text(encoding="utf-8")
+    assert "Fiscal quarters and years" in page and 'id="chart-quarters"' in page
+    assert "no: as_of or the horizon cuts it" in page  # FY2027-Q1 starts before as_of
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(tmp_path / "book.xlsx")["Quarters"]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:5] == ("segment", "quarter", "start", "end", "complete")
+    quarters = pd.read_parquet(tmp_path / "r" / "quarters.parquet")
+    rev = quarters[quarters["metric"] == "revenue"].reset_index(drop=True)
+    assert [r[1] for r in rows[1:]] == ["FY2027-Q1", "FY2027-Q2", "FY2027-Q3", "FY2027"]
+    assert [r[6] for r in rows[1:]] == rev["p50"].tolist()  # Revenue P50, as written

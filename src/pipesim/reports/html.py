@@ -40,6 +40,25 @@ def _bands(data: ReportData, cumulative: bool) -> str:
     return html_table(head, rows, 1)
 
 
+def _quarters(data: ReportData) -> str:
+    rev = data.whole_quarters("revenue")
+    won = data.whole_quarters("won_deals")
+    cur = data.currency
+    rows = [
+        [
+            r["label"],
+            f"{r['start']} – {r['end']}",
+            "yes" if r["complete"] else "no: as_of or the horizon cuts it",
+            *(money(r[c], cur) for c in ("p10", "p50", "p90", "mean")),
+            *(f"{w[c]:,.0f}" for c in ("p10", "p50", "p90")),
+        ]
+        for (_, r), (_, w) in zip(rev.iterrows(), won.iterrows(), strict=True)
+    ]
+    head = ["quarter", "days", "whole", "revenue P10", "P50", "P90", "mean"]
+    head += ["won deals P10", "P50", "P90"]
+    return html_table(head, rows, 3)
+
+
 def _cards(data: ReportData) -> str:
     last = data.periods[-1]
     rev = data.whole("revenue", True).loc[last]
@@ -146,6 +165,10 @@ def render_html(data: ReportData, charts: list[Chart]) -> str:
         figure_html(by_id[i]) for i in ("fan-monthly", "fan-cumulative", "histogram") if i in by_id
     ]
     parts += ["<h3>Per month</h3>", _bands(data, False), "<h3>Cumulative</h3>", _bands(data, True)]
+    if len(data.whole_quarters("revenue")):
+        parts += ["<h2>Fiscal quarters and years</h2>"]
+        parts += [figure_html(by_id["quarters"])] if "quarters" in by_id else []
+        parts.append(_quarters(data))
     if data.funnel is not None:
         parts += ["<h2>Funnel</h2>"]
         parts += [figure_html(by_id["funnel"])] if "funnel" in by_id else []

@@ -14,9 +14,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from pipesim.scenario.fiscal import window_label
+from pipesim.errors import InputError
+from pipesim.scenario.fiscal import parse_window, window_label
 from pipesim.scenario.scenario import Scenario
-from pipesim.simulation.result import QUANTILES, Result
 
 QUARTER_COLUMNS = (
     "fiscal_year",
@@ -34,10 +34,11 @@ QUARTER_COLUMNS = (
 
 @dataclasses.dataclass(frozen=True)
 class Window:
-    """A fiscal quarter (``quarter`` 1-4) or year (``quarter`` 0) met by the horizon.
+    """A fiscal quarter (``quarter`` 1-4), year (``quarter`` 0) or month (-1) met by the horizon.
 
     ``periods`` are the indices of the horizon periods inside it; ``complete`` is
     False when as_of falls after its first day or the horizon ends before its last.
+    A month window's ``fiscal_year`` is its fiscal year and ``name`` its ``YYYY-MM``.
     """
 
     fiscal_year: int
@@ -46,11 +47,70 @@ class Window:
     end: dt.date
     periods: np.ndarray
     complete: bool
+    name: str = ""
 
     @property
     def label(self) -> str:
-        """``FY2027-Q2`` or ``FY2027``."""
-        return window_label(self.fiscal_year, self.quarter)
+        """``FY2027-Q2``, ``FY2027`` or a month ``2026-04``."""
+        return self.name or window_label(self.fiscal_year, self.quarter)
+
+    @property
+    def cut(self) -> tuple[int, int]:
+        """(first period, period after the last): the window as a slice of the horizon."""
+        return int(self.periods[0]), int(self.periods[-1]) + 1
+
+
+def month_windows(scenario: Scenario) -> list[Window]:
+    """Each horizon period as a window named ``YYYY-MM`` (a week calendar's fiscal periods)."""
+    periods = scenario.fiscal.horizon_periods(scenario.as_of, scenario.horizon_months)
+    end = periods[-1][2]
+    return [
+        Window(
+            scenario.fiscal.year_of(last),
+            -1,
+            first,
+            last,
+            np.array([k]),
+            first >= scenario.as_of and last <= end,
+            label,
+        )
+        for k, (label, first, last) in enumerate(periods)
+    ]
+
+
+def find_window(scenario: Scenario, label: str, parameter: str = "period") -> Window:
+    """The window ``FY2027-Q2``, ``FY2027`` or ``2026-04`` of the horizon (else InputError).
+
+    A window the horizon ends inside is refused (its total would miss the days after
+    the horizon); one under way at as_of is kept (the days before as_of are not
+    forecast: its revenue already won is added when the scenario has it).
+    """
+    text = str(label).strip()
+    wanted = parse_window(text)
+    pool = fiscal_windows(scenario) if wanted else month_windows(scenario)
+    if wanted is None and not (len(text) == 7 and text[4] == "-" and text[:4].isdigit()):
+        raise InputError(
+            f"{parameter}={label!r}: not a fiscal quarter (FY2027-Q2), a fiscal year (FY2027) "
+            "or a month (2026-04).",
+            parameters=(parameter,),
+        )
+    found = [w for w in pool if w.label == (window_label(*wanted) if wanted else text)]
+    horizon = f"{scenario.as_of} to {horizon_end(scenario)}"
+    if not found:
+        known = ", ".join(w.label for w in fiscal_windows(scenario))
+        raise InputError(
+            f"{parameter}={label!r}: outside the horizon ({horizon}; its fiscal quarters and "
+            f"years: {known}). Give one of those, or lengthen horizon_months.",
+            parameters=(parameter,),
+        )
+    window = found[0]
+    if window.end > horizon_end(scenario):
+        raise InputError(
+            f"{parameter}={label!r}: the horizon ({horizon}) ends before {window.label} does "
+            f"({window.end}). Lengthen horizon_months in scenario.parquet to cover it.",
+            parameters=(parameter,),
+        )
+    return window
 
 
 def horizon_end(scenario: Scenario) -> dt.date:
@@ -78,16 +138,27 @@ def window_totals(values: np.ndarray, window: Window) -> np.ndarray:
     return values[:, window.periods, :].sum(axis=1)
 
 
-def quarter_table(result: Result, by: tuple[str, ...]) -> pd.DataFrame:
-    """The ``quarters.parquet`` table of a result (``by`` columns null on whole-book rows)."""
-    windows = fiscal_windows(result.scenario)
+def quarter_table(
+    scenario: Scenario,
+    columns: list[tuple[dict[str, object], int]],
+    revenue: np.ndarray,
+    won: np.ndarray,
+    by: tuple[str, ...],
+    quantiles: tuple[float, ...],
+) -> pd.DataFrame:
+    """The ``quarters.parquet`` table (``by`` columns null on whole-book rows).
+
+    ``columns`` are (labels of the ``by`` columns, column of ``revenue``/``won``
+    [trial, period, column]) pairs, as :class:`pipesim.simulation.result.Result` lists them.
+    """
+    windows = fiscal_windows(scenario)
     frames = []
-    for labels, col in result._columns(with_segments=bool(by)):
-        for metric, values in (("revenue", result.revenue), ("won_deals", result.won)):
+    for labels, col in columns:
+        for metric, values in (("revenue", revenue), ("won_deals", won)):
             rows = []
             for w in windows:
                 total = values[:, w.periods, col].sum(axis=1).astype(np.float64)
-                q = np.quantile(total, QUANTILES)
+                q = np.quantile(total, quantiles)
                 rows.append(
                     {
                         "fiscal_year": f"FY{w.fiscal_year}",

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipesim.scenario.scenario import Scenario
+from pipesim.simulation.quarters import quarter_table
 
 QUANTILES = (0.1, 0.5, 0.9)
 METRICS = ("revenue", "won_deals")
@@ -114,9 +115,9 @@ class Result:
         horizon cuts it: then only the forecast part), ``metric``, ``mean``, ``p10``,
         ``p50``, ``p90``: each quantile over the trials' totals of the quarter.
         """
-        from pipesim.simulation.quarters import quarter_table
-
-        return quarter_table(self.breakdown(by), by_columns(by))
+        res, cols = self.breakdown(by), by_columns(by)
+        columns = res._columns(with_segments=bool(cols))
+        return quarter_table(res.scenario, columns, res.revenue, res.won, cols, QUANTILES)
 
     def trials(self, by: str | Sequence[str] | None = None) -> pd.DataFrame:
         """Per-trial revenue and won deals per period (whole-book rows have null ``by`` columns)."""
