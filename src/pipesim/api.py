@@ -147,7 +147,8 @@ def write_results(
 ) -> list[Path]:
     """Write ``summary.parquet``, ``quarters.parquet``, ``trials.parquet``, ``funnel.parquet``.
 
-    ``quarters.parquet`` holds the fiscal quarters and years (:meth:`Result.quarters`).
+    ``quarters.parquet`` holds the fiscal quarters and years (:meth:`Result.quarters`);
+    a scenario with quotas also gets ``quota.parquet`` (:meth:`Result.quota`).
     All carry the run's settings in their metadata (and ``target``, the
     revenue target over the horizon, when given: ``pipesim report`` draws it);
     ``funnel.parquet`` (stage, deals, value, conversion, win_probability) makes
@@ -169,6 +170,9 @@ def write_results(
         "trials": result.trials(result.by),
         "funnel": funnel_table(result.scenario),
     }
+    quota = result.quota()
+    if quota is not None:
+        tables["quota"] = quota
     odds = odds_curve(result.scenario)
     if len(odds):
         tables["odds"] = odds

@@ -154,6 +154,7 @@ def _extras(data: ReportData) -> dict[str, pd.DataFrame]:
     out = {}
     for name, frame in (
         ("Quarters", quarter_table(data.quarters, data.by) if data.quarters is not None else None),
+        ("Quota", data.quota),
         ("Funnel", data.funnel),
         ("Comparison", data.compare),
         ("Sensitivity", data.sensitivity),
@@ -186,7 +187,8 @@ def write_xlsx(data: ReportData, path: str | os.PathLike[str]) -> Path:
         for c in ("value", "mean", "p10", "p50", "p90", "delta_mean", "delta_p10", "delta_p50")
     }
     money_cols |= {"delta_p90": money, "conversion": "0.0%", "win_probability": "0.0%"}
-    money_cols |= {"p_better": "0.0%", "deals": "#,##0"}
+    money_cols |= {"p_better": "0.0%", "deals": "#,##0", "quota": money, "expected_gap": money}
+    money_cols |= {"p_attain": "0.0%", "p_attain_80": "0.0%"}
     quarter_cols = {f"Revenue {s}": money for s in ("P10", "P50", "P90", "mean")}
     quarter_cols |= {f"Won deals {s}": "#,##0" for s in ("P10", "P50", "P90")}
     quarter_cols |= {"Won deals mean": "#,##0.0"}

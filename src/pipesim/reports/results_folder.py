@@ -13,7 +13,16 @@ from pipesim.errors import InputError
 from pipesim.io import parquet
 from pipesim.reports import identity
 
-RESULT_FILES = ("summary", "quarters", "trials", "funnel", "compare", "sensitivity", "odds")
+RESULT_FILES = (
+    "summary",
+    "quarters",
+    "quota",
+    "trials",
+    "funnel",
+    "compare",
+    "sensitivity",
+    "odds",
+)
 PLAN_FILES = ("target", "health", "drift")
 ODDS_NEEDS = ("stage", "age_days", "odds")
 SUMMARY_COLUMNS = ("period", "cumulative", "metric", "mean", "p10", "p50", "p90")
@@ -23,8 +32,10 @@ TARGET_NEEDS = ("period", "leads_current", "leads_needed")
 HEALTH_NEEDS = ("stage", "deals_now", "value_now", "deals_needed", "coverage", "bottleneck")
 DRIFT_NEEDS = ("period", "stage", "metric", "actual", "p10", "p50", "p90", "flag")
 QUARTER_NEEDS = ("fiscal_year", "quarter", "start", "end", "complete", "metric", "p10", "p50")
+QUOTA_NEEDS = ("period", "quota", "p10", "p50", "p90", "p_attain", "p_attain_80", "expected_gap")
 NEEDS = {
     "quarters": QUARTER_NEEDS,
+    "quota": QUOTA_NEEDS,
     "funnel": FUNNEL_NEEDS,
     "compare": COMPARE_NEEDS,
     "odds": ODDS_NEEDS,
@@ -72,6 +83,7 @@ class ReportData:
     left_out: tuple[str, ...] = ()
     file_settings: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     quarters: pd.DataFrame | None = None
+    quota: pd.DataFrame | None = None
 
     def whole_quarters(self, metric: str) -> pd.DataFrame:
         """Whole-book rows of ``quarters.parquet`` for one metric (empty without the file)."""
@@ -237,6 +249,7 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
         left_out=tuple(left_out),
         file_settings={k: v for k, v in kept.items() if k in tables},
         quarters=optional["quarters"],
+        quota=optional["quota"],
     )
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from pipesim.prepare.loss_clock import odds_by_age
 from pipesim.reports.funnel_table import funnel_table
+from pipesim.simulation.attainment import ATTAIN_COLUMNS
 from pipesim.simulation.quarters import QUARTER_COLUMNS
 from pipesim.simulation.result import Result
 from pipesim.text_table import money, number, percent, table
@@ -73,6 +74,9 @@ def run_report(result: Result) -> str:
         table(header, _block(whole, True)),
     ]
     out += ["", "Per fiscal quarter and year", quarter_block(result.quarters(), sc.currency)]
+    quota = result.quota()
+    if quota is not None:
+        out += ["", "Quotas: the chance to make each one, least likely first", quota_block(quota)]
     odds = odds_by_age(sc)
     if len(odds):
         out += [
@@ -144,9 +148,30 @@ def quarter_block(quarters: pd.DataFrame, currency: str = "") -> str:
     text = table(header, rows, left=2)
     if not rev["complete"].all():
         text += (
-            "\n(part): as_of or the horizon cuts the quarter; only the days the forecast covers."
+            "\n(part): as_of or the horizon cuts it: the days the forecast covers, plus the "
+            "revenue already booked before as_of (won.parquet, when the scenario has one)."
         )
     return text
+
+
+def quota_block(quota: pd.DataFrame) -> str:
+    """quota.parquet's rows sorted by P(attain), least likely first."""
+    owners = [c for c in quota.columns if c not in ("period", "quota", *ATTAIN_COLUMNS)]
+    ranked = quota.sort_values("p_attain", kind="stable")
+    rows = [
+        [
+            ", ".join(f"{c}={r[c]}" for c in owners if r[c] is not None) or "company",
+            str(r["period"]),
+            number(r["quota"]),
+            *(number(r[c]) for c in ("p10", "p50", "p90")),
+            percent(r["p_attain"]),
+            percent(r["p_attain_80"]),
+            number(r["expected_gap"]),
+        ]
+        for _, r in ranked.iterrows()
+    ]
+    header = ["owner", "period", "quota", "P10", "P50", "P90", "P(attain)", "P(>=80%)"]
+    return table([*header, "expected gap"], rows, left=2)
 
 
 def horizon_table(summary: pd.DataFrame, by: Sequence[str], currency: str = "") -> str:

@@ -19,9 +19,11 @@ import pandas as pd
 
 from pipesim.errors import ScenarioError
 from pipesim.scenario import table_checks
+from pipesim.scenario.booked import check_won
 from pipesim.scenario.calendar import to_date
 from pipesim.scenario.deal_checks import check_deals
 from pipesim.scenario.fiscal import WEEK_PATTERNS, FiscalCalendar
+from pipesim.scenario.quotas import check_quotas
 
 # The scenario format: each version may reserve new column names (read as parameters,
 # never as segments). A scenario.parquet without format_version is format 1; a
@@ -51,9 +53,12 @@ RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     # A segment's own monthly shock on its lead volume (the market's is a setting).
     # (Settings of format 5: market_leads_shock_sd, close_jan..close_dec; and the fiscal
     # calendar, fiscal_year_start and fiscal_calendar, read in any format.)
+    # Revenue already booked (won.parquet) and quotas (quotas.parquet): new tables.
     5: {
         "arrivals": ("segment_leads_shock_sd",),
         "scenario": ("fiscal_year_start", "fiscal_calendar"),
+        "won": ("deal_id", "closed_at", "amount"),
+        "quotas": ("period", "quota"),
     },
 }
 
@@ -132,6 +137,12 @@ class Scenario:
         The fiscal calendar (``fiscal_year_start``, ``fiscal_calendar`` in
         scenario.parquet): quarters and years of the results; a week calendar's
         periods are the horizon's periods (see :mod:`pipesim.scenario.fiscal`).
+    won : DataFrame or None
+        Revenue already booked (``won.parquet``: ``deal_id``, ``closed_at``, ``amount``,
+        segment columns), added to every fiscal window it falls in
+        (:mod:`pipesim.scenario.booked`).
+    quotas : DataFrame or None
+        Quotas per owner and period (``quotas.parquet``, :mod:`pipesim.scenario.quotas`).
     """
 
     stages: pd.DataFrame
@@ -149,6 +160,8 @@ class Scenario:
     market_shock_sd: float = 0.0
     market_leads_shock_sd: float = 0.0
     fiscal: FiscalCalendar = dataclasses.field(default_factory=FiscalCalendar)
+    won: pd.DataFrame | None = None
+    quotas: pd.DataFrame | None = None
 
     @property
     def format_version(self) -> int:
@@ -287,6 +300,8 @@ def make_scenario(
     fiscal: FiscalCalendar | None = None,
     fiscal_year_start: object = None,
     fiscal_calendar: object = None,
+    won: pd.DataFrame | None = None,
+    quotas: pd.DataFrame | None = None,
 ) -> Scenario:
     """Validate the tables of a scenario and return it.
 
@@ -326,6 +341,10 @@ def make_scenario(
         The month (1-12) the fiscal year starts in (default 1).
     fiscal_calendar : str, optional
         ``4-4-5``, ``4-5-4`` or ``5-4-4`` for a week calendar (default: months).
+    won : DataFrame, optional
+        Deals already won before ``as_of`` (``deal_id``, ``closed_at``, ``amount``, segments).
+    quotas : DataFrame, optional
+        Quotas: owner columns (deal segment columns), ``period``, ``quota``.
 
     Raises
     ------
@@ -337,6 +356,8 @@ def make_scenario(
         "deals": "deals table",
         "arrivals": "arrivals table",
         "scenario": "scenario settings",
+        "won": "won table",
+        "quotas": "quotas table",
     }
     if sources:
         src.update({k: v for k, v in sources.items() if v is not None})
@@ -370,6 +391,20 @@ def make_scenario(
     else:
         deals_v, deal_source = None, deals.validated(funnel, src["deals"], DEAL_COLUMNS)
     arrivals_v = table_checks.check_arrivals(arrivals, src["arrivals"], ARRIVAL_COLUMNS, as_of_date)
+    calendar = fiscal or check_fiscal(fiscal_year_start, fiscal_calendar, src["scenario"])
+    won_v = None if won is None else check_won(won, src["won"], to_date(as_of_date))
+    quotas_v = None
+    if quotas is not None:
+        owners = dict.fromkeys(
+            [
+                *(c for c in (deals_v if deals_v is not None else deals).columns
+                  if c not in DEAL_COLUMNS),
+                *(c for c in arrivals_v.columns if c not in ARRIVAL_COLUMNS),
+            ]
+        )  # fmt: skip
+        quotas_v = check_quotas(
+            quotas, src["quotas"], list(owners), to_date(as_of_date), horizon, calendar
+        )
     return Scenario(
         stages=stages_v,
         deal_table=deals_v,
@@ -387,7 +422,9 @@ def make_scenario(
         market_leads_shock_sd=_check_shock(
             market_leads_shock_sd, src["scenario"], format_version, "market_leads_shock_sd"
         ),
-        fiscal=fiscal or check_fiscal(fiscal_year_start, fiscal_calendar, src["scenario"]),
+        fiscal=calendar,
+        won=won_v,
+        quotas=quotas_v,
     )
 
 

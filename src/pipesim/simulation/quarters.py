@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipesim.errors import InputError
+from pipesim.scenario.booked import booked
 from pipesim.scenario.fiscal import parse_window, window_label
 from pipesim.scenario.scenario import Scenario
 
@@ -145,11 +146,13 @@ def quarter_table(
     won: np.ndarray,
     by: tuple[str, ...],
     quantiles: tuple[float, ...],
+    none_label: str = "(none)",
 ) -> pd.DataFrame:
     """The ``quarters.parquet`` table (``by`` columns null on whole-book rows).
 
     ``columns`` are (labels of the ``by`` columns, column of ``revenue``/``won``
     [trial, period, column]) pairs, as :class:`pipesim.simulation.result.Result` lists them.
+    Revenue and deals already won in a window (``scenario.won``) are added to every trial.
     """
     windows = fiscal_windows(scenario)
     frames = []
@@ -158,6 +161,9 @@ def quarter_table(
             rows = []
             for w in windows:
                 total = values[:, w.periods, col].sum(axis=1).astype(np.float64)
+                owner = {k: None if v is None else str(v) for k, v in labels.items()}
+                amount, deals = booked(scenario.won, w.start, w.end, owner, none_label)
+                total = total + (amount if metric == "revenue" else deals)
                 q = np.quantile(total, quantiles)
                 rows.append(
                     {

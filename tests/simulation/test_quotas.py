@@ -1,0 +1,187 @@
+"""Quotas: P(attain) against the exact binomial for a rep, a team and the company; bad files."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import pipesim
+from conftest import Z, build, deals_frame, stages_frame
+from pipesim.cli import main
+from pipesim.io.scenario_folder import write_scenario
+
+P = 0.6  # each deal's chance to win; it wins or is lost 5 days after as_of (fixed dwell)
+TRIALS = 4_000
+
+
+def _binomial_tail(n: int, k: int, p: float = P) -> float:
+    """P(Binomial(n, p) >= k)."""
+    return sum(math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(max(k, 0), n + 1))
+
+
+def _gap(n: int, quota: float, booked: float, amount: float = 1_000.0, p: float = P) -> float:
+    """E[max(quota - booked - amount X, 0)], X ~ Binomial(n, p)."""
+    return sum(
+        math.comb(n, j) * p**j * (1 - p) ** (n - j) * max(quota - booked - amount * j, 0.0)
+        for j in range(n + 1)
+    )
+
+
+def _book():
+    # Rep A: 10 deals, rep B: 6 (team X); rep C: 4 (team Y). Every deal is worth 1,000,
+    # wins with probability 0.6 exactly (no parameter uncertainty), 5 days after as_of:
+    # inside FY2027-Q1 (April-June, fiscal year from April). Rep A has 2,000 booked in
+    # April (won.parquet), and 700 booked in March (FY2026: not in the quarter).
+    stages = stages_frame([P], dwell_days=5.0, dwell_cv=0.0, names=["Offer"])
+    reps = ["A"] * 10 + ["B"] * 6 + ["C"] * 4
+    teams = ["X"] * 16 + ["Y"] * 4
+    deals = deals_frame(["Offer"] * 20, 1_000.0, rep=reps, team=teams)
+    won = pd.DataFrame(
+        {
+            "deal_id": ["w1", "w2"],
+            "closed_at": ["2026-04-10", "2026-03-20"],
+            "amount": [2_000.0, 700.0],
+            "rep": ["A", "A"],
+            "team": ["X", "X"],
+        }
+    )
+    quotas = pd.DataFrame(
+        {
+            "rep": ["A", None, None, "C"],
+            "team": [None, "X", None, None],
+            "period": ["FY2027-Q1", "FY2027-Q1", "FY2027-Q1", "2026-05"],
+            "quota": [6_000.0, 11_000.0, 13_000.0, 3_000.0],
+        }
+    )
+    return build(
+        stages,
+        deals,
+        as_of="2026-05-01",
+        horizon_months=2,
+        fiscal_year_start=4,
+        calibrated=True,
+        won=won,
+        quotas=quotas,
+    )
+
+
+def test_attainment_matches_the_exact_binomial():
+    sc = _book()
+    quota = pipesim.simulate(sc, trials=TRIALS, seed=7).quota()
+    assert list(quota.columns) == [
+        "rep",
+        "team",
+        "period",
+        "quota",
+        "mean",
+        "p10",
+        "p50",
+        "p90",
+        "p_attain",
+        "p_attain_80",
+        "expected_gap",
+    ]
+    # (deals, booked, quota) of: rep A, team X (A + B), the company, rep C in May.
+    cases = [(10, 2_000.0, 6_000.0), (16, 2_000.0, 11_000.0), (20, 2_000.0, 13_000.0)]
+    cases.append((4, 0.0, 3_000.0))
+    for row, (n, booked, q) in zip(quota.to_dict("records"), cases, strict=True):
+        k = math.ceil((q - booked) / 1_000.0)
+        k80 = math.ceil((0.8 * q - booked) / 1_000.0)
+        for got, exact in (
+            (row["p_attain"], _binomial_tail(n, k)),
+            (row["p_attain_80"], _binomial_tail(n, k80)),
+        ):
+            # Monte Carlo standard error sqrt(p(1-p)/T); Z = 4.5 of them.
+            assert abs(got - exact) <= Z * math.sqrt(exact * (1 - exact) / TRIALS) + 1e-12
+        mean = booked + 1_000.0 * n * P
+        sd = 1_000.0 * math.sqrt(n * P * (1 - P))
+        assert abs(row["mean"] - mean) <= Z * sd / math.sqrt(TRIALS)
+        gap = _gap(n, q, booked)
+        # The gap is bounded by q: its sd is at most q; Z standard errors.
+        assert abs(row["expected_gap"] - gap) <= Z * q / math.sqrt(TRIALS)
+
+
+def test_a_team_is_its_reps_summed_trial_by_trial():
+    sc = _book()
+    res = pipesim.simulate(sc, trials=500, seed=3)
+    by_rep = res.breakdown("rep,team")
+    seg = by_rep.segments
+    cols = [1 + int(k) for k in np.flatnonzero(seg["team"].to_numpy() == "X")]
+    team = by_rep.revenue[:, :, cols].sum(axis=(1, 2)) + 2_000.0
+    quota = res.quota()
+    row = quota[quota["team"] == "X"].iloc[0]
+    assert row["p_attain"] == np.mean(np.round(team, 2) >= 11_000.0)  # exactly
+    assert row["p50"] == np.quantile(team, 0.5)
+
+
+def test_cent_precision():
+    # A rep whose revenue is exactly its quota up to float noise attains it.
+    from pipesim.simulation.attainment import attainment
+
+    got = attainment(0.3, np.array([0.1 + 0.2, 0.29, 0.3]), (0.1, 0.5, 0.9))
+    assert got["p_attain"] == pytest.approx(2 / 3)
+    assert got["expected_gap"] == pytest.approx(0.01 / 3)
+
+
+def test_run_writes_and_prints_quota(tmp_path):
+    write_scenario(tmp_path / "s", _book())
+    out = tmp_path / "r"
+    res = CliRunner().invoke(
+        main, ["run", str(tmp_path / "s"), "--trials", "300", "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    text = res.output[res.output.index("Quotas:") :]
+    lines = [ln for ln in text.splitlines()[3:7]]
+    assert lines[0].startswith("team=X") or lines[0].startswith("company") or "rep=" in lines[0]
+    shown = [float(ln.split()[-3].rstrip("%<")) for ln in lines if "%" in ln]
+    assert shown == sorted(shown)  # least likely first
+    table = pq.read_table(out / "quota.parquet").to_pandas()
+    assert len(table) == 4 and list(table["period"])[-1] == "2026-05"
+    assert pipesim.load_scenario(tmp_path / "s").won is not None
+    quarters = pd.read_parquet(out / "quarters.parquet")
+    q1 = quarters[(quarters["quarter"] == "Q1") & (quarters["metric"] == "revenue")].iloc[0]
+    assert not q1["complete"] and q1["mean"] > 2_000.0  # booked April revenue included
+    page = pipesim.report(out, xlsx=tmp_path / "book.xlsx")[0].read_text(encoding="utf-8")
+    assert "Quotas and attainment" in page
+    import openpyxl
+
+    assert "Quota" in openpyxl.load_workbook(tmp_path / "book.xlsx").sheetnames
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda q: q.assign(region=["N", None, None, None]),
+            "quotas.parquet: owner column(s) 'region'",
+        ),
+        (
+            lambda q: q.assign(period=["FY2027-Q1", "FY2028-Q1", "FY2027-Q1", "2026-05"]),
+            "quotas.parquet, column 'period': 1 row(s) are outside the horizon "
+            "(2026-05-01 to 2026-06-30): row 2 ('FY2028-Q1')",
+        ),
+        (
+            lambda q: q.assign(quota=[6_000.0, -1.0, 13_000.0, 3_000.0]),
+            "quotas.parquet, column 'quota': 1 row(s) are missing or negative: row 2 (-1.0)",
+        ),
+        (
+            lambda q: q.assign(period=["FY2027-Q1", "FY2027", "FY2027-Q1", "2026-05"]),
+            "row 2 ('FY2027')",  # the fiscal year runs past the horizon
+        ),
+    ],
+)
+def test_bad_quota_files_exit_2(tmp_path, change, message):
+    write_scenario(tmp_path / "s", _book())
+    quotas = pd.read_parquet(tmp_path / "s" / "quotas.parquet")
+    change(quotas).to_parquet(tmp_path / "s" / "quotas.parquet")
+    res = CliRunner().invoke(
+        main, ["run", str(tmp_path / "s"), "--trials", "10", "--out", str(tmp_path / "r")]
+    )
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "r").exists()
