@@ -730,8 +730,24 @@ _BY = click.option(
 
 @main.command()
 @click.argument("scenario", required=False, type=click.Path(path_type=Path))
-@_REVENUE
+@click.option(
+    "--revenue",
+    type=float,
+    default=None,
+    help="Revenue target X over the window, in the scenario's currency (e.g. 12000000); "
+    "with --owner, default: the owner's quota for --period in quotas.parquet.",
+)
 @_MONTHS
+@click.option(
+    "--period",
+    default=None,
+    help="Window: a fiscal quarter (FY2027-Q2), fiscal year (FY2027) or month (2026-04).",
+)
+@click.option(
+    "--owner",
+    default=None,
+    help="Aim at one owner's revenue and quota: COL=VALUE[,COL=VALUE] (e.g. rep=Ana).",
+)
 @click.option(
     "--quarter",
     default=None,
@@ -748,8 +764,10 @@ _BY = click.option(
 @_quiet_json
 def target(
     scenario: Path | None,
-    revenue: float,
+    revenue: float | None,
     months: int | None,
+    period: str | None,
+    owner: str | None,
     quarter: str | None,
     fiscal_year: str | None,
     confidence: float,
@@ -763,8 +781,9 @@ def target(
     """New leads per month needed to reach a revenue target; writes OUT/target.parquet."""
     with _working(notice=not (quiet or as_json)):
         result = api.target(
-            scenario, revenue, months=months, confidence=confidence, by=by, trials=trials,
-            seed=seed, progress=progress_wanted(quiet), quarter=quarter, fiscal_year=fiscal_year,
+            scenario, revenue or 0.0, months=months, confidence=confidence, by=by,
+            trials=trials, seed=seed, progress=progress_wanted(quiet), quarter=quarter,
+            fiscal_year=fiscal_year, period=period, owner=owner,
         )  # fmt: skip
         _show(result, out, quiet, as_json)
 

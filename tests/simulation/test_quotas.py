@@ -13,6 +13,7 @@ from click.testing import CliRunner
 import pipesim
 from conftest import Z, build, deals_frame, stages_frame
 from pipesim.cli import main
+from pipesim.errors import InputError
 from pipesim.io.scenario_folder import write_scenario
 
 P = 0.6  # each deal's chance to win; it wins or is lost 5 days after as_of (fixed dwell)
@@ -185,3 +186,38 @@ def test_bad_quota_files_exit_2(tmp_path, change, message):
     assert res.exit_code == 2, res.output
     assert message in res.output and "Traceback" not in res.output
     assert not (tmp_path / "r").exists()
+
+
+def test_target_for_an_owner_aims_at_its_quota(tmp_path):
+    # Rep C has no leads: its 4 deals alone decide; with the quota 3,000 for May the
+    # probability the open deals reach it is P(Binomial(4, 0.6) >= 3) = 0.4752 < 0.8,
+    # and no lead of rep C can be scaled: the search says so.
+    sc = _book()
+    with pytest.raises(InputError, match="no new leads"):
+        pipesim.target(sc, owner="rep=C", period="2026-05", trials=200)
+    leads = pd.DataFrame(
+        {"period": ["2026-05", "2026-06"], "leads": 5.0, "amount": 1_000.0, "rep": "A", "team": "X"}
+    )
+    sc = sc.replace(arrivals=leads)
+    res = pipesim.target(sc, owner="rep=A", period="FY2027-Q1", trials=TRIALS, seed=1)
+    meta = res.metadata
+    assert meta["owner"] == "rep=A" and meta["window"] == "FY2027-Q1"
+    assert float(meta["revenue_target"]) == 6_000.0 and float(meta["booked"]) == 2_000.0
+    # Open deals alone (and the 2,000 booked): P(Binomial(10, 0.6) >= 4) = 0.9452.
+    exact = _binomial_tail(10, 4)
+    got = float(meta["probability_open_deals_only"])
+    assert abs(got - exact) <= Z * math.sqrt(exact * (1 - exact) / TRIALS)
+    assert "by rep=A in FY2027-Q1" in res.text
+    write_scenario(tmp_path / "s", sc)
+    cli = CliRunner().invoke(
+        main,
+        ["target", str(tmp_path / "s"), "--period", "FY2027-Q1", "--owner", "rep=A",
+         "--trials", "200", "--out", str(tmp_path / "o")],
+    )  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    bad = CliRunner().invoke(
+        main,
+        ["target", str(tmp_path / "s"), "--period", "FY2027-Q1", "--owner", "region=N",
+         "--trials", "20", "--out", str(tmp_path / "o")],
+    )  # fmt: skip
+    assert bad.exit_code == 2 and "--owner 'region=N'" in bad.output

@@ -28,6 +28,10 @@ def target_report(result: PlanResult) -> str:
     span = f"over the first {months} month(s)"
     if meta.get("window"):
         span = f"in {meta['window']} ({meta['window_start']} to {meta['window_end']})"
+    if meta.get("owner"):
+        span = f"by {meta['owner']} {span}"
+    if float(meta.get("booked") or 0.0) > 0:
+        span += f" ({_n(float(meta['booked']))}{cur} of it already booked)"
     by = [c for c in meta["by"].split(",") if c]
     stages = [c for c in frame.columns if c.startswith("needed_")]
     lines = [

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from pipesim.errors import InputError
 from pipesim.plan import common_random_numbers
+from pipesim.plan.owners import owner_quota, owner_scenario, parse_owner
 from pipesim.plan.plan_result import PlanResult, ScenarioLike, as_scenario, base_metadata, check_run
 from pipesim.prepare.kernel_inputs import Prepared, prepare
 from pipesim.progress import Progress
+from pipesim.scenario.booked import booked
 from pipesim.scenario.calendar import first_month, month_index
 from pipesim.scenario.scenario import Scenario
 from pipesim.simulation.quarters import Window, find_window
@@ -109,17 +111,20 @@ def search(
     seed: int,
     progress: Progress | None = None,
     first: int = 0,
+    booked: float = 0.0,
 ) -> Search:
     """The smallest scale of the arrivals with P(revenue in the window >= X) >= confidence.
 
     The window is the periods ``first`` to ``months`` - 1 (a fiscal quarter under way or
-    ahead); the arrivals scaled are those of the periods before ``months``.
+    ahead); the arrivals scaled are those of the periods before ``months``. ``booked``
+    (revenue already won in the window) is added to every trial.
     ``progress`` counts the trials of every run of the search.
     """
     deals_sc = scenario.replace(arrivals=scenario.arrivals.iloc[:0])
     deals_rev = common_random_numbers.run(prepare(deals_sc), trials, seed, progress)[0][
         :, first:months, 0
     ].sum(axis=1)
+    deals_rev = deals_rev + booked
     arr_p = prepare(arrivals_only(scenario, months))
     current = float(_lead_arrays(arr_p, months)[0].sum())
     if current <= 0:
@@ -216,7 +221,9 @@ def _aimed_window(sc: Scenario, months: int | None, **labels: str | None) -> Win
         )
     name, label = next(iter(given.items()))
     window = find_window(sc, label, name)
-    wrong_kind = window.quarter < 1 if name == "quarter" else window.quarter != 0
+    wrong_kind = (name == "quarter" and window.quarter < 1) or (
+        name == "fiscal_year" and window.quarter != 0
+    )
     if wrong_kind:
         what = "a fiscal quarter such as FY2027-Q2" if name == "quarter" else "a year: FY2027"
         raise InputError(f"{name}={label!r}: give {what}.", parameters=(name,))
@@ -235,11 +242,17 @@ def target(
     progress: bool = False,
     quarter: str | None = None,
     fiscal_year: str | None = None,
+    period: str | None = None,
+    owner: str | Mapping[str, str] | None = None,
 ) -> PlanResult:
     """The new leads per month needed for P(revenue over the first ``months`` >= ``revenue``).
 
-    ``quarter`` (``FY2027-Q2``) or ``fiscal_year`` (``FY2027``) aim at the revenue won in
-    that fiscal quarter or year instead (the leads of every month up to its end scaled).
+    ``quarter`` (``FY2027-Q2``), ``fiscal_year`` (``FY2027``) or ``period`` (either, or a
+    month ``2026-04``) aim at the revenue won in that window instead (the leads of every
+    month up to its end scaled). Revenue already booked in the window (``won.parquet``)
+    counts. ``owner`` (``"rep=Ana"``, ``"team=X,region=EU"``) aims at that owner's revenue
+    (its deals, leads and booked deals; only its leads scaled) and, when ``revenue`` is
+    not given, at its quota for the period in ``quotas.parquet``.
 
     Parameters
     ----------
@@ -268,9 +281,33 @@ def target(
         ``probability_se``, ``reachable``, ``scale`` and ``first_guess_leads_per_month``.
     """
     sc = as_scenario(scenario)
-    aimed = _aimed_window(sc, months, quarter=quarter, fiscal_year=fiscal_year)
+    aimed = _aimed_window(sc, months, quarter=quarter, fiscal_year=fiscal_year, period=period)
     window = check_run(trials, months, sc) if aimed is None else aimed.cut[1]
     first = 0 if aimed is None else aimed.cut[0]
+    who = parse_owner(owner, sc)
+    if who is not None:
+        if aimed is None:
+            raise InputError(
+                "owner=: give the period of the owner's quota too (period=FY2027-Q2).",
+                parameters=("owner", "period"),
+            )
+        if not revenue:
+            quota = owner_quota(sc, who, aimed.label)
+            if quota is None:
+                raise InputError(
+                    f"owner={owner!r}: quotas.parquet has no quota for it in {aimed.label}; "
+                    "give revenue= (the target), or add the row.",
+                    parameters=("owner", "revenue"),
+                )
+            revenue = quota
+    periods = sc.fiscal.horizon_periods(sc.as_of, sc.horizon_months)
+    start, end = (
+        (periods[0][1], periods[window - 1][2]) if aimed is None else (aimed.start, aimed.end)
+    )
+    already = booked(sc.won, start, end, dict(who or {}))[0]
+    full = sc
+    if who is not None:
+        sc = owner_scenario(sc, who)
     if not (isinstance(revenue, int | float) and math.isfinite(revenue) and revenue > 0):
         raise InputError(
             f"revenue={revenue!r}: give a positive revenue target.", parameters=("revenue",)
@@ -282,7 +319,7 @@ def target(
         )
     cols = by_columns(by)
     with Progress(None, enabled=progress, desc="target search") as bar:
-        found = search(sc, float(revenue), window, confidence, trials, seed, bar, first)
+        found = search(sc, float(revenue), window, confidence, trials, seed, bar, first, already)
     table = target_table(sc, found.scale, window, cols)
     current = float(table["leads_current"].sum()) / window
     needed = float(table["leads_needed"].sum()) / window
@@ -309,16 +346,25 @@ def target(
     elif found.scale == 0.0:
         messages.append("The open deals alone reach the target: no new leads are needed.")
     if aimed is not None and aimed.start < sc.as_of:
-        messages.append(
-            f"{aimed.label} is under way: revenue won from {aimed.start} to the day before "
-            f"as_of ({sc.as_of}) is not counted; the target is for the rest of it."
-        )
-    meta = base_metadata("target", sc, trials, seed)
+        if full.won is None:
+            messages.append(
+                f"{aimed.label} is under way: revenue won from {aimed.start} to the day before "
+                f"as_of ({sc.as_of}) is not counted (the scenario has no won.parquet); the "
+                "target is for the rest of it."
+            )
+        else:
+            messages.append(
+                f"{aimed.label} is under way: {already:,.0f} already booked in it "
+                "(won.parquet) counts in every trial."
+            )
+    meta = base_metadata("target", full, trials, seed)
     meta.update(
         {
             "revenue_target": repr(float(revenue)),
             "months": str(window),
             "window": aimed.label if aimed is not None else "",
+            "owner": ",".join(f"{k}={v}" for k, v in (who or {}).items()),
+            "booked": repr(already),
             "window_start": aimed.start.isoformat() if aimed is not None else "",
             "window_end": aimed.end.isoformat() if aimed is not None else "",
             "confidence": repr(float(confidence)),
@@ -333,7 +379,7 @@ def target(
             "probability_open_deals_only": repr(found.deals_probability),
         }
     )
-    result = PlanResult("target", sc, {"target": table}, meta, messages)
+    result = PlanResult("target", full, {"target": table}, meta, messages)
     from pipesim.plan.printed import target_report
 
     result.text = target_report(result)

@@ -104,7 +104,7 @@ def check_quotas(
     out = pd.DataFrame(index=range(len(table)))
     for col in owners:
         values = as_segment(table[col]).to_numpy()
-        out[col] = [None if v == "" else v for v in values]
+        out[col] = pd.Series([None if v == "" else v for v in values], dtype=object)
     out["period"] = labels
     out["quota"] = quota
     key = out[[*owners, "period"]].astype(object).where(out[[*owners, "period"]].notna(), "")
