@@ -500,6 +500,19 @@ def example_history(directory: Path, force: bool) -> None:
 )
 @click.option("--stages", default=None, help=_STAGES_HELP)
 @_clock_laws
+@click.option(
+    "--fiscal-year-start",
+    type=click.IntRange(1, 12),
+    default=None,
+    help="Month (1-12) the fiscal year starts in (default 1); won.parquet holds the deals "
+    "won from its start to the day before --as-of.",
+)
+@click.option(
+    "--fiscal-calendar",
+    type=click.Choice(["4-4-5", "4-5-4", "5-4-4"]),
+    default=None,
+    help="Plan in weeks: 4-4-5, 4-5-4 or 5-4-4 (default: calendar months).",
+)
 @click.option("--force", is_flag=True, help="Overwrite a scenario already in OUT.")
 @_quiet_json
 def calibrate(
@@ -517,6 +530,8 @@ def calibrate(
     leads_until: str | None,
     half_life: float,
     moving_conversions: bool,
+    fiscal_year_start: int | None,
+    fiscal_calendar: str | None,
     force: bool,
     quiet: bool,
     as_json: bool,
@@ -542,6 +557,8 @@ def calibrate(
             leads_until=leads_until,
             half_life=half_life,
             moving_conversions=moving_conversions,
+            fiscal_year_start=fiscal_year_start,
+            fiscal_calendar=fiscal_calendar,
             force=force,
         )
     if as_json:
