@@ -221,3 +221,30 @@ def test_target_for_an_owner_aims_at_its_quota(tmp_path):
          "--trials", "20", "--out", str(tmp_path / "o")],
     )  # fmt: skip
     assert bad.exit_code == 2 and "--owner 'region=N'" in bad.output
+
+
+def test_new_leads_count_for_the_owner_of_their_arrival_row():
+    # Rep A also gets Poisson(10) new leads in May (arrival rows carry rep and team); each
+    # wins with probability 0.6 five days after it arrives (in May or early June), worth
+    # 1,000: a thinned Poisson(6). Its Q1 revenue is 2,000 booked + 1,000 x (Binomial(10,
+    # 0.6) + Poisson(6)).
+    leads = pd.DataFrame(
+        {"period": ["2026-05"], "leads": [10.0], "amount": [1_000.0], "rep": ["A"], "team": ["X"]}
+    )
+    sc = _book().replace(arrivals=leads)
+    # P(B + N >= 12), B ~ Binomial(10, 0.6), N ~ Poisson(6): the exact convolution.
+    pois = [math.exp(-6.0) * 6.0**j / math.factorial(j) for j in range(80)]
+    binom = [math.comb(10, j) * P**j * (1 - P) ** (10 - j) for j in range(11)]
+    exact = sum(b * p for i, b in enumerate(binom) for j, p in enumerate(pois) if i + j >= 12)
+    sc = sc.replace(quotas=sc.quotas.assign(quota=[14_000.0, 11_000.0, 13_000.0, 3_000.0]))
+    quota = pipesim.simulate(sc, trials=TRIALS, seed=11).quota()
+    rep_a = quota.iloc[0]
+    # Monte Carlo standard error sqrt(p(1-p)/T); Z = 4.5 of them. Amounts of 1,000 drawn
+    # as exp(log(1000)) may be off by 1e-13: the comparison at cent precision absorbs it.
+    assert abs(rep_a["p_attain"] - exact) <= Z * math.sqrt(exact * (1 - exact) / TRIALS)
+    sd = 1_000.0 * math.sqrt(10 * P * (1 - P) + 6.0)
+    assert abs(rep_a["mean"] - (2_000.0 + 1_000.0 * (6.0 + 6.0))) <= Z * sd / math.sqrt(TRIALS)
+    # Rep C (no leads) keeps its binomial: P(Binomial(4, 0.6) >= 3) in May.
+    exact_c = _binomial_tail(4, 3)
+    rep_c = quota.iloc[3]
+    assert abs(rep_c["p_attain"] - exact_c) <= Z * math.sqrt(exact_c * (1 - exact_c) / TRIALS)
