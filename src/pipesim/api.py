@@ -289,10 +289,14 @@ def funnel_note(format: str, stages: int) -> str:
 
 
 def run_json(result: Result) -> str:
-    """The summary ``pipesim run --json`` prints: settings and long-form rows, as JSON."""
-    from pipesim.reports.export import summary_json
+    """What ``pipesim run --json`` prints: settings, summary, quarters (and quota) rows."""
+    from pipesim.reports.export import tables_json
 
-    return summary_json(result.summary(result.by), result.metadata())
+    tables = {"summary": result.summary(result.by), "quarters": result.quarters(result.by)}
+    quota = result.quota()
+    if quota is not None:
+        tables["quota"] = quota
+    return tables_json(tables, result.metadata())
 
 
 def plan_json(result: PlanResult) -> str:

@@ -292,6 +292,9 @@ def test_run_json_prints_only_json_and_report_in_one_go(tmp_path):
     assert len(doc["summary"]) == len(summary)
     first = doc["summary"][0]
     assert first["mean"] == summary["mean"].iloc[0] and first["period"] == "2027-01"
+    quarters = pd.read_parquet(out / "quarters.parquet")
+    assert [r["p50"] for r in doc["quarters"]] == quarters["p50"].tolist()
+    assert doc["quarters"][0]["start"] == "2027-01-01"
     assert (out / "report.html").is_file() and "Wrote" in proc.stderr
     assert "9,000,000 EUR" in (out / "report.html").read_text(encoding="utf-8")
     # --target is kept in the results' metadata, so a later `pipesim report` draws it too.
