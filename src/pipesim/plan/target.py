@@ -310,7 +310,9 @@ def target(
         sc = owner_scenario(sc, who)
     if not (isinstance(revenue, int | float) and math.isfinite(revenue) and revenue > 0):
         raise InputError(
-            f"revenue={revenue!r}: give a positive revenue target.", parameters=("revenue",)
+            f"revenue={revenue!r}: give a positive revenue target"
+            + (" (or owner= and period= to aim at an owner's quota)." if not revenue else "."),
+            parameters=("revenue",),
         )
     if not 0.0 < confidence < 1.0:
         raise InputError(
