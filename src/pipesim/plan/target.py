@@ -312,7 +312,7 @@ def target(
         raise InputError(
             f"revenue={revenue!r}: give a positive revenue target"
             + (" (or owner= and period= to aim at an owner's quota)." if not revenue else "."),
-            parameters=("revenue",),
+            parameters=("revenue", "owner", "period"),
         )
     if not 0.0 < confidence < 1.0:
         raise InputError(
