@@ -144,6 +144,8 @@ def test_run_writes_and_prints_quota(tmp_path):
     table = pq.read_table(out / "quota.parquet").to_pandas()
     assert len(table) == 4 and list(table["period"])[-1] == "2026-05"
     assert pipesim.load_scenario(tmp_path / "s").won is not None
+    shown = CliRunner().invoke(main, ["show", str(tmp_path / "s")]).output
+    assert "won (2 deal(s) already won, 2,700 booked)" in shown and "quotas (4 row(s))" in shown
     quarters = pd.read_parquet(out / "quarters.parquet")
     q1 = quarters[(quarters["quarter"] == "Q1") & (quarters["metric"] == "revenue")].iloc[0]
     assert not q1["complete"] and q1["mean"] > 2_000.0  # booked April revenue included
