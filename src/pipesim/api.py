@@ -145,9 +145,11 @@ def format_run(result: Result) -> str:
 def write_results(
     result: Result, out: str | os.PathLike[str], target: float | None = None
 ) -> list[Path]:
-    """Write ``summary.parquet``, ``trials.parquet`` and ``funnel.parquet`` into ``out``.
+    """Write ``summary.parquet``, ``quarters.parquet``, ``trials.parquet``, ``funnel.parquet``.
 
-    All three carry the run's settings in their metadata (and ``target``, the
+    ``quarters.parquet`` holds the fiscal quarters and years (:meth:`Result.quarters`);
+    a scenario with quotas also gets ``quota.parquet`` (:meth:`Result.quota`).
+    All carry the run's settings in their metadata (and ``target``, the
     revenue target over the horizon, when given: ``pipesim report`` draws it);
     ``funnel.parquet`` (stage, deals, value, conversion, win_probability) makes
     the folder enough for ``pipesim report``. A scenario with loss clocks also gets
@@ -164,9 +166,13 @@ def write_results(
 
     tables = {
         "summary": result.summary(result.by),
+        "quarters": result.quarters(result.by),
         "trials": result.trials(result.by),
         "funnel": funnel_table(result.scenario),
     }
+    quota = result.quota()
+    if quota is not None:
+        tables["quota"] = quota
     odds = odds_curve(result.scenario)
     if len(odds):
         tables["odds"] = odds
@@ -283,10 +289,14 @@ def funnel_note(format: str, stages: int) -> str:
 
 
 def run_json(result: Result) -> str:
-    """The summary ``pipesim run --json`` prints: settings and long-form rows, as JSON."""
-    from pipesim.reports.export import summary_json
+    """What ``pipesim run --json`` prints: settings, summary, quarters (and quota) rows."""
+    from pipesim.reports.export import tables_json
 
-    return summary_json(result.summary(result.by), result.metadata())
+    tables = {"summary": result.summary(result.by), "quarters": result.quarters(result.by)}
+    quota = result.quota()
+    if quota is not None:
+        tables["quota"] = quota
+    return tables_json(tables, result.metadata())
 
 
 def plan_json(result: PlanResult) -> str:

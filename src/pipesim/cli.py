@@ -500,6 +500,19 @@ def example_history(directory: Path, force: bool) -> None:
 )
 @click.option("--stages", default=None, help=_STAGES_HELP)
 @_clock_laws
+@click.option(
+    "--fiscal-year-start",
+    type=click.IntRange(1, 12),
+    default=None,
+    help="Month (1-12) the fiscal year starts in (default 1); won.parquet holds the deals "
+    "won from its start to the day before --as-of.",
+)
+@click.option(
+    "--fiscal-calendar",
+    type=click.Choice(["4-4-5", "4-5-4", "5-4-4"]),
+    default=None,
+    help="Plan in weeks: 4-4-5, 4-5-4 or 5-4-4 (default: calendar months).",
+)
 @click.option("--force", is_flag=True, help="Overwrite a scenario already in OUT.")
 @_quiet_json
 def calibrate(
@@ -517,6 +530,8 @@ def calibrate(
     leads_until: str | None,
     half_life: float,
     moving_conversions: bool,
+    fiscal_year_start: int | None,
+    fiscal_calendar: str | None,
     force: bool,
     quiet: bool,
     as_json: bool,
@@ -542,6 +557,8 @@ def calibrate(
             leads_until=leads_until,
             half_life=half_life,
             moving_conversions=moving_conversions,
+            fiscal_year_start=fiscal_year_start,
+            fiscal_calendar=fiscal_calendar,
             force=force,
         )
     if as_json:
@@ -730,16 +747,46 @@ _BY = click.option(
 
 @main.command()
 @click.argument("scenario", required=False, type=click.Path(path_type=Path))
-@_REVENUE
+@click.option(
+    "--revenue",
+    type=float,
+    default=None,
+    help="Revenue target X over the window, in the scenario's currency (e.g. 12000000); "
+    "with --owner, default: the owner's quota for --period in quotas.parquet.",
+)
 @_MONTHS
+@click.option(
+    "--period",
+    default=None,
+    help="Window: a fiscal quarter (FY2027-Q2), fiscal year (FY2027) or month (2026-04).",
+)
+@click.option(
+    "--owner",
+    default=None,
+    help="Aim at one owner's revenue and quota: COL=VALUE[,COL=VALUE] (e.g. rep=Ana).",
+)
+@click.option(
+    "--quarter",
+    default=None,
+    help="Window: a fiscal quarter of the horizon, e.g. FY2027-Q2 (instead of --months).",
+)
+@click.option(
+    "--fiscal-year",
+    default=None,
+    help="Window: a fiscal year of the horizon, e.g. FY2027 (instead of --months).",
+)
 @_CONFIDENCE
 @_BY
 @_run_options
 @_quiet_json
 def target(
     scenario: Path | None,
-    revenue: float,
+    revenue: float | None,
     months: int | None,
+    period: str | None,
+    owner: str | None,
+    quarter: str | None,
+    fiscal_year: str | None,
     confidence: float,
     by: str | None,
     trials: int,
@@ -751,8 +798,9 @@ def target(
     """New leads per month needed to reach a revenue target; writes OUT/target.parquet."""
     with _working(notice=not (quiet or as_json)):
         result = api.target(
-            scenario, revenue, months=months, confidence=confidence, by=by, trials=trials,
-            seed=seed, progress=progress_wanted(quiet),
+            scenario, revenue or 0.0, months=months, confidence=confidence, by=by,
+            trials=trials, seed=seed, progress=progress_wanted(quiet), quarter=quarter,
+            fiscal_year=fiscal_year, period=period, owner=owner,
         )  # fmt: skip
         _show(result, out, quiet, as_json)
 

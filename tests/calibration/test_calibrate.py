@@ -144,6 +144,7 @@ def test_calibrate_writes_a_folder_that_run_accepts(tmp_path):
         "deals.parquet",
         "scenario.parquet",
         "stages.parquet",
+        "won.parquet",
     ]
     report = pd.read_parquet(out / "calibration.parquet")
     assert report.loc[report["item"] == "rows read", "rows"].item() == 800

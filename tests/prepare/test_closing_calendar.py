@@ -12,9 +12,14 @@ import pipesim
 from conftest import Z, build, deals_frame, stages_frame
 from pipesim.calibration.quarter_pace import due_dates, month_slips, quarter_paces
 from pipesim.errors import ScenarioError
-from pipesim.prepare.closing_calendar import month_paces, operational_bounds
+from pipesim.prepare.closing_calendar import month_paces, operational_bounds, slip_table
 from pipesim.prepare.kernel_inputs import prepare
-from pipesim.scenario.calendar import calendar_paces, operational_days, period_bounds
+from pipesim.scenario.calendar import (
+    calendar_paces,
+    operational_days,
+    period_bounds,
+    period_labels,
+)
 from pipesim.scenario.scenario import FORMAT_VERSION
 
 PACES = (0.5, 0.5, 2.0)  # a mean of 1: as given
@@ -22,7 +27,7 @@ PACES = (0.5, 0.5, 2.0)  # a mean of 1: as given
 
 def test_operational_months_are_their_days_times_their_pace_rounded():
     as_of = dt.date(2027, 1, 1)
-    paces = month_paces(as_of, 6, calendar_paces(PACES))
+    paces = month_paces(period_labels(as_of, 6), calendar_paces(PACES))
     np.testing.assert_allclose(paces, [0.5, 0.5, 2.0] * 2)
     bounds = period_bounds(as_of, 6)  # Jan 31, Feb 28, Mar 31, Apr 30, May 31, Jun 30
     op = operational_bounds(bounds, paces)
@@ -266,3 +271,15 @@ def test_slips_round_trip_through_a_scenario_folder(tmp_path):
     settings = pd.read_parquet(tmp_path / "s" / "scenario.parquet")
     assert settings["slip_dec"].item() == 0.6 and "slip_month1" not in settings.columns
     assert pipesim.load_scenario(tmp_path / "s").month_slips == tuple(month)
+
+
+def test_the_rush_follows_the_fiscal_quarter():
+    # Fiscal year from February: quarters Feb-Apr, May-Jul; January ends Nov-Jan.
+    labels = ["2027-01", "2027-02", "2027-03", "2027-04", "2027-05", "2027-06"]
+    table = slip_table(labels, (0.5, 0.3), None, year_start=2)
+    np.testing.assert_array_equal(table[0], [0.0, 0.5, 0.3, 0.0, 0.5, 0.3])
+    np.testing.assert_array_equal(table[1], [0, 3, 3, 3, 6, 6])  # 6: past the horizon
+    np.testing.assert_array_equal(table[2], 0.0)
+    calendar = slip_table(labels, (0.5, 0.3), None)  # calendar quarters
+    np.testing.assert_array_equal(calendar[0], [0.5, 0.3, 0.0, 0.5, 0.3, 0.0])
+    np.testing.assert_allclose(calendar_paces((1.0, 1.0, 2.0), 2)[:4], [1.5, 0.75, 0.75, 1.5])

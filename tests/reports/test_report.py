@@ -20,7 +20,16 @@ from pipesim.reports.export import finance_table
 from pipesim.reports.results_folder import load_report_data, tornado_frame
 from report_fixtures import EVIL_REGION, EVIL_STAGE, SEED, TARGET, TRIALS, make_results
 
-CHARTS = ("fan-monthly", "fan-cumulative", "histogram", "funnel", "segments", "compare", "tornado")
+CHARTS = (
+    "fan-monthly",
+    "fan-cumulative",
+    "histogram",
+    "quarters",
+    "funnel",
+    "segments",
+    "compare",
+    "tornado",
+)
 # PNG size in pixels at 100 dpi: fixed figure sizes (funnel and segments grow with their rows).
 PNG_SIZES = {
     "fan-monthly": (800, 400),
@@ -134,7 +143,14 @@ def test_workbook_numbers_equal_summary_parquet(made):
     root, results, _, _ = made
     summary = pd.read_parquet(results / "summary.parquet")
     wb = openpyxl.load_workbook(root / "book.xlsx")
-    assert wb.sheetnames == ["Summary", "Settings", "Funnel", "Comparison", "Sensitivity"]
+    assert wb.sheetnames == [
+        "Summary",
+        "Settings",
+        "Quarters",
+        "Funnel",
+        "Comparison",
+        "Sensitivity",
+    ]
     ws = wb["Summary"]
     assert ws.freeze_panes == "C2"
     header = [c.value for c in ws[1]]
@@ -226,7 +242,7 @@ def test_report_without_extras_or_segments(tmp_path, demo):
     written = pipesim.report(tmp_path / "res")
     assert written == [tmp_path / "res" / "report.html"]
     page = written[0].read_text(encoding="utf-8")
-    assert page.count('<figure class="chart"') == 4  # two fans, histogram, funnel
+    assert page.count('<figure class="chart"') == 5  # two fans, histogram, quarters, funnel
     assert "Scenario comparison" not in page and "Sensitivity" not in page
 
 
@@ -276,6 +292,9 @@ def test_run_json_prints_only_json_and_report_in_one_go(tmp_path):
     assert len(doc["summary"]) == len(summary)
     first = doc["summary"][0]
     assert first["mean"] == summary["mean"].iloc[0] and first["period"] == "2027-01"
+    quarters = pd.read_parquet(out / "quarters.parquet")
+    assert [r["p50"] for r in doc["quarters"]] == quarters["p50"].tolist()
+    assert doc["quarters"][0]["start"] == "2027-01-01"
     assert (out / "report.html").is_file() and "Wrote" in proc.stderr
     assert "9,000,000 EUR" in (out / "report.html").read_text(encoding="utf-8")
     # --target is kept in the results' metadata, so a later `pipesim report` draws it too.

@@ -19,7 +19,16 @@ from report_fixtures import EVIL_REGION, EVIL_STAGE, TARGET, make_results
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-CHARTS = ("fan-monthly", "fan-cumulative", "histogram", "funnel", "segments", "compare", "tornado")
+CHARTS = (
+    "fan-monthly",
+    "fan-cumulative",
+    "histogram",
+    "quarters",
+    "funnel",
+    "segments",
+    "compare",
+    "tornado",
+)
 FLAGS = (
     "--headless",
     "--no-sandbox",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,8 +14,10 @@ from pipesim.calibration.backtest import backtest_history, month_starts
 from pipesim.calibration.fit import Calibration, calibrate_history, write_calibration
 from pipesim.calibration.history import History
 from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS
+from pipesim.calibration.won_deals import won_this_year
 from pipesim.errors import InputError
 from pipesim.io import parquet, scenario_folder
+from pipesim.scenario.scenario import check_fiscal
 from pipesim.version import __version__
 
 PathLike = str | os.PathLike[str]
@@ -55,6 +58,8 @@ def calibrate(
     leads_until: object | None = None,
     half_life: float = HALF_LIFE_MONTHS,
     moving_conversions: bool = False,
+    fiscal_year_start: int | None = None,
+    fiscal_calendar: str | None = None,
 ) -> Calibration:
     """Calibrate a scenario from a CRM export as it stood at ``as_of``.
 
@@ -89,6 +94,10 @@ def calibrate(
     moving_conversions : bool
         Use where each stage's conversion stands now when it clearly moved (see
         :func:`pipesim.calibration.fit.calibrate_history`).
+    fiscal_year_start, fiscal_calendar : optional
+        The scenario's fiscal calendar (month 1-12 the fiscal year starts in; ``4-4-5``,
+        ``4-5-4`` or ``5-4-4`` for weeks). A dated history also gives ``won.parquet``:
+        the deals won from the start of as_of's fiscal year to the day before as_of.
 
     Returns
     -------
@@ -102,6 +111,7 @@ def calibrate(
         )
     if out is not None:
         scenario_folder.refuse_to_overwrite(out, force)
+    fiscal = check_fiscal(fiscal_year_start, fiscal_calendar, "calibrate")
     hist = _history(history, events, format, stages)
     name = Path(out).name if out is not None else ""
     cal = calibrate_history(
@@ -116,9 +126,23 @@ def calibrate(
         leads_until=leads_until,
         half_life=half_life,
         moving_conversions=moving_conversions,
+        fiscal_year_start=fiscal.year_start,
     )
+    sc = cal.scenario
+    won = None
+    if hist.dated:
+        won, rows = won_this_year(hist, sc.as_of, fiscal, sc.deal_segments)
+        report = pd.concat([cal.report, pd.DataFrame(rows)], ignore_index=True)
+        cal = dataclasses.replace(cal, report=report)
+    if won is not None or not fiscal.is_default:
+        cal = dataclasses.replace(cal, scenario=sc.replace(fiscal=fiscal, won=won))
     if out is not None:
         write_calibration(cal, out)
+        if won is not None:
+            meta = {"as_of": str(sc.as_of), "command": "calibrate"}
+            parquet.write_tables(
+                out, {"won": won if cal.scenario.won is None else cal.scenario.won}, meta
+            )
     return cal
 
 

@@ -152,6 +152,7 @@ def calibrate_history(
     leads_until: object | None = None,
     half_life: float = HALF_LIFE_MONTHS,
     moving_conversions: bool = False,
+    fiscal_year_start: int = 1,
 ) -> Calibration:
     """Estimate a scenario from a history, using only what was known before ``as_of``.
 
@@ -190,6 +191,8 @@ def calibrate_history(
         moved. Off by default: it holds the clocks at the whole history's fit, and
         where those are off for recent deals (the Maven export's late-recorded
         closes) it reads the gap as a moved conversion.
+    fiscal_year_start : int
+        The month the fiscal year starts in: the quarter-end rush is read on its quarters.
 
     Returns
     -------
@@ -278,14 +281,14 @@ def calibrate_history(
         if start is not None:
             won = won[won["created_at"] >= start]
         # Booked later than due: the rush as slips, and the months that slip to the next.
-        found, why = quarter_paces(won["closed_at"], cut)
+        found, why = quarter_paces(won["closed_at"], cut, fiscal_year_start)
         rush = rush_slips(None if found == (1.0, 1.0, 1.0) else found)
         if rush is not None:
             why += (
                 f": {rush[0]:.0%} of the wins due in a quarter's first month and {rush[1]:.0%} "
                 "of its second are booked in its last"
             )
-        late, why_late = month_slips(won["closed_at"], cut, rush)
+        late, why_late = month_slips(won["closed_at"], cut, rush, fiscal_year_start)
         for item, rule in (
             ("closing pace by month of quarter", why),
             ("wins booked the month after", why_late),
@@ -294,7 +297,7 @@ def calibrate_history(
                 report.append({"item": item, "rows": len(won), "action": "note", "rule": rule})
     obs = obs.assign(entered=_entered(obs, cut))
     if rush is not None or late is not None:  # the clocks on the wins' due dates
-        obs = obs.assign(days=_unslipped(obs, len(funnel) - 1, rush, late))
+        obs = obs.assign(days=_unslipped(obs, len(funnel) - 1, rush, late, fiscal_year_start))
     fits: dict[str, StageFit] = {}
     stage_rows = []
     if history.dated:
@@ -332,7 +335,7 @@ def calibrate_history(
     moved = {s for s, stage in enumerate(fits) if stage in shifts}  # their level has the drift
     phi = 1.0
     if history.dated:
-        phi = _overdispersion(obs, list(fits.values()), cut, moved, (rush, late))
+        phi = _overdispersion(obs, list(fits.values()), cut, moved, (rush, late), fiscal_year_start)
     stages["conversion_n"] = np.maximum(stages["conversion_n"] / phi, 2.0)
     if segs:
         stages, seg_fits = _segment_rows(stages, fits, obs, deals, segs, paths.cycle, phi)
@@ -499,13 +502,15 @@ def _unslipped(
     last: int,
     rush: tuple[float, ...] | None,
     late: tuple[float, ...] | None,
+    year_start: int,
 ) -> np.ndarray:
     """Each observation's days, the last stage's wins counted to their due dates."""
     days = obs["days"].to_numpy(dtype=float).copy()
     wins = ((obs["stage"] == last) & (obs["outcome"] == ADVANCE)).to_numpy().copy()
     wins &= ~np.isnat(obs["entered"].to_numpy(dtype="datetime64[ns]"))
     won_at = obs["exit_at"].to_numpy(dtype="datetime64[ns]")[wins]
-    due = due_dates(won_at, obs["entered"].to_numpy(dtype="datetime64[ns]")[wins], rush, late)
+    entered = obs["entered"].to_numpy(dtype="datetime64[ns]")[wins]
+    due = due_dates(won_at, entered, rush, late, year_start)
     days[wins] -= (won_at - due) / np.timedelta64(1, "D")
     return days
 
@@ -781,6 +786,7 @@ def _overdispersion(
     cut: pd.Timestamp,
     skip: set[int] | frozenset[int] = frozenset(),
     slips: tuple[tuple[float, ...] | None, tuple[float, ...] | None] = (None, None),
+    year_start: int = 1,
 ) -> float:
     """How much more each stage's monthly advances vary than the fitted model allows.
 
@@ -825,7 +831,7 @@ def _overdispersion(
         if s == len(fits) - 1 and (slips[0] is not None or slips[1] is not None):
             first_days = cut64 + np.rint(edges[:-1] * 86_400e9).astype("timedelta64[ns]")
             calendar_month = first_days.astype("datetime64[M]").astype(np.int64) % 12 + 1
-            booked = booked_counts(e, calendar_month, *slips)
+            booked = booked_counts(e, calendar_month, *slips, year_start)
             v *= booked / np.maximum(e, 1e-12)
             e = booked
         use = e >= 10.0

@@ -27,15 +27,24 @@ MAX_QUARTERS = 8
 LEVEL = 0.01
 
 
-def quarter_paces(won_at: pd.Series, cut: pd.Timestamp) -> tuple[tuple[float, float, float], str]:
+def _quarters(year_start: int) -> str:
+    """The pandas frequency of the quarters of a fiscal year starting in ``year_start``."""
+    end = (year_start - 2) % 12  # the month before the start, 0: January
+    names = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+    return f"Q-{names[end]}"
+
+
+def quarter_paces(
+    won_at: pd.Series, cut: pd.Timestamp, year_start: int = 1
+) -> tuple[tuple[float, float, float], str]:
     """``(paces, why)``: the paces of months 1-3 of a quarter ((1, 1, 1) when not used).
 
     ``won_at``: the wins' dates (before ``cut``). ``why`` says what was found, for the
     calibration report (empty when there are too few quarters to say anything).
     """
     even = (1.0, 1.0, 1.0)
-    last = cut.to_period("Q") - 1  # the last complete quarter
-    quarters = won_at[won_at < cut].dt.to_period("Q")
+    last = cut.to_period(_quarters(year_start)) - 1  # the last complete quarter
+    quarters = won_at[won_at < cut].dt.to_period(_quarters(year_start))
     seen = sorted(q for q in quarters.unique() if q <= last)[-MAX_QUARTERS:]
     if len(seen) < MIN_QUARTERS:
         return even, ""
@@ -87,7 +96,10 @@ def rush_slips(paces: tuple[float, ...] | None) -> tuple[float, float] | None:
 
 
 def month_slips(
-    won_at: pd.Series, cut: pd.Timestamp, rush: tuple[float, ...] | None = None
+    won_at: pd.Series,
+    cut: pd.Timestamp,
+    rush: tuple[float, ...] | None = None,
+    year_start: int = 1,
 ) -> tuple[tuple[float, ...] | None, str]:
     """``(slips, why)``: the share of each calendar month's wins booked the month after.
 
@@ -118,7 +130,7 @@ def month_slips(
     days = np.array([m.days_in_month for m in months], dtype=float).reshape(years, 12)
     natural = observed.sum(axis=1, keepdims=True) * days / days.sum(axis=1, keepdims=True)
     held = np.zeros(3) if rush is None else np.array([rush[0], rush[1], 0.0])
-    j = np.array([(m.month - 1) % 3 for m in months[:12]])
+    j = np.array([(m.month - year_start) % 3 for m in months[:12]])
     due = natural * (1.0 - held[j])  # after the rush: months 1-2 lose, month 3 gains
     for k in range(12):
         if j[k] < 2 and k + 2 - j[k] < 12:
@@ -170,6 +182,7 @@ def due_dates(
     entered: np.ndarray,
     rush: tuple[float, ...] | None,
     late: tuple[float, ...] | None,
+    year_start: int = 1,
 ) -> np.ndarray:
     """The dates the wins were due, before the slips booked some of them later (imputed).
 
@@ -200,7 +213,7 @@ def due_dates(
             c = int(m.astype(np.int64) % 12)
             if kind == "month":
                 sources = [(m - 1, shares[(c - 1) % 12])]
-            elif c % 3 == 2:  # the quarter's last month takes its first two months' rush
+            elif (c + 1 - year_start) % 3 == 2:  # a quarter's last month: its first two's rush
                 sources = [(m - 2, shares[0]), (m - 1, shares[1])]
             else:
                 continue
@@ -232,6 +245,7 @@ def booked_counts(
     calendar_month: np.ndarray,
     rush: tuple[float, ...] | None,
     late: tuple[float, ...] | None,
+    year_start: int = 1,
 ) -> np.ndarray:
     """Wins booked in each of consecutive months, from the wins ``due`` in each.
 
@@ -245,7 +259,7 @@ def booked_counts(
     if rush is not None:
         held = np.zeros(n)
         for k in range(n):
-            j = (int(calendar_month[k]) - 1) % 3
+            j = (int(calendar_month[k]) - year_start) % 3
             if j < 2:
                 held[k] = out[k] * rush[j]
                 if k + 2 - j < n:

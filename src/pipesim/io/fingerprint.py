@@ -41,6 +41,9 @@ def _file_blocks(path: Path) -> Iterator[bytes]:
 def scenario_fingerprint(scenario: Scenario) -> str:
     """16 hex digits naming the scenario's content (tables, ``as_of``, horizon, currency).
 
+    A fiscal calendar other than the calendar year in months, ``won.parquet`` and
+    ``quotas.parquet`` count when the scenario has them.
+
     A book kept on disk (a ``deals.parquet`` over ``DEAL_CHUNK`` rows) counts by its
     file's bytes, a book in memory by its rows.
     """
@@ -54,6 +57,13 @@ def scenario_fingerprint(scenario: Scenario) -> str:
     for name, frame in (("stages", scenario.stages), ("arrivals", scenario.arrivals)):
         digest.update(name.encode())
         digest.update(_table_bytes(frame))
+    if not scenario.fiscal.is_default:  # counted only when set: older fingerprints stay
+        digest.update(f"fiscal|{scenario.fiscal.year_start}|{scenario.fiscal.weeks}".encode())
+    for name in ("won", "quotas"):
+        table = getattr(scenario, name)
+        if table is not None:
+            digest.update(name.encode())
+            digest.update(_table_bytes(table))
     digest.update(b"deals")
     source = scenario.deal_source
     path = getattr(source, "path", None)

@@ -31,6 +31,7 @@ from pipesim.scenario.scenario import (
 )
 
 SCENARIO_FILES = ("stages", "deals", "arrivals", "scenario")
+FINANCE_FILES = ("won", "quotas")  # optional: revenue already booked, quotas per owner
 # The Parquet metadata of a scenario.parquet written by ``calibrate`` (export and import
 # keep it): such a funnel is the history's, and its size draws no warning.
 CALIBRATED = ("command", "calibrate")
@@ -70,7 +71,7 @@ def load_scenario(
             f"{folder}: no such scenario folder. Give a folder holding stages.parquet, "
             "deals.parquet and scenario.parquet (`pipesim init DIR` writes an example)."
         )
-    files = {name: folder / f"{name}.parquet" for name in SCENARIO_FILES}
+    files = {name: folder / f"{name}.parquet" for name in (*SCENARIO_FILES, *FINANCE_FILES)}
     refuse_csv(folder)
     for name in ("stages", "deals", "scenario"):
         if not files[name].is_file():
@@ -101,7 +102,7 @@ def refuse_csv(folder: Path) -> None:
     pipesim reads only Parquet (types and empty cells stay as written); a CSV would
     be silently ignored (``arrivals.csv``, ``levers.csv``) or reported missing.
     """
-    for name in (*SCENARIO_FILES, "levers"):
+    for name in (*SCENARIO_FILES, *FINANCE_FILES, "levers"):
         csv, parquet_file = folder / f"{name}.csv", folder / f"{name}.parquet"
         if csv.is_file() and not parquet_file.is_file():
             raise ScenarioError(
@@ -172,8 +173,12 @@ def scenario_from_tables(
         close_paces=paces[CLOSE_PACE_COLUMNS],
         rush_slips=paces[RUSH_SLIP_COLUMNS],
         month_slips=paces[MONTH_SLIP_COLUMNS],
+        won=tables.get("won"),
+        quotas=tables.get("quotas"),
         market_shock_sd=row.get("market_shock_sd"),
         market_leads_shock_sd=row.get("market_leads_shock_sd"),
+        fiscal_year_start=row.get("fiscal_year_start"),
+        fiscal_calendar=row.get("fiscal_calendar"),
         as_of=row["as_of"],
         horizon_months=row["horizon_months"],
         name=text("name") or name,
@@ -254,17 +259,25 @@ def settings_table(scenario: Scenario) -> pd.DataFrame:
     ):
         for col, pace in zip(columns, values or (), strict=False):
             settings[col] = [pace]
+    if not scenario.fiscal.is_default:
+        settings["fiscal_year_start"] = [scenario.fiscal.year_start]
+        settings["fiscal_calendar"] = [scenario.fiscal.weeks]
     return settings
 
 
 def scenario_tables(scenario: Scenario) -> dict[str, pd.DataFrame]:
     """The four tables of a scenario folder, as :func:`write_scenario` writes them."""
-    return {
+    tables = {
         "stages": scenario.stages,
         "deals": scenario.deals,
         "arrivals": scenario.arrivals,
         "scenario": settings_table(scenario),
     }
+    for name in FINANCE_FILES:
+        table = getattr(scenario, name)
+        if table is not None:
+            tables[name] = table
+    return tables
 
 
 def scenario_metadata(scenario: Scenario) -> dict[str, str]:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from pipesim.errors import InputError, MissingDependencyError, install_hint
 
-SHEETS = ("stages", "deals", "arrivals", "scenario", "levers")
+SHEETS = ("stages", "deals", "arrivals", "scenario", "levers", "won", "quotas")
 REQUIRED_SHEETS = ("stages", "deals", "scenario")
 MAX_ROWS = 1_048_575  # rows under the header an Excel sheet holds
 _EXACT_INT = 10**15  # Excel keeps 15 significant digits of a whole number typed in

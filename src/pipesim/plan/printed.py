@@ -25,12 +25,19 @@ def target_report(result: PlanResult) -> str:
     meta, frame = result.metadata, result.table
     cur = f" {result.scenario.currency}" if result.scenario.currency else ""
     months = int(meta["months"])
+    span = f"over the first {months} month(s)"
+    if meta.get("window"):
+        span = f"in {meta['window']} ({meta['window_start']} to {meta['window_end']})"
+    if meta.get("owner"):
+        span = f"by {meta['owner']} {span}"
+    if float(meta.get("booked") or 0.0) > 0:
+        span += f" ({_n(float(meta['booked']))}{cur} of it already booked)"
     by = [c for c in meta["by"].split(",") if c]
     stages = [c for c in frame.columns if c.startswith("needed_")]
     lines = [
         _head(result, "target"),
         "",
-        f"Target: {_n(float(meta['revenue_target']))}{cur} won over the first {months} month(s), "
+        f"Target: {_n(float(meta['revenue_target']))}{cur} won {span}, "
         f"with probability >= {float(meta['confidence']):g}",
         f"Funnel arithmetic (first guess): {_n(float(meta['first_guess_leads_per_month']))} "
         "new leads a month",

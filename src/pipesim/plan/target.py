@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from pipesim.errors import InputError
 from pipesim.plan import common_random_numbers
+from pipesim.plan.owners import owner_quota, owner_scenario, parse_owner
 from pipesim.plan.plan_result import PlanResult, ScenarioLike, as_scenario, base_metadata, check_run
 from pipesim.prepare.kernel_inputs import Prepared, prepare
 from pipesim.progress import Progress
-from pipesim.scenario.calendar import month_index
+from pipesim.scenario.booked import booked
+from pipesim.scenario.calendar import first_month, month_index
 from pipesim.scenario.scenario import Scenario
+from pipesim.simulation.quarters import Window, find_window
 from pipesim.simulation.result import by_columns
 
 LIMIT = 20.0  # beyond this many times the funnel arithmetic's leads, call the target unreachable
@@ -86,10 +89,9 @@ def arrivals_only(sc: Scenario, months: int | None = None) -> Scenario:
     """The scenario without its open deals (and without the leads after ``months``)."""
     arrivals = sc.arrivals
     if months is not None and len(arrivals):
+        base = first_month(sc.as_of, sc.fiscal)
         idx = (
-            arrivals["period"]
-            .map(lambda p: month_index(int(p[:4]), int(p[5:7]), sc.as_of))
-            .to_numpy()
+            arrivals["period"].map(lambda p: month_index(int(p[:4]), int(p[5:7]), base)).to_numpy()
         )
         arrivals = arrivals[idx < months]
     return sc.replace(deals=sc.deal_rows(0, 0), arrivals=arrivals)
@@ -108,15 +110,21 @@ def search(
     trials: int,
     seed: int,
     progress: Progress | None = None,
+    first: int = 0,
+    booked: float = 0.0,
 ) -> Search:
-    """The smallest scale of the arrivals with P(revenue over ``months`` >= X) >= confidence.
+    """The smallest scale of the arrivals with P(revenue in the window >= X) >= confidence.
 
+    The window is the periods ``first`` to ``months`` - 1 (a fiscal quarter under way or
+    ahead); the arrivals scaled are those of the periods before ``months``. ``booked``
+    (revenue already won in the window) is added to every trial.
     ``progress`` counts the trials of every run of the search.
     """
     deals_sc = scenario.replace(arrivals=scenario.arrivals.iloc[:0])
     deals_rev = common_random_numbers.run(prepare(deals_sc), trials, seed, progress)[0][
-        :, :months, 0
+        :, first:months, 0
     ].sum(axis=1)
+    deals_rev = deals_rev + booked
     arr_p = prepare(arrivals_only(scenario, months))
     current = float(_lead_arrays(arr_p, months)[0].sum())
     if current <= 0:
@@ -132,7 +140,7 @@ def search(
 
     def prob(scale: float) -> tuple[float, np.ndarray]:
         rev = common_random_numbers.run(_scaled(arr_p, scale), trials, seed, progress)[0][
-            :, :months, 0
+            :, first:months, 0
         ].sum(axis=1)
         return float(np.mean(deals_rev + rev >= revenue)), rev
 
@@ -200,6 +208,28 @@ def target_table(scenario: Scenario, scale: float, months: int, by: Sequence[str
     return out.drop(columns=["_p", "_b"])
 
 
+def _aimed_window(sc: Scenario, months: int | None, **labels: str | None) -> Window | None:
+    """The fiscal window ``quarter=``/``fiscal_year=`` names (None: the first ``months``)."""
+    given = {k: v for k, v in labels.items() if v is not None}
+    if not given:
+        return None
+    if len(given) > 1 or months is not None:
+        names = [*given, *(["months"] if months is not None else [])]
+        raise InputError(
+            f"{'= and '.join(names)}=: give one window (months, a quarter or a fiscal year).",
+            parameters=tuple(names),
+        )
+    name, label = next(iter(given.items()))
+    window = find_window(sc, label, name)
+    wrong_kind = (name == "quarter" and window.quarter < 1) or (
+        name == "fiscal_year" and window.quarter != 0
+    )
+    if wrong_kind:
+        what = "a fiscal quarter such as FY2027-Q2" if name == "quarter" else "a year: FY2027"
+        raise InputError(f"{name}={label!r}: give {what}.", parameters=(name,))
+    return window
+
+
 def target(
     scenario: ScenarioLike = None,
     revenue: float = 0.0,
@@ -210,8 +240,19 @@ def target(
     trials: int = 10_000,
     seed: int = 0,
     progress: bool = False,
+    quarter: str | None = None,
+    fiscal_year: str | None = None,
+    period: str | None = None,
+    owner: str | Mapping[str, str] | None = None,
 ) -> PlanResult:
     """The new leads per month needed for P(revenue over the first ``months`` >= ``revenue``).
+
+    ``quarter`` (``FY2027-Q2``), ``fiscal_year`` (``FY2027``) or ``period`` (either, or a
+    month ``2026-04``) aim at the revenue won in that window instead (the leads of every
+    month up to its end scaled). Revenue already booked in the window (``won.parquet``)
+    counts. ``owner`` (``"rep=Ana"``, ``"team=X,region=EU"``) aims at that owner's revenue
+    (its deals, leads and booked deals; only its leads scaled) and, when ``revenue`` is
+    not given, at its quota for the period in ``quotas.parquet``.
 
     Parameters
     ----------
@@ -240,10 +281,38 @@ def target(
         ``probability_se``, ``reachable``, ``scale`` and ``first_guess_leads_per_month``.
     """
     sc = as_scenario(scenario)
-    window = check_run(trials, months, sc)
+    aimed = _aimed_window(sc, months, quarter=quarter, fiscal_year=fiscal_year, period=period)
+    window = check_run(trials, months, sc) if aimed is None else aimed.cut[1]
+    first = 0 if aimed is None else aimed.cut[0]
+    who = parse_owner(owner, sc)
+    if who is not None:
+        if aimed is None:
+            raise InputError(
+                "owner=: give the period of the owner's quota too (period=FY2027-Q2).",
+                parameters=("owner", "period"),
+            )
+        if not revenue:
+            quota = owner_quota(sc, who, aimed.label)
+            if quota is None:
+                raise InputError(
+                    f"owner={owner!r}: quotas.parquet has no quota for it in {aimed.label}; "
+                    "give revenue= (the target), or add the row.",
+                    parameters=("owner", "revenue"),
+                )
+            revenue = quota
+    periods = sc.fiscal.horizon_periods(sc.as_of, sc.horizon_months)
+    start, end = (
+        (periods[0][1], periods[window - 1][2]) if aimed is None else (aimed.start, aimed.end)
+    )
+    already = booked(sc.won, start, end, dict(who or {}))[0]
+    full = sc
+    if who is not None:
+        sc = owner_scenario(sc, who)
     if not (isinstance(revenue, int | float) and math.isfinite(revenue) and revenue > 0):
         raise InputError(
-            f"revenue={revenue!r}: give a positive revenue target.", parameters=("revenue",)
+            f"revenue={revenue!r}: give a positive revenue target"
+            + (" (or owner= and period= to aim at an owner's quota)." if not revenue else "."),
+            parameters=("revenue", "owner", "period"),
         )
     if not 0.0 < confidence < 1.0:
         raise InputError(
@@ -252,11 +321,12 @@ def target(
         )
     cols = by_columns(by)
     with Progress(None, enabled=progress, desc="target search") as bar:
-        found = search(sc, float(revenue), window, confidence, trials, seed, bar)
+        found = search(sc, float(revenue), window, confidence, trials, seed, bar, first, already)
     table = target_table(sc, found.scale, window, cols)
     current = float(table["leads_current"].sum()) / window
     needed = float(table["leads_needed"].sum()) / window
     messages = []
+    span = f"within {window} month(s)" if aimed is None else f"in {aimed.label}"
     if found.too_many_leads:
         messages.append(
             f"Out of reach: the funnel arithmetic alone asks for {found.scale * current:,.0f} "
@@ -266,7 +336,7 @@ def target(
         )
     elif not found.reachable:
         messages.append(
-            f"The target cannot be reached within {window} month(s) whatever the lead volume: "
+            f"The target cannot be reached {span} whatever the lead volume: "
             f"leads arriving in the window win only {found.in_window_share:.1%} of the "
             "funnel arithmetic's value inside it (the cycle times are too long for the "
             "window), so the leads would have to be about "
@@ -277,11 +347,28 @@ def target(
         )
     elif found.scale == 0.0:
         messages.append("The open deals alone reach the target: no new leads are needed.")
-    meta = base_metadata("target", sc, trials, seed)
+    if aimed is not None and aimed.start < sc.as_of:
+        if full.won is None:
+            messages.append(
+                f"{aimed.label} is under way: revenue won from {aimed.start} to the day before "
+                f"as_of ({sc.as_of}) is not counted (the scenario has no won.parquet); the "
+                "target is for the rest of it."
+            )
+        else:
+            messages.append(
+                f"{aimed.label} is under way: {already:,.0f} already booked in it "
+                "(won.parquet) counts in every trial."
+            )
+    meta = base_metadata("target", full, trials, seed)
     meta.update(
         {
             "revenue_target": repr(float(revenue)),
             "months": str(window),
+            "window": aimed.label if aimed is not None else "",
+            "owner": ",".join(f"{k}={v}" for k, v in (who or {}).items()),
+            "booked": repr(already),
+            "window_start": aimed.start.isoformat() if aimed is not None else "",
+            "window_end": aimed.end.isoformat() if aimed is not None else "",
             "confidence": repr(float(confidence)),
             "by": ",".join(cols),
             "probability": repr(found.probability),
@@ -294,7 +381,7 @@ def target(
             "probability_open_deals_only": repr(found.deals_probability),
         }
     )
-    result = PlanResult("target", sc, {"target": table}, meta, messages)
+    result = PlanResult("target", full, {"target": table}, meta, messages)
     from pipesim.plan.printed import target_report
 
     result.text = target_report(result)

@@ -23,16 +23,14 @@ month (:func:`slip_table`, :func:`pipesim.kernels.trial.booked`).
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Sequence
 
 import numpy as np
 
-from pipesim.scenario.calendar import add_months
 
-
-def month_paces(as_of: dt.date, horizon_months: int, paces: np.ndarray) -> np.ndarray:
-    """Each horizon month's pace, from twelve by calendar month (January first)."""
-    return np.array([paces[add_months(as_of, k).month - 1] for k in range(horizon_months)])
+def month_paces(periods: Sequence[str], paces: np.ndarray) -> np.ndarray:
+    """Each horizon period's pace (``YYYY-MM`` labels), from twelve by calendar month."""
+    return np.array([paces[int(p[5:7]) - 1] for p in periods])
 
 
 def operational_bounds(bounds: np.ndarray, paces: np.ndarray) -> np.ndarray:
@@ -48,25 +46,26 @@ def to_operational(t: np.ndarray, bounds: np.ndarray, op_bounds: np.ndarray) -> 
 
 
 def slip_table(
-    as_of: dt.date,
-    horizon_months: int,
+    periods: Sequence[str],
     rush: tuple[float, ...] | None,
     month: tuple[float, ...] | None,
+    year_start: int = 1,
 ) -> np.ndarray:
-    """The booking slips of the horizon's months, [3, month] (no columns when none).
+    """The booking slips of the horizon's periods (``YYYY-MM`` labels), [3, period].
 
-    Row 0: the chance that a win due in the month is held to its quarter's last month
-    (``rush`` for the first and second month of a calendar quarter, 0 for the third);
-    row 1: that month's index (past the horizon: the win leaves it); row 2: the chance
-    that a win due in (or held to) the month is booked the month after (``month``,
-    January first). See :func:`pipesim.kernels.trial.booked`.
+    No columns when there are none. Row 0: the chance that a win due in the period is
+    held to its quarter's last month (``rush`` for the first and second month of a
+    quarter, 0 for the third; quarters of the fiscal year starting in month
+    ``year_start``); row 1: that month's index (past the horizon: the win leaves it);
+    row 2: the chance that a win due in (or held to) the period is booked the period
+    after (``month``, January first). See :func:`pipesim.kernels.trial.booked`.
     """
     if rush is None and month is None:
         return np.zeros((3, 0))
-    out = np.zeros((3, horizon_months))
-    for k in range(horizon_months):
-        calendar = add_months(as_of, k).month
-        j = (calendar - 1) % 3  # month of the quarter, 0 first
+    out = np.zeros((3, len(periods)))
+    for k, label in enumerate(periods):
+        calendar = int(label[5:7])
+        j = (calendar - year_start) % 3  # month of the quarter, 0 first
         out[1, k] = k + 2 - j
         if rush is not None and j < 2:
             out[0, k] = rush[j]

@@ -31,9 +31,11 @@ from pipesim.prepare.loss_clock import survival_ratio
 from pipesim.scenario.calendar import (
     add_months,
     calendar_paces,
+    first_month,
     month_index,
     operational_days,
     period_bounds,
+    period_labels,
 )
 from pipesim.scenario.keys import deal_keys, stable_hash
 from pipesim.scenario.scenario import DEAL_CHUNK, Scenario
@@ -174,8 +176,9 @@ def _codes_of(factors: list[Factor], n: int, codes: dict[tuple, int], what: str)
 
 
 def _arrival_months(scenario: Scenario) -> tuple[np.ndarray, list[str]]:
+    base = first_month(scenario.as_of, scenario.fiscal)
     months = np.array(
-        [month_index(int(p[:4]), int(p[5:7]), scenario.as_of) for p in scenario.arrivals["period"]],
+        [month_index(int(p[:4]), int(p[5:7]), base) for p in scenario.arrivals["period"]],
         dtype=np.int64,
     )
     notes = []
@@ -184,15 +187,15 @@ def _arrival_months(scenario: Scenario) -> tuple[np.ndarray, list[str]]:
     if before.any():
         notes.append(
             f"arrivals: {int(before.sum())} row(s) for months before "
-            f"{scenario.as_of:%Y-%m} ignored (the forecast starts {scenario.as_of})."
+            f"{base:%Y-%m} ignored (the forecast starts {scenario.as_of})."
         )
     if after.any():
         notes.append(f"arrivals: {int(after.sum())} row(s) after the horizon not simulated.")
     inside = months[~before & ~after]
     last = int(inside.max()) if len(inside) else -1
     if len(months) and last < scenario.horizon_months - 1:
-        first_empty = add_months(scenario.as_of, last + 1).strftime("%Y-%m")
-        end = add_months(scenario.as_of, scenario.horizon_months - 1).strftime("%Y-%m")
+        first_empty = add_months(base, last + 1).strftime("%Y-%m")
+        end = add_months(base, scenario.horizon_months - 1).strftime("%Y-%m")
         notes.append(
             f"arrivals: no row for {first_empty} to {end} (the horizon's last "
             f"{scenario.horizon_months - 1 - last} month(s)): no new leads are simulated then. "
@@ -269,11 +272,12 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
         if by
         else np.zeros(len(arr), dtype=np.int64)
     )
-    bounds = period_bounds(scenario.as_of, scenario.horizon_months)
-    paces = calendar_paces(scenario.close_paces)
+    bounds = period_bounds(scenario.as_of, scenario.horizon_months, scenario.fiscal)
+    labels = period_labels(scenario.as_of, scenario.horizon_months, scenario.fiscal)
+    paces = calendar_paces(scenario.close_paces, scenario.fiscal.year_start)
     if paces is not None:
         # Every clock on operational time: fast months longer, slow ones shorter.
-        by_month = month_paces(scenario.as_of, scenario.horizon_months, paces)
+        by_month = month_paces(labels, paces)
         calendar, bounds = bounds, operational_bounds(bounds, by_month)
         notes.append(
             "closing paces by month of the quarter "
@@ -289,9 +293,7 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
         day_period=np.repeat(
             np.arange(len(bounds) - 1, dtype=np.int64), np.diff(bounds).astype(np.int64)
         ),
-        periods=[
-            add_months(scenario.as_of, k).strftime("%Y-%m") for k in range(scenario.horizon_months)
-        ],
+        periods=labels,
         by=by,
         by_values=by_values,
         notes=tuple(notes),
@@ -304,7 +306,7 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
         loss_dist=plain["loss_dist"],
         loss_recorded=plain["loss_recorded"],
         slips=slip_table(
-            scenario.as_of, scenario.horizon_months, scenario.rush_slips, scenario.month_slips
+            labels, scenario.rush_slips, scenario.month_slips, scenario.fiscal.year_start
         ),
     )
     return DealContext(
@@ -347,14 +349,14 @@ def _arrival_arrays(
     occurrence = labels.groupby(labels).cumcount().to_numpy()
     t0 = bounds[months]
     t1 = bounds[months + 1]
+    # Pro-rated by day: a row's month's daily rate over its period's days (the days
+    # left in as_of's period; a week calendar's 4- or 5-week period, its month's rate).
+    base = first_month(scenario.as_of, scenario.fiscal)
     month_days = np.array(
-        [
-            (add_months(scenario.as_of, int(m) + 1) - add_months(scenario.as_of, int(m))).days
-            for m in months
-        ],
+        [(add_months(base, int(m) + 1) - add_months(base, int(m))).days for m in months],
         dtype=np.float64,
     )
-    days = calendar[months + 1] - calendar[months]  # the as_of month: the days left
+    days = calendar[months + 1] - calendar[months]
     leads = arr["leads"].to_numpy(dtype=np.float64) * days / np.maximum(month_days, 1.0)
     amount = arr["amount"].to_numpy(dtype=np.float64)
     acv = arr["amount_cv"].to_numpy(dtype=np.float64)

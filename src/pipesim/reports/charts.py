@@ -239,6 +239,32 @@ def compare_chart(compare: pd.DataFrame, currency: str) -> Chart:
     return Chart("compare", "Scenario comparison", fig)
 
 
+def quarter_chart(quarters: pd.DataFrame, currency: str) -> Chart:
+    """Each fiscal quarter's (and year's) revenue: P10-P90 bar, P50, mean; partial ones pale."""
+    with _style():
+        fig = _figure(0.9 + 0.45 * max(2, len(quarters)))
+        ax = fig.add_subplot()
+        y = np.arange(len(quarters))[::-1]
+        whole = quarters["complete"].to_numpy(dtype=bool)
+        ax.hlines(y[whole], quarters["p10"][whole], quarters["p90"][whole], color=BAND, lw=8,
+                  label="P10–P90")  # fmt: skip
+        if (~whole).any():
+            ax.hlines(y[~whole], quarters["p10"][~whole], quarters["p90"][~whole], color=BAND,
+                      lw=8, alpha=0.45, label="P10–P90, part of the quarter")  # fmt: skip
+        ax.plot(quarters["p50"], y, "o", color=LINE, label="P50")
+        ax.plot(quarters["mean"], y, "x", color=MEAN, label="mean")
+        ax.set_yticks(y, [str(v) for v in quarters["label"]])
+        _money_axis(ax.xaxis)
+        ax.set_xlim(left=0)
+        cur = f" ({currency})" if currency else ""
+        ax.set_xlabel(f"revenue{cur}")
+        ax.set_title("Revenue per fiscal quarter and year")
+        # Under the axes: a year's bar reaches the right edge, where a legend would hide it.
+        fig.legend(frameon=False, loc="outside lower center", ncols=4, fontsize=8)
+        ax.margins(y=0.15)
+    return Chart("quarters", "Fiscal quarters", fig)
+
+
 def tornado_chart(tornado: pd.DataFrame, currency: str) -> Chart:
     """Change in P50 revenue when each input moves down or up, widest swing on top."""
     with _style():
@@ -315,6 +341,9 @@ def build_charts(data: ReportData) -> list[Chart]:
     charts = [fan_chart(data, cumulative=False), fan_chart(data, cumulative=True)]
     if data.totals is not None and len(data.totals):
         charts.append(histogram_chart(data, data.totals))
+    quarters = data.whole_quarters("revenue")
+    if len(quarters):
+        charts.append(quarter_chart(quarters, data.currency))
     if data.funnel is not None and len(data.funnel):
         charts.append(funnel_chart(data.funnel, data.currency))
     segments = data.segments()

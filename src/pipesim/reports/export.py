@@ -63,6 +63,39 @@ def finance_table(summary: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
     return table[["month", "segment", *columns]]
 
 
+def quarter_table(quarters: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
+    """One row per fiscal quarter (or year) and segment: revenue and won deals side by side.
+
+    ``quarter`` reads ``FY2027-Q2`` (``FY2027`` for the year); ``complete`` is False
+    when as_of or the horizon cuts it.
+    """
+    q = quarters.copy()
+    by = tuple(c for c in by if c in q.columns)
+    if by:
+        keys = q[list(by)].astype(object).where(q[list(by)].notna(), None)
+        whole = q[list(by)].isna().all(axis=1)
+        q["segment"] = [
+            WHOLE_BOOK if w else segment_name(by, k)
+            for w, k in zip(whole, keys.itertuples(index=False, name=None), strict=True)
+        ]
+    else:
+        q["segment"] = WHOLE_BOOK
+    q["label"] = [
+        str(f) if str(k) == "FY" else f"{f}-{k}"
+        for f, k in zip(q["fiscal_year"], q["quarter"], strict=True)
+    ]
+    first = ["segment", "label", "start", "end", "complete"]
+    out = q[q["metric"] == "revenue"][first].reset_index(drop=True)
+    for metric, title in (("revenue", "Revenue"), ("won_deals", "Won deals")):
+        part = q[q["metric"] == metric].reset_index(drop=True)
+        for stat in STATS:
+            out[f"{title} {'mean' if stat == 'mean' else stat.upper()}"] = part[stat]
+    out = out.rename(columns={"label": "quarter"})
+    out["start"] = out["start"].astype(str)
+    out["end"] = out["end"].astype(str)
+    return out
+
+
 def settings_rows(settings: Mapping[str, str]) -> list[tuple[str, str]]:
     """The run's settings, the ones people ask about first."""
     first = ("scenario_name", "scenario", "as_of", "horizon_months", "trials", "seed")
@@ -120,6 +153,8 @@ def _cell(value: object) -> object:
 def _extras(data: ReportData) -> dict[str, pd.DataFrame]:
     out = {}
     for name, frame in (
+        ("Quarters", quarter_table(data.quarters, data.by) if data.quarters is not None else None),
+        ("Quota", data.quota),
         ("Funnel", data.funnel),
         ("Comparison", data.compare),
         ("Sensitivity", data.sensitivity),
@@ -152,11 +187,17 @@ def write_xlsx(data: ReportData, path: str | os.PathLike[str]) -> Path:
         for c in ("value", "mean", "p10", "p50", "p90", "delta_mean", "delta_p10", "delta_p50")
     }
     money_cols |= {"delta_p90": money, "conversion": "0.0%", "win_probability": "0.0%"}
-    money_cols |= {"p_better": "0.0%", "deals": "#,##0"}
+    money_cols |= {"p_better": "0.0%", "deals": "#,##0", "quota": money, "expected_gap": money}
+    money_cols |= {"p_attain": "0.0%", "p_attain_80": "0.0%"}
+    quarter_cols = {f"Revenue {s}": money for s in ("P10", "P50", "P90", "mean")}
+    quarter_cols |= {f"Won deals {s}": "#,##0" for s in ("P10", "P50", "P90")}
+    quarter_cols |= {"Won deals mean": "#,##0.0"}
     plans = {"value_now": money, "coverage": "0%", "deals_now": "#,##0", "deals_needed": "#,##0.0"}
     plans |= {"leads_current": "#,##0.0", "leads_needed": "#,##0.0"}
     for title, frame in _extras(data).items():
-        if title in ("Target", "Health"):
+        if title == "Quarters":  # revenue rows in currency, won-deal rows plain
+            _sheet(wb, title, frame, quarter_cols)
+        elif title in ("Target", "Health"):
             needed = {c: "#,##0.0" for c in frame.columns if str(c).startswith("needed_")}
             _sheet(wb, title, frame, plans | needed)
         else:  # drift's actual and quantiles are counts of deals on most rows: no currency

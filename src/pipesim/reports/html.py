@@ -13,9 +13,10 @@ import pandas as pd
 from pipesim.reports import html_plans
 from pipesim.reports.charts import MAX_PANELS, Chart
 from pipesim.reports.html_parts import cards, esc, figure_html, html_table, money, page
-from pipesim.reports.results_folder import ReportData
+from pipesim.reports.results_folder import QUOTA_NEEDS, ReportData
 from pipesim.text_table import percent
 
+QUOTA_VALUES = (*QUOTA_NEEDS, "mean")
 READING = (
     "How to read P10, P50 and P90: of the simulated futures, 10% end below P10, half below "
     "P50 (the median) and 90% below P90. So revenue falls between P10 and P90 in 8 futures "
@@ -38,6 +39,50 @@ def _bands(data: ReportData, cumulative: bool) -> str:
     ]
     head = ["month", "revenue P10", "P50", "P90", "mean", "won deals P10", "P50", "P90", "mean"]
     return html_table(head, rows, 1)
+
+
+def _quarters(data: ReportData) -> str:
+    rev = data.whole_quarters("revenue")
+    won = data.whole_quarters("won_deals")
+    cur = data.currency
+    rows = [
+        [
+            r["label"],
+            f"{r['start']} – {r['end']}",
+            "yes" if r["complete"] else "no: as_of or the horizon cuts it",
+            *(money(r[c], cur) for c in ("p10", "p50", "p90", "mean")),
+            *(f"{w[c]:,.0f}" for c in ("p10", "p50", "p90")),
+        ]
+        for (_, r), (_, w) in zip(rev.iterrows(), won.iterrows(), strict=True)
+    ]
+    head = ["quarter", "days", "whole", "revenue P10", "P50", "P90", "mean"]
+    head += ["won deals P10", "P50", "P90"]
+    return html_table(head, rows, 3)
+
+
+def _quota(quota: pd.DataFrame, currency: str) -> str:
+    owners = [c for c in quota.columns if c not in QUOTA_VALUES]
+    ranked = quota.sort_values("p_attain", kind="stable")
+    rows = [
+        [
+            ", ".join(f"{c}={r[c]}" for c in owners if r[c] is not None and r[c] == r[c])
+            or "company",
+            r["period"],
+            money(r["quota"], currency),
+            *(money(r[c], currency) for c in ("p10", "p50", "p90")),
+            f"{r['p_attain']:.0%}",
+            f"{r['p_attain_80']:.0%}",
+            money(r["expected_gap"], currency),
+        ]
+        for _, r in ranked.iterrows()
+    ]
+    head = ["owner", "period", "quota", "revenue P10", "P50", "P90", "P(attain)", "P(≥ 80%)"]
+    note = (
+        '<p class="note">Each owner\'s revenue in the period, trial by trial: its deals, its '
+        "new leads and its revenue already booked; a team sums its reps in each trial, so its "
+        "chance is not the average of theirs. Least likely first.</p>"
+    )
+    return html_table([*head, "expected gap"], rows, 2) + note
 
 
 def _cards(data: ReportData) -> str:
@@ -146,6 +191,12 @@ def render_html(data: ReportData, charts: list[Chart]) -> str:
         figure_html(by_id[i]) for i in ("fan-monthly", "fan-cumulative", "histogram") if i in by_id
     ]
     parts += ["<h3>Per month</h3>", _bands(data, False), "<h3>Cumulative</h3>", _bands(data, True)]
+    if len(data.whole_quarters("revenue")):
+        parts += ["<h2>Fiscal quarters and years</h2>"]
+        parts += [figure_html(by_id["quarters"])] if "quarters" in by_id else []
+        parts.append(_quarters(data))
+    if data.quota is not None and len(data.quota):
+        parts += ["<h2>Quotas and attainment</h2>", _quota(data.quota, cur)]
     if data.funnel is not None:
         parts += ["<h2>Funnel</h2>"]
         parts += [figure_html(by_id["funnel"])] if "funnel" in by_id else []

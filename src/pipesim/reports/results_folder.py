@@ -13,7 +13,16 @@ from pipesim.errors import InputError
 from pipesim.io import parquet
 from pipesim.reports import identity
 
-RESULT_FILES = ("summary", "trials", "funnel", "compare", "sensitivity", "odds")
+RESULT_FILES = (
+    "summary",
+    "quarters",
+    "quota",
+    "trials",
+    "funnel",
+    "compare",
+    "sensitivity",
+    "odds",
+)
 PLAN_FILES = ("target", "health", "drift")
 ODDS_NEEDS = ("stage", "age_days", "odds")
 SUMMARY_COLUMNS = ("period", "cumulative", "metric", "mean", "p10", "p50", "p90")
@@ -22,7 +31,11 @@ COMPARE_NEEDS = ("variant", "mean", "p10", "p50", "p90")
 TARGET_NEEDS = ("period", "leads_current", "leads_needed")
 HEALTH_NEEDS = ("stage", "deals_now", "value_now", "deals_needed", "coverage", "bottleneck")
 DRIFT_NEEDS = ("period", "stage", "metric", "actual", "p10", "p50", "p90", "flag")
+QUARTER_NEEDS = ("fiscal_year", "quarter", "start", "end", "complete", "metric", "p10", "p50")
+QUOTA_NEEDS = ("period", "quota", "p10", "p50", "p90", "p_attain", "p_attain_80", "expected_gap")
 NEEDS = {
+    "quarters": QUARTER_NEEDS,
+    "quota": QUOTA_NEEDS,
     "funnel": FUNNEL_NEEDS,
     "compare": COMPARE_NEEDS,
     "odds": ODDS_NEEDS,
@@ -69,6 +82,24 @@ class ReportData:
     drift: pd.DataFrame | None = None
     left_out: tuple[str, ...] = ()
     file_settings: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    quarters: pd.DataFrame | None = None
+    quota: pd.DataFrame | None = None
+
+    def whole_quarters(self, metric: str) -> pd.DataFrame:
+        """Whole-book rows of ``quarters.parquet`` for one metric (empty without the file)."""
+        q = self.quarters
+        if q is None:
+            return pd.DataFrame(columns=[*QUARTER_NEEDS, "mean", "p90", "label"])
+        mask = q["metric"] == metric
+        for col in self.by:
+            if col in q.columns:
+                mask &= q[col].isna()
+        rows = q[mask].reset_index(drop=True)
+        label = [
+            str(f) if str(k) == "FY" else f"{f}-{k}"
+            for f, k in zip(rows["fiscal_year"], rows["quarter"], strict=True)
+        ]
+        return rows.assign(label=label)
 
     @property
     def currency(self) -> str:
@@ -192,6 +223,8 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
         elif name == "funnel" and not (path / "funnel.parquet").is_file():
             skipped.append("funnel.parquet is absent (results of an older pipesim): no funnel.")
         optional[name] = frame
+    if optional["quarters"] is None and "quarters" not in kept:
+        skipped.append("quarters.parquet is absent (results of an older pipesim): no quarters.")
     if target is None and settings.get("target"):
         try:
             target = float(settings["target"])
@@ -215,6 +248,8 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
         drift=optional["drift"] if optional["health"] is not None else None,
         left_out=tuple(left_out),
         file_settings={k: v for k, v in kept.items() if k in tables},
+        quarters=optional["quarters"],
+        quota=optional["quota"],
     )
 
 

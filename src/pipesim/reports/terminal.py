@@ -9,6 +9,8 @@ import pandas as pd
 
 from pipesim.prepare.loss_clock import odds_by_age
 from pipesim.reports.funnel_table import funnel_table
+from pipesim.simulation.attainment import ATTAIN_COLUMNS
+from pipesim.simulation.quarters import QUARTER_COLUMNS
 from pipesim.simulation.result import Result
 from pipesim.text_table import money, number, percent, table
 
@@ -71,6 +73,10 @@ def run_report(result: Result) -> str:
         "Cumulative",
         table(header, _block(whole, True)),
     ]
+    out += ["", "Per fiscal quarter and year", quarter_block(result.quarters(), sc.currency)]
+    quota = result.quota()
+    if quota is not None:
+        out += ["", "Quotas: the chance to make each one, least likely first", quota_block(quota)]
     odds = odds_by_age(sc)
     if len(odds):
         out += [
@@ -115,6 +121,57 @@ def run_report(result: Result) -> str:
             table(seg_header, rows, left=len(result.by)),
         ]
     return "\n".join(out)
+
+
+def quarter_block(quarters: pd.DataFrame, currency: str = "") -> str:
+    """Whole-book fiscal quarters and years: revenue and won deals, partial ones marked."""
+    whole = quarters
+    by = [c for c in quarters.columns if c not in QUARTER_COLUMNS]
+    if by:
+        whole = quarters[quarters[by].isna().all(axis=1)]
+    rev = whole[whole["metric"] == "revenue"].reset_index(drop=True)
+    won = whole[whole["metric"] == "won_deals"].reset_index(drop=True)
+    cur = f" ({currency})" if currency else ""
+    rows = []
+    for (_, r), (_, w) in zip(rev.iterrows(), won.iterrows(), strict=True):
+        name = r["fiscal_year"] if r["quarter"] == "FY" else f"{r['fiscal_year']}-{r['quarter']}"
+        rows.append(
+            [
+                name,
+                f"{r['start']} to {r['end']}" + ("" if r["complete"] else " (part)"),
+                *(number(r[c]) for c in ("mean", "p10", "p50", "p90")),
+                *(number(w[c], 1 if c == "mean" else 0) for c in ("mean", "p10", "p50", "p90")),
+            ]
+        )
+    header = ["quarter", "days", f"revenue mean{cur}", "P10", "P50", "P90", "won mean"]
+    header += ["P10", "P50", "P90"]
+    text = table(header, rows, left=2)
+    if not rev["complete"].all():
+        text += (
+            "\n(part): as_of or the horizon cuts it: the days the forecast covers, plus the "
+            "revenue already booked before as_of (won.parquet, when the scenario has one)."
+        )
+    return text
+
+
+def quota_block(quota: pd.DataFrame) -> str:
+    """quota.parquet's rows sorted by P(attain), least likely first."""
+    owners = [c for c in quota.columns if c not in ("period", "quota", *ATTAIN_COLUMNS)]
+    ranked = quota.sort_values("p_attain", kind="stable")
+    rows = [
+        [
+            ", ".join(f"{c}={r[c]}" for c in owners if r[c] is not None) or "company",
+            str(r["period"]),
+            number(r["quota"]),
+            *(number(r[c]) for c in ("p10", "p50", "p90")),
+            percent(r["p_attain"]),
+            percent(r["p_attain_80"]),
+            number(r["expected_gap"]),
+        ]
+        for _, r in ranked.iterrows()
+    ]
+    header = ["owner", "period", "quota", "P10", "P50", "P90", "P(attain)", "P(>=80%)"]
+    return table([*header, "expected gap"], rows, left=2)
 
 
 def horizon_table(summary: pd.DataFrame, by: Sequence[str], currency: str = "") -> str:

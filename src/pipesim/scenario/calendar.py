@@ -7,6 +7,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from pipesim.scenario.fiscal import FiscalCalendar
+
 
 def month_start(day: dt.date) -> dt.date:
     """Return the first day of the month that contains ``day``."""
@@ -24,22 +26,42 @@ def month_index(year: int, month: int, as_of: dt.date) -> int:
     return (year * 12 + month - 1) - (as_of.year * 12 + as_of.month - 1)
 
 
-def period_labels(as_of: dt.date, horizon_months: int) -> list[str]:
-    """Return the horizon's periods as ``YYYY-MM`` strings, as_of's month first."""
-    return [add_months(as_of, k).strftime("%Y-%m") for k in range(horizon_months)]
+def first_month(as_of: dt.date, fiscal: FiscalCalendar | None = None) -> dt.date:
+    """First day of the calendar month the horizon's first period stands for.
+
+    as_of's month, except on a week calendar whose period holding as_of stands
+    for another month (as_of on the last days of a month, in next month's period).
+    """
+    if fiscal is None or fiscal.weeks is None:
+        return month_start(as_of)
+    label = fiscal.horizon_periods(as_of, 1)[0][0]
+    return dt.date(int(label[:4]), int(label[5:7]), 1)
 
 
-def period_bounds(as_of: dt.date, horizon_months: int) -> np.ndarray:
-    """Return the horizon's month boundaries in days after ``as_of`` (00:00).
+def period_labels(
+    as_of: dt.date, horizon_months: int, fiscal: FiscalCalendar | None = None
+) -> list[str]:
+    """Return the horizon's periods as ``YYYY-MM`` strings, as_of's period first."""
+    return [
+        label for label, _, _ in (fiscal or FiscalCalendar()).horizon_periods(as_of, horizon_months)
+    ]
+
+
+def period_bounds(
+    as_of: dt.date, horizon_months: int, fiscal: FiscalCalendar | None = None
+) -> np.ndarray:
+    """Return the horizon's period boundaries in days after ``as_of`` (00:00).
 
     Element 0 is 0 (``as_of`` itself), element k is the start of the k-th
-    month after as_of's month, and the last element is the end of the horizon.
+    period after as_of's period, and the last element is the end of the horizon.
+    The periods are calendar months, or a week calendar's fiscal periods.
     A deal won at day ``t`` belongs to period k when ``bounds[k] <= t < bounds[k+1]``.
     """
+    periods = (fiscal or FiscalCalendar()).horizon_periods(as_of, horizon_months)
     bounds = np.empty(horizon_months + 1, dtype=np.float64)
     bounds[0] = 0.0
     for k in range(1, horizon_months + 1):
-        bounds[k] = float((add_months(as_of, k) - as_of).days)
+        bounds[k] = float((periods[k - 1][2] + dt.timedelta(days=1) - as_of).days)
     return bounds
 
 
@@ -80,12 +102,14 @@ def operational_days(start: np.ndarray, end: np.ndarray, paces: np.ndarray) -> n
     return tau(e) - tau(s)
 
 
-def calendar_paces(quarter: tuple[float, ...] | None) -> np.ndarray | None:
+def calendar_paces(quarter: tuple[float, ...] | None, year_start: int = 1) -> np.ndarray | None:
     """The clocks' pace in each calendar month (index 0: January), or None for an even pace.
 
-    Month m's pace is its month-of-quarter factor, scaled to a mean of 1 over a quarter.
+    Month m's pace is its month-of-quarter factor, scaled to a mean of 1 over a quarter;
+    quarters of the fiscal year that starts in month ``year_start``.
     """
     if quarter is None:
         return None
     q = np.asarray(quarter, dtype=np.float64)
-    return np.tile(q * 3.0 / q.sum(), 4)
+    q = q * 3.0 / q.sum()
+    return np.array([q[(m - year_start) % 3] for m in range(1, 13)])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipesim.scenario.calendar import add_months
+from pipesim.scenario.calendar import period_labels
 from pipesim.scenario.scenario import Scenario
 
 
@@ -21,9 +21,7 @@ def extend_arrivals(scenario: Scenario) -> tuple[Scenario, int]:
     if arrivals is None or not len(arrivals):
         return scenario, 0
     segs = list(scenario.arrival_segments)
-    horizon = [
-        add_months(scenario.as_of, k).strftime("%Y-%m") for k in range(scenario.horizon_months)
-    ]
+    horizon = period_labels(scenario.as_of, scenario.horizon_months, scenario.fiscal)
     keyed = arrivals.assign(_key=_keys(arrivals, segs))
     added = []
     for _, rows in keyed.groupby("_key", sort=False):

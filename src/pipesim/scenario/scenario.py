@@ -19,8 +19,11 @@ import pandas as pd
 
 from pipesim.errors import ScenarioError
 from pipesim.scenario import table_checks
+from pipesim.scenario.booked import check_won
 from pipesim.scenario.calendar import to_date
 from pipesim.scenario.deal_checks import check_deals
+from pipesim.scenario.fiscal import WEEK_PATTERNS, FiscalCalendar
+from pipesim.scenario.quotas import check_quotas
 
 # The scenario format: each version may reserve new column names (read as parameters,
 # never as segments). A scenario.parquet without format_version is format 1; a
@@ -48,8 +51,15 @@ RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     # A segment row's pooling towards the stage's funnel row (hierarchical conversions).
     4: {"stages": ("conversion_pool",), "arrivals": ("leads_trend_sd", "segment_shock_sd")},
     # A segment's own monthly shock on its lead volume (the market's is a setting).
-    # (Settings of format 5: market_leads_shock_sd, slip_month1..2, slip_jan..slip_dec.)
-    5: {"arrivals": ("segment_leads_shock_sd",)},
+    # (Settings of format 5: market_leads_shock_sd, slip_month1..2, slip_jan..slip_dec; and
+    # the fiscal calendar, fiscal_year_start and fiscal_calendar, read in any format.)
+    # Revenue already booked (won.parquet) and quotas (quotas.parquet): new tables.
+    5: {
+        "arrivals": ("segment_leads_shock_sd",),
+        "scenario": ("fiscal_year_start", "fiscal_calendar"),
+        "won": ("deal_id", "closed_at", "amount"),
+        "quotas": ("period", "quota"),
+    },
 }
 
 
@@ -127,6 +137,16 @@ class Scenario:
         The monthly shock on every segment's lead volume (sd on the log scale, mean
         1 on the rate; ``market_leads_shock_sd`` in scenario.parquet; 0: none). Each
         arrivals row may add its segment's own (``segment_leads_shock_sd``).
+    fiscal : FiscalCalendar
+        The fiscal calendar (``fiscal_year_start``, ``fiscal_calendar`` in
+        scenario.parquet): quarters and years of the results; a week calendar's
+        periods are the horizon's periods (see :mod:`pipesim.scenario.fiscal`).
+    won : DataFrame or None
+        Revenue already booked (``won.parquet``: ``deal_id``, ``closed_at``, ``amount``,
+        segment columns), added to every fiscal window it falls in
+        (:mod:`pipesim.scenario.booked`).
+    quotas : DataFrame or None
+        Quotas per owner and period (``quotas.parquet``, :mod:`pipesim.scenario.quotas`).
     """
 
     stages: pd.DataFrame
@@ -144,6 +164,9 @@ class Scenario:
     month_slips: tuple[float, ...] | None = None
     market_shock_sd: float = 0.0
     market_leads_shock_sd: float = 0.0
+    fiscal: FiscalCalendar = dataclasses.field(default_factory=FiscalCalendar)
+    won: pd.DataFrame | None = None
+    quotas: pd.DataFrame | None = None
 
     @property
     def format_version(self) -> int:
@@ -280,6 +303,11 @@ def make_scenario(
     month_slips: Sequence[float] | None = None,
     market_shock_sd: float | None = None,
     market_leads_shock_sd: float | None = None,
+    fiscal: FiscalCalendar | None = None,
+    fiscal_year_start: object = None,
+    fiscal_calendar: object = None,
+    won: pd.DataFrame | None = None,
+    quotas: pd.DataFrame | None = None,
 ) -> Scenario:
     """Validate the tables of a scenario and return it.
 
@@ -313,6 +341,16 @@ def make_scenario(
         The monthly logit shock on new leads' odds shared by every segment (>= 0).
     market_leads_shock_sd : float, optional
         The monthly log shock on lead volumes shared by every segment (>= 0).
+    fiscal : FiscalCalendar, optional
+        The fiscal calendar (else from ``fiscal_year_start`` and ``fiscal_calendar``).
+    fiscal_year_start : int, optional
+        The month (1-12) the fiscal year starts in (default 1).
+    fiscal_calendar : str, optional
+        ``4-4-5``, ``4-5-4`` or ``5-4-4`` for a week calendar (default: months).
+    won : DataFrame, optional
+        Deals already won before ``as_of`` (``deal_id``, ``closed_at``, ``amount``, segments).
+    quotas : DataFrame, optional
+        Quotas: owner columns (deal segment columns), ``period``, ``quota``.
 
     Raises
     ------
@@ -324,6 +362,8 @@ def make_scenario(
         "deals": "deals table",
         "arrivals": "arrivals table",
         "scenario": "scenario settings",
+        "won": "won table",
+        "quotas": "quotas table",
     }
     if sources:
         src.update({k: v for k, v in sources.items() if v is not None})
@@ -357,6 +397,20 @@ def make_scenario(
     else:
         deals_v, deal_source = None, deals.validated(funnel, src["deals"], DEAL_COLUMNS)
     arrivals_v = table_checks.check_arrivals(arrivals, src["arrivals"], ARRIVAL_COLUMNS, as_of_date)
+    calendar = fiscal or check_fiscal(fiscal_year_start, fiscal_calendar, src["scenario"])
+    won_v = None if won is None else check_won(won, src["won"], to_date(as_of_date))
+    quotas_v = None
+    if quotas is not None:
+        owners = dict.fromkeys(
+            [
+                *(c for c in (deals_v if deals_v is not None else deals).columns
+                  if c not in DEAL_COLUMNS),
+                *(c for c in arrivals_v.columns if c not in ARRIVAL_COLUMNS),
+            ]
+        )  # fmt: skip
+        quotas_v = check_quotas(
+            quotas, src["quotas"], list(owners), to_date(as_of_date), horizon, calendar
+        )
     return Scenario(
         stages=stages_v,
         deal_table=deals_v,
@@ -375,7 +429,44 @@ def make_scenario(
         market_leads_shock_sd=_check_shock(
             market_leads_shock_sd, src["scenario"], format_version, "market_leads_shock_sd"
         ),
+        fiscal=calendar,
+        won=won_v,
+        quotas=quotas_v,
     )
+
+
+def _missing(value: object) -> bool:
+    """An empty setting: None, NaN or pandas' NA."""
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))  # type: ignore[call-overload]
+
+
+def check_fiscal(year_start: object, weeks: object, source: str) -> FiscalCalendar:
+    """``fiscal_year_start`` (a month 1-12, empty: 1) and ``fiscal_calendar`` (empty: months)."""
+    start = 1
+    if not _missing(year_start):
+        try:
+            number = float(year_start)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not (number.is_integer() and 1 <= number <= 12):
+            raise ScenarioError(
+                f"{source}: column fiscal_year_start, row 1: {year_start!r} is not a month "
+                "1 to 12 (the month the fiscal year starts in: 4 for April). Leave it empty "
+                "for January.",
+                parameters=("fiscal_year_start",),
+            )
+        start = int(number)
+    pattern = None
+    if not _missing(weeks):
+        text = str(weeks).strip()
+        if text and text not in WEEK_PATTERNS:
+            raise ScenarioError(
+                f"{source}: column fiscal_calendar, row 1: {weeks!r} is not a week calendar "
+                f"pipesim knows ({', '.join(WEEK_PATTERNS)}). Leave it empty for calendar months.",
+                parameters=("fiscal_calendar",),
+            )
+        pattern = text or None
+    return FiscalCalendar(start, pattern)
 
 
 # The market's shocks (scenario.parquet settings): what each moves, and its first format.

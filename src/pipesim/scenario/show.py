@@ -21,6 +21,8 @@ def scenario_text(
 ) -> str:
     """Every table of a scenario: settings, stages, the first ``deal_rows`` deals, arrivals.
 
+    Then the first ``deal_rows`` rows of ``won.parquet`` and the quotas, when there are any.
+
     ``settings`` is the one-row scenario table; ``levers`` the levers table, if any.
     """
     funnel = " > ".join(scenario.funnel) + " > Won"
@@ -47,6 +49,13 @@ def scenario_text(
         ),
         section("arrivals", f"{len(scenario.arrivals):,} row(s)", scenario.arrivals),
     ]
+    if scenario.won is not None:
+        booked = float(scenario.won["amount"].sum())
+        about = f"{len(scenario.won):,} deal(s) already won, {booked:,.0f} booked"
+        about += f"; the first {deal_rows:,}" if len(scenario.won) > deal_rows else ""
+        parts.append(section("won", about, scenario.won.head(deal_rows)))
+    if scenario.quotas is not None:
+        parts.append(section("quotas", f"{len(scenario.quotas):,} row(s)", scenario.quotas))
     if levers is not None:
         parts.append(section("levers", f"{len(levers):,} row(s)", levers))
     return "\n\n".join(parts)

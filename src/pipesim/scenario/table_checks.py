@@ -495,3 +495,17 @@ def check_arrivals(
     for seg in segment_columns(table, known):
         out[seg] = as_segment(table[seg]).to_numpy()
     return out
+
+
+def check_rows(
+    source: str, column: str, problem: str, table: pd.DataFrame, bad: np.ndarray, fix: str
+) -> None:
+    """Raise a ScenarioError naming ``source``, ``column`` and the rows flagged in ``bad``."""
+    _check(source, column, problem, table, bad, fix)
+
+
+def numeric_column(
+    table: pd.DataFrame, source: str, column: str, default: float | None
+) -> np.ndarray:
+    """A column as float64 (missing column: ``default``), failing on non-numbers."""
+    return _numeric(table, source, column, default)

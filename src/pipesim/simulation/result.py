@@ -9,7 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipesim.scenario.quotas import owner_columns
 from pipesim.scenario.scenario import Scenario
+from pipesim.simulation.attainment import quota_table
+from pipesim.simulation.quarters import quarter_table
 
 QUANTILES = (0.1, 0.5, 0.9)
 METRICS = ("revenue", "won_deals")
@@ -104,6 +107,33 @@ class Result:
         for c in by_columns(by):
             out[c] = out[c].astype(object).where(out[c].notna(), None)
         return out
+
+    def quarters(self, by: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """Mean, P10, P50, P90 of revenue and won deals per fiscal quarter and year.
+
+        Long form: the ``by`` columns (null on the whole-book rows), ``fiscal_year``
+        (``FY2027``), ``quarter`` (``Q1``..``Q4``, ``FY`` for the year), ``start``,
+        ``end`` (its first and last day), ``complete`` (False when as_of or the
+        horizon cuts it: then only the forecast part), ``metric``, ``mean``, ``p10``,
+        ``p50``, ``p90``: each quantile over the trials' totals of the quarter.
+        """
+        res, cols = self.breakdown(by), by_columns(by)
+        columns = res._columns(with_segments=bool(cols))
+        return quarter_table(res.scenario, columns, res.revenue, res.won, cols, QUANTILES)
+
+    def quota(self) -> pd.DataFrame | None:
+        """Attainment of each quota row (``quota.parquet``), or None without quotas.
+
+        Columns: the owner columns, ``period``, ``quota``, ``mean``, ``p10``, ``p50``,
+        ``p90`` of the owner's revenue in the period (booked revenue included),
+        ``p_attain`` = P(revenue >= quota), ``p_attain_80`` = P(revenue >= 0.8 quota),
+        ``expected_gap`` = E[max(quota - revenue, 0)], judged at cent precision.
+        """
+        if self.scenario.quotas is None:
+            return None
+        owners = owner_columns(self.scenario.quotas)
+        res = self.breakdown(owners) if owners else self
+        return quota_table(res.scenario, res.segments, res.revenue, QUANTILES)
 
     def trials(self, by: str | Sequence[str] | None = None) -> pd.DataFrame:
         """Per-trial revenue and won deals per period (whole-book rows have null ``by`` columns)."""
