@@ -176,6 +176,7 @@ def market_history(
     leads_shock_sd=0.0,
     region_leads_shock_sd=0.0,
     slow_month=None,
+    shock_rho=0.0,
 ):
     """One stage, Offer, sold in regions; the market moves in known ways (the truth).
 
@@ -190,15 +191,18 @@ def market_history(
     ``quarter_end`` > 0 that share of the wins closing in the first two months of a
     quarter slip to its last two weeks (the quarter-end rush); with ``slow_month`` =
     (m, share) that share of the wins due in calendar month m slip to the first two weeks
-    of the next month (a December that stops at Christmas). Times to a win and to a
-    loss from ``adv`` and ``loss``. The export date is START + ``days``; the rows hold
-    everything up to START + ``days + after`` (the future a backtest scores). Returns
-    (deals, export date).
+    of the next month (a December that stops at Christmas); with ``shock_rho`` > 0 the
+    shared odds shock is a stationary AR(1) path of that persistence (same sd). Times to
+    a win and to a loss from ``adv`` and ``loss``. The export date is START + ``days``;
+    the rows hold everything up to START + ``days + after`` (the future a backtest
+    scores). Returns (deals, export date).
     """
     rng = np.random.default_rng(seed)
     span = days + after
     n_months = int(np.ceil(span / MONTH)) + 1
     shared = rng.normal(0.0, shock_sd, n_months) if shock_sd else np.zeros(n_months)
+    for k in range(1, n_months if shock_rho else 0):  # a persistent (AR(1)) market
+        shared[k] = shock_rho * shared[k - 1] + np.sqrt(1 - shock_rho**2) * shared[k]
     lead_sd = np.hypot(leads_shock_sd, region_leads_shock_sd)
     lead_shared = rng.normal(0.0, leads_shock_sd, n_months) if lead_sd else 0.0
     frames = []

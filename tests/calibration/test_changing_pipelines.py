@@ -33,6 +33,12 @@ Measured on this machine (40 histories each, 400 trials):
   January), three years of history, a 1-month forecast made on December 1st: 26/40 with
   the monthly slips (0/40 without; 20/40 with month-of-year clock paces, P50 16% high: a
   slower clock is not a slip).
+- (h) not reached: the shared odds shock persistent (AR(1), 0.8 a month, sd 0.4), a year of
+  history, by region, 6-month forecast: 16/40, with or without the shocks' persistence
+  (read only when significant: a year gives ~8 settled cohorts, too few to see it; with
+  the plain variance of the residuals instead of the robust differences, 17/40). The
+  open book's odds take no shock, and where the market stands now is not read from the
+  recent cohorts: follow-up work.
 """
 
 from __future__ import annotations

@@ -273,3 +273,35 @@ def test_monthly_shocks_move_lead_volumes_by_exact_moments(engine):
         )
     with pytest.raises(ScenarioError, match="reserved since scenario format 5"):
         build(stages, None, arr, horizon_months=4, format_version=4, calibrated=True)
+
+
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_persistent_shocks_correlate_months_by_exact_moments(engine):
+    # Lead-volume shocks (market sd 0.3, own 0.2) as AR(1) paths of persistence 0.7:
+    # months k apart have Cov(N_m, N_m+k) = lam^2 (exp(s^2 0.7^k) - 1), s^2 = 0.13; each
+    # month alone keeps the variance of independent months.
+    stages = stages_frame([1.0], dwell_days=0.001, dwell_cv=0.0, names=["Offer"])
+    months = [f"2027-{k:02d}" for k in range(1, 5)]
+    arr = _arrivals(months, 500.0, np.nan, "North")
+    arr["segment_leads_shock_sd"] = 0.2
+    sc = build(
+        stages,
+        None,
+        arr,
+        horizon_months=4,
+        market_leads_shock_sd=0.3,
+        shock_persistence=0.7,
+        calibrated=True,
+    )
+    trials = 8_000
+    won = pipesim.simulate(sc, trials=trials, seed=47, engine=engine).won[:, :3, 0]
+    lam, s2 = 500.0, 0.3**2 + 0.2**2
+    var = lam + lam**2 * np.expm1(s2)
+    np.testing.assert_array_less(np.abs(won.mean(axis=0) - lam), Z * np.sqrt(var / trials))
+    np.testing.assert_array_less(np.abs(won.var(axis=0) / var - 1), Z * np.sqrt(2 / trials) * 2)
+    for k in (1, 2):
+        r = lam**2 * np.expm1(s2 * 0.7**k) / var
+        got = np.corrcoef(won[:, 0], won[:, k])[0, 1]
+        assert abs(got - r) < Z * (1 - r**2) / np.sqrt(trials), (k, got, r)
+    with pytest.raises(ScenarioError, match=r"shock_persistence 1\.0 is not a number from 0"):
+        build(stages, None, arr, horizon_months=4, shock_persistence=1.0, calibrated=True)

@@ -18,8 +18,8 @@ from scipy import special
 from pipesim.calibration.conversion_level import LR_MIN, stage_level
 from pipesim.calibration.history import History, as_of_date
 from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS, arrivals_table
-from pipesim.calibration.lead_shocks import lead_shocks
-from pipesim.calibration.odds_shocks import odds_shocks
+from pipesim.calibration.lead_shocks import lead_residuals, lead_shocks
+from pipesim.calibration.odds_shocks import cohort_residuals, odds_shocks
 from pipesim.calibration.quarter_pace import (
     booked_counts,
     due_dates,
@@ -27,6 +27,7 @@ from pipesim.calibration.quarter_pace import (
     quarter_paces,
     rush_slips,
 )
+from pipesim.calibration.shock_variance import persistence
 from pipesim.calibration.stage_paths import paths_at
 from pipesim.calibration.survival import (
     ADVANCE,
@@ -415,6 +416,30 @@ def calibrate_history(
             )
         if segment_sd > 0 and len(arrivals):
             arrivals["segment_shock_sd"] = segment_sd
+    rho = 0.0
+    if history.dated and max(market_sd, market_leads_sd) > 0:
+        sample = deals if start is None else deals[deals["created_at"] >= start]
+        begin = first if start is None else max(first, start)
+        series = [
+            cohort_residuals(sample, cut)[:2],
+            lead_residuals(sample, cut, begin, window_months, lead_end),
+        ]
+        rho, months = persistence(series)
+        if rho > 0:
+            # The shocks' variances were read on month-to-month differences, which see
+            # only 1 - rho of a persistent path's variance.
+            widen = 1.0 / np.sqrt(1.0 - rho)
+            market_sd, market_leads_sd = market_sd * widen, market_leads_sd * widen
+            for col in ("segment_shock_sd", "segment_leads_shock_sd"):
+                if col in arrivals.columns:
+                    arrivals[col] = arrivals[col] * widen
+            item = "monthly shocks persist"
+            rule = (
+                f"the cohorts' odds and lead counts correlate {rho:.2f} from one month to "
+                f"the next (over {months} pairs of months): every shock is a path of that "
+                "persistence (shock_persistence), its sd widened by 1/sqrt(1 - persistence)"
+            )
+            report.append({"item": item, "rows": 0, "action": "note", "rule": rule})
     used = len(deals)
     report.insert(
         1 + len(history.issues),
@@ -434,6 +459,7 @@ def calibrate_history(
             month_slips=late,
             market_shock_sd=market_sd,
             market_leads_shock_sd=market_leads_sd,
+            shock_persistence=rho,
         )
     for w in caught:
         report.append({"item": str(w.message), "rows": 0, "action": "note", "rule": "warning"})

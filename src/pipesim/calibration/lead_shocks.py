@@ -35,6 +35,21 @@ def _log_counts(y: np.ndarray, season: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.log((y + 0.5) / season), 1.0 / (y + 0.5)
 
 
+def lead_residuals(
+    deals: pd.DataFrame,
+    as_of: pd.Timestamp,
+    first_created: pd.Timestamp,
+    window_months: int = 24,
+    leads_until: pd.Timestamp | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The whole book's log creation counts per whole month (seasonality out), and noise."""
+    lo, end = lead_window(as_of, first_created, window_months, leads_until)
+    months = whole_months(lo, end)
+    created = deals["created_at"]
+    season = seasonality(created, end, first_created)[months.month - 1]
+    return _log_counts(month_counts(created, months), season)
+
+
 def lead_shocks(
     deals: pd.DataFrame,
     as_of: pd.Timestamp,
@@ -52,10 +67,8 @@ def lead_shocks(
     """
     lo, end = lead_window(as_of, first_created, window_months, leads_until)
     months = whole_months(lo, end)
-    created = deals["created_at"]
-    y = month_counts(created, months)
-    season = seasonality(created, end, first_created)[months.month - 1]
-    whole = shock_variance(*_log_counts(y, season))
+    y = month_counts(deals["created_at"], months)
+    whole = shock_variance(*lead_residuals(deals, as_of, first_created, window_months, leads_until))
     if not np.isfinite(whole):
         return 0.0, 0.0, ""
     market, own = whole, 0.0

@@ -43,14 +43,20 @@ def _residuals(won: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return r, 1.0 / ((n + 1.0) * p * (1.0 - p))
 
 
-def odds_shocks(
-    deals: pd.DataFrame, cut: pd.Timestamp, segments: Sequence[str]
-) -> tuple[float, float, str]:
-    """``(market_sd, segment_sd, why)`` from the deals known at ``cut`` (``why``: a note or '')."""
+def cohort_residuals(
+    deals: pd.DataFrame, cut: pd.Timestamp
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, pd.DataFrame, float]:
+    """The settled creation cohorts' logit residuals and noise, oldest first.
+
+    Returns ``(r, v, book, old, settle)``: residuals and their noise variances, the
+    cohorts' wins and counts, the settled deals and the settling time in days (empty
+    arrays when there are too few cohorts).
+    """
+    empty = np.zeros(0)
     closed = deals[deals["state"] != "open"]
     took = (closed["closed_at"] - closed["created_at"]).dt.days
     if len(took) < 20:
-        return 0.0, 0.0, ""
+        return empty, empty, pd.DataFrame(), deals.iloc[0:0], 0.0
     settle = float(np.quantile(took, SETTLE_QUANTILE))
     old = deals[deals["created_at"] < cut - pd.Timedelta(days=settle)]
     month = old["created_at"].dt.to_period("M")
@@ -61,8 +67,16 @@ def odds_shocks(
     book = won.groupby(month).agg(["sum", "count"])
     book = book[book["count"] >= 10]
     if len(book) < MIN_COHORTS:
-        return 0.0, 0.0, ""
+        return empty, empty, book, old, settle
     r, v = _residuals(book["sum"].to_numpy(), book["count"].to_numpy(dtype=float))
+    return r, v, book, old, settle
+
+
+def odds_shocks(
+    deals: pd.DataFrame, cut: pd.Timestamp, segments: Sequence[str]
+) -> tuple[float, float, str]:
+    """``(market_sd, segment_sd, why)`` from the deals known at ``cut`` (``why``: a note or '')."""
+    r, v, book, old, settle = cohort_residuals(deals, cut)
     if not len(r):
         return 0.0, 0.0, ""
     market, segment = max(shock_variance(r, v), 0.0), 0.0

@@ -60,3 +60,33 @@ def split_shared(
         weight += share
     own = own / weight if weight > 0 else 0.0
     return max(whole - own * concentration, 0.0), own
+
+
+PERSISTENCE_Z = 2.0  # standard errors the residuals' lag-1 correlation needs to be read
+MAX_PERSISTENCE = 0.95
+
+
+def persistence(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[float, int]:
+    """``(rho, months)``: the shocks' month-to-month persistence, pooled over ``series``.
+
+    Each series is monthly residuals with their noise variances (the cohorts' odds,
+    the lead counts). The lag-1 autocovariance over the variance beyond noise, pooled
+    (sums of both over the series); read only when the residuals' own lag-1
+    correlation is at least :data:`PERSISTENCE_Z` standard errors (1/sqrt(months))
+    above 0, else 0 (independent months). At most :data:`MAX_PERSISTENCE`.
+    """
+    cov = excess = total = 0.0
+    months = 0
+    for r, v in series:
+        if len(r) < MIN_MONTHS:
+            continue
+        d = r - r.mean()
+        cov += float(d[1:] @ d[:-1])
+        total += float(d @ d)
+        excess += float(d @ d) - float(v.sum())
+        months += len(r) - 1
+    if months < 2 * MIN_MONTHS or total <= 0 or excess <= 0:
+        return 0.0, months
+    if cov / total < PERSISTENCE_Z / np.sqrt(months):
+        return 0.0, months
+    return float(min(cov / excess, MAX_PERSISTENCE)), months

@@ -145,15 +145,34 @@ def _conversions(rng: np.random.Generator, funnel: FunnelTable, tb: int) -> np.n
     return conv
 
 
+def _shock_normals(
+    rng: np.random.Generator, arrivals: ArrivalTable, tb: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """[trial, row] standard normal shocks of each row's month: the market's, the segment's.
+
+    Each a stationary AR(1) path over the months with the rows' persistence (0: the
+    months independent), as :func:`pipesim.kernels.trial.shock_path`.
+    """
+    months = int(arrivals.month.max()) + 1
+    _, seg = np.unique(arrivals.rate_key, return_inverse=True)
+    rho = float(arrivals.shock_rho.max())
+    paths = []
+    for z in (
+        rng.standard_normal((tb, months)),
+        rng.standard_normal((tb, int(seg.max()) + 1, months)),
+    ):
+        for k in range(1, months if rho > 0 else 0):
+            z[..., k] = rho * z[..., k - 1] + np.sqrt(1.0 - rho * rho) * z[..., k]
+        paths.append(z)
+    return paths[0][:, arrivals.month], paths[1][:, seg, arrivals.month]
+
+
 def _shocked_odds(rng: np.random.Generator, arrivals: ArrivalTable, p: np.ndarray) -> np.ndarray:
     """[trial, row] P(win) of new leads after their month's market and segment logit shocks."""
     market, own = arrivals.market_shock_sd, arrivals.segment_shock_sd
     if not ((market > 0) | (own > 0)).any():
         return p
-    tb, months = p.shape[0], int(arrivals.month.max()) + 1
-    _, seg = np.unique(arrivals.rate_key, return_inverse=True)
-    z_market = rng.standard_normal((tb, months))[:, arrivals.month]
-    z_own = rng.standard_normal((tb, int(seg.max()) + 1, months))[:, seg, arrivals.month]
+    z_market, z_own = _shock_normals(rng, arrivals, p.shape[0])
     inside = (p > 0) & (p < 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         x = np.log(p / (1 - p)) + market * z_market + own * z_own
@@ -163,10 +182,7 @@ def _shocked_odds(rng: np.random.Generator, arrivals: ArrivalTable, p: np.ndarra
 def _shocked_leads(rng: np.random.Generator, arrivals: ArrivalTable, tb: int) -> np.ndarray:
     """[trial, row] lead-rate multipliers: the month's market and segment log shocks, mean 1."""
     market, own = arrivals.market_leads_shock_sd, arrivals.segment_leads_shock_sd
-    months = int(arrivals.month.max()) + 1
-    _, seg = np.unique(arrivals.rate_key, return_inverse=True)
-    z_market = rng.standard_normal((tb, months))[:, arrivals.month]
-    z_own = rng.standard_normal((tb, int(seg.max()) + 1, months))[:, seg, arrivals.month]
+    z_market, z_own = _shock_normals(rng, arrivals, tb)
     return np.exp(market * z_market + own * z_own - 0.5 * (market**2 + own**2))
 
 

@@ -177,6 +177,7 @@ def scenario_from_tables(
         quotas=tables.get("quotas"),
         market_shock_sd=row.get("market_shock_sd"),
         market_leads_shock_sd=row.get("market_leads_shock_sd"),
+        shock_persistence=row.get("shock_persistence"),
         fiscal_year_start=row.get("fiscal_year_start"),
         fiscal_calendar=row.get("fiscal_calendar"),
         as_of=row["as_of"],
@@ -246,6 +247,7 @@ def settings_table(scenario: Scenario) -> pd.DataFrame:
         or scenario.month_slips is not None
         or scenario.market_shock_sd > 0
         or scenario.market_leads_shock_sd > 0
+        or scenario.shock_persistence > 0
     ):
         # Columns reserved since a later format: say which format the tables follow.
         settings["format_version"] = [FORMAT_VERSION]

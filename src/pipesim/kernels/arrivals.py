@@ -57,6 +57,7 @@ def add_arrivals(
     rate_key, trend_sd, trend_months = arrivals.rate_key, arrivals.trend_sd, arrivals.trend_months
     month, market_sd, own_sd = arrivals.month, arrivals.market_shock_sd, arrivals.segment_shock_sd
     lead_market_sd, lead_own_sd = arrivals.market_leads_shock_sd, arrivals.segment_leads_shock_sd
+    rho = arrivals.shock_rho
     amount_mu, amount_sigma = arrivals.amount_mu, arrivals.amount_sigma
     end = float(day_period.shape[0])
     base = ts ^ ARRIVAL_DOMAIN
@@ -70,9 +71,9 @@ def add_arrivals(
             lam *= x / n
         lam *= trend_factor(z_trend, trend_sd[r], trend_months[r])
         segment = derive(base, rate_key[r])
-        lam *= shocked_leads(base, segment, month[r], lead_market_sd[r], lead_own_sd[r])
+        lam *= shocked_leads(base, segment, month[r], lead_market_sd[r], lead_own_sd[r], rho[r])
         top = g_of[r] * n_stages
-        p = shocked_odds(base, segment, month[r], pwin[top], market_sd[r], own_sd[r])
+        p = shocked_odds(base, segment, month[r], pwin[top], market_sd[r], own_sd[r], rho[r])
         # Thinning: the leads that go on to win are Poisson(lam * P(win from the top)).
         winners = poisson_inverse(to_unit(mix(branch(rs, COUNT_KEY))), lam * p)
         for j in range(winners):

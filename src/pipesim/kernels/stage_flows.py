@@ -130,7 +130,7 @@ def flow_trials(
     lam_of, n_of, by_a = arrivals.leads, arrivals.leads_n, arrivals.by
     rate_key, trend_sd, trend_months = arrivals.rate_key, arrivals.trend_sd, arrivals.trend_months
     month, lead_market_sd = arrivals.month, arrivals.market_leads_shock_sd
-    lead_own_sd = arrivals.segment_leads_shock_sd
+    lead_own_sd, rho = arrivals.segment_leads_shock_sd, arrivals.shock_rho
     amount_mu, amount_sigma = arrivals.amount_mu, arrivals.amount_sigma
     end = float(day_period.shape[0])
     for i in prange(n_trials):
@@ -153,7 +153,7 @@ def flow_trials(
                 lam *= x / n_of[r]
             lam *= trend_factor(z_trend, trend_sd[r], trend_months[r])
             lam *= shocked_leads(
-                base, derive(base, rate_key[r]), month[r], lead_market_sd[r], lead_own_sd[r]
+                base, derive(base, rate_key[r]), month[r], lead_market_sd[r], lead_own_sd[r], rho[r]
             )
             top = g_of[r] * n_stages
             leads = poisson_inverse(to_unit(mix(branch(rs, COUNT_KEY))), lam)

@@ -140,6 +140,7 @@ class ArrivalTable(NamedTuple):
     segment_shock_sd: np.ndarray  # float64: sd of the segment's own monthly logit shock
     market_leads_shock_sd: np.ndarray  # float64: sd of the monthly log shock on every lead rate
     segment_leads_shock_sd: np.ndarray  # float64: sd of the segment's own monthly log shock
+    shock_rho: np.ndarray  # float64: the shocks' month-to-month persistence (0: independent)
     amount_mu: np.ndarray  # float64: log-mean of a lead's amount
     amount_sigma: np.ndarray  # float64: log-sd of a lead's amount
     by: np.ndarray  # int64: the by-group

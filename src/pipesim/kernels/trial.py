@@ -102,48 +102,74 @@ def trend_factor(z: float, sd: float, months: float) -> float:
 
 
 @jit
+def shock_path(stream: np.uint64, key: np.uint64, month: int, rho: float) -> float:
+    """The month's standard normal shock of a path with month-to-month persistence ``rho``.
+
+    Month k's innovation is the normal of stream ``stream`` keyed ``key + k``; the path
+    is AR(1) and stationary: x_0 = z_0, x_k = rho·x_(k-1) + sqrt(1 - rho²)·z_k, so each
+    month is a standard normal and months k apart correlate rho^k. ``rho`` 0: z_month
+    alone (independent months).
+    """
+    if rho <= 0.0:
+        _, z = normal(derive(stream, key + np.uint64(month)))
+        return z
+    _, x = normal(derive(stream, key))
+    step = math.sqrt(1.0 - rho * rho)
+    for k in range(1, month + 1):
+        _, z = normal(derive(stream, key + np.uint64(k)))
+        x = rho * x + step * z
+    return x
+
+
+@jit
 def shocked_odds(
-    base: np.uint64, segment: np.uint64, month: int, p: float, market_sd: float, own_sd: float
+    base: np.uint64,
+    segment: np.uint64,
+    month: int,
+    p: float,
+    market_sd: float,
+    own_sd: float,
+    rho: float = 0.0,
 ) -> float:
     """P(win) of a new lead of ``month`` after that month's shocks on the logit scale.
 
-    The market's shock (one normal per trial and month, stream ``base``) times
-    ``market_sd``, plus the segment's own (stream ``segment``) times ``own_sd``; 0 and
-    1 stay as they are.
+    The market's shock (one path per trial, stream ``base``; :func:`shock_path` with
+    persistence ``rho``) times ``market_sd``, plus the segment's own (stream
+    ``segment``) times ``own_sd``; 0 and 1 stay as they are.
     """
     if (market_sd <= 0.0 and own_sd <= 0.0) or p <= 0.0 or p >= 1.0:
         return p
-    key = SHOCK_KEY + np.uint64(month)
     x = math.log(p / (1.0 - p))
     if market_sd > 0.0:
-        _, z = normal(derive(base, key))
-        x += market_sd * z
+        x += market_sd * shock_path(base, SHOCK_KEY, month, rho)
     if own_sd > 0.0:
-        _, z = normal(derive(segment, key))
-        x += own_sd * z
+        x += own_sd * shock_path(segment, SHOCK_KEY, month, rho)
     return 1.0 / (1.0 + math.exp(-x))
 
 
 @jit
 def shocked_leads(
-    base: np.uint64, segment: np.uint64, month: int, market_sd: float, own_sd: float
+    base: np.uint64,
+    segment: np.uint64,
+    month: int,
+    market_sd: float,
+    own_sd: float,
+    rho: float = 0.0,
 ) -> float:
     """The lead rate's multiplier in ``month``: that month's shocks on the log scale, mean 1.
 
-    ``exp(market_sd·z_m + own_sd·z_s − (market_sd² + own_sd²)/2)``: z_m one normal per
-    trial and month shared by every segment (stream ``base``), z_s the segment's own
-    (stream ``segment``); independent of the odds' shocks. 1.0 when both sds are 0.
+    ``exp(market_sd·z_m + own_sd·z_s − (market_sd² + own_sd²)/2)``: z_m the market's
+    path (stream ``base``), z_s the segment's own (stream ``segment``), each a
+    :func:`shock_path` with persistence ``rho``; independent of the odds' shocks. 1.0
+    when both sds are 0.
     """
     if market_sd <= 0.0 and own_sd <= 0.0:
         return 1.0
-    key = LEADS_SHOCK_KEY + np.uint64(month)
     x = -0.5 * (market_sd * market_sd + own_sd * own_sd)
     if market_sd > 0.0:
-        _, z = normal(derive(base, key))
-        x += market_sd * z
+        x += market_sd * shock_path(base, LEADS_SHOCK_KEY, month, rho)
     if own_sd > 0.0:
-        _, z = normal(derive(segment, key))
-        x += own_sd * z
+        x += own_sd * shock_path(segment, LEADS_SHOCK_KEY, month, rho)
     return math.exp(x)
 
 

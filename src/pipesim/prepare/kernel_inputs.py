@@ -388,6 +388,7 @@ def _arrival_arrays(
         segment_shock_sd=_optional(arr, "segment_shock_sd"),
         market_leads_shock_sd=np.full(len(arr), scenario.market_leads_shock_sd),
         segment_leads_shock_sd=_optional(arr, "segment_leads_shock_sd"),
+        shock_rho=np.full(len(arr), scenario.shock_persistence),
         amount_mu=amount_mu,
         amount_sigma=np.sqrt(sigma2),
         by=arr_by.astype(np.int64),

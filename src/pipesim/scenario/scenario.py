@@ -51,7 +51,8 @@ RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     # A segment row's pooling towards the stage's funnel row (hierarchical conversions).
     4: {"stages": ("conversion_pool",), "arrivals": ("leads_trend_sd", "segment_shock_sd")},
     # A segment's own monthly shock on its lead volume (the market's is a setting).
-    # (Settings of format 5: market_leads_shock_sd, slip_month1..2, slip_jan..slip_dec; and
+    # (Settings of format 5: market_leads_shock_sd, shock_persistence, slip_month1..2,
+    # slip_jan..slip_dec; and
     # the fiscal calendar, fiscal_year_start and fiscal_calendar, read in any format.)
     # Revenue already booked (won.parquet) and quotas (quotas.parquet): new tables.
     5: {
@@ -133,6 +134,11 @@ class Scenario:
         The monthly shock on new leads' odds of winning shared by every segment (sd on
         the logit scale; ``market_shock_sd`` in scenario.parquet; 0: none). Each
         arrivals row may add its segment's own (``segment_shock_sd``).
+    shock_persistence : float
+        The month-to-month persistence of every shock (odds and lead volumes, market
+        and segment): each is a stationary AR(1) path whose months k apart correlate
+        ``shock_persistence``^k (``shock_persistence`` in scenario.parquet; 0: months
+        independent).
     market_leads_shock_sd : float
         The monthly shock on every segment's lead volume (sd on the log scale, mean
         1 on the rate; ``market_leads_shock_sd`` in scenario.parquet; 0: none). Each
@@ -164,6 +170,7 @@ class Scenario:
     month_slips: tuple[float, ...] | None = None
     market_shock_sd: float = 0.0
     market_leads_shock_sd: float = 0.0
+    shock_persistence: float = 0.0
     fiscal: FiscalCalendar = dataclasses.field(default_factory=FiscalCalendar)
     won: pd.DataFrame | None = None
     quotas: pd.DataFrame | None = None
@@ -303,6 +310,7 @@ def make_scenario(
     month_slips: Sequence[float] | None = None,
     market_shock_sd: float | None = None,
     market_leads_shock_sd: float | None = None,
+    shock_persistence: float | None = None,
     fiscal: FiscalCalendar | None = None,
     fiscal_year_start: object = None,
     fiscal_calendar: object = None,
@@ -341,6 +349,8 @@ def make_scenario(
         The monthly logit shock on new leads' odds shared by every segment (>= 0).
     market_leads_shock_sd : float, optional
         The monthly log shock on lead volumes shared by every segment (>= 0).
+    shock_persistence : float, optional
+        The shocks' month-to-month persistence, in [0, 1).
     fiscal : FiscalCalendar, optional
         The fiscal calendar (else from ``fiscal_year_start`` and ``fiscal_calendar``).
     fiscal_year_start : int, optional
@@ -429,6 +439,9 @@ def make_scenario(
         market_leads_shock_sd=_check_shock(
             market_leads_shock_sd, src["scenario"], format_version, "market_leads_shock_sd"
         ),
+        shock_persistence=_check_shock(
+            shock_persistence, src["scenario"], format_version, "shock_persistence"
+        ),
         fiscal=calendar,
         won=won_v,
         quotas=quotas_v,
@@ -473,6 +486,7 @@ def check_fiscal(year_start: object, weeks: object, source: str) -> FiscalCalend
 SHOCK_SETTINGS = {
     "market_shock_sd": ("on the logit scale, of the monthly shock on new leads' odds", 4),
     "market_leads_shock_sd": ("on the log scale, of the monthly shock on lead volumes", 5),
+    "shock_persistence": ("", 5),
 }
 
 
@@ -489,6 +503,12 @@ def _check_shock(
     if math.isnan(sd):
         return 0.0
     meaning, since = SHOCK_SETTINGS[name]
+    if name == "shock_persistence" and not (math.isfinite(sd) and 0 <= sd < 1):
+        raise ScenarioError(
+            f"{source}: shock_persistence {value!r} is not a number from 0 to below 1 (the "
+            "shocks' month-to-month correlation). Leave it empty for independent months.",
+            parameters=(name,),
+        )
     if not (math.isfinite(sd) and sd >= 0):
         raise ScenarioError(
             f"{source}: {name} {value!r} is not a number >= 0 (the sd, {meaning} shared by "
