@@ -248,15 +248,16 @@ def import_scenario(
             raise InputError(str(exc) + note, parameters=exc.parameters) from None
         tables["levers"] = table
     written = parquet.write_tables(folder, tables, scenario_folder.scenario_metadata(loaded))
-    stale = folder / "levers.parquet"
-    if levers is None and stale.is_file():
-        stale.unlink()
-        warnings.warn(
-            f"{stale}: removed, as the workbook has no levers sheet (the folder now holds "
-            "the workbook's scenario only).",
-            PipesimWarning,
-            stacklevel=2,
-        )
+    for name, absent in (("levers", levers is None), ("fx", loaded.fx is None)):
+        stale = folder / f"{name}.parquet"
+        if absent and stale.is_file():
+            stale.unlink()
+            warnings.warn(
+                f"{stale}: removed, as the workbook has no {name} sheet (the folder now holds "
+                "the workbook's scenario only).",
+                PipesimWarning,
+                stacklevel=2,
+            )
     return written
 
 

@@ -7,7 +7,8 @@ Every adapter maps its CRM export onto this format:
   (``open`` / ``won`` / ``lost``), ``closed_at`` (blank while open), ``amount``
   (for a won deal, the amount booked), optional ``open_amount`` (the amount as
   it stood while the deal was open, e.g. a list price; default ``amount``),
-  plus any segment columns.
+  optional ``currency`` (the amounts' currency; empty: the company's), plus any
+  segment columns.
 - events (optional): ``deal_id``, ``stage``, ``entered_at``: one row per stage
   entry.
 
@@ -30,7 +31,7 @@ import pandas as pd
 from pipesim.errors import InputError
 
 DEAL_COLUMNS = ("deal_id", "created_at", "stage", "status", "closed_at", "amount")
-OPTIONAL_COLUMNS = ("open_amount",)
+OPTIONAL_COLUMNS = ("open_amount", "currency")  # currency: the amounts' (read, not a segment)
 EVENT_COLUMNS = ("deal_id", "stage", "entered_at")
 STATUSES = {
     "open": "open",
@@ -199,7 +200,7 @@ def make_history(
         frame["open_amount"] = pd.to_numeric(frame["open_amount"], errors="coerce").astype(float)
     else:
         frame["open_amount"] = frame["amount"]
-    for seg in segs:
+    for seg in [*segs, *(["currency"] if "currency" in frame.columns else [])]:
         frame[seg] = frame[seg].map(_text)
     keep = np.ones(len(frame), dtype=bool)
 

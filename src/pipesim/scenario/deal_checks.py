@@ -29,6 +29,7 @@ from pipesim.scenario.table_checks import (
 )
 
 SHOWN = 5  # rows quoted in a message
+CORE_COLUMNS = ("deal_id", "stage", "amount", "days_in_stage")
 _FIXES = {
     "number": "Write plain numbers there.",
     "amount": "Write each deal's expected value (0 or more).",
@@ -90,6 +91,8 @@ class DealChecker:
         self.source = source
         self.funnel = list(funnel)
         self.segments = segment_columns(pd.DataFrame(columns=list(columns)), known)
+        # Reserved text columns beyond the four read as numbers and ids (currency, ...).
+        self.texts = [c for c in columns if c in known and c not in CORE_COLUMNS]
         self.rows = 0
         self.keys: list[np.ndarray] = []
         self.stage_deals = {s: 0 for s in self.funnel}
@@ -164,7 +167,7 @@ class DealChecker:
             },
             index=table.index,
         )
-        for seg in self.segments:
+        for seg in [*self.texts, *self.segments]:
             out[seg] = as_segment(table[seg]).to_numpy()
         return out
 

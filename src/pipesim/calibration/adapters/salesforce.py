@@ -7,7 +7,8 @@ its last open stage in the history; without a history it is unknown and the
 deal is counted as lost from the first stage (noted in the report). The funnel
 comes from ``--stages``, else the history's ``SortOrder`` (or dates), else
 Salesforce's standard stage order (either default sales process) restricted
-to the stages present.
+to the stages present. ``CurrencyIsoCode`` (multi-currency orgs) is the amounts'
+currency.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ DEALS = {
     "is_closed": ("IsClosed", "Closed"),
     "Type": ("Type", "Opportunity Type"),
     "LeadSource": ("LeadSource", "Lead Source"),
+    "currency": ("CurrencyIsoCode", "Opportunity Currency", "Currency ISO Code"),
 }
 EVENTS = {
     "deal_id": ("OpportunityId", "OppID", "Opportunity ID"),
@@ -138,7 +140,7 @@ def read(
             "amount": c["amount"].fillna("").str.replace(r"[$,\s]", "", regex=True),
         }
     )
-    for seg in ("Type", "LeadSource"):
+    for seg in ("Type", "LeadSource", "currency"):
         if seg in c:
             deals[seg] = c[seg].to_numpy()
     return make_history(
