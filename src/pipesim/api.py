@@ -153,9 +153,12 @@ def write_results(
     revenue target over the horizon, when given: ``pipesim report`` draws it);
     ``funnel.parquet`` (stage, deals, value, conversion, win_probability) makes
     the folder enough for ``pipesim report``. A scenario with loss clocks also gets
-    ``odds.parquet`` (stage, age_days, odds: the chance to advance by age).
+    ``odds.parquet`` (stage, age_days, odds: the chance to advance by age); one whose
+    deals carry ``forecast_category`` gets ``forecast_call.parquet`` (the reps' call
+    next to the model's for the quarter of as_of, :mod:`pipesim.reports.forecast_call`).
     """
     from pipesim.prepare.loss_clock import odds_curve
+    from pipesim.reports.forecast_call import forecast_call
     from pipesim.reports.funnel_table import funnel_table
 
     metadata = result.metadata()
@@ -176,6 +179,9 @@ def write_results(
     odds = odds_curve(result.scenario)
     if len(odds):
         tables["odds"] = odds
+    call = forecast_call(result)
+    if call is not None:
+        tables["forecast_call"] = call
     return parquet.write_tables(out, tables, metadata)
 
 

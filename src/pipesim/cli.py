@@ -242,7 +242,8 @@ def run(
 
     Prints mean, P10, P50 and P90 of revenue and won deals per month and
     cumulative, and writes OUT/summary.parquet, OUT/trials.parquet and
-    OUT/funnel.parquet (and OUT/report.html with --report).
+    OUT/funnel.parquet (OUT/forecast_call.parquet when deals carry forecast_category;
+    OUT/report.html with --report).
     """
     with _working(notice=not (quiet or as_json)):
         if make_report:

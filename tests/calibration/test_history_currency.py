@@ -74,16 +74,18 @@ def test_one_currency_is_the_scenario_currency():
     ("fmt", "columns"),
     [
         ("salesforce", {"Id": "a", "CreatedDate": "2021-01-02", "StageName": "Closed Won",
-                        "CloseDate": "2021-02-01", "Amount": "10", "CurrencyIsoCode": "USD"}),
+                        "CloseDate": "2021-02-01", "Amount": "10", "CurrencyIsoCode": "USD",
+                        "ForecastCategoryName": "BestCase"}),
         ("hubspot", {"Record ID": "a", "Create Date": "2021-01-02", "Deal Stage": "Closed Won",
-                     "Close Date": "2021-02-01", "Amount": "10", "deal_currency_code": "USD"}),
+                     "Close Date": "2021-02-01", "Amount": "10", "deal_currency_code": "USD",
+                     "hs_manual_forecast_category": "BEST_CASE"}),
         ("pipedrive", {"Deal - ID": "a", "Deal - Deal created": "2021-01-02",
                        "Deal - Stage": "Qualified", "Deal - Status": "won",
                        "Deal - Won time": "2021-02-01", "Deal - Value": "10",
                        "Deal - Currency": "USD"}),
     ],
 )  # fmt: skip
-def test_adapters_read_the_crm_currency_column(tmp_path, fmt, columns):
+def test_adapters_read_the_crm_currency_and_forecast_category_columns(tmp_path, fmt, columns):
     first = next(iter(columns))  # the deal id's column
     rows = [columns, {**columns, first: "b"}]
     path = tmp_path / "deals.csv"
@@ -92,6 +94,9 @@ def test_adapters_read_the_crm_currency_column(tmp_path, fmt, columns):
     history = read_history(path, None, format=fmt, stages=[stages] if stages else ["Prospecting"])
     assert list(history.deals["currency"]) == ["USD", "USD"]
     assert "currency" not in history.segments
+    if fmt != "pipedrive":  # the forecast category, in the CRM's spelling, mapped
+        assert list(history.deals["forecast_category"]) == ["Best Case", "Best Case"]
+        assert "forecast_category" not in history.segments
 
 
 def test_calibrate_command_takes_currency_and_fx(tmp_path):

@@ -12,6 +12,7 @@ import pandas as pd
 from pipesim.calibration.adapters import read_history
 from pipesim.calibration.backtest import backtest_history, month_starts
 from pipesim.calibration.fit import Calibration, calibrate_history, write_calibration
+from pipesim.calibration.forecast_categories import with_categories
 from pipesim.calibration.history import History, as_of_date
 from pipesim.calibration.history_currency import book_in_currencies, history_currency
 from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS
@@ -128,20 +129,27 @@ def calibrate(
     converted, company, rates = history_currency(
         hist, fx_table, currency or "", as_of_date(as_of), fx_source
     )
-    cal = calibrate_history(
-        converted,
-        as_of,
-        segments=_split(segments),
-        horizon_months=horizon_months,
-        name=name,
-        dwell_dist=dwell_dist,
-        loss_dist=loss_dist,
-        since=since,
-        leads_until=leads_until,
-        half_life=half_life,
-        moving_conversions=moving_conversions,
-        fiscal_year_start=fiscal.year_start,
-    )
+
+    def refit(h: History, segs: list[str] | None) -> Calibration:
+        return calibrate_history(
+            h,
+            as_of,
+            segments=segs,
+            horizon_months=horizon_months,
+            name=name,
+            dwell_dist=dwell_dist,
+            loss_dist=loss_dist,
+            since=since,
+            leads_until=leads_until,
+            half_life=half_life,
+            moving_conversions=moving_conversions,
+            fiscal_year_start=fiscal.year_start,
+        )
+
+    chosen = _split(segments) or []
+    cal = refit(converted, chosen or None)
+    cut = pd.Timestamp(as_of_date(as_of))
+    cal = with_categories(cal, converted, cut, chosen, refit)
     sc = cal.scenario
     won = None
     if hist.dated:

@@ -51,6 +51,9 @@ __all__ = [
 ]
 
 NONE_LABEL = "(none)"
+# Reserved deal columns that may still select stage rows and break results down
+# (stages.parquet rows keyed by a forecast category; --by forecast_category).
+SELECTORS = ("forecast_category",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,6 +216,7 @@ def _arrival_months(scenario: Scenario) -> tuple[np.ndarray, list[str]]:
 
 def _check_by(scenario: Scenario, by: Sequence[str]) -> None:
     known = set(scenario.deal_segments) | set(scenario.arrival_segments)
+    known |= set(SELECTORS) & set(scenario.deal_columns)
     unknown = [c for c in by if c not in known]
     if unknown:
         where = ", ".join(sorted(known)) or "none"
@@ -244,7 +248,8 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
     months = months[keep]
 
     groups, by_groups = _FirstSeen(), _FirstSeen()
-    wanted = [c for c in dict.fromkeys([*segs, *by]) if c in scenario.deal_segments]
+    selectors = set(scenario.deal_segments) | (set(SELECTORS) & set(scenario.deal_columns))
+    wanted = [c for c in dict.fromkeys([*segs, *by]) if c in selectors]
     fx_source = (scenario.path and f"{scenario.path}/fx.parquet") or "fx table"
     money = currencies(scenario.fx, scenario.currency, fx_source)
     for chunk in scenario.deal_chunks(DEAL_CHUNK, columns=wanted):

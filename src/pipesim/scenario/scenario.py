@@ -53,11 +53,12 @@ RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     4: {"stages": ("conversion_pool",), "arrivals": ("leads_trend_sd", "segment_shock_sd")},
     # A segment's own monthly shock on its lead volume (the market's is a setting); a deal's
     # or new leads' currency (scenario.parquet's currency is the company's).
+    # An open deal's forecast category (the rep's call: Pipeline, Best Case, Commit, Omitted).
     # (Settings of format 5: market_leads_shock_sd, slip_month1..2, slip_jan..slip_dec; and
     # the fiscal calendar, fiscal_year_start and fiscal_calendar, read in any format.)
     # Revenue already booked (won.parquet) and quotas (quotas.parquet): new tables.
     5: {
-        "deals": ("currency",),
+        "deals": ("currency", "forecast_category"),
         "arrivals": ("segment_leads_shock_sd", "currency"),
         "scenario": ("fiscal_year_start", "fiscal_calendar"),
         "won": ("deal_id", "closed_at", "amount"),
