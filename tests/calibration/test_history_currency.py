@@ -119,3 +119,9 @@ def test_calibrate_command_takes_currency_and_fx(tmp_path):
         main, ["run", str(out), "--trials", "20", "--out", str(tmp_path / "r")]
     )
     assert res.exit_code == 0, res.output
+
+
+def test_backtest_refuses_a_history_in_several_currencies():
+    deals, events, _ = _history(n=50)
+    with pytest.raises(InputError, match=r"amounts in EUR, USD"):
+        pipesim.backtest(make_history(deals, events), cutoffs=["2021-06-01"], horizon_months=1)

@@ -238,3 +238,19 @@ def test_fx_round_trips_through_a_folder_and_counts_in_the_fingerprint(tmp_path)
     from pipesim.reports.funnel_table import funnel_table
 
     assert funnel_table(sc)["value"].iloc[0] == pytest.approx(100 * 0.9 + 100)
+
+
+def test_a_book_on_disk_converts_as_the_same_book_in_memory(tmp_path):
+    fx = pd.DataFrame(
+        {"currency": ["USD", "USD"], "rate": [0.9, 0.8], "from": [None, dt.date(2027, 2, 10)]}
+    )
+    stages = stages_frame([0.7, 0.8, 0.9], dwell_days=15.0, dwell_cv=0.8)
+    deals = deals_frame(["S1", "S2", "S3"] * 30, np.linspace(100, 900, 90))
+    deals["currency"] = ["USD", None, "EUR"] * 30
+    sc = build(stages, deals, horizon_months=4, currency="EUR", fx=fx)
+    scenario_folder.write_scenario(tmp_path / "sc", sc)
+    disk = pipesim.load_scenario(tmp_path / "sc", deals_in_memory=False, chunk=7)
+    assert not disk.deals_in_memory
+    a = pipesim.simulate(sc, trials=100, seed=2).revenue
+    b = pipesim.simulate(disk, trials=100, seed=2).revenue
+    np.testing.assert_array_equal(a, b)

@@ -233,6 +233,8 @@ def backtest(
             parameters=("history",),
         )
     kept: dict[str, Calibration] | None = {} if keep_calibrations else None
+    # Amounts in several currencies cannot be scored without rates: stop, naming them.
+    history_currency(hist, None, "", hist.last_date.date())
     table = backtest_history(
         hist,
         cutoffs,
