@@ -254,3 +254,22 @@ def test_a_book_on_disk_converts_as_the_same_book_in_memory(tmp_path):
     a = pipesim.simulate(sc, trials=100, seed=2).revenue
     b = pipesim.simulate(disk, trials=100, seed=2).revenue
     np.testing.assert_array_equal(a, b)
+
+
+def test_fx_and_the_new_deal_columns_round_trip_through_a_workbook(tmp_path):
+    pytest.importorskip("openpyxl")
+    fx = pd.DataFrame(
+        {"currency": ["USD", "USD"], "rate": [0.9, 0.8], "from": [None, dt.date(2027, 2, 10)]}
+    )
+    stages = stages_frame([0.7, 0.8, 0.9], dwell_days=15.0, dwell_cv=0.8)
+    deals = deals_frame(["S1", "S2", "S3"] * 3, np.linspace(100, 900, 9))
+    deals["currency"] = ["USD", None, "EUR"] * 3
+    deals["forecast_category"] = ["Commit", None, "Best Case"] * 3
+    sc = build(stages, deals, horizon_months=4, currency="EUR", fx=fx)
+    scenario_folder.write_scenario(tmp_path / "sc", sc)
+    pipesim.api.export_scenario(tmp_path / "sc", tmp_path / "plan.xlsx")
+    pipesim.api.import_scenario(tmp_path / "plan.xlsx", tmp_path / "back")
+    back = pipesim.load_scenario(tmp_path / "back")
+    pd.testing.assert_frame_equal(back.fx, sc.fx)
+    a = pipesim.simulate(pipesim.load_scenario(tmp_path / "sc"), trials=50, seed=2).revenue
+    np.testing.assert_array_equal(pipesim.simulate(back, trials=50, seed=2).revenue, a)
