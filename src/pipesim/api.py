@@ -296,13 +296,20 @@ def funnel_note(format: str, stages: int) -> str:
 
 
 def run_json(result: Result) -> str:
-    """What ``pipesim run --json`` prints: settings, summary, quarters (and quota) rows."""
+    """What ``pipesim run --json`` prints: settings, summary, quarters (and quota) rows.
+
+    With forecast categories on the deals, ``"forecast_call"`` holds the call's row too.
+    """
     from pipesim.reports.export import tables_json
+    from pipesim.reports.forecast_call import forecast_call
 
     tables = {"summary": result.summary(result.by), "quarters": result.quarters(result.by)}
     quota = result.quota()
     if quota is not None:
         tables["quota"] = quota
+    call = forecast_call(result)
+    if call is not None:
+        tables["forecast_call"] = call
     return tables_json(tables, result.metadata())
 
 

@@ -104,3 +104,17 @@ def test_run_writes_forecast_call_parquet_and_prints_the_call(tmp_path):
         "p_commit",
     ]  # fmt: skip
     assert table["commit"].item() == 400.0
+
+
+def test_run_json_holds_the_call(tmp_path):
+    import json
+
+    sc, _ = _book()
+    folder = tmp_path / "sc"
+    pipesim.io.scenario_folder.write_scenario(folder, sc)
+    args = ["run", str(folder), "--trials", "100", "--out", str(tmp_path / "o"), "--json"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["forecast_call"][0]["commit"] == 400.0
+    assert doc["forecast_call"][0]["quarter"] == "2027-Q1"
