@@ -12,6 +12,7 @@ import pipesim
 from conftest import Z, build, deals_frame, stages_frame
 from pipesim.cli import main
 from pipesim.reports.forecast_call import forecast_call
+from pipesim.scenario.fiscal import FiscalCalendar
 from pipesim.scenario.forecast_category import canonical
 
 
@@ -46,7 +47,7 @@ def test_the_call_sums_are_exact_and_p_commit_is_the_binomial_tail():
     sc, n = _book()
     trials = 20_000
     call = forecast_call(pipesim.simulate(sc, trials=trials, seed=3)).iloc[0]
-    assert call["quarter"] == "2027-Q1" and bool(call["complete"])
+    assert call["quarter"] == "FY2027-Q1" and bool(call["complete"]) and call["booked"] == 0.0
     assert str(call["start"]) == "2027-01-01" and str(call["end"]) == "2027-03-31"
     assert call["commit"] == 400.0 and call["commit_best_case"] == 700.0
     assert call["weighted_pipeline"] == pytest.approx(12 * 100.0 * 0.5)  # Omitted left out
@@ -64,7 +65,32 @@ def test_a_quarter_cut_by_as_of_counts_its_remaining_months_only():
     sc, _ = _book()
     late = sc.replace(as_of="2027-02-15", horizon_months=1)
     call = forecast_call(pipesim.simulate(late, trials=50, seed=1)).iloc[0]
-    assert call["quarter"] == "2027-Q1" and not bool(call["complete"])
+    assert call["quarter"] == "FY2027-Q1" and not bool(call["complete"])
+
+
+def test_the_fiscal_quarter_of_as_of_with_its_revenue_already_won():
+    # Fiscal year from February: 2027-01-01 lies in FY2027-Q4 (2026-11-01 to 2027-01-31),
+    # under way. 250 won in it before as_of (and 1,000 in the quarter before: not counted)
+    # join every trial and the Commit totals; the same trials, shifted by exactly 250.
+    sc, _ = _book()
+    won = pd.DataFrame(
+        {
+            "deal_id": ["w1", "w2", "w3"],
+            "closed_at": pd.to_datetime(["2026-11-03", "2026-12-31", "2026-10-31"]),
+            "amount": [200.0, 50.0, 1000.0],
+        }
+    )
+    fiscal = sc.replace(fiscal=FiscalCalendar(year_start=2))
+    plain = forecast_call(pipesim.simulate(fiscal, trials=2_000, seed=5)).iloc[0]
+    call = forecast_call(pipesim.simulate(fiscal.replace(won=won), trials=2_000, seed=5)).iloc[0]
+    assert call["quarter"] == "FY2027-Q4" and not bool(call["complete"])
+    assert str(call["start"]) == "2026-11-01" and str(call["end"]) == "2027-01-31"
+    assert call["booked"] == 250.0 and plain["booked"] == 0.0
+    assert (call["commit"], call["commit_best_case"]) == (650.0, 950.0)
+    assert call["weighted_pipeline"] == plain["weighted_pipeline"]  # open deals only
+    for c in ("mean", "p10", "p50", "p90"):
+        assert call[c] == pytest.approx(plain[c] + 250.0, abs=1e-9)
+    assert call["p_commit"] == plain["p_commit"]  # both sides moved by the same 250
 
 
 def test_no_category_no_call_and_an_unknown_one_exits_2(tmp_path):
@@ -96,10 +122,10 @@ def test_run_writes_forecast_call_parquet_and_prints_the_call(tmp_path):
     out = tmp_path / "out"
     res = CliRunner().invoke(main, ["run", str(folder), "--trials", "200", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "Forecast call, 2027-Q1" in res.output and "P(revenue >= Commit)" in res.output
+    assert "Forecast call, FY2027-Q1" in res.output and "P(revenue >= Commit)" in res.output
     table = pd.read_parquet(out / "forecast_call.parquet")
     assert list(table.columns) == [
-        "quarter", "start", "end", "complete", "commit", "commit_best_case",
+        "quarter", "start", "end", "complete", "booked", "commit", "commit_best_case",
         "weighted_pipeline", "commit_deals", "best_case_deals", "mean", "p10", "p50", "p90",
         "p_commit",
     ]  # fmt: skip
@@ -117,4 +143,4 @@ def test_run_json_holds_the_call(tmp_path):
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["forecast_call"][0]["commit"] == 400.0
-    assert doc["forecast_call"][0]["quarter"] == "2027-Q1"
+    assert doc["forecast_call"][0]["quarter"] == "FY2027-Q1"

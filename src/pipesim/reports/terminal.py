@@ -212,7 +212,7 @@ def call_block(call: pd.DataFrame, currency: str = "") -> list[str]:
     r = call.iloc[0]
     cut = "" if r["complete"] else " (part of it: from as_of, or cut by the horizon)"
     rows = [
-        ["Commit", money(r["commit"], currency), f"{int(r['commit_deals']):,} deals"],
+        ["Commit", money(r["commit"], currency), f"{int(r['commit_deals']):,} open deals"],
         ["Commit + Best Case", money(r["commit_best_case"], currency),
          f"{int(r['best_case_deals']):,} Best Case deals"],
         ["weighted pipeline", money(r["weighted_pipeline"], currency), "Omitted left out"],
@@ -220,6 +220,10 @@ def call_block(call: pd.DataFrame, currency: str = "") -> list[str]:
          " / ".join(money(r[c]) for c in ("p10", "p50", "p90")), f"mean {money(r['mean'])}"],
         ["P(revenue >= Commit)", percent(r["p_commit"]), ""],
     ]  # fmt: skip
+    if r["booked"]:
+        rows.insert(
+            0, ["won before as_of", money(r["booked"], currency), "in Commit and the model"]
+        )
     return [
         f"Forecast call, {r['quarter']} ({r['start']} to {r['end']}){cut}",
         table(["", "revenue", ""], rows, left=1),
