@@ -86,6 +86,30 @@ def test_a_dated_rate_switching_mid_horizon_applies_at_the_won_day(engine):
     np.testing.assert_allclose(_simulate(slow, engine).revenue[:, 2, 0], 850.0, rtol=1e-12)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_slipped_win_keeps_its_won_days_rate(engine):
+    # Every deal is won 2027-01-31 (USD 0.90; 0.80 from 02-10, 0.85 from 03-15); the rush
+    # holds half of January's wins to March (kernels.trial.booked). A win booked in March
+    # is still converted at its won day's 0.90, so each trial's January + March revenue
+    # is 20 x 100 x 0.90 and March's is its count there x 90, exactly.
+    deals = deals_frame(["S1"] * 20, 100.0, ages=[10.0] * 20).assign(currency="USD")
+    fx = pd.DataFrame(
+        {
+            "currency": ["USD", "USD", "USD"],
+            "rate": [0.90, 0.80, 0.85],
+            "from": [None, dt.date(2027, 2, 10), dt.date(2027, 3, 15)],
+        }
+    )
+    sc = build(
+        _sure_funnel(), deals, horizon_months=3, currency="EUR", fx=fx, rush_slips=(0.5, 0.0)
+    )
+    res = _simulate(sc, engine, trials=20)
+    march = res.won[:, 2, 0]
+    assert march.sum() > 0 and res.won[:, 0, 0].sum() > 0  # both kinds of win happen
+    np.testing.assert_allclose(res.revenue[:, 2, 0], march * 90.0, rtol=1e-12)
+    np.testing.assert_allclose(res.revenue[:, [0, 2], 0].sum(axis=1), 1_800.0, rtol=1e-12)
+
+
 def test_one_currency_keeps_the_bits_of_a_book_without_currencies():
     stages = stages_frame([0.5, 0.6, 0.7], dwell_days=20.0, dwell_cv=0.7, value_cv=[0, 0, 0.3])
     deals = deals_frame(["S1", "S2"] * 50, np.linspace(100, 5_000, 100))
