@@ -153,9 +153,12 @@ def write_results(
     revenue target over the horizon, when given: ``pipesim report`` draws it);
     ``funnel.parquet`` (stage, deals, value, conversion, win_probability) makes
     the folder enough for ``pipesim report``. A scenario with loss clocks also gets
-    ``odds.parquet`` (stage, age_days, odds: the chance to advance by age).
+    ``odds.parquet`` (stage, age_days, odds: the chance to advance by age); one whose
+    deals carry ``forecast_category`` gets ``forecast_call.parquet`` (the reps' call
+    next to the model's for the quarter of as_of, :mod:`pipesim.reports.forecast_call`).
     """
     from pipesim.prepare.loss_clock import odds_curve
+    from pipesim.reports.forecast_call import forecast_call
     from pipesim.reports.funnel_table import funnel_table
 
     metadata = result.metadata()
@@ -176,6 +179,9 @@ def write_results(
     odds = odds_curve(result.scenario)
     if len(odds):
         tables["odds"] = odds
+    call = forecast_call(result)
+    if call is not None:
+        tables["forecast_call"] = call
     return parquet.write_tables(out, tables, metadata)
 
 
@@ -248,15 +254,16 @@ def import_scenario(
             raise InputError(str(exc) + note, parameters=exc.parameters) from None
         tables["levers"] = table
     written = parquet.write_tables(folder, tables, scenario_folder.scenario_metadata(loaded))
-    stale = folder / "levers.parquet"
-    if levers is None and stale.is_file():
-        stale.unlink()
-        warnings.warn(
-            f"{stale}: removed, as the workbook has no levers sheet (the folder now holds "
-            "the workbook's scenario only).",
-            PipesimWarning,
-            stacklevel=2,
-        )
+    for name, absent in (("levers", levers is None), ("fx", loaded.fx is None)):
+        stale = folder / f"{name}.parquet"
+        if absent and stale.is_file():
+            stale.unlink()
+            warnings.warn(
+                f"{stale}: removed, as the workbook has no {name} sheet (the folder now holds "
+                "the workbook's scenario only).",
+                PipesimWarning,
+                stacklevel=2,
+            )
     return written
 
 
@@ -289,13 +296,20 @@ def funnel_note(format: str, stages: int) -> str:
 
 
 def run_json(result: Result) -> str:
-    """What ``pipesim run --json`` prints: settings, summary, quarters (and quota) rows."""
+    """What ``pipesim run --json`` prints: settings, summary, quarters (and quota) rows.
+
+    With forecast categories on the deals, ``"forecast_call"`` holds the call's row too.
+    """
     from pipesim.reports.export import tables_json
+    from pipesim.reports.forecast_call import forecast_call
 
     tables = {"summary": result.summary(result.by), "quarters": result.quarters(result.by)}
     quota = result.quota()
     if quota is not None:
         tables["quota"] = quota
+    call = forecast_call(result)
+    if call is not None:
+        tables["forecast_call"] = call
     return tables_json(tables, result.metadata())
 
 

@@ -242,7 +242,8 @@ def run(
 
     Prints mean, P10, P50 and P90 of revenue and won deals per month and
     cumulative, and writes OUT/summary.parquet, OUT/trials.parquet and
-    OUT/funnel.parquet (and OUT/report.html with --report).
+    OUT/funnel.parquet (OUT/forecast_call.parquet when deals carry forecast_category;
+    OUT/report.html with --report).
     """
     with _working(notice=not (quiet or as_json)):
         if make_report:
@@ -514,6 +515,19 @@ def example_history(directory: Path, force: bool) -> None:
     help="Plan in weeks: 4-4-5, 4-5-4 or 5-4-4 (default: calendar months).",
 )
 @click.option("--force", is_flag=True, help="Overwrite a scenario already in OUT.")
+@click.option(
+    "--currency",
+    default="",
+    help="The company currency (e.g. EUR) the scenario is in; default: the history's, "
+    "when it has one.",
+)
+@click.option(
+    "--fx",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Exchange rates (Parquet: currency, rate = company currency per unit, optional "
+    "from date): history amounts are converted to --currency, open deals keep theirs.",
+)
 @_quiet_json
 def calibrate(
     history: Path,
@@ -533,6 +547,8 @@ def calibrate(
     fiscal_year_start: int | None,
     fiscal_calendar: str | None,
     force: bool,
+    currency: str,
+    fx: Path | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -560,6 +576,8 @@ def calibrate(
             fiscal_year_start=fiscal_year_start,
             fiscal_calendar=fiscal_calendar,
             force=force,
+            currency=currency,
+            fx=fx,
         )
     if as_json:
         click.echo(api.calibration_json(cal))

@@ -12,7 +12,9 @@ import pandas as pd
 from pipesim.calibration.adapters import read_history
 from pipesim.calibration.backtest import backtest_history, month_starts
 from pipesim.calibration.fit import Calibration, calibrate_history, write_calibration
-from pipesim.calibration.history import History
+from pipesim.calibration.forecast_categories import with_categories
+from pipesim.calibration.history import History, as_of_date
+from pipesim.calibration.history_currency import book_in_currencies, history_currency
 from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS
 from pipesim.calibration.won_deals import won_this_year
 from pipesim.errors import InputError
@@ -60,6 +62,8 @@ def calibrate(
     moving_conversions: bool = False,
     fiscal_year_start: int | None = None,
     fiscal_calendar: str | None = None,
+    currency: str = "",
+    fx: PathLike | pd.DataFrame | None = None,
 ) -> Calibration:
     """Calibrate a scenario from a CRM export as it stood at ``as_of``.
 
@@ -98,6 +102,13 @@ def calibrate(
         The scenario's fiscal calendar (month 1-12 the fiscal year starts in; ``4-4-5``,
         ``4-5-4`` or ``5-4-4`` for weeks). A dated history also gives ``won.parquet``:
         the deals won from the start of as_of's fiscal year to the day before as_of.
+    currency : str
+        The company currency (the scenario's). Default: the history's, when it has one.
+    fx : path or DataFrame, optional
+        Exchange rates to ``currency`` (an ``fx.parquet``: ``currency``, ``rate``,
+        optional ``from``): the history's amounts are converted before the fit, the
+        open deals keep their own currency and the scenario the rates
+        (:mod:`pipesim.calibration.history_currency`); ``won.parquet`` is in ``currency``.
 
     Returns
     -------
@@ -114,36 +125,57 @@ def calibrate(
     fiscal = check_fiscal(fiscal_year_start, fiscal_calendar, "calibrate")
     hist = _history(history, events, format, stages)
     name = Path(out).name if out is not None else ""
-    cal = calibrate_history(
-        hist,
-        as_of,
-        segments=_split(segments),
-        horizon_months=horizon_months,
-        name=name,
-        dwell_dist=dwell_dist,
-        loss_dist=loss_dist,
-        since=since,
-        leads_until=leads_until,
-        half_life=half_life,
-        moving_conversions=moving_conversions,
-        fiscal_year_start=fiscal.year_start,
+    fx_table, fx_source = _fx(fx)
+    converted, company, rates = history_currency(
+        hist, fx_table, currency or "", as_of_date(as_of), fx_source
     )
+
+    def refit(h: History, segs: list[str] | None) -> Calibration:
+        return calibrate_history(
+            h,
+            as_of,
+            segments=segs,
+            horizon_months=horizon_months,
+            name=name,
+            dwell_dist=dwell_dist,
+            loss_dist=loss_dist,
+            since=since,
+            leads_until=leads_until,
+            half_life=half_life,
+            moving_conversions=moving_conversions,
+            fiscal_year_start=fiscal.year_start,
+        )
+
+    chosen = _split(segments) or []
+    cal = refit(converted, chosen or None)
+    cut = pd.Timestamp(as_of_date(as_of))
+    cal = with_categories(cal, converted, cut, chosen, refit)
     sc = cal.scenario
     won = None
     if hist.dated:
-        won, rows = won_this_year(hist, sc.as_of, fiscal, sc.deal_segments)
+        # The amounts converted at each deal's close date: booked in the company currency.
+        won, rows = won_this_year(converted, sc.as_of, fiscal, sc.deal_segments)
         report = pd.concat([cal.report, pd.DataFrame(rows)], ignore_index=True)
         cal = dataclasses.replace(cal, report=report)
     if won is not None or not fiscal.is_default:
         cal = dataclasses.replace(cal, scenario=sc.replace(fiscal=fiscal, won=won))
+    cal = book_in_currencies(cal, hist, company, rates)
     if out is not None:
-        write_calibration(cal, out)
-        if won is not None:
-            meta = {"as_of": str(sc.as_of), "command": "calibrate"}
-            parquet.write_tables(
-                out, {"won": won if cal.scenario.won is None else cal.scenario.won}, meta
-            )
+        write_calibration(cal, out)  # won.parquet and fx.parquet with the scenario's tables
     return cal
+
+
+def _fx(fx: PathLike | pd.DataFrame | None) -> tuple[pd.DataFrame | None, str]:
+    """The fx table given as a Parquet file or a DataFrame, and its name for messages."""
+    if fx is None or isinstance(fx, pd.DataFrame):
+        return fx, "fx table"
+    if not Path(fx).is_file():
+        raise InputError(
+            f"fx={fx}: no such file. Give a Parquet table of currency, rate (company currency "
+            "per unit) and an optional from date.",
+            parameters=("fx",),
+        )
+    return parquet.read_table(Path(fx)), str(fx)
 
 
 def backtest(
@@ -201,6 +233,8 @@ def backtest(
             parameters=("history",),
         )
     kept: dict[str, Calibration] | None = {} if keep_calibrations else None
+    # Amounts in several currencies cannot be scored without rates: stop, naming them.
+    history_currency(hist, None, "", hist.last_date.date())
     table = backtest_history(
         hist,
         cutoffs,

@@ -41,7 +41,7 @@ from pipesim.calibration.survival import (
 )
 from pipesim.errors import InputError, PipesimWarning
 from pipesim.io import parquet
-from pipesim.io.scenario_folder import settings_table
+from pipesim.io.scenario_folder import scenario_tables
 from pipesim.scenario.scenario import Scenario, make_scenario
 
 SEGMENT_DWELL_WEIGHT = 20.0  # pseudo-deals pulling a segment's clocks towards the overall ones
@@ -999,16 +999,10 @@ def _estimates(
 
 
 def write_calibration(calibration: Calibration, out: str | os.PathLike[str]) -> list[Path]:
-    """Write the scenario folder (stages, deals, arrivals, scenario) plus calibration.parquet."""
+    """Write the scenario folder (its tables, fx and won included) and calibration.parquet."""
     sc = calibration.scenario
     return parquet.write_tables(
         out,
-        {
-            "stages": sc.stages,
-            "deals": sc.deals,
-            "arrivals": sc.arrivals,
-            "scenario": settings_table(sc),
-            "calibration": calibration.table(),
-        },
+        {**scenario_tables(sc), "calibration": calibration.table()},
         {"as_of": str(sc.as_of), "command": "calibrate"},
     )

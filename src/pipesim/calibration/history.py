@@ -7,9 +7,10 @@ Every adapter maps its CRM export onto this format:
   (``open`` / ``won`` / ``lost``), ``closed_at`` (blank while open), ``amount``
   (for a won deal, the amount booked), optional ``open_amount`` (the amount as
   it stood while the deal was open, e.g. a list price; default ``amount``),
-  plus any segment columns.
+  optional ``currency`` (the amounts' currency; empty: the company's),
+  ``forecast_category`` (the rep's call, any CRM spelling), plus any segment columns.
 - events (optional): ``deal_id``, ``stage``, ``entered_at``: one row per stage
-  entry.
+  entry; optional ``forecast_category`` (the category then: a field history).
 
 Messy rows are never dropped silently: each rule below sets a row aside or
 keeps it with a fix, and counts it under a reason in :attr:`History.issues`.
@@ -28,9 +29,11 @@ import numpy as np
 import pandas as pd
 
 from pipesim.errors import InputError
+from pipesim.scenario.forecast_category import categories
 
 DEAL_COLUMNS = ("deal_id", "created_at", "stage", "status", "closed_at", "amount")
-OPTIONAL_COLUMNS = ("open_amount",)
+# Read as parameters, not segments: the amounts' currency, the rep's forecast category.
+OPTIONAL_COLUMNS = ("open_amount", "currency", "forecast_category")
 EVENT_COLUMNS = ("deal_id", "stage", "entered_at")
 STATUSES = {
     "open": "open",
@@ -199,8 +202,11 @@ def make_history(
         frame["open_amount"] = pd.to_numeric(frame["open_amount"], errors="coerce").astype(float)
     else:
         frame["open_amount"] = frame["amount"]
-    for seg in segs:
+    for seg in [*segs, *(["currency"] if "currency" in frame.columns else [])]:
         frame[seg] = frame[seg].map(_text)
+    unknown_category = np.zeros(len(frame), dtype=bool)
+    if "forecast_category" in frame.columns:
+        frame["forecast_category"], unknown_category = categories(frame["forecast_category"])
     keep = np.ones(len(frame), dtype=bool)
 
     def rule(mask: np.ndarray, reason: str, action: str, text: str) -> None:
@@ -264,6 +270,12 @@ def make_history(
         "kept",
         "used for conversion and dwell, not for amounts; an open one is booked at the "
         "mean amount of new deals",
+    )
+    rule(
+        unknown_category,
+        "unknown forecast_category",
+        "kept",
+        "not a forecast category (Pipeline, Best Case, Commit, Omitted, Closed): read as none",
     )
     for seg in segs:
         rule(
@@ -334,7 +346,10 @@ def _events(
             f"{source} events: required column(s) {', '.join(missing)} missing. "
             "Events need deal_id, stage, entered_at (one row per stage entry)."
         )
-    ev = events[list(EVENT_COLUMNS)].copy()
+    called = ["forecast_category"] if "forecast_category" in events.columns else []
+    ev = events[[*EVENT_COLUMNS, *called]].copy()
+    if called:  # a field history of the category
+        ev["forecast_category"] = categories(ev["forecast_category"])[0]
     ev["deal_id"] = ev["deal_id"].map(_text)
     ev["stage"] = ev["stage"].map(_text)
     ev["entered_at"] = parse_dates(ev["entered_at"])

@@ -109,8 +109,10 @@ def accumulate(
         windows,
         cell_surv,
         cell_mixed,
+        deals.fx,
         prepared.day_period,
         prepared.slips,
+        prepared.day_rate,
         -(-trials // threads),  # one block of trials per thread
         rev,
         won,

@@ -82,7 +82,16 @@ def accumulate(
     if deals.rows:
         funnel_args = funnel.timing()
         deal_args = (deals.key, deals.cell, deals.amount, deals.age, deals.by, deals.strip)
-        rest = (prepared.day_period, prepared.slips, block, chunk, rev, won)
+        rest = (
+            deals.fx,
+            prepared.day_period,
+            prepared.slips,
+            prepared.day_rate,
+            block,
+            chunk,
+            rev,
+            won,
+        )
         if clocked(deals):  # some deals' odds depend on their age: the two-clock kernel
             conv = trial_conversions(seed, first_trial, prepared, trials, True)
             per_deal.simulate_deals_two_clocks(
@@ -96,7 +105,7 @@ def accumulate(
     if arrivals.rows:
         arrival_kernel.simulate_arrivals(
             seed_bits(seed), first_trial, pwin, prepared.funnel, arrivals, prepared.day_period,
-            prepared.slips, rev, won,
+            prepared.slips, prepared.day_rate, rev, won,
         )  # fmt: skip
 
 

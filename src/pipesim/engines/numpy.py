@@ -127,6 +127,12 @@ def _book(
         won += np.bincount(flat, minlength=won.size).reshape(won.shape)
 
 
+def _at_rate(day_rate: np.ndarray, fx: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Company currency per unit of each win's currency on its won day (past the end: the last)."""
+    day = np.minimum(t, day_rate.shape[1] - 1).astype(np.int64)
+    return day_rate[fx, np.maximum(day, 0)]
+
+
 def _conversions(rng: np.random.Generator, funnel: FunnelTable, tb: int) -> np.ndarray:
     """[trial, unit] conversions: roots from their Beta, pooled segments around their parent."""
     unit_conv, unit_n = funnel.unit_conv, funnel.unit_n
@@ -249,6 +255,8 @@ def run(
                 t[later] += _dwell(rng, code[idx], p1[idx], p2[idx])
             sig = value_sigma[gs]
             value = amount[wd] * np.exp(sig * rng.standard_normal(sig.shape) - 0.5 * sig**2)
+            # Converted at the won day's rate, not at the (slipped) booking date.
+            value = value * _at_rate(prepared.day_rate, deals.fx[wd], t)
             _book(r_rev, r_won, wt, t, value, deal_by[wd], bounds, prepared.slips, rng)
 
         # New leads: every lead drawn, walked through the funnel stage by stage.
@@ -287,5 +295,7 @@ def run(
             value = np.exp(amount_mu[lr] + amount_sigma[lr] * rng.standard_normal(lr.size))
             sig = value_sigma[top]
             value = value * np.exp(sig * rng.standard_normal(sig.shape) - 0.5 * sig**2)
+            # Converted at the won day's rate, not at the (slipped) booking date.
+            value = value * _at_rate(prepared.day_rate, arrivals.fx[lr], t)
             _book(r_rev, r_won, lt, t, value, arr_by[lr], bounds, prepared.slips, rng)
     return rev, won

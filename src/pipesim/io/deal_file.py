@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipesim.errors import ScenarioError
 from pipesim.io import parquet
-from pipesim.scenario.deal_checks import DealChecker, normalise_deals
+from pipesim.scenario.deal_checks import CORE_COLUMNS, DealChecker, normalise_deals
 from pipesim.scenario.scenario import DEAL_CHUNK, DEAL_COLUMNS, DealSource
 
 
@@ -58,7 +58,7 @@ class DealFile:
         out = DealFile.__new__(DealFile)
         out.__dict__.update(self.__dict__)
         out._funnel = tuple(funnel)
-        out._columns = ("deal_id", "stage", "amount", "days_in_stage", *checker.segments)
+        out._columns = (*CORE_COLUMNS, *checker.texts, *checker.segments)
         out._totals = (dict(checker.stage_deals), dict(checker.stage_value))
         return out
 

@@ -2,7 +2,7 @@
 
 Every results file carries it (``scenario_fingerprint`` in its metadata), so a report can
 tell the files of one run from those another scenario left in the same folder. Two
-scenarios with the same stages, deals, arrivals, ``as_of``, horizon and currency have
+scenarios with the same stages, deals, arrivals, rates, ``as_of``, horizon and currency have
 the same fingerprint wherever they were read from; the name and the folder do not count.
 """
 
@@ -64,6 +64,9 @@ def scenario_fingerprint(scenario: Scenario) -> str:
         if table is not None:
             digest.update(name.encode())
             digest.update(_table_bytes(table))
+    if scenario.fx is not None:  # exchange rates (none: the fingerprint of before)
+        digest.update(b"fx")
+        digest.update(_table_bytes(scenario.fx))
     digest.update(b"deals")
     source = scenario.deal_source
     path = getattr(source, "path", None)

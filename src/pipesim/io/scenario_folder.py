@@ -1,8 +1,9 @@
-"""Scenario folders: the four Parquet tables of a scenario read, checked and written.
+"""Scenario folders: the Parquet tables of a scenario read, checked and written.
 
 A scenario folder holds ``stages.parquet``, ``deals.parquet``, ``scenario.parquet``
-and optionally ``arrivals.parquet``. A ``deals.parquet`` of more than
-:data:`~pipesim.scenario.scenario.DEAL_CHUNK` rows stays on disk
+and optionally ``arrivals.parquet``, ``fx.parquet`` (exchange rates), ``won.parquet`` and
+``quotas.parquet``. A
+``deals.parquet`` of more than :data:`~pipesim.scenario.scenario.DEAL_CHUNK` rows stays on disk
 (:class:`~pipesim.io.deal_file.DealFile`), checked and read chunk by chunk.
 """
 
@@ -30,7 +31,7 @@ from pipesim.scenario.scenario import (
     reserved,
 )
 
-SCENARIO_FILES = ("stages", "deals", "arrivals", "scenario")
+SCENARIO_FILES = ("stages", "deals", "arrivals", "scenario", "fx")  # fx: optional rates
 FINANCE_FILES = ("won", "quotas")  # optional: revenue already booked, quotas per owner
 # The Parquet metadata of a scenario.parquet written by ``calibrate`` (export and import
 # keep it): such a funnel is the history's, and its size draws no warning.
@@ -187,6 +188,7 @@ def scenario_from_tables(
         sources=sources,
         format_version=_format_version(text("format_version"), src),
         calibrated=calibrated,
+        fx=tables.get("fx"),
     )
 
 
@@ -235,7 +237,11 @@ def settings_table(scenario: Scenario) -> pd.DataFrame:
             "currency": [scenario.currency],
         }
     )
-    tables = {"stages": scenario.stages, "arrivals": scenario.arrivals}
+    tables = {
+        "stages": scenario.stages,
+        "arrivals": scenario.arrivals,
+        "deals": pd.DataFrame(columns=list(scenario.deal_columns)),
+    }
     if (
         any(
             c in table.columns and c not in reserved(name, 1)
@@ -248,6 +254,7 @@ def settings_table(scenario: Scenario) -> pd.DataFrame:
         or scenario.market_shock_sd > 0
         or scenario.market_leads_shock_sd > 0
         or scenario.shock_persistence > 0
+        or scenario.fx is not None
     ):
         # Columns reserved since a later format: say which format the tables follow.
         settings["format_version"] = [FORMAT_VERSION]
@@ -268,7 +275,7 @@ def settings_table(scenario: Scenario) -> pd.DataFrame:
 
 
 def scenario_tables(scenario: Scenario) -> dict[str, pd.DataFrame]:
-    """The four tables of a scenario folder, as :func:`write_scenario` writes them."""
+    """The tables of a scenario folder, as :func:`write_scenario` writes them (optional if any)."""
     tables = {
         "stages": scenario.stages,
         "deals": scenario.deals,
@@ -279,6 +286,8 @@ def scenario_tables(scenario: Scenario) -> dict[str, pd.DataFrame]:
         table = getattr(scenario, name)
         if table is not None:
             tables[name] = table
+    if scenario.fx is not None:
+        tables["fx"] = scenario.fx
     return tables
 
 
@@ -288,5 +297,13 @@ def scenario_metadata(scenario: Scenario) -> dict[str, str]:
 
 
 def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[Path]:
-    """Write a scenario as a folder of Parquet files that :func:`load_scenario` reads back."""
-    return write_tables(folder, scenario_tables(scenario), scenario_metadata(scenario))
+    """Write a scenario as a folder of Parquet files that :func:`load_scenario` reads back.
+
+    A folder's ``fx.parquet`` is removed when the scenario has no rates (it would
+    otherwise give them to the scenario read back).
+    """
+    written = write_tables(folder, scenario_tables(scenario), scenario_metadata(scenario))
+    stale = Path(folder) / "fx.parquet"
+    if scenario.fx is None and stale.is_file():
+        stale.unlink()
+    return written

@@ -23,7 +23,7 @@ import pandas as pd
 
 from pipesim.errors import InputError, MissingDependencyError, install_hint
 
-SHEETS = ("stages", "deals", "arrivals", "scenario", "levers", "won", "quotas")
+SHEETS = ("stages", "deals", "arrivals", "scenario", "levers", "won", "quotas", "fx")
 REQUIRED_SHEETS = ("stages", "deals", "scenario")
 MAX_ROWS = 1_048_575  # rows under the header an Excel sheet holds
 _EXACT_INT = 10**15  # Excel keeps 15 significant digits of a whole number typed in
@@ -157,7 +157,8 @@ def read_workbook(path: str | os.PathLike[str]) -> tuple[dict[str, pd.DataFrame]
             raise InputError(
                 f"{file}: no sheet {', '.join(map(repr, missing))} (sheets: "
                 f"{', '.join(map(repr, book.sheetnames))}). A scenario workbook has one sheet per "
-                "table: stages, deals, arrivals (optional), scenario, levers (optional); "
+                "table: stages, deals, arrivals (optional), scenario, levers (optional), fx "
+                "(optional); "
                 "`pipesim scenario export DIR FILE.xlsx` writes one to start from."
             )
         tables = {

@@ -43,6 +43,7 @@ def add_arrivals(
     arrivals: ArrivalTable,
     day_period: np.ndarray,
     slips: np.ndarray,
+    day_rate: np.ndarray,
     out_rev: np.ndarray,
     out_won: np.ndarray,
     i: int,
@@ -58,7 +59,7 @@ def add_arrivals(
     month, market_sd, own_sd = arrivals.month, arrivals.market_shock_sd, arrivals.segment_shock_sd
     lead_market_sd, lead_own_sd = arrivals.market_leads_shock_sd, arrivals.segment_leads_shock_sd
     rho = arrivals.shock_rho
-    amount_mu, amount_sigma = arrivals.amount_mu, arrivals.amount_sigma
+    amount_mu, amount_sigma, fx = arrivals.amount_mu, arrivals.amount_sigma, arrivals.fx
     end = float(day_period.shape[0])
     base = ts ^ ARRIVAL_DOMAIN
     z_trend = trend_draw(base)  # once per trial: every row shares it
@@ -94,9 +95,11 @@ def add_arrivals(
                 value = math.exp(amount_mu[r] + amount_sigma[r] * z)
             if value_sigma[top] > 0.0:
                 value *= multiplier(branch(ws, VALUE_KEY), value_sigma[top])
-            q = booked(day_period[int(t)], branch(ws, SLIP_KEY), slips)
+            day = int(t)
+            # Converted at the won day's rate, not at the (slipped) booking date.
+            q = booked(day_period[day], branch(ws, SLIP_KEY), slips)
             if q >= 0:
-                book(out_rev, out_won, i, q, by[r], value)
+                book(out_rev, out_won, i, q, by[r], value * day_rate[fx[r], day])
 
 
 @jit(parallel=True)
@@ -108,6 +111,7 @@ def simulate_arrivals(
     arrivals: ArrivalTable,
     day_period: np.ndarray,
     slips: np.ndarray,
+    day_rate: np.ndarray,
     out_rev: np.ndarray,
     out_won: np.ndarray,
 ) -> None:
@@ -125,6 +129,7 @@ def simulate_arrivals(
             arrivals,
             day_period,
             slips,
+            day_rate,
             out_rev,
             out_won,
             np.int64(i),  # prange's index is unsigned in the parallel body: one signature

@@ -7,7 +7,8 @@ group and stage (deals are sorted so) and times and values each run with the
 batch samplers of :mod:`pipesim.kernels.batch_samplers`, which give the scalar samplers' numbers
 bit for bit; then books them in deal order. Each deal's draws come from the
 stream (seed, trial, deal key), so the result does not depend on threads, blocks
-or chunks, and adding a deal leaves every other deal's draws alone.
+or chunks, and adding a deal leaves every other deal's draws alone. A win is booked
+in the company currency at its won day's rate (``day_rate``, :mod:`pipesim.kernels.tables`).
 
 Arrays are separate arguments and the scratch is made outside the parallel
 region, so that LLVM vectorises the batch loops (see :mod:`pipesim.kernels.batch_samplers`).
@@ -46,8 +47,10 @@ def simulate_deals(
     age: np.ndarray,
     by: np.ndarray,
     strip_of: np.ndarray,
+    fx_of: np.ndarray,
     day_period: np.ndarray,
     slips: np.ndarray,
+    day_rate: np.ndarray,
     block: int,
     chunk: int,
     out_rev: np.ndarray,
@@ -100,10 +103,12 @@ def simulate_deals(
                     for w in range(w0, w1):
                         if t[b, w] < end:
                             d = idx[b, w]
-                            q = day_period[int(t[b, w])]
-                            q = booked(q, branch(derive(ts, key[d]), SLIP_KEY), slips)
+                            day = int(t[b, w])
+                            # Converted at the won day's rate, not at the (slipped) booking date.
+                            value = dt[b, w] * day_rate[fx_of[d], day]
+                            q = booked(day_period[day], branch(derive(ts, key[d]), SLIP_KEY), slips)
                             if q >= 0:
-                                book(out_rev, out_won, i, q, by[d], dt[b, w])
+                                book(out_rev, out_won, i, q, by[d], value)
                     w0 = w1
 
 
@@ -129,8 +134,10 @@ def simulate_deals_two_clocks(
     by: np.ndarray,
     strip_of: np.ndarray,
     surv: np.ndarray,
+    fx_of: np.ndarray,
     day_period: np.ndarray,
     slips: np.ndarray,
+    day_rate: np.ndarray,
     block: int,
     chunk: int,
     out_rev: np.ndarray,
@@ -183,8 +190,10 @@ def simulate_deals_two_clocks(
                     for w in range(w0, w1):
                         if t[b, w] < end:
                             d = idx[b, w]
-                            q = day_period[int(t[b, w])]
-                            q = booked(q, branch(derive(ts, key[d]), SLIP_KEY), slips)
+                            day = int(t[b, w])
+                            # Converted at the won day's rate, not at the (slipped) booking date.
+                            value = dt[b, w] * day_rate[fx_of[d], day]
+                            q = booked(day_period[day], branch(derive(ts, key[d]), SLIP_KEY), slips)
                             if q >= 0:
-                                book(out_rev, out_won, i, q, by[d], dt[b, w])
+                                book(out_rev, out_won, i, q, by[d], value)
                     w0 = w1

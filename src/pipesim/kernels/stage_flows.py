@@ -60,16 +60,19 @@ def _walk(
     ratio: float,
     value: float,
     by: int,
+    fx: int,
     conv: np.ndarray,
     funnel: FunnelTable,
     day_period: np.ndarray,
+    day_rate: np.ndarray,
     out_enter: np.ndarray,
     out_rev: np.ndarray,
     i: int,
 ) -> None:
     """Walk one deal from cell ``gs`` (entered or aged ``age`` at day ``t``) to Won or Lost.
 
-    ``ratio`` is the deal's survival ratio in its first stage (1: its conversion).
+    ``ratio`` is the deal's survival ratio in its first stage (1: its conversion); a
+    win books ``value`` at its won day's rate of currency slot ``fx``.
     """
     n_stages = funnel.unit_of.shape[1]
     code, p1, p2, tab = funnel.dwell_code, funnel.dwell_p1, funnel.dwell_p2, funnel.dwell_table
@@ -97,6 +100,7 @@ def _walk(
             _count(out_enter, i, k, n_stages, by, 1.0)
             if value_sigma[gs] > 0.0:
                 value *= multiplier(branch(ds, VALUE_KEY), value_sigma[gs])
+            value *= day_rate[fx, int(t)]
             out_rev[i, k, 0] += value
             if out_rev.shape[2] > 1:
                 out_rev[i, k, 1 + by] += value
@@ -110,6 +114,7 @@ def flow_trials(
     deals: DealTable,
     arrivals: ArrivalTable,
     day_period: np.ndarray,
+    day_rate: np.ndarray,
     out_enter: np.ndarray,
     out_rev: np.ndarray,
 ) -> None:
@@ -141,7 +146,7 @@ def flow_trials(
             ds = derive(ts, key[d])
             _walk(
                 ds, to_unit(ds), gs_of[d], 0.0, age[d], strip_of[d], surv[d], amount[d], by_d[d],
-                conv, funnel, day_period, out_enter, out_rev, i,
+                deals.fx[d], conv, funnel, day_period, day_rate, out_enter, out_rev, i,
             )  # fmt: skip
         base = ts ^ ARRIVAL_DOMAIN
         z_trend = trend_draw(base)
@@ -169,6 +174,6 @@ def flow_trials(
                     value = math.exp(amount_mu[r] + amount_sigma[r] * z)
                 u = to_unit(mix(branch(ws, _DEPTH_KEY)))
                 _walk(
-                    ws, u, top, t, 0.0, 0, 1.0, value, by_a[r],
-                    conv, funnel, day_period, out_enter, out_rev, i,
+                    ws, u, top, t, 0.0, 0, 1.0, value, by_a[r], arrivals.fx[r],
+                    conv, funnel, day_period, day_rate, out_enter, out_rev, i,
                 )  # fmt: skip

@@ -7,6 +7,10 @@ so every call site names the fields it takes. The tables hold arrays only.
 Indexing: a *parameter group* ``g`` is one combination of the stages table's
 segment values; a *cell* is ``g * n_stages + s`` for stage ``s``. Dwell and value
 arrays are flat over cells.
+
+Currencies: a win of value v on day ``int(t)`` books ``v * day_rate[fx, int(t)]``
+(``day_rate`` [currency slot, day] from :func:`pipesim.scenario.currency.day_rates`;
+slot 0 is all ones, so a book in one currency keeps its bits).
 """
 
 from __future__ import annotations
@@ -97,6 +101,7 @@ class DealTable(NamedTuple):
     # float64: S_loss(age) / S_adv(age) in its stage (pipesim.prepare.loss_clock); exactly
     # 1 without a loss clock, when the odds of advancing are the stage's conversion.
     survival_ratio: np.ndarray
+    fx: np.ndarray  # int64: the deal's currency slot, a row of ``day_rate`` (0: the company's)
 
     @property
     def rows(self) -> int:
@@ -111,7 +116,7 @@ class DealTable(NamedTuple):
     def empty() -> DealTable:
         """No deal."""
         i, f, u = np.int64, np.float64, np.uint64
-        return DealTable(*(np.empty(0, dtype=d) for d in (u, i, f, f, i, i, f)))
+        return DealTable(*(np.empty(0, dtype=d) for d in (u, i, f, f, i, i, f, i)))
 
     @staticmethod
     def concat(parts: Sequence[DealTable]) -> DealTable:
@@ -144,6 +149,7 @@ class ArrivalTable(NamedTuple):
     amount_mu: np.ndarray  # float64: log-mean of a lead's amount
     amount_sigma: np.ndarray  # float64: log-sd of a lead's amount
     by: np.ndarray  # int64: the by-group
+    fx: np.ndarray  # int64: the leads' currency slot, a row of ``day_rate`` (0: the company's)
 
     @property
     def rows(self) -> int:

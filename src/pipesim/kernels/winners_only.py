@@ -172,8 +172,10 @@ def simulate_fast(
     window_cell: np.ndarray,
     cell_surv: np.ndarray,
     cell_mixed: np.ndarray,
+    fx_of: np.ndarray,
     day_period: np.ndarray,
     slips: np.ndarray,
+    day_rate: np.ndarray,
     block: int,
     out_rev: np.ndarray,
     out_won: np.ndarray,
@@ -258,12 +260,15 @@ def simulate_fast(
                         gs, n_stages, code, p1, p2, tab, value_sigma, edges, ratio, lf_max,
                         0, k, age, strip_of, amount, idx, state, t, dt, bad, b, True,
                     )  # fmt: skip
-                    # In which period (-1: after the horizon).
+                    # In which period (-1: after the horizon), at the won day's rate.
                     for w in range(k):
                         tw = t[b, w]
-                        q = day_period[min(np.int64(tw), last_day)] if tw < end else -1
+                        day = min(np.int64(tw), last_day)
+                        q = day_period[day] if tw < end else -1
                         slip = branch(derive(cs, np.uint64(idx[b, w] - a)), SLIP_KEY)
                         per[b, w] = booked(q, slip, slips)
+                        # Converted at the won day's rate, not at the (slipped) booking date.
+                        dt[b, w] *= day_rate[fx_of[idx[b, w]], day]
                     # Sums: four interleaved accumulators, so that consecutive winners
                     # of one month do not wait on each other's additions.
                     for q in range(n_periods):  # (no acc[b] view: views defeat it too)

@@ -24,6 +24,7 @@ from pipesim.plan.plan_result import PlanResult, ScenarioLike, as_scenario, base
 from pipesim.plan.target import arrivals_only, reach, search
 from pipesim.prepare.kernel_inputs import NONE_LABEL, Prepared, prepare
 from pipesim.progress import Progress
+from pipesim.scenario.currency import amounts_in_company
 from pipesim.scenario.scenario import Scenario
 from pipesim.simulation.result import by_columns
 from pipesim.simulation.stage_flows import simulate_flows
@@ -66,7 +67,8 @@ def _needed(sc: Scenario, scale: float, months: int, by: Sequence[str]) -> pd.Da
 
 def _now(sc: Scenario, by: Sequence[str]) -> pd.DataFrame:
     deals = sc.deals
-    frame = pd.DataFrame({"stage": deals["stage"].astype(str), "amount": deals["amount"]})
+    money = amounts_in_company(deals, sc.fx, sc.currency, sc.as_of)
+    frame = pd.DataFrame({"stage": deals["stage"].astype(str), "amount": money})
     for c in by:
         col = deals[c] if c in deals.columns else pd.Series([None] * len(deals))
         frame[c] = col.astype(object).where(col.notna(), NONE_LABEL).astype(str).to_numpy()

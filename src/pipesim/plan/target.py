@@ -81,7 +81,8 @@ def _lead_arrays(prepared: Prepared, months: int) -> tuple[np.ndarray, np.ndarra
     arr = prepared.arrivals
     g, t0, lam, mu, sigma = arr.group, arr.t0, arr.leads, arr.amount_mu, arr.amount_sigma
     inside = prepared.day_period[t0.astype(np.int64)] < months if t0.size else np.zeros(0, bool)
-    amount = np.exp(mu + 0.5 * sigma**2)
+    # In the company currency at the rate of the row's first day.
+    amount = np.exp(mu + 0.5 * sigma**2) * prepared.day_rate[arr.fx, t0.astype(np.int64)]
     return lam[inside], g[inside], amount[inside]
 
 

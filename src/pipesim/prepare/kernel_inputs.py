@@ -37,6 +37,7 @@ from pipesim.scenario.calendar import (
     period_bounds,
     period_labels,
 )
+from pipesim.scenario.currency import Currencies, currencies, day_rates, row_slots
 from pipesim.scenario.keys import deal_keys, stable_hash
 from pipesim.scenario.scenario import DEAL_CHUNK, Scenario
 
@@ -50,6 +51,9 @@ __all__ = [
 ]
 
 NONE_LABEL = "(none)"
+# Reserved deal columns that may still select stage rows and break results down
+# (stages.parquet rows keyed by a forecast category; --by forecast_category).
+SELECTORS = ("forecast_category",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +79,9 @@ class Prepared:
     loss_cv: np.ndarray
     loss_dist: np.ndarray
     loss_recorded: np.ndarray  # share of the losses recorded (1: all)
+    # [currency slot, day]: company currency per unit on each whole day of the clock
+    # (pipesim.scenario.currency; slot 0, the company's, all ones).
+    day_rate: np.ndarray
     # Wins booked later than due (pipesim.prepare.closing_calendar.slip_table): [3, period],
     # no columns when none.
     slips: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((3, 0)))
@@ -110,6 +117,8 @@ class DealContext:
     deal_columns: tuple[str, ...]
     as_of: dt.date
     paces: np.ndarray | None = None  # the clocks' pace by calendar month (None: even)
+    currencies: Currencies | None = None
+    deal_source: str = "deals table"
 
 
 Factor = tuple[np.ndarray, list]  # (code per row, value per code)
@@ -207,6 +216,7 @@ def _arrival_months(scenario: Scenario) -> tuple[np.ndarray, list[str]]:
 
 def _check_by(scenario: Scenario, by: Sequence[str]) -> None:
     known = set(scenario.deal_segments) | set(scenario.arrival_segments)
+    known |= set(SELECTORS) & set(scenario.deal_columns)
     unknown = [c for c in by if c not in known]
     if unknown:
         where = ", ".join(sorted(known)) or "none"
@@ -238,7 +248,10 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
     months = months[keep]
 
     groups, by_groups = _FirstSeen(), _FirstSeen()
-    wanted = [c for c in dict.fromkeys([*segs, *by]) if c in scenario.deal_segments]
+    selectors = set(scenario.deal_segments) | (set(SELECTORS) & set(scenario.deal_columns))
+    wanted = [c for c in dict.fromkeys([*segs, *by]) if c in selectors]
+    fx_source = (scenario.path and f"{scenario.path}/fx.parquet") or "fx table"
+    money = currencies(scenario.fx, scenario.currency, fx_source)
     for chunk in scenario.deal_chunks(DEAL_CHUNK, columns=wanted):
         groups.add(_factors(chunk, segs), len(chunk))
         if by:
@@ -288,7 +301,18 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
     prepared = Prepared(
         funnel=funnel_arrays,
         deals=DealTable.empty(),
-        arrivals=_arrival_arrays(scenario, arr, months, calendar, bounds, arr_g, arr_by, notes),
+        arrivals=_arrival_arrays(
+            scenario,
+            arr,
+            months,
+            calendar,
+            bounds,
+            arr_g,
+            arr_by,
+            notes,
+            money,
+            np.flatnonzero(keep),
+        ),
         bounds=bounds,
         day_period=np.repeat(
             np.arange(len(bounds) - 1, dtype=np.int64), np.diff(bounds).astype(np.int64)
@@ -305,6 +329,7 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
         loss_cv=plain["loss_cv"],
         loss_dist=plain["loss_dist"],
         loss_recorded=plain["loss_recorded"],
+        day_rate=day_rates(scenario.fx, money, scenario.as_of, calendar, bounds),
         slips=slip_table(
             labels, scenario.rush_slips, scenario.month_slips, scenario.fiscal.year_start
         ),
@@ -316,9 +341,18 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
         segments=tuple(segs),
         group_codes=groups.codes,
         by_codes=by_groups.codes,
-        deal_columns=("deal_id", "stage", "amount", "days_in_stage", *wanted),
+        deal_columns=(
+            "deal_id",
+            "stage",
+            "amount",
+            "days_in_stage",
+            *(["currency"] if "currency" in scenario.deal_columns else []),
+            *wanted,
+        ),
         as_of=scenario.as_of,
         paces=paces,
+        currencies=money,
+        deal_source=(scenario.path and f"{scenario.path}/deals.parquet") or "deals table",
     )
 
 
@@ -331,6 +365,8 @@ def _arrival_arrays(
     arr_g: np.ndarray,
     arr_by: np.ndarray,
     notes: list[str],
+    money: Currencies,
+    positions: np.ndarray,
 ) -> ArrivalTable:
     # Rows repeating the same month and segment get distinct random streams.
     # (Element by element: a missing segment value reads "None", never NaN.)
@@ -342,6 +378,7 @@ def _arrival_arrays(
         "leads_trend_sd",
         "segment_shock_sd",
         "segment_leads_shock_sd",
+        "currency",  # not in the rows' keys: giving rows a currency keeps their draws
     ]
     label_cols = arr.drop(columns=[c for c in reserved if c in arr.columns]).astype(object)
     label_cols = label_cols.map(str)
@@ -392,6 +429,7 @@ def _arrival_arrays(
         amount_mu=amount_mu,
         amount_sigma=np.sqrt(sigma2),
         by=arr_by.astype(np.int64),
+        fx=_arrival_slots(scenario, arr, calendar[months], money, positions),
     )
 
 
@@ -400,6 +438,27 @@ def _optional(arr: pd.DataFrame, column: str) -> np.ndarray:
     if column not in arr.columns:
         return np.zeros(len(arr))
     return np.nan_to_num(arr[column].to_numpy(dtype=np.float64), nan=0.0)
+
+
+def _arrival_slots(
+    scenario: Scenario,
+    arr: pd.DataFrame,
+    start: np.ndarray,
+    money: Currencies,
+    positions: np.ndarray,
+) -> np.ndarray:
+    """Each arrival row's currency slot (its leads may win from its period's first day).
+
+    ``start``: each row's period's first day, in calendar days after as_of (a week
+    calendar's period may start before its month); ``positions``: the rows' numbers in
+    the arrivals table (those outside the horizon were dropped), for messages.
+    """
+    if "currency" not in arr.columns:
+        return np.zeros(len(arr), dtype=np.int64)
+    source = (scenario.path and f"{scenario.path}/arrivals.parquet") or "arrivals table"
+    first = np.array([scenario.as_of + dt.timedelta(days=int(s)) for s in start], dtype=object)
+    rows = arr["currency"].set_axis(positions)
+    return row_slots(rows, money, source, first, "new leads")
 
 
 def segment_evidence(segment: pd.Series, leads_n: np.ndarray, notes: list[str]) -> np.ndarray:
@@ -477,6 +536,16 @@ def prepare_deals(context: DealContext, rows: pd.DataFrame) -> DealTable:
             plain.loss_cv,
             plain.loss_recorded,
         ),
+        fx=_deal_slots(context, rows)[order],
+    )
+
+
+def _deal_slots(context: DealContext, rows: pd.DataFrame) -> np.ndarray:
+    """Each deal's currency slot (an open deal may be won from as_of on)."""
+    if "currency" not in rows.columns or context.currencies is None:
+        return np.zeros(len(rows), dtype=np.int64)
+    return row_slots(
+        rows["currency"], context.currencies, context.deal_source, context.as_of, "deals"
     )
 
 

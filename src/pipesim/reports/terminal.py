@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pipesim.prepare.loss_clock import odds_by_age
+from pipesim.reports.forecast_call import forecast_call
 from pipesim.reports.funnel_table import funnel_table
 from pipesim.simulation.attainment import ATTAIN_COLUMNS
 from pipesim.simulation.quarters import QUARTER_COLUMNS
@@ -77,6 +78,9 @@ def run_report(result: Result) -> str:
     quota = result.quota()
     if quota is not None:
         out += ["", "Quotas: the chance to make each one, least likely first", quota_block(quota)]
+    call = forecast_call(result)
+    if call is not None:
+        out += ["", *call_block(call, sc.currency)]
     odds = odds_by_age(sc)
     if len(odds):
         out += [
@@ -201,6 +205,29 @@ def horizon_table(summary: pd.DataFrame, by: Sequence[str], currency: str = "") 
     out.sort(key=lambda row: row[0] != "All")
     header = [", ".join(by) or "book", "revenue P10", "P50", "P90", "mean", "won P50", "mean"]
     return table(header, out)
+
+
+def call_block(call: pd.DataFrame, currency: str = "") -> list[str]:
+    """The reps' call next to the model's for the quarter (lines to print)."""
+    r = call.iloc[0]
+    cut = "" if r["complete"] else " (part of it: from as_of, or cut by the horizon)"
+    rows = [
+        ["Commit", money(r["commit"], currency), f"{int(r['commit_deals']):,} open deals"],
+        ["Commit + Best Case", money(r["commit_best_case"], currency),
+         f"{int(r['best_case_deals']):,} Best Case deals"],
+        ["weighted pipeline", money(r["weighted_pipeline"], currency), "Omitted left out"],
+        ["model P10 / P50 / P90",
+         " / ".join(money(r[c]) for c in ("p10", "p50", "p90")), f"mean {money(r['mean'])}"],
+        ["P(revenue >= Commit)", percent(r["p_commit"]), ""],
+    ]  # fmt: skip
+    if r["booked"]:
+        rows.insert(
+            0, ["won before as_of", money(r["booked"], currency), "in Commit and the model"]
+        )
+    return [
+        f"Forecast call, {r['quarter']} ({r['start']} to {r['end']}){cut}",
+        table(["", "revenue", ""], rows, left=1),
+    ]
 
 
 def odds_block(odds: pd.DataFrame) -> str:

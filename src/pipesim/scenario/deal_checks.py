@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pipesim.errors import ScenarioError, show_rows
+from pipesim.scenario.forecast_category import CATEGORIES, categories
 from pipesim.scenario.keys import deal_keys
 from pipesim.scenario.table_checks import (
     MAX_AMOUNT,
@@ -29,6 +30,7 @@ from pipesim.scenario.table_checks import (
 )
 
 SHOWN = 5  # rows quoted in a message
+CORE_COLUMNS = ("deal_id", "stage", "amount", "days_in_stage")
 _FIXES = {
     "number": "Write plain numbers there.",
     "amount": "Write each deal's expected value (0 or more).",
@@ -90,6 +92,8 @@ class DealChecker:
         self.source = source
         self.funnel = list(funnel)
         self.segments = segment_columns(pd.DataFrame(columns=list(columns)), known)
+        # Reserved text columns beyond the four read as numbers and ids (currency, ...).
+        self.texts = [c for c in columns if c in known and c not in CORE_COLUMNS]
         self.rows = 0
         self.keys: list[np.ndarray] = []
         self.stage_deals = {s: 0 for s in self.funnel}
@@ -113,6 +117,11 @@ class DealChecker:
             ),
             "age_nan": _Problem("days_in_stage", "are not numbers", _FIXES["number"]),
             "age": _Problem("days_in_stage", "are negative or missing", _FIXES["days_in_stage"]),
+            "category": _Problem(
+                "forecast_category",
+                "are not a forecast category of an open deal",
+                f"Use one of {', '.join(CATEGORIES)} (or leave it empty).",
+            ),
         }
 
     def _flag(self, kind: str, table: pd.DataFrame, column: str, bad: np.ndarray) -> bool:
@@ -149,6 +158,9 @@ class DealChecker:
         self._flag("amount_big", table, "amount", amount > MAX_AMOUNT)
         age = self._numeric(table, "days_in_stage", "age_nan", 0.0)
         self._flag("age", table, "days_in_stage", ~(age >= 0) | np.isinf(age))
+        if "forecast_category" in table.columns:
+            called, unknown = categories(table["forecast_category"])
+            self._flag("category", table, "forecast_category", unknown | (called == "Closed"))
         self.rows += len(table)
         if sum(p.count for p in self.problems.values()) > before:
             return None
@@ -164,8 +176,10 @@ class DealChecker:
             },
             index=table.index,
         )
-        for seg in self.segments:
+        for seg in [*self.texts, *self.segments]:
             out[seg] = as_segment(table[seg]).to_numpy()
+        if "forecast_category" in out.columns:  # CRM spellings to the category names
+            out["forecast_category"] = categories(table["forecast_category"])[0]
         return out
 
     def count_stages(self, codes: np.ndarray, names: object, amount: np.ndarray) -> None:
@@ -219,6 +233,8 @@ def normalise_deals(table: pd.DataFrame) -> pd.DataFrame:
     for col in table.columns:
         if col == "deal_id":
             out[col] = table[col].astype(object).to_numpy()
+        elif col == "forecast_category":
+            out[col] = categories(table[col])[0]
         elif col in ("amount", "days_in_stage"):
             out[col] = pd.to_numeric(table[col], errors="coerce").to_numpy(
                 dtype=np.float64, na_value=np.nan

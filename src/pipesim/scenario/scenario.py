@@ -21,6 +21,7 @@ from pipesim.errors import ScenarioError
 from pipesim.scenario import table_checks
 from pipesim.scenario.booked import check_won
 from pipesim.scenario.calendar import to_date
+from pipesim.scenario.currency import check_fx
 from pipesim.scenario.deal_checks import check_deals
 from pipesim.scenario.fiscal import WEEK_PATTERNS, FiscalCalendar
 from pipesim.scenario.quotas import check_quotas
@@ -50,13 +51,16 @@ RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     3: {"stages": ("loss_recorded",)},
     # A segment row's pooling towards the stage's funnel row (hierarchical conversions).
     4: {"stages": ("conversion_pool",), "arrivals": ("leads_trend_sd", "segment_shock_sd")},
-    # A segment's own monthly shock on its lead volume (the market's is a setting).
-    # (Settings of format 5: market_leads_shock_sd, shock_persistence, slip_month1..2,
-    # slip_jan..slip_dec; and
+    # A segment's own monthly shock on its lead volume (the market's is a setting); a deal's
+    # or new leads' currency (scenario.parquet's currency is the company's).
+    # An open deal's forecast category (the rep's call: Pipeline, Best Case, Commit, Omitted).
+    # (Settings of format 5: market_leads_shock_sd, shock_persistence,
+    # slip_month1..2, slip_jan..slip_dec; and
     # the fiscal calendar, fiscal_year_start and fiscal_calendar, read in any format.)
     # Revenue already booked (won.parquet) and quotas (quotas.parquet): new tables.
     5: {
-        "arrivals": ("segment_leads_shock_sd",),
+        "deals": ("currency", "forecast_category"),
+        "arrivals": ("segment_leads_shock_sd", "currency"),
         "scenario": ("fiscal_year_start", "fiscal_calendar"),
         "won": ("deal_id", "closed_at", "amount"),
         "quotas": ("period", "quota"),
@@ -153,6 +157,10 @@ class Scenario:
         (:mod:`pipesim.scenario.booked`).
     quotas : DataFrame or None
         Quotas per owner and period (``quotas.parquet``, :mod:`pipesim.scenario.quotas`).
+    fx : DataFrame or None
+        Exchange rates (``fx.parquet``: ``currency``, ``rate`` = company currency per
+        unit, ``from`` date or None), for deals and arrival rows whose ``currency`` is
+        not the company's (:mod:`pipesim.scenario.currency`).
     """
 
     stages: pd.DataFrame
@@ -174,6 +182,7 @@ class Scenario:
     fiscal: FiscalCalendar = dataclasses.field(default_factory=FiscalCalendar)
     won: pd.DataFrame | None = None
     quotas: pd.DataFrame | None = None
+    fx: pd.DataFrame | None = None
 
     @property
     def format_version(self) -> int:
@@ -316,6 +325,7 @@ def make_scenario(
     fiscal_calendar: object = None,
     won: pd.DataFrame | None = None,
     quotas: pd.DataFrame | None = None,
+    fx: pd.DataFrame | None = None,
 ) -> Scenario:
     """Validate the tables of a scenario and return it.
 
@@ -361,6 +371,8 @@ def make_scenario(
         Deals already won before ``as_of`` (``deal_id``, ``closed_at``, ``amount``, segments).
     quotas : DataFrame, optional
         Quotas: owner columns (deal segment columns), ``period``, ``quota``.
+    fx : DataFrame, optional
+        Exchange rates to ``currency`` (the company's): ``currency``, ``rate``, ``from``.
 
     Raises
     ------
@@ -374,6 +386,7 @@ def make_scenario(
         "scenario": "scenario settings",
         "won": "won table",
         "quotas": "quotas table",
+        "fx": "fx table",
     }
     if sources:
         src.update({k: v for k, v in sources.items() if v is not None})
@@ -445,6 +458,7 @@ def make_scenario(
         fiscal=calendar,
         won=won_v,
         quotas=quotas_v,
+        fx=check_fx(fx, src["fx"], str(currency or "")),
     )
 
 

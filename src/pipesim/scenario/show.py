@@ -56,6 +56,8 @@ def scenario_text(
         parts.append(section("won", about, scenario.won.head(deal_rows)))
     if scenario.quotas is not None:
         parts.append(section("quotas", f"{len(scenario.quotas):,} row(s)", scenario.quotas))
+    if scenario.fx is not None:
+        parts.append(section("fx", f"{len(scenario.fx):,} rate(s)", scenario.fx))
     if levers is not None:
         parts.append(section("levers", f"{len(levers):,} row(s)", levers))
     return "\n\n".join(parts)

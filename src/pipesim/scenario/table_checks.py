@@ -492,7 +492,8 @@ def check_arrivals(
         bad = ~np.isnan(values) & ~((values >= 0) & np.isfinite(values))
         _check(source, col, "are negative or not finite", table, bad, f"{col} is {meaning}")
         out[col] = values
-    for seg in segment_columns(table, known):
+    texts = [c for c in table.columns if c in known and c not in out.columns]  # currency, ...
+    for seg in [*texts, *segment_columns(table, known)]:
         out[seg] = as_segment(table[seg]).to_numpy()
     return out
 

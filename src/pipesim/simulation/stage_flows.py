@@ -49,6 +49,7 @@ def simulate_flows(scenario: Scenario, trials: int, seed: int, by: Sequence[str]
         prepared.deals,
         prepared.arrivals,
         prepared.day_period,
+        prepared.day_rate,
         entered,
         revenue,
     )

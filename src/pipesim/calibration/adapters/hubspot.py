@@ -3,7 +3,8 @@
 Status from the stage: "Closed Won" -> won, "Closed Lost" -> lost, else open.
 HubSpot's export keeps no stage a lost deal was lost from: it is counted as
 lost from the first stage (noted). Funnel: ``--stages``, else HubSpot's default
-sales pipeline order restricted to the stages present.
+sales pipeline order restricted to the stages present. ``deal_currency_code`` (or
+"Currency") is the amounts' currency, ``hs_manual_forecast_category`` the forecast category.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ COLUMNS = {
     "amount": ("Amount", "amount"),
     "pipeline": ("Pipeline", "pipeline"),
     "owner": ("Deal owner", "Deal Owner", "hubspot_owner_id"),
+    "currency": ("deal_currency_code", "Currency"),
+    "forecast_category": (
+        "hs_manual_forecast_category",
+        "Forecast category",
+        "hs_forecast_category",
+    ),
 }
 
 
@@ -70,7 +77,7 @@ def read(
             "amount": c["amount"].fillna("").str.replace(r"[$,\s]", "", regex=True),
         }
     )
-    for seg in ("pipeline", "owner"):
+    for seg in ("pipeline", "owner", "currency", "forecast_category"):
         if seg in c:
             deals[seg] = c[seg].to_numpy()
     return make_history(

@@ -5,7 +5,8 @@ the generic unknown-status rule). The close date is "Won time" or "Lost time"
 (else "Close date"). A lost deal keeps the stage it was lost in. Funnel:
 ``--stages``, else Pipedrive's default pipeline order when every stage is one of
 its stages (those present, and the last default stage), else the
-stages in the order they first appear.
+stages in the order they first appear. "Deal - Currency" (or ``currency``) is the
+value's currency.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ COLUMNS = {
     "amount": _aliases("Value"),
     "pipeline": _aliases("Pipeline"),
     "owner": _aliases("Owner"),
+    "currency": _aliases("Currency"),
 }
 
 
@@ -71,7 +73,7 @@ def read(
             "amount": c["amount"].fillna("").str.replace(r"[$,\s]", "", regex=True),
         }
     )
-    for seg in ("pipeline", "owner"):
+    for seg in ("pipeline", "owner", "currency"):
         if seg in c:
             deals[seg] = c[seg].to_numpy()
     return make_history(deals, None, stages=funnel or None, source=str(path), rows_read=len(raw))

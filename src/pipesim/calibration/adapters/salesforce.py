@@ -7,7 +7,9 @@ its last open stage in the history; without a history it is unknown and the
 deal is counted as lost from the first stage (noted in the report). The funnel
 comes from ``--stages``, else the history's ``SortOrder`` (or dates), else
 Salesforce's standard stage order (either default sales process) restricted
-to the stages present.
+to the stages present. ``CurrencyIsoCode`` (multi-currency orgs) is the amounts'
+currency; ``ForecastCategoryName`` the forecast category (OpportunityHistory's
+``ForecastCategory`` gives it as of each stage change).
 """
 
 from __future__ import annotations
@@ -43,12 +45,15 @@ DEALS = {
     "is_closed": ("IsClosed", "Closed"),
     "Type": ("Type", "Opportunity Type"),
     "LeadSource": ("LeadSource", "Lead Source"),
+    "currency": ("CurrencyIsoCode", "Opportunity Currency", "Currency ISO Code"),
+    "forecast_category": ("ForecastCategoryName", "ForecastCategory", "Forecast Category"),
 }
 EVENTS = {
     "deal_id": ("OpportunityId", "OppID", "Opportunity ID"),
     "entered_at": ("CreatedDate", "Created Date"),
     "stage": ("StageName", "Stage"),
     "order": ("SortOrder",),
+    "forecast_category": ("ForecastCategory", "ForecastCategoryName", "Forecast Category"),
 }
 
 
@@ -97,7 +102,13 @@ def read(
     if events is not None:
         h = read_csv(events)
         e = pick(h, EVENTS, ("deal_id", "entered_at", "stage"), str(events), "Salesforce history")
-        ev = pd.DataFrame({k: e[k] for k in ("deal_id", "stage", "entered_at")})
+        keys = (
+            "deal_id",
+            "stage",
+            "entered_at",
+            *(["forecast_category"] * ("forecast_category" in e)),
+        )
+        ev = pd.DataFrame({k: e[k] for k in keys})
         if not funnel and "order" in e:
             order = pd.to_numeric(e["order"], errors="coerce")
             ranks = order.groupby(e["stage"].str.strip()).median().sort_values()
@@ -138,7 +149,7 @@ def read(
             "amount": c["amount"].fillna("").str.replace(r"[$,\s]", "", regex=True),
         }
     )
-    for seg in ("Type", "LeadSource"):
+    for seg in ("Type", "LeadSource", "currency", "forecast_category"):
         if seg in c:
             deals[seg] = c[seg].to_numpy()
     return make_history(
