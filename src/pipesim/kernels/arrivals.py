@@ -7,13 +7,11 @@ or :mod:`pipesim.kernels.winners_only`). Inputs: the funnel and arrival tables o
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import prange
 
 from pipesim.kernels.jit import jit
-from pipesim.kernels.samplers import gamma, normal, poisson_inverse
+from pipesim.kernels.samplers import gamma, poisson_inverse
 from pipesim.kernels.streams import branch, derive, mix, to_unit
 from pipesim.kernels.tables import ArrivalTable, FunnelTable
 from pipesim.kernels.trial import (
@@ -26,6 +24,7 @@ from pipesim.kernels.trial import (
     book,
     booked,
     dwell,
+    lead_amount,
     multiplier,
     shocked_leads,
     shocked_odds,
@@ -57,7 +56,7 @@ def add_arrivals(
     rate_key, trend_sd, trend_months = arrivals.rate_key, arrivals.trend_sd, arrivals.trend_months
     month, market_sd, own_sd = arrivals.month, arrivals.market_shock_sd, arrivals.segment_shock_sd
     lead_market_sd, lead_own_sd = arrivals.market_leads_shock_sd, arrivals.segment_leads_shock_sd
-    amount_mu, amount_sigma = arrivals.amount_mu, arrivals.amount_sigma
+    amount, amount_mu, amount_sigma = arrivals.amount, arrivals.amount_mu, arrivals.amount_sigma
     end = float(day_period.shape[0])
     base = ts ^ ARRIVAL_DOMAIN
     z_trend = trend_draw(base)  # once per trial: every row shares it
@@ -87,10 +86,7 @@ def add_arrivals(
                 t += dt
             if t >= end:
                 continue
-            value = math.exp(amount_mu[r])
-            if amount_sigma[r] > 0.0:
-                _, z = normal(branch(ws, AMOUNT_KEY))
-                value = math.exp(amount_mu[r] + amount_sigma[r] * z)
+            value = lead_amount(branch(ws, AMOUNT_KEY), amount[r], amount_mu[r], amount_sigma[r])
             if value_sigma[top] > 0.0:
                 value *= multiplier(branch(ws, VALUE_KEY), value_sigma[top])
             q = booked(day_period[int(t)], branch(ws, SLIP_KEY), slips)

@@ -142,6 +142,7 @@ class ArrivalTable(NamedTuple):
     segment_leads_shock_sd: np.ndarray  # float64: sd of the segment's own monthly log shock
     amount_mu: np.ndarray  # float64: log-mean of a lead's amount
     amount_sigma: np.ndarray  # float64: log-sd of a lead's amount
+    amount: np.ndarray  # float64: a lead's mean amount, booked as given when amount_sigma is 0
     by: np.ndarray  # int64: the by-group
 
     @property

@@ -25,6 +25,7 @@ from pipesim.plan.target import arrivals_only, reach, search
 from pipesim.prepare.kernel_inputs import NONE_LABEL, Prepared, prepare
 from pipesim.progress import Progress
 from pipesim.scenario.scenario import Scenario
+from pipesim.simulation.reaching import share_reaching
 from pipesim.simulation.result import by_columns
 from pipesim.simulation.stage_flows import simulate_flows
 
@@ -134,7 +135,7 @@ def health(
         found = search(sc, float(revenue), window, confidence, trials, seed, bar)
         base = common_random_numbers.run(prepare(sc), trials, seed, bar)[0][:, :window, 0]
     base = base.sum(axis=1)
-    p_now = float(np.mean(base >= revenue))
+    p_now = share_reaching(base, revenue)
     short = p_now < confidence
     # When the open deals alone meet the target, the stock that sustains the target's
     # revenue rate in steady state (the funnel arithmetic's leads) is what each stage needs.

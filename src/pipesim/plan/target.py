@@ -28,6 +28,7 @@ from pipesim.scenario.booked import booked
 from pipesim.scenario.calendar import first_month, month_index
 from pipesim.scenario.scenario import Scenario
 from pipesim.simulation.quarters import Window, find_window
+from pipesim.simulation.reaching import share_reaching
 from pipesim.simulation.result import by_columns
 
 LIMIT = 20.0  # beyond this many times the funnel arithmetic's leads, call the target unreachable
@@ -79,9 +80,8 @@ def funnel_guess(scenario: Scenario, revenue: float, months: int) -> float:
 def _lead_arrays(prepared: Prepared, months: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expected leads, parameter group and mean amount of the arrival rows in the first months."""
     arr = prepared.arrivals
-    g, t0, lam, mu, sigma = arr.group, arr.t0, arr.leads, arr.amount_mu, arr.amount_sigma
+    g, t0, lam, amount = arr.group, arr.t0, arr.leads, arr.amount
     inside = prepared.day_period[t0.astype(np.int64)] < months if t0.size else np.zeros(0, bool)
-    amount = np.exp(mu + 0.5 * sigma**2)
     return lam[inside], g[inside], amount[inside]
 
 
@@ -133,7 +133,7 @@ def search(
             "to arrivals.parquet (period, leads, amount) for those months."
         )
     guess = funnel_guess(scenario, revenue, months) * months / current
-    p0 = float(np.mean(deals_rev >= revenue))
+    p0 = share_reaching(deals_rev, revenue)
     if p0 < confidence and guess > MAX_SCALE:
         # Simulating that many leads would take hours: say so at once.
         return Search(guess, p0, _se(p0, trials), False, guess, p0, math.nan, True)
@@ -142,7 +142,7 @@ def search(
         rev = common_random_numbers.run(_scaled(arr_p, scale), trials, seed, progress)[0][
             :, first:months, 0
         ].sum(axis=1)
-        return float(np.mean(deals_rev + rev >= revenue)), rev
+        return share_reaching(deals_rev + rev, revenue), rev
 
     if p0 >= confidence:
         return Search(0.0, p0, _se(p0, trials), True, guess, p0, math.nan)

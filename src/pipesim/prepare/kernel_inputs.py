@@ -390,6 +390,7 @@ def _arrival_arrays(
         segment_leads_shock_sd=_optional(arr, "segment_leads_shock_sd"),
         amount_mu=amount_mu,
         amount_sigma=np.sqrt(sigma2),
+        amount=np.maximum(amount, 0.0),
         by=arr_by.astype(np.int64),
     )
 
