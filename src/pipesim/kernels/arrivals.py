@@ -31,6 +31,7 @@ from pipesim.kernels.trial import (
     trend_draw,
     trend_factor,
     trial_state,
+    win_probabilities,
 )
 
 
@@ -123,4 +124,44 @@ def simulate_arrivals(
             out_rev,
             out_won,
             np.int64(i),  # prange's index is unsigned in the parallel body: one signature
+        )
+
+
+@jit
+def win_probabilities_of(
+    seed: np.uint64, trials: np.ndarray, funnel: FunnelTable, out: np.ndarray
+) -> None:
+    """out[i]: trial ``trials[i]``'s P(win | in stage) per (group, stage), as drawn by kernels."""
+    for i in range(trials.shape[0]):
+        win_probabilities(trial_state(seed, trials[i]), funnel, out[i])
+
+
+@jit(parallel=True)
+def simulate_arrivals_of(
+    seed: np.uint64,
+    trials: np.ndarray,
+    pwin: np.ndarray,
+    funnel: FunnelTable,
+    arrivals: ArrivalTable,
+    day_period: np.ndarray,
+    slips: np.ndarray,
+    out_rev: np.ndarray,
+    out_won: np.ndarray,
+) -> None:
+    """:func:`simulate_arrivals` for the trials numbered ``trials`` (row i: trial ``trials[i]``).
+
+    The same bits, row for row, as those trials' rows of a run from trial 0: a search
+    re-simulates only the trials it has not decided yet (:mod:`pipesim.plan.target`).
+    """
+    for i in prange(out_rev.shape[0]):
+        add_arrivals(
+            trial_state(seed, trials[i]),
+            pwin[i],
+            funnel,
+            arrivals,
+            day_period,
+            slips,
+            out_rev,
+            out_won,
+            np.int64(i),
         )
