@@ -48,11 +48,12 @@ def paired_trials(trials: int) -> int:
 def swing_se(lo: np.ndarray, hi: np.ndarray, seed: int) -> float:
     """Bootstrap standard error of P50(hi) - P50(lo), the trials resampled in pairs."""
     rng = np.random.default_rng([seed, _BOOTSTRAP_KEY])  # the same resamples for every input
-    diffs = np.empty(_BOOTSTRAPS)
-    for b in range(_BOOTSTRAPS):
-        pick = rng.integers(0, lo.size, lo.size)
-        diffs[b] = np.quantile(hi[pick], 0.5) - np.quantile(lo[pick], 0.5)
-    return float(diffs.std(ddof=1))
+    diffs = []
+    step = max(1, min(_BOOTSTRAPS, 1_000_000 // max(lo.size, 1)))  # ~8 MB of picks at once
+    for start in range(0, _BOOTSTRAPS, step):
+        pick = rng.integers(0, lo.size, (min(step, _BOOTSTRAPS - start), lo.size))
+        diffs.append(np.quantile(hi[pick], 0.5, axis=1) - np.quantile(lo[pick], 0.5, axis=1))
+    return float(np.concatenate(diffs).std(ddof=1))
 
 
 def sensitivity(
@@ -100,8 +101,18 @@ def sensitivity(
     pb, pvs = common_random_numbers.prepare_pair(sc, variants)
     paired = paired_trials(trials)
     with Progress(trials + len(pvs) * paired, enabled=progress, desc="sensitivity") as bar:
-        base = total_revenue(common_random_numbers.run(pb, trials, seed, bar)[0])
-        totals = [total_revenue(common_random_numbers.run(p, paired, seed, bar)[0]) for p in pvs]
+        # The open deals once: the base and the moved leads add their new leads to them.
+        book = common_random_numbers.open_book(pb, trials, seed)
+        base = total_revenue(common_random_numbers.with_leads(book, pb, seed, bar)[0])
+        first = (book[0][:paired], book[1][:paired])
+        totals = [
+            total_revenue(
+                common_random_numbers.with_leads(first, p, seed, bar)[0]
+                if quantity == "leads"
+                else common_random_numbers.run(p, paired, seed, bar)[0]
+            )
+            for p, quantity in zip(pvs, [q for _, q, *_ in inputs for _ in (0, 1)], strict=True)
+        ]
     b10, b50 = np.quantile(base, (0.1, 0.5))
     # The variants ran on the base's first trials: their changes are paired differences.
     m10, m50 = np.quantile(base[:paired], (0.1, 0.5))
