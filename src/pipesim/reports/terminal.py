@@ -99,8 +99,8 @@ def trials_line(result: Result) -> str:
         return count
     if a.reached:
         return (
-            f"{count} (auto: the horizon's P10/P50/P90 within {a.precision:.2%} "
-            f"standard error, {a.relative_se:.2%})"
+            f"{count} (auto: the horizon's P10/P50/P90 known to {a.relative_se:.2%} "
+            f"standard error, {a.precision:.2%} asked)"
         )
     return (
         f"{count} (auto: the maximum reached; the horizon's P10/P50/P90 are within "
