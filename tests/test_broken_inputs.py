@@ -247,7 +247,20 @@ HEALTH = ["health", "--trials", "5", "--out", "{out}"]
 OTHER_CASES = [
     # run's options
     ("run trials 0", _demo, [*RUN[:1], "--trials", "0"], "--trials"),
-    ("run trials text", _demo, ["run", "--trials", "many"], "'many' is not a valid integer"),
+    ("run trials text", _demo, ["run", "--trials", "many"], "whole number or 'auto', got 'many'"),
+    ("run precision without auto", _demo, [*RUN[:1], "--precision", "0.01"], "--trials 'auto'"),
+    (
+        "run precision out of range",
+        _demo,
+        [*RUN[:1], "--trials", "auto", "--precision", "2"],
+        "--precision",
+    ),
+    (
+        "run max trials 0",
+        _demo,
+        [*RUN[:1], "--trials", "auto", "--max-trials", "0"],
+        "--max-trials",
+    ),
     ("run seed negative", _demo, [*RUN, "--seed", "-1"], "0<=x<=9223372036854775807"),
     ("run seed too big", _demo, [*RUN, "--seed", str(2**63)], "--seed"),
     ("run by unknown", _demo, [*RUN, "--by", "planet"], "--by planet"),

@@ -48,6 +48,10 @@ def test_summary_parquet_long_form(demo_run):
         "p10",
         "p50",
         "p90",
+        "mean_se",
+        "p10_se",
+        "p50_se",
+        "p90_se",
     ]
     assert set(summary["metric"]) == {"revenue", "won_deals"}
     whole = summary[summary["region"].isna()]

@@ -79,7 +79,7 @@ TRIALS = 10_000  # simulated futures of a forecast or a plan when not told (run,
 def run_scenario(
     scenario: str | os.PathLike[str] | None = None,
     *,
-    trials: int = TRIALS,
+    trials: int | str = TRIALS,
     seed: int = 0,
     by: str | Sequence[str] | None = None,
     engine: str = "numba",
@@ -87,6 +87,8 @@ def run_scenario(
     address: str | None = None,
     quiet: bool = False,
     extend_arrivals: bool = False,
+    precision: float | None = None,
+    max_trials: int | None = None,
 ) -> Result:
     """Load a scenario folder (default: the bundled demo) and simulate it.
 
@@ -94,6 +96,8 @@ def run_scenario(
     is not a terminal. ``address`` is the Dask scheduler for ``engine="dask"``/``"dask-fast"``.
     ``extend_arrivals`` fills horizon months without new leads with the same month a
     year before (:mod:`pipesim.scenario.extend_arrivals`); the result's notes count them.
+    ``trials="auto"`` (with ``precision`` and ``max_trials``) runs blocks of trials until the
+    horizon's P10/P50/P90 are known within ``precision`` (see :func:`pipesim.simulate`).
     """
     from pipesim import progress
 
@@ -118,6 +122,8 @@ def run_scenario(
         engine=engine,
         address=address,
         progress=progress.wanted(quiet),
+        precision=precision,
+        max_trials=max_trials,
     )
     if added:
         note = f"arrivals: {added} row(s) added for horizon months without new leads, "

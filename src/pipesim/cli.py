@@ -154,6 +154,26 @@ def _trials(default: int, help_text: str) -> Callable[[Callable[..., None]], Cal
     )
 
 
+class _TrialCount(click.ParamType):
+    """A positive whole number of trials, or ``auto``."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            count = value
+        elif str(value).strip().lower() == "auto":
+            return "auto"
+        else:
+            try:
+                count = int(str(value))
+            except ValueError:
+                self.fail(f"must be a positive whole number or 'auto', got {value!r}.", param, ctx)
+        if count <= 0:
+            self.fail(f"must be a positive whole number or 'auto', got {value!r}.", param, ctx)
+        return count
+
+
 # --seed, the same on every command that simulates.
 _SEED = click.option(
     "--seed",
@@ -178,9 +198,38 @@ def _run_options(fn: Any) -> Any:
     return _trials(api.TRIALS, "Number of simulated futures (a positive whole number).")(fn)
 
 
+def _run_options_auto(fn: Any) -> Any:
+    """:func:`_run_options`, with ``--trials auto`` accepted (``pipesim run``)."""
+    fn = _run_options(fn)
+    trials = next(p for p in fn.__click_params__ if p.name == "trials")
+    trials.type = _TrialCount()
+    trials.callback = None
+    trials.help = (
+        "Number of simulated futures (a positive whole number), or auto: blocks of trials "
+        "until the horizon's P10/P50/P90 revenue are known within --precision (the count "
+        "used is printed and kept in the files' metadata)."
+    )
+    return fn
+
+
 @main.command()
 @click.argument("scenario", required=False, type=click.Path(path_type=Path))
-@_run_options
+@_run_options_auto
+@click.option(
+    "--precision",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="With --trials auto: the relative standard error the horizon's P10/P50/P90 must "
+    "reach (default 0.005, i.e. 0.5%).",
+)
+@click.option(
+    "--max-trials",
+    type=int,
+    default=None,
+    callback=_positive,
+    help="With --trials auto: stop at this many trials even if the precision is not reached "
+    "(default 200000).",
+)
 @click.option(
     "--by",
     default=None,
@@ -225,9 +274,11 @@ def _run_options(fn: Any) -> Any:
 @_quiet_json
 def run(
     scenario: Path | None,
-    trials: int,
+    trials: int | str,
     seed: int,
     out: Path,
+    precision: float | None,
+    max_trials: int | None,
     by: str | None,
     engine: str,
     address: str | None,
@@ -258,6 +309,8 @@ def run(
             address=address,
             quiet=quiet,
             extend_arrivals=extend_arrivals,
+            precision=precision,
+            max_trials=max_trials,
         )
         if as_json:
             click.echo(api.run_json(result))

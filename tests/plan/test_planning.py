@@ -74,6 +74,23 @@ def test_target_is_repeatable_for_a_seed():
     assert a.metadata["scale"] == b.metadata["scale"]
 
 
+def test_the_search_reruns_only_undecided_trials_with_the_same_bits():
+    """Trials picked by number give the rows of a run from trial 0, bit for bit.
+
+    The search re-simulates only the trials a bisection step has not decided; its
+    answer is then the one of a bisection over every trial (the golden target and
+    health files did not change when it came).
+    """
+    from pipesim.engines import numba as numba_engine
+    from pipesim.plan.target import arrivals_only
+
+    prepared = prepare(arrivals_only(_funnel()))
+    rev, won = numba_engine.run_blocks(prepared, 300, 4)
+    ids = np.array([0, 7, 299, 150, 8])
+    some_rev, some_won = numba_engine.run_arrivals_of(prepared, ids, 4)
+    assert np.array_equal(some_rev, rev[ids]) and np.array_equal(some_won, won[ids])
+
+
 def test_target_out_of_reach_when_cycles_are_too_long():
     """Fixed 30-day stages: a lead needs 90 days to win, so none wins inside 2 months."""
     sc = _funnel(dwell_days=30.0, dwell_cv=0.0, n_deals=0)

@@ -166,3 +166,27 @@ def run_blocks(
         if progress is not None:
             progress.update(stop - start)
     return rev, won
+
+
+def run_arrivals_of(
+    prepared: Prepared, trials: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The new leads' (revenue, won) of the trials numbered ``trials``, row by row.
+
+    The open deals are left out; each row is the same bits as that trial's row of
+    :func:`run` on a scenario without open deals.
+    """
+    ids = np.ascontiguousarray(trials, dtype=np.int64)
+    n_periods = len(prepared.periods)
+    width = 1 + len(prepared.by_values)
+    rev = np.zeros((ids.size, n_periods, width))
+    won = np.zeros((ids.size, n_periods, width))
+    if ids.size == 0 or not prepared.arrivals.rows:
+        return rev, won
+    pwin = np.empty((ids.size, prepared.funnel.n_cells))
+    arrival_kernel.win_probabilities_of(seed_bits(seed), ids, prepared.funnel, pwin)
+    arrival_kernel.simulate_arrivals_of(
+        seed_bits(seed), ids, pwin, prepared.funnel, prepared.arrivals, prepared.day_period,
+        prepared.slips, rev, won,
+    )  # fmt: skip
+    return rev, won

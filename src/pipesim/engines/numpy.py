@@ -212,7 +212,7 @@ def run(
     key, gs_of, amount, age, deal_by = deals.key, deals.cell, deals.amount, deals.age, deals.by
     arr_g, t0, t1, arr_by = arrivals.group, arrivals.t0, arrivals.t1, arrivals.by
     lam, lam_n = arrivals.leads, arrivals.leads_n
-    amount_mu, amount_sigma = arrivals.amount_mu, arrivals.amount_sigma
+    amount_mu, amount_sigma, lead_mean = arrivals.amount_mu, arrivals.amount_sigma, arrivals.amount
     n_groups, n_stages = unit_of.shape
     bounds = prepared.bounds
     rng = np.random.default_rng([int(seed_bits(seed)), 0x5EF])
@@ -254,7 +254,8 @@ def run(
                 idx = gs[later] + s
                 t[later] += _dwell(rng, code[idx], p1[idx], p2[idx])
             sig = value_sigma[gs]
-            value = amount[wd] * np.exp(sig * rng.standard_normal(sig.shape) - 0.5 * sig**2)
+            z = rng.standard_normal(sig.shape)
+            value = amount[wd] * np.where(sig > 0, np.exp(sig * z - 0.5 * sig**2), 1.0)
             # Converted at the won day's rate, not at the (slipped) booking date.
             value = value * _at_rate(prepared.day_rate, deals.fx[wd], t)
             _book(r_rev, r_won, wt, t, value, deal_by[wd], bounds, prepared.slips, rng)
@@ -292,7 +293,10 @@ def run(
             t = t0[lr] + (t1[lr] - t0[lr]) * rng.random(lr.size)
             for s in range(n_stages):
                 t += _dwell(rng, code[top + s], p1[top + s], p2[top + s])
-            value = np.exp(amount_mu[lr] + amount_sigma[lr] * rng.standard_normal(lr.size))
+            z = rng.standard_normal(lr.size)
+            # A fixed amount is booked as given (exp(log(1000)) is 999.9999999999998).
+            fixed = amount_sigma[lr] <= 0
+            value = np.where(fixed, lead_mean[lr], np.exp(amount_mu[lr] + amount_sigma[lr] * z))
             sig = value_sigma[top]
             value = value * np.exp(sig * rng.standard_normal(sig.shape) - 0.5 * sig**2)
             # Converted at the won day's rate, not at the (slipped) booking date.

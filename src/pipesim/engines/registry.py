@@ -3,7 +3,10 @@
 Each engine is a runner with one signature: it prepares the scenario's kernel
 inputs, runs every trial and returns ``(prepared, revenue, won)`` (arrays
 [trial, period, 1 + by-group]), noting in ``timings`` the seconds spent preparing
-(``prepare``) and simulating (``simulate``). Engine modules are imported only when
+(``prepare``) and simulating (``simulate``). Engines whose trials are addressed by
+index (``trial_offsets``) also take ``first_trial``: trials ``first_trial ..`` are
+then the same bits as those rows of a run from trial 0, so a run can grow by blocks
+of trials. Engine modules are imported only when
 their engine runs, so listing the engines costs nothing (and Dask is needed only
 for the Dask engines).
 """
@@ -35,6 +38,7 @@ class Engine:
     run: Runner
     cluster: bool = False  # runs on a Dask cluster (takes ``address``/``client``)
     benchmark: bool = True  # ``pipesim bench`` can time it
+    trial_offsets: bool = False  # takes ``first_trial`` (trials by index: blocks add up)
 
 
 def _local(
@@ -46,9 +50,10 @@ def _local(
     *,
     timings: dict[str, float],
     winners_only: bool,
+    first_trial: int = 0,
     **_: Any,
 ) -> tuple[Prepared, np.ndarray, np.ndarray]:
-    """The per-deal kernel (or the fast path) on this machine's threads."""
+    """The per-deal kernel (or the fast path) on this machine's threads, from ``first_trial``."""
     start = time.perf_counter()
     if not scenario.deals_in_memory:
         # A book on disk: one chunk of deals in memory at a time, the same bits.
@@ -64,6 +69,7 @@ def _local(
                 trials,
                 seed,
                 progress,
+                first_trial=first_trial,
                 timings=spent,
                 engine="fast" if winners_only else "numba",
             )
@@ -77,11 +83,15 @@ def _local(
         if winners_only:
             from pipesim.engines import fast
 
-            revenue, won = fast.run(prepared, trials, seed, progress=progress)
+            revenue, won = fast.run(
+                prepared, trials, seed, first_trial=first_trial, progress=progress
+            )
         else:
             from pipesim.engines import numba as numba_engine
 
-            revenue, won = numba_engine.run_blocks(prepared, trials, seed, progress)
+            revenue, won = numba_engine.run_blocks(
+                prepared, trials, seed, progress, first_trial=first_trial
+            )
     timings["simulate"] = time.perf_counter() - start
     return prepared, revenue, won
 
@@ -151,7 +161,12 @@ _dask_fast = functools.partial(_dask, winners_only=True)
 ENGINES: dict[str, Engine] = {
     e.name: e
     for e in [
-        Engine("numba", "the per-deal kernel on this machine's threads (the default)", _numba),
+        Engine(
+            "numba",
+            "the per-deal kernel on this machine's threads (the default)",
+            _numba,
+            trial_offsets=True,
+        ),
         Engine(
             "numpy",
             "the NumPy reference implementation (slow; the tests' oracle)",
@@ -168,6 +183,7 @@ ENGINES: dict[str, Engine] = {
             "fast",
             "numba at the cost of the winning deals only (same law, other bits)",
             _fast,
+            trial_offsets=True,
         ),
         Engine("dask-fast", "fast in Dask steps (the bits of fast)", _dask_fast, cluster=True),
     ]

@@ -7,13 +7,11 @@ or :mod:`pipesim.kernels.winners_only`). Inputs: the funnel and arrival tables o
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import prange
 
 from pipesim.kernels.jit import jit
-from pipesim.kernels.samplers import gamma, normal, poisson_inverse
+from pipesim.kernels.samplers import gamma, poisson_inverse
 from pipesim.kernels.streams import branch, derive, mix, to_unit
 from pipesim.kernels.tables import ArrivalTable, FunnelTable
 from pipesim.kernels.trial import (
@@ -26,12 +24,14 @@ from pipesim.kernels.trial import (
     book,
     booked,
     dwell,
+    lead_amount,
     multiplier,
     shocked_leads,
     shocked_odds,
     trend_draw,
     trend_factor,
     trial_state,
+    win_probabilities,
 )
 
 
@@ -58,8 +58,8 @@ def add_arrivals(
     rate_key, trend_sd, trend_months = arrivals.rate_key, arrivals.trend_sd, arrivals.trend_months
     month, market_sd, own_sd = arrivals.month, arrivals.market_shock_sd, arrivals.segment_shock_sd
     lead_market_sd, lead_own_sd = arrivals.market_leads_shock_sd, arrivals.segment_leads_shock_sd
-    rho = arrivals.shock_rho
-    amount_mu, amount_sigma, fx = arrivals.amount_mu, arrivals.amount_sigma, arrivals.fx
+    rho, fx = arrivals.shock_rho, arrivals.fx
+    amount, amount_mu, amount_sigma = arrivals.amount, arrivals.amount_mu, arrivals.amount_sigma
     end = float(day_period.shape[0])
     base = ts ^ ARRIVAL_DOMAIN
     z_trend = trend_draw(base)  # once per trial: every row shares it
@@ -89,10 +89,7 @@ def add_arrivals(
                 t += dt
             if t >= end:
                 continue
-            value = math.exp(amount_mu[r])
-            if amount_sigma[r] > 0.0:
-                _, z = normal(branch(ws, AMOUNT_KEY))
-                value = math.exp(amount_mu[r] + amount_sigma[r] * z)
+            value = lead_amount(branch(ws, AMOUNT_KEY), amount[r], amount_mu[r], amount_sigma[r])
             if value_sigma[top] > 0.0:
                 value *= multiplier(branch(ws, VALUE_KEY), value_sigma[top])
             day = int(t)
@@ -133,4 +130,44 @@ def simulate_arrivals(
             out_rev,
             out_won,
             np.int64(i),  # prange's index is unsigned in the parallel body: one signature
+        )
+
+
+@jit
+def win_probabilities_of(
+    seed: np.uint64, trials: np.ndarray, funnel: FunnelTable, out: np.ndarray
+) -> None:
+    """out[i]: trial ``trials[i]``'s P(win | in stage) per (group, stage), as drawn by kernels."""
+    for i in range(trials.shape[0]):
+        win_probabilities(trial_state(seed, trials[i]), funnel, out[i])
+
+
+@jit(parallel=True)
+def simulate_arrivals_of(
+    seed: np.uint64,
+    trials: np.ndarray,
+    pwin: np.ndarray,
+    funnel: FunnelTable,
+    arrivals: ArrivalTable,
+    day_period: np.ndarray,
+    slips: np.ndarray,
+    out_rev: np.ndarray,
+    out_won: np.ndarray,
+) -> None:
+    """:func:`simulate_arrivals` for the trials numbered ``trials`` (row i: trial ``trials[i]``).
+
+    The same bits, row for row, as those trials' rows of a run from trial 0: a search
+    re-simulates only the trials it has not decided yet (:mod:`pipesim.plan.target`).
+    """
+    for i in prange(out_rev.shape[0]):
+        add_arrivals(
+            trial_state(seed, trials[i]),
+            pwin[i],
+            funnel,
+            arrivals,
+            day_period,
+            slips,
+            out_rev,
+            out_won,
+            np.int64(i),
         )

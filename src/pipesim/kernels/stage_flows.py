@@ -14,13 +14,11 @@ Outputs: ``out_enter`` [trial, period, stage (+1 for Won), 1 + by-group] and
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import prange
 
 from pipesim.kernels.jit import jit
-from pipesim.kernels.samplers import gamma, normal, poisson_inverse
+from pipesim.kernels.samplers import gamma, poisson_inverse
 from pipesim.kernels.streams import branch, derive, mix, to_unit
 from pipesim.kernels.tables import ArrivalTable, DealTable, FunnelTable
 from pipesim.kernels.trial import (
@@ -32,6 +30,7 @@ from pipesim.kernels.trial import (
     advance_odds,
     conversions,
     dwell,
+    lead_amount,
     multiplier,
     shocked_leads,
     trend_draw,
@@ -136,7 +135,7 @@ def flow_trials(
     rate_key, trend_sd, trend_months = arrivals.rate_key, arrivals.trend_sd, arrivals.trend_months
     month, lead_market_sd = arrivals.month, arrivals.market_leads_shock_sd
     lead_own_sd, rho = arrivals.segment_leads_shock_sd, arrivals.shock_rho
-    amount_mu, amount_sigma = arrivals.amount_mu, arrivals.amount_sigma
+    lead_mean, amount_mu, amount_sigma = arrivals.amount, arrivals.amount_mu, arrivals.amount_sigma
     end = float(day_period.shape[0])
     for i in prange(n_trials):
         ts = trial_state(seed, trial0 + i)
@@ -168,10 +167,9 @@ def flow_trials(
                 if t >= end:
                     continue
                 _count(out_enter, i, day_period[int(t)], 0, by_a[r], 1.0)
-                value = math.exp(amount_mu[r])
-                if amount_sigma[r] > 0.0:
-                    _, z = normal(branch(ws, AMOUNT_KEY))
-                    value = math.exp(amount_mu[r] + amount_sigma[r] * z)
+                value = lead_amount(
+                    branch(ws, AMOUNT_KEY), lead_mean[r], amount_mu[r], amount_sigma[r]
+                )
                 u = to_unit(mix(branch(ws, _DEPTH_KEY)))
                 _walk(
                     ws, u, top, t, 0.0, 0, 1.0, value, by_a[r], arrivals.fx[r],

@@ -148,6 +148,7 @@ class ArrivalTable(NamedTuple):
     shock_rho: np.ndarray  # float64: the shocks' month-to-month persistence (0: independent)
     amount_mu: np.ndarray  # float64: log-mean of a lead's amount
     amount_sigma: np.ndarray  # float64: log-sd of a lead's amount
+    amount: np.ndarray  # float64: a lead's mean amount, booked as given when amount_sigma is 0
     by: np.ndarray  # int64: the by-group
     fx: np.ndarray  # int64: the leads' currency slot, a row of ``day_rate`` (0: the company's)
 

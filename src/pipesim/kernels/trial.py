@@ -182,6 +182,19 @@ def multiplier(state: np.uint64, sigma: float) -> float:
     return math.exp(sigma * z - 0.5 * sigma * sigma)
 
 
+@jit(inline=True)
+def lead_amount(state: np.uint64, amount: float, mu: float, sigma: float) -> float:
+    """A new lead's amount: lognormal of log-mean ``mu`` and log-sd ``sigma``.
+
+    A fixed amount (sigma 0) is ``amount`` itself, bit for bit: ``exp(log(1000))``
+    is 999.9999999999998, and 60 such wins would miss a 60,000 target.
+    """
+    if sigma <= 0.0:
+        return amount
+    _, z = normal(state)
+    return math.exp(mu + sigma * z)
+
+
 @jit
 def conversions(state: np.uint64, funnel: FunnelTable, out: np.ndarray) -> None:
     """Draw this trial's conversions and fill out[g * S + s] with stage s's conversion.

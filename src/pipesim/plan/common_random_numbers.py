@@ -79,3 +79,33 @@ def run(
     Run in blocks of trials (the same bits as one call): ``progress`` counts them.
     """
     return numba_engine.run_blocks(prepared, trials, seed, progress)
+
+
+def open_book(
+    prepared: Prepared, trials: int, seed: int, progress: Progress | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The open deals' revenue and wins alone (no new leads), to add variants' leads to."""
+    no_leads = dataclasses.replace(prepared, arrivals=prepared.arrivals.take(0, 0))
+    return numba_engine.run_blocks(no_leads, trials, seed, progress)
+
+
+def with_leads(
+    book: tuple[np.ndarray, np.ndarray],
+    prepared: Prepared,
+    seed: int,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`run` of a scenario whose open deals are those of ``book``, at the cost of its leads.
+
+    The kernel adds each trial's open deals, then its new leads, to the trial's row:
+    adding the leads to a copy of the open book's rows gives the same bits as a run of
+    the whole scenario. For a variant that changes only new leads (its funnel and
+    deals those of the book's scenario), and for the base itself.
+    """
+    rev, won = book[0].copy(), book[1].copy()
+    numba_engine.accumulate(
+        prepared, prepared.deals.take(0, 0), prepared.arrivals, seed, 0, rev, won
+    )
+    if progress is not None:
+        progress.update(rev.shape[0])
+    return rev, won

@@ -115,10 +115,23 @@ def compare(
     variants = gather_variants(sc, levers, table, source)
     scenarios = [apply_levers(sc, lv) for lv in variants.values()]
     pb, pvs = common_random_numbers.prepare_pair(sc, scenarios)
+    # Variants that move only new leads keep the base's open deals: simulated once.
+    leads_only = [
+        bool(lvs) and all(lv.quantity == "leads" for lv in lvs) for lvs in variants.values()
+    ]
     with Progress((1 + len(pvs)) * trials, enabled=progress, desc="compare") as bar:
-        totals = {"base": total_revenue(common_random_numbers.run(pb, trials, seed, bar)[0])}
-        for name, pv in zip(variants, pvs, strict=True):
-            totals[name] = total_revenue(common_random_numbers.run(pv, trials, seed, bar)[0])
+        book = common_random_numbers.open_book(pb, trials, seed) if any(leads_only) else None
+        if book is None:
+            base_rev = common_random_numbers.run(pb, trials, seed, bar)[0]
+        else:
+            base_rev = common_random_numbers.with_leads(book, pb, seed, bar)[0]
+        totals = {"base": total_revenue(base_rev)}
+        for name, pv, reuse in zip(variants, pvs, leads_only, strict=True):
+            if book is not None and reuse:
+                rev = common_random_numbers.with_leads(book, pv, seed, bar)[0]
+            else:
+                rev = common_random_numbers.run(pv, trials, seed, bar)[0]
+            totals[name] = total_revenue(rev)
     frame = compare_totals(totals)
     meta = base_metadata("compare", sc, trials, seed)
     meta["variants"] = " | ".join(

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipesim.errors import InputError
-from pipesim.plan import common_random_numbers, drift
+from pipesim.plan import drift
 from pipesim.plan.plan_result import PlanResult, ScenarioLike, as_scenario, base_metadata, check_run
 from pipesim.plan.target import arrivals_only, reach, search
 from pipesim.prepare.kernel_inputs import NONE_LABEL, Prepared, prepare
@@ -133,10 +133,9 @@ def health(
     if cols:
         prepare(sc, cols)  # checks the columns exist
     with Progress(None, enabled=progress, desc="health") as bar:
-        found = search(sc, float(revenue), window, confidence, trials, seed, bar)
-        base = common_random_numbers.run(prepare(sc), trials, seed, bar)[0][:, :window, 0]
-    base = base.sum(axis=1)
-    p_now = float(np.mean(base >= revenue))
+        found = search(sc, float(revenue), window, confidence, trials, seed, bar, now=True)
+    # Today's forecast from the search's runs: open deals plus today's leads (scale 1).
+    p_now = found.probability_now
     short = p_now < confidence
     # When the open deals alone meet the target, the stock that sustains the target's
     # revenue rate in steady state (the funnel arithmetic's leads) is what each stage needs.

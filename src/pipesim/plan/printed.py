@@ -114,6 +114,7 @@ def sensitivity_report(result: PlanResult) -> str:
         f"P50 at -{step:.0%}",
         f"P50 at +{step:.0%}",
         "swing",
+        "± se",
         "P10 at -",
         "P10 at +",
     ]
@@ -124,6 +125,7 @@ def sensitivity_report(result: PlanResult) -> str:
             f"{r['delta_p50_down']:+,.0f}",
             f"{r['delta_p50_up']:+,.0f}",
             _n(r["swing"]),
+            _n(r["swing_se"]) if "swing_se" in r else "-",
             f"{r['delta_p10_down']:+,.0f}",
             f"{r['delta_p10_up']:+,.0f}",
         ]
@@ -135,10 +137,23 @@ def sensitivity_report(result: PlanResult) -> str:
             _head(result, "sensitivity"),
             f"Change in P50 (and P10) revenue over the horizon when one input moves by ±{step:.0%}"
             f" (base P50 {_n(base)})",
+            *_paired_line(result),
             "",
             table(header, rows, left=2),
         ]
     )
+
+
+def _paired_line(result: PlanResult) -> list[str]:
+    """How many trials the moved inputs ran on, when fewer than the base's."""
+    paired = result.metadata.get("paired_trials")
+    trials = result.metadata.get("trials")
+    if not paired or paired == trials:
+        return []
+    return [
+        f"Each moved input ran on the base's first {int(paired):,} trials: its change is a "
+        "paired difference on common random numbers (± se: its standard error)."
+    ]
 
 
 def health_report(result: PlanResult) -> str:

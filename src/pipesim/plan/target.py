@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from pipesim.engines import numba as numba_engine
 from pipesim.errors import InputError
 from pipesim.plan import common_random_numbers
 from pipesim.plan.owners import owner_quota, owner_scenario, parse_owner
@@ -28,6 +29,7 @@ from pipesim.scenario.booked import booked
 from pipesim.scenario.calendar import first_month, month_index
 from pipesim.scenario.scenario import Scenario
 from pipesim.simulation.quarters import Window, find_window
+from pipesim.simulation.reaching import reaches
 from pipesim.simulation.result import by_columns
 
 LIMIT = 20.0  # beyond this many times the funnel arithmetic's leads, call the target unreachable
@@ -47,6 +49,7 @@ class Search:
     deals_probability: float
     in_window_share: float
     too_many_leads: bool = False  # the arithmetic alone asks for more than MAX_SCALE x today
+    probability_now: float = math.nan  # P(revenue >= X) with today's new leads (scale 1)
 
 
 def reach(prepared: Prepared) -> np.ndarray:
@@ -79,10 +82,10 @@ def funnel_guess(scenario: Scenario, revenue: float, months: int) -> float:
 def _lead_arrays(prepared: Prepared, months: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expected leads, parameter group and mean amount of the arrival rows in the first months."""
     arr = prepared.arrivals
-    g, t0, lam, mu, sigma = arr.group, arr.t0, arr.leads, arr.amount_mu, arr.amount_sigma
+    g, t0, lam, amount = arr.group, arr.t0, arr.leads, arr.amount
     inside = prepared.day_period[t0.astype(np.int64)] < months if t0.size else np.zeros(0, bool)
     # In the company currency at the rate of the row's first day.
-    amount = np.exp(mu + 0.5 * sigma**2) * prepared.day_rate[arr.fx, t0.astype(np.int64)]
+    amount = amount * prepared.day_rate[arr.fx, t0.astype(np.int64)]
     return lam[inside], g[inside], amount[inside]
 
 
@@ -103,6 +106,95 @@ def _scaled(prepared: Prepared, scale: float) -> Prepared:
     return dataclasses.replace(prepared, arrivals=arrivals)
 
 
+def open_deal_revenue(
+    scenario: Scenario,
+    months: int,
+    trials: int,
+    seed: int,
+    progress: Progress | None = None,
+    first: int = 0,
+) -> np.ndarray:
+    """Each trial's revenue in periods ``first`` to ``months`` - 1 from the open deals alone."""
+    deals_sc = scenario.replace(arrivals=scenario.arrivals.iloc[:0])
+    rev = common_random_numbers.run(prepare(deals_sc), trials, seed, progress)[0]
+    return rev[:, first:months, 0].sum(axis=1)
+
+
+class _Reach:
+    """Which trials reach X at a scale of the leads, remembered; each new scale runs few trials.
+
+    A trial's revenue never falls as the scale grows (see the module), so a trial that
+    reaches X at a scale already run reaches it at every larger one, and one that misses
+    it misses it at every smaller one: only the trials in between are simulated, by
+    number, the same bits as in a run of every trial.
+    """
+
+    def __init__(
+        self,
+        deals_rev: np.ndarray,
+        arrivals: Prepared,
+        revenue: float,
+        window: tuple[int, int],
+        seed: int,
+        progress: Progress | None,
+    ) -> None:
+        self.deals_rev, self.arrivals, self.revenue = deals_rev, arrivals, revenue
+        self.window, self.seed, self.progress = window, seed, progress
+        self.known: dict[float, np.ndarray] = {0.0: reaches(deals_rev, revenue)}
+
+    def lead_revenue(self, scale: float, ids: np.ndarray | None = None) -> np.ndarray:
+        """Trials' revenue from the leads over the window at ``scale`` (all, or trials ``ids``)."""
+        scaled = _scaled(self.arrivals, scale)
+        trials = self.deals_rev.size
+        if ids is None:
+            rev = common_random_numbers.run(scaled, trials, self.seed, self.progress)[0]
+        else:
+            rev = numba_engine.run_arrivals_of(scaled, ids, self.seed)[0]
+            if self.progress is not None:
+                self.progress.update(ids.size)
+        first, months = self.window
+        return rev[:, first:months, 0].sum(axis=1)
+
+    def add(self, scale: float, lead_rev: np.ndarray) -> np.ndarray:
+        """Record a run of every trial at ``scale``; return which trials reach X."""
+        self.known[scale] = reaches(self.deals_rev + lead_rev, self.revenue)
+        return self.known[scale]
+
+    def at(self, scale: float) -> np.ndarray:
+        """Which trials reach X at ``scale``."""
+        if scale in self.known:
+            return self.known[scale]
+        below = max(s for s in self.known if s < scale)
+        above = [s for s in self.known if s > scale]
+        out = self.known[below].copy()
+        open_ = ~out if not above else self.known[min(above)] & ~out
+        ids = np.flatnonzero(open_)
+        out[ids] = reaches(self.deals_rev[ids] + self.lead_revenue(scale, ids), self.revenue)
+        self.known[scale] = out
+        return out
+
+    def p(self, scale: float) -> float:
+        """P(revenue >= X) at ``scale`` over the trials."""
+        return float(np.mean(self.at(scale)))
+
+
+def _bracket(oracle: _Reach, estimate: float, confidence: float, cap: float) -> tuple[float, float]:
+    """Scales (a, b) with P(a) < confidence <= P(b), around ``estimate``; (0, cap) at worst.
+
+    Starts at estimate -/+ 1 % and doubles the width until both ends hold. The lower
+    end is run first: then the upper end runs only the trials that missed X there.
+    """
+    if not 0.0 < estimate < cap:
+        return 0.0, cap
+    width = 0.01
+    while width < 1.0:
+        a, b = estimate * (1.0 - width), min(estimate * (1.0 + width), cap)
+        if oracle.p(a) < confidence and (b >= cap or oracle.p(b) >= confidence):
+            return a, b
+        width *= 2.0
+    return 0.0, cap
+
+
 def search(
     scenario: Scenario,
     revenue: float,
@@ -113,19 +205,26 @@ def search(
     progress: Progress | None = None,
     first: int = 0,
     booked: float = 0.0,
+    deals_rev: np.ndarray | None = None,
+    now: bool = False,
 ) -> Search:
     """The smallest scale of the arrivals with P(revenue in the window >= X) >= confidence.
 
     The window is the periods ``first`` to ``months`` - 1 (a fiscal quarter under way or
     ahead); the arrivals scaled are those of the periods before ``months``. ``booked``
     (revenue already won in the window) is added to every trial.
-    ``progress`` counts the trials of every run of the search.
+    ``progress`` counts the trials of every run of the search; ``deals_rev`` is
+    :func:`open_deal_revenue` (with ``booked``) when the caller has it already; with
+    ``now``, ``probability_now`` is P at today's leads (scale 1). The bisection asks
+    "P(scale) >= confidence?" at the same scales as a search that runs every trial at
+    each step, and gets the same answers (so the same scale): from a bracket (a, b)
+    checked around an estimate of the answer (each trial's crossing scale if its lead
+    revenue grew in proportion to the scale; the quantile of those), every question
+    outside it is answered at once, and inside it only the trials between a and b
+    are run (:class:`_Reach`).
     """
-    deals_sc = scenario.replace(arrivals=scenario.arrivals.iloc[:0])
-    deals_rev = common_random_numbers.run(prepare(deals_sc), trials, seed, progress)[0][
-        :, first:months, 0
-    ].sum(axis=1)
-    deals_rev = deals_rev + booked
+    if deals_rev is None:
+        deals_rev = open_deal_revenue(scenario, months, trials, seed, progress, first) + booked
     arr_p = prepare(arrivals_only(scenario, months))
     current = float(_lead_arrays(arr_p, months)[0].sum())
     if current <= 0:
@@ -134,45 +233,60 @@ def search(
             "to arrivals.parquet (period, leads, amount) for those months."
         )
     guess = funnel_guess(scenario, revenue, months) * months / current
-    p0 = float(np.mean(deals_rev >= revenue))
+    oracle = _Reach(deals_rev, arr_p, revenue, (first, months), seed, progress)
+    p0 = oracle.p(0.0)
+
+    def found(scale: float, p: float, reachable: bool, share: float, many: bool = False) -> Search:
+        """The outcome; with ``now``, P at today's leads too (a few trials more to run)."""
+        today = oracle.p(1.0) if now else math.nan
+        return Search(scale, p, _se(p, trials), reachable, guess, p0, share, many, today)
+
     if p0 < confidence and guess > MAX_SCALE:
         # Simulating that many leads would take hours: say so at once.
-        return Search(guess, p0, _se(p0, trials), False, guess, p0, math.nan, True)
-
-    def prob(scale: float) -> tuple[float, np.ndarray]:
-        rev = common_random_numbers.run(_scaled(arr_p, scale), trials, seed, progress)[0][
-            :, first:months, 0
-        ].sum(axis=1)
-        return float(np.mean(deals_rev + rev >= revenue)), rev
-
+        return found(guess, p0, False, math.nan, many=True)
     if p0 >= confidence:
-        return Search(0.0, p0, _se(p0, trials), True, guess, p0, math.nan)
+        return found(0.0, p0, True, math.nan)
     # The mean is linear in the scale: one run tells how much value lands in the window,
     # and so roughly the scale the target needs on average.
-    p1, rev1 = prob(guess)
+    rev1 = oracle.lead_revenue(guess)
+    p1 = float(np.mean(oracle.add(guess, rev1)))
     share = float(rev1.mean()) / revenue
     gap = revenue - float(deals_rev.mean())
     need = gap / (share * revenue / guess) if share > 0 else math.inf
     cap = min(LIMIT * guess, max(MAX_SCALE, guess))
     if need > cap:
-        return Search(need, p1, _se(p1, trials), False, guess, p0, share)
-    lo, hi, p_hi = 0.0, guess, p1
-    if p_hi < confidence and need > hi:
+        return found(need, p1, False, share)
+    # Each trial's crossing if its lead revenue grew in proportion: the estimate's quantile.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crossing = np.where(rev1 > 0, guess * (revenue - deals_rev) / rev1, np.inf)
+    k = min(max(math.ceil(confidence * trials), 1), trials)
+    estimate = float(np.partition(np.maximum(crossing, 0.0), k - 1)[k - 1])
+    a, b = _bracket(oracle, estimate, confidence, cap)
+
+    def enough(scale: float) -> bool:
+        """P(scale) >= confidence, from the bracket when the scale is outside it."""
+        if scale >= b and b < cap:
+            return True
+        if scale <= a:
+            return False
+        return oracle.p(scale) >= confidence
+
+    lo, hi, ok_hi = 0.0, guess, p1 >= confidence
+    if not ok_hi and need > hi:
         lo, hi = hi, need
-        p_hi = prob(hi)[0]
-    while p_hi < confidence:
+        ok_hi = enough(hi)
+    while not ok_hi:
         if hi >= cap:
-            return Search(hi, p_hi, _se(p_hi, trials), False, guess, p0, share)
+            return found(hi, oracle.p(hi), False, share)
         lo, hi = hi, min(hi * 1.5, cap)
-        p_hi = prob(hi)[0]
+        ok_hi = enough(hi)
     while hi - lo > _TOL * hi:
         mid = 0.5 * (lo + hi)
-        p_mid = prob(mid)[0]
-        if p_mid >= confidence:
-            hi, p_hi = mid, p_mid
+        if enough(mid):
+            hi = mid
         else:
             lo = mid
-    return Search(hi, p_hi, _se(p_hi, trials), True, guess, p0, share)
+    return found(hi, oracle.p(hi), True, share)
 
 
 def _se(p: float, trials: int) -> float:

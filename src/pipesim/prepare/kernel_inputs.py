@@ -428,6 +428,7 @@ def _arrival_arrays(
         shock_rho=np.full(len(arr), scenario.shock_persistence),
         amount_mu=amount_mu,
         amount_sigma=np.sqrt(sigma2),
+        amount=np.maximum(amount, 0.0),
         by=arr_by.astype(np.int64),
         fx=_arrival_slots(scenario, arr, calendar[months], money, positions),
     )

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipesim.reports.results_folder import ReportData, tornado_frame
+from pipesim.simulation.reaching import share_reaching
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -149,7 +150,7 @@ def histogram_chart(data: ReportData, totals: np.ndarray) -> Chart:
             )
         if data.target is not None:
             ax.axvline(data.target, color=TARGET, ls="--", lw=1.5, label="target")
-            share = float(np.mean(totals >= data.target))
+            share = share_reaching(totals, data.target)
             ax.legend(title=f"P(total ≥ target) = {share:.0%}", frameon=False, loc="upper right")
         _money_axis(ax.xaxis)
         cur = f" ({data.currency})" if data.currency else ""

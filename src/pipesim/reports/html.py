@@ -14,6 +14,7 @@ from pipesim.reports import html_plans
 from pipesim.reports.charts import MAX_PANELS, Chart
 from pipesim.reports.html_parts import cards, esc, figure_html, html_table, money, page
 from pipesim.reports.results_folder import QUOTA_NEEDS, ReportData
+from pipesim.simulation.reaching import share_reaching
 from pipesim.text_table import percent
 
 QUOTA_VALUES = (*QUOTA_NEEDS, "mean")
@@ -95,7 +96,7 @@ def _cards(data: ReportData) -> str:
     if data.target is not None:
         cards_.append((money(data.target, data.currency), "target"))
         if data.totals is not None and len(data.totals):
-            cards_.append((f"{np.mean(data.totals >= data.target):.0%}", "P(total ≥ target)"))
+            cards_.append((f"{share_reaching(data.totals, data.target):.0%}", "P(total ≥ target)"))
     return cards(cards_)
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 from pipesim.errors import InputError
 from pipesim.io import parquet
 from pipesim.reports import identity
+from pipesim.simulation.precision import ERROR_COLUMNS
 
 RESULT_FILES = (
     "summary",
@@ -200,7 +201,7 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
         )
     by = tuple(c for c in settings.get("by", "").split(",") if c)
     by = tuple(c for c in by if c in summary.columns) or tuple(
-        c for c in summary.columns if c not in SUMMARY_COLUMNS
+        c for c in summary.columns if c not in SUMMARY_COLUMNS and c not in ERROR_COLUMNS
     )
     skipped: list[str] = []
     totals = None

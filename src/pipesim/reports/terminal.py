@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -11,9 +11,47 @@ from pipesim.prepare.loss_clock import odds_by_age
 from pipesim.reports.forecast_call import forecast_call
 from pipesim.reports.funnel_table import funnel_table
 from pipesim.simulation.attainment import ATTAIN_COLUMNS
+from pipesim.simulation.precision import FLAG_ABOVE, relative_error
 from pipesim.simulation.quarters import QUARTER_COLUMNS
 from pipesim.simulation.result import Result
 from pipesim.text_table import money, number, percent, table
+
+MARK = "~"  # before a figure whose Monte Carlo standard error exceeds FLAG_ABOVE of it
+STATS = ("mean", "p10", "p50", "p90")
+
+
+def rough(row: pd.Series, column: str) -> bool:
+    """Whether ``row[column]``'s standard error (``<column>_se``) exceeds 1 % of it.
+
+    False when the summary has no standard errors (a results folder written before them).
+    """
+    se = row.get(f"{column}_se")
+    if se is None or not np.isfinite(se):
+        return False
+    return bool(relative_error(se, float(row[column])) > FLAG_ABOVE)
+
+
+def figures(row: pd.Series, fmt: Callable[[str, float], str], marks: list[bool]) -> list[str]:
+    """Mean, P10, P50, P90 of ``row`` formatted, each rough one marked; ``marks`` notes any."""
+    out = []
+    for c in STATS:
+        text = fmt(c, float(row[c]))
+        if rough(row, c):
+            marks.append(True)
+            text = MARK + text
+        out.append(text)
+    return out
+
+
+def mark_note(marks: list[bool]) -> list[str]:
+    """The footnote for the marks, when a figure was marked."""
+    if not any(marks):
+        return []
+    return [
+        "",
+        f"{MARK} the figure's Monte Carlo standard error is over {FLAG_ABOVE:.0%} of it "
+        "(summary.parquet's *_se columns); more trials narrow it.",
+    ]
 
 
 def funnel_block(funnel: pd.DataFrame, currency: str = "") -> str:
@@ -35,21 +73,40 @@ def funnel_block(funnel: pd.DataFrame, currency: str = "") -> str:
     return table(header, rows)
 
 
-def _block(summary: pd.DataFrame, cumulative: bool) -> list[list[str]]:
+def _revenue(c: str, v: float) -> str:
+    return number(v)
+
+
+def _won(c: str, v: float) -> str:
+    return number(v, 1 if c == "mean" else 0)
+
+
+def _block(summary: pd.DataFrame, cumulative: bool, marks: list[bool]) -> list[list[str]]:
     part = summary[summary["cumulative"] == cumulative]
     rev = part[part["metric"] == "revenue"].set_index("period")
     won = part[part["metric"] == "won_deals"].set_index("period")
     rows = []
     for period in rev.index:
         r, w = rev.loc[period], won.loc[period]
-        rows.append(
-            [
-                period,
-                *(number(r[c]) for c in ("mean", "p10", "p50", "p90")),
-                *(number(w[c], 1 if c == "mean" else 0) for c in ("mean", "p10", "p50", "p90")),
-            ]
-        )
+        rows.append([period, *figures(r, _revenue, marks), *figures(w, _won, marks)])
     return rows
+
+
+def trials_line(result: Result) -> str:
+    """``10,000 trials``; after trials="auto", how many and whether the precision was reached."""
+    count = f"{result.trials_count:,} trials"
+    a = result.auto
+    if a is None:
+        return count
+    if a.reached:
+        return (
+            f"{count} (auto: the horizon's P10/P50/P90 known to {a.relative_se:.2%} "
+            f"standard error, {a.precision:.2%} asked)"
+        )
+    return (
+        f"{count} (auto: the maximum reached; the horizon's P10/P50/P90 are within "
+        f"{a.relative_se:.2%} standard error, not the {a.precision:.2%} asked)"
+    )
 
 
 def run_report(result: Result) -> str:
@@ -58,8 +115,9 @@ def run_report(result: Result) -> str:
     cur = f" ({sc.currency})" if sc.currency else ""
     head = [
         f"pipesim · {sc.name or 'scenario'} · as of {sc.as_of} · {sc.horizon_months} months · "
-        f"{sc.deal_count:,} open deals · {result.trials_count:,} trials · seed {result.seed}",
+        f"{sc.deal_count:,} open deals · {trials_line(result)} · seed {result.seed}",
     ]
+    marks: list[bool] = []
     whole = result.summary()
     header = ["period", f"revenue mean{cur}", "P10", "P50", "P90", "won mean", "P10", "P50", "P90"]
     out = [
@@ -69,10 +127,10 @@ def run_report(result: Result) -> str:
         funnel_block(funnel_table(sc), sc.currency),
         "",
         "Per month",
-        table(header, _block(whole, False)),
+        table(header, _block(whole, False, marks)),
         "",
         "Cumulative",
-        table(header, _block(whole, True)),
+        table(header, _block(whole, True, marks)),
     ]
     out += ["", "Per fiscal quarter and year", quarter_block(result.quarters(), sc.currency)]
     quota = result.quota()
@@ -101,11 +159,8 @@ def run_report(result: Result) -> str:
             rows.append(
                 [
                     *(str(first[c]) for c in result.by),
-                    *(number(r[c]) for c in ("mean", "p10", "p50", "p90")),
-                    number(w["mean"], 1),
-                    number(w["p10"]),
-                    number(w["p50"]),
-                    number(w["p90"]),
+                    *figures(r, _revenue, marks),
+                    *figures(w, _won, marks),
                 ]
             )
         seg_header = [
@@ -124,7 +179,7 @@ def run_report(result: Result) -> str:
             f"Over the horizon, by {', '.join(result.by)}",
             table(seg_header, rows, left=len(result.by)),
         ]
-    return "\n".join(out)
+    return "\n".join(out + mark_note(marks))
 
 
 def quarter_block(quarters: pd.DataFrame, currency: str = "") -> str:

@@ -12,9 +12,10 @@ import pandas as pd
 from pipesim.scenario.quotas import owner_columns
 from pipesim.scenario.scenario import Scenario
 from pipesim.simulation.attainment import quota_table
+from pipesim.simulation.auto_trials import AutoOutcome
+from pipesim.simulation.precision import QUANTILES, mean_se, quantile_se
 from pipesim.simulation.quarters import quarter_table
 
-QUANTILES = (0.1, 0.5, 0.9)
 METRICS = ("revenue", "won_deals")
 
 
@@ -48,6 +49,7 @@ class Result:
     revenue: np.ndarray
     won: np.ndarray
     notes: tuple[str, ...] = ()
+    auto: AutoOutcome | None = None  # how a trials="auto" run ended (None: trials as given)
     _rerun: Callable[[tuple[str, ...]], Result] | None = dataclasses.field(default=None, repr=False)
     _cache: dict[tuple[str, ...], Result] = dataclasses.field(default_factory=dict, repr=False)
 
@@ -79,7 +81,9 @@ class Result:
         """Mean, P10, P50, P90 per period, monthly and cumulative, of revenue and won deals.
 
         Long form: the ``by`` columns (null on the whole-book rows), ``period``,
-        ``cumulative``, ``metric``, ``mean``, ``p10``, ``p50``, ``p90``.
+        ``cumulative``, ``metric``, ``mean``, ``p10``, ``p50``, ``p90``, and the
+        Monte Carlo standard errors of those four estimates, ``mean_se``, ``p10_se``,
+        ``p50_se``, ``p90_se`` (see :mod:`pipesim.simulation.precision`).
         Quantiles use numpy's default (linear) definition.
         """
         res = self.breakdown(by)
@@ -89,6 +93,7 @@ class Result:
                 monthly = values[:, :, col]
                 for cumulative, data in ((False, monthly), (True, np.cumsum(monthly, axis=1))):
                     q = np.quantile(data, QUANTILES, axis=0)
+                    q_se = quantile_se(data, QUANTILES)
                     frame = pd.DataFrame(
                         {
                             "period": res.periods,
@@ -98,6 +103,10 @@ class Result:
                             "p10": q[0],
                             "p50": q[1],
                             "p90": q[2],
+                            "mean_se": mean_se(data),
+                            "p10_se": q_se[0],
+                            "p50_se": q_se[1],
+                            "p90_se": q_se[2],
                         }
                     )
                     for pos, (c, v) in enumerate(labels.items()):
@@ -173,4 +182,18 @@ class Result:
             "currency": self.scenario.currency,
             "by": ",".join(self.by),
             "scenario_fingerprint": scenario_fingerprint(self.scenario),
+            **self.auto_metadata(),
+        }
+
+    def auto_metadata(self) -> dict[str, str]:
+        """A trials="auto" run's settings and outcome (nothing for a run of given trials)."""
+        if self.auto is None:
+            return {}
+        a = self.auto
+        return {
+            "trials_auto": "true",
+            "precision": repr(a.precision),
+            "max_trials": str(a.max_trials),
+            "precision_reached": str(a.reached).lower(),
+            "horizon_relative_se": repr(a.relative_se),
         }
