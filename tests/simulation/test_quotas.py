@@ -250,3 +250,25 @@ def test_new_leads_count_for_the_owner_of_their_arrival_row():
     exact_c = _binomial_tail(4, 3)
     rep_c = quota.iloc[3]
     assert abs(rep_c["p_attain"] - exact_c) <= Z * math.sqrt(exact_c * (1 - exact_c) / TRIALS)
+
+
+def test_a_months_quota_is_pro_rated_to_its_week_period():
+    # 4-4-5 from April: FY2027's first periods are 2026-03-29..04-25 (28 days, "2026-04"),
+    # 04-26..05-23 (28 days, "2026-05"), 05-24..06-27 (35 days, "2026-06"). A May quota of
+    # 3,100 (100 a day over May's 31 days) is 2,800 for the 28-day period named May.
+    stages = stages_frame([P], dwell_days=5.0, dwell_cv=0.0, names=["Offer"])
+    deals = deals_frame(["Offer"] * 4, 1_000.0, rep=["C"] * 4)
+    quotas = pd.DataFrame({"rep": ["C", "C"], "period": ["2026-05", "FY2027-Q1"]})
+    quotas["quota"] = [3_100.0, 9_000.0]
+    sc = build(
+        stages,
+        deals,
+        as_of="2026-04-01",
+        horizon_months=3,
+        fiscal_year_start=4,
+        fiscal_calendar="4-4-5",
+        calibrated=True,
+        quotas=quotas,
+    )
+    table = pipesim.simulate(sc, trials=200, seed=1).quota()
+    assert table["quota"].tolist() == [3_100.0 * 28 / 31, 9_000.0]  # a quarter keeps its own

@@ -187,6 +187,6 @@ def run_arrivals_of(
     arrival_kernel.win_probabilities_of(seed_bits(seed), ids, prepared.funnel, pwin)
     arrival_kernel.simulate_arrivals_of(
         seed_bits(seed), ids, pwin, prepared.funnel, prepared.arrivals, prepared.day_period,
-        prepared.slips, rev, won,
+        prepared.slips, prepared.day_rate, rev, won,
     )  # fmt: skip
     return rev, won

@@ -151,6 +151,7 @@ def simulate_arrivals_of(
     arrivals: ArrivalTable,
     day_period: np.ndarray,
     slips: np.ndarray,
+    day_rate: np.ndarray,
     out_rev: np.ndarray,
     out_won: np.ndarray,
 ) -> None:
@@ -167,6 +168,7 @@ def simulate_arrivals_of(
             arrivals,
             day_period,
             slips,
+            day_rate,
             out_rev,
             out_won,
             np.int64(i),

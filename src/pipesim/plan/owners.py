@@ -16,6 +16,7 @@ import pandas as pd
 from pipesim.errors import InputError
 from pipesim.scenario.quotas import owner_columns
 from pipesim.scenario.scenario import Scenario
+from pipesim.simulation.attainment import period_quota
 
 Owner = dict[str, str]
 
@@ -80,4 +81,6 @@ def owner_quota(scenario: Scenario, owner: Owner, period: str) -> float | None:
             mask &= pd.isna(cells)
     if any(c not in cols for c in owner) or not mask.any():
         return None
-    return float(quotas["quota"].to_numpy(dtype=np.float64)[mask][0])
+    return period_quota(
+        scenario, period, float(quotas["quota"].to_numpy(dtype=np.float64)[mask][0])
+    )

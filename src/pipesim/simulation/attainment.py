@@ -5,9 +5,13 @@ owner columns, of their revenue in the period's horizon periods, plus its revenu
 already booked there (``won.parquet``). A team is so the sum of its reps trial by trial,
 the company (all owner columns empty) the whole book: roll-ups combine trials, never
 quantiles. Attainment is judged at cent precision: revenue rounded to cents >= quota.
+With a week calendar a month's quota is pro-rated by day to the period named after it
+(:func:`period_quota`).
 """
 
 from __future__ import annotations
+
+import calendar
 
 import numpy as np
 import pandas as pd
@@ -68,6 +72,25 @@ def attainment(quota: float, revenue: np.ndarray, quantiles: tuple[float, ...]) 
     }
 
 
+def period_quota(scenario: Scenario, period: str, quota: float) -> float:
+    """The quota compared with the period's revenue: a month's, pro-rated by day to its period.
+
+    With a week calendar (4-4-5 ...) the period named after a month (``2026-04``) does not
+    hold that month's days: its quota is the month's quota per day times the period's
+    days. Fiscal quarters and years, and months of a month calendar, keep theirs.
+    """
+    if scenario.fiscal.weeks is None or str(period).startswith("FY"):
+        return float(quota)
+    year, month = int(period[:4]), int(period[5:7])
+    for label, first, last in scenario.fiscal.horizon_periods(
+        scenario.as_of, scenario.horizon_months
+    ):
+        if label == period:
+            month_days = calendar.monthrange(year, month)[1]
+            return float(quota) * ((last - first).days + 1) / month_days
+    return float(quota)
+
+
 def quota_table(
     scenario: Scenario,
     segments: pd.DataFrame,
@@ -90,8 +113,8 @@ def quota_table(
             {
                 **owner,
                 "period": record["period"],
-                "quota": float(record["quota"]),
-                **attainment(record["quota"], trials, quantiles),
+                "quota": (quota := period_quota(scenario, record["period"], record["quota"])),
+                **attainment(quota, trials, quantiles),
             }
         )
     out = pd.DataFrame(rows, columns=[*owners, "period", "quota", *ATTAIN_COLUMNS])
