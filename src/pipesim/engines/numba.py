@@ -103,8 +103,9 @@ def accumulate(
                 seed_bits(seed), first_trial, pwin, *funnel_args, *deal_args, *rest
             )
     if arrivals.rows:
+        ids = np.arange(first_trial, first_trial + trials, dtype=np.int64)
         arrival_kernel.simulate_arrivals(
-            seed_bits(seed), first_trial, pwin, prepared.funnel, arrivals, prepared.day_period,
+            seed_bits(seed), ids, pwin, prepared.funnel, arrivals, prepared.day_period,
             prepared.slips, prepared.day_rate, rev, won,
         )  # fmt: skip
 
@@ -185,7 +186,7 @@ def run_arrivals_of(
         return rev, won
     pwin = np.empty((ids.size, prepared.funnel.n_cells))
     arrival_kernel.win_probabilities_of(seed_bits(seed), ids, prepared.funnel, pwin)
-    arrival_kernel.simulate_arrivals_of(
+    arrival_kernel.simulate_arrivals(
         seed_bits(seed), ids, pwin, prepared.funnel, prepared.arrivals, prepared.day_period,
         prepared.slips, prepared.day_rate, rev, won,
     )  # fmt: skip

@@ -99,40 +99,6 @@ def add_arrivals(
                 book(out_rev, out_won, i, q, by[r], value * day_rate[fx[r], day])
 
 
-@jit(parallel=True)
-def simulate_arrivals(
-    seed: np.uint64,
-    trial0: int,
-    pwin: np.ndarray,
-    funnel: FunnelTable,
-    arrivals: ArrivalTable,
-    day_period: np.ndarray,
-    slips: np.ndarray,
-    day_rate: np.ndarray,
-    out_rev: np.ndarray,
-    out_won: np.ndarray,
-) -> None:
-    """Add the new leads' revenue of trials ``trial0 ..`` (rows of ``out_rev``/``out_won``).
-
-    ``pwin`` from :func:`trial_win_probabilities`. Each trial adds its arrival rows
-    in order; the open deals are added before, by :mod:`pipesim.kernels.per_deal` or
-    :mod:`pipesim.kernels.winners_only`.
-    """
-    for i in prange(out_rev.shape[0]):
-        add_arrivals(
-            trial_state(seed, trial0 + i),
-            pwin[i],
-            funnel,
-            arrivals,
-            day_period,
-            slips,
-            day_rate,
-            out_rev,
-            out_won,
-            np.int64(i),  # prange's index is unsigned in the parallel body: one signature
-        )
-
-
 @jit
 def win_probabilities_of(
     seed: np.uint64, trials: np.ndarray, funnel: FunnelTable, out: np.ndarray
@@ -143,7 +109,7 @@ def win_probabilities_of(
 
 
 @jit(parallel=True)
-def simulate_arrivals_of(
+def simulate_arrivals(
     seed: np.uint64,
     trials: np.ndarray,
     pwin: np.ndarray,
@@ -155,9 +121,12 @@ def simulate_arrivals_of(
     out_rev: np.ndarray,
     out_won: np.ndarray,
 ) -> None:
-    """:func:`simulate_arrivals` for the trials numbered ``trials`` (row i: trial ``trials[i]``).
+    """Add the new leads' revenue of the trials numbered ``trials`` (row i: ``trials[i]``).
 
-    The same bits, row for row, as those trials' rows of a run from trial 0: a search
+    ``pwin`` from :func:`pipesim.kernels.trial.trial_win_probabilities` (row i: that
+    trial's). Each trial adds its arrival rows in order; the open deals are added
+    before, by :mod:`pipesim.kernels.per_deal` or :mod:`pipesim.kernels.winners_only`.
+    A trial's row is the same bits whichever other trials run with it: a search
     re-simulates only the trials it has not decided yet (:mod:`pipesim.plan.target`).
     """
     for i in prange(out_rev.shape[0]):
@@ -171,5 +140,5 @@ def simulate_arrivals_of(
             day_rate,
             out_rev,
             out_won,
-            np.int64(i),
+            np.int64(i),  # prange's index is unsigned in the parallel body: one signature
         )
