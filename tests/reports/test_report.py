@@ -62,6 +62,7 @@ def test_every_output_is_written(made):
     assert "report.html" in names and "book.xlsx" in names
     assert {f"png/{c}.png" for c in CHARTS} <= names
     assert {"csv/summary.csv", "csv/settings.csv", "csv/funnel.csv", "csv/comparison.csv"} <= names
+    assert "csv/forecast_call.csv" not in names  # no forecast categories on these deals
     assert not list(root.rglob(".*tmp-*")), "no temporary file left behind"
 
 
@@ -75,6 +76,7 @@ def test_html_is_self_contained_with_every_chart(made):
     # Nothing fetched: no src/href to a URL, no script at all, no stylesheet link.
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
     assert "<script" not in page.lower() and "<link" not in page.lower()
+    assert "Forecast call" not in page and "chart-forecast-call" not in page  # no categories
     ids = re.findall(r'\bid="([^"]+)"', page)
     assert len(ids) == len(set(ids)) > 50  # unique across the inline SVGs
     for ref in re.findall(r'(?:url\(#|href="#)([^")]+)', page):
@@ -333,3 +335,59 @@ def test_many_segments_all_in_the_table_first_twelve_drawn(tmp_path):
     svg = page[page.index('id="chart-segments"') :]
     svg = svg[: svg.index("</figure>")]
     assert "R11" in svg and "R12" not in svg
+
+
+def test_the_forecast_call_in_the_report_workbook_and_csv(tmp_path):
+    from conftest import build, deals_frame, stages_frame
+
+    # Every deal in the last stage, won after 3 days with probability 0.5: 4 Commit, 3 Best
+    # Case, 5 Pipeline and 1 Omitted deal of 100 EUR, plus 250 EUR won in January before
+    # as_of. By hand: Commit 250 + 400, + Best Case 950, weighted pipeline 12 x 100 x 0.5.
+    stages = stages_frame([1.0, 1.0, 0.5], dwell_days=[1.0, 1.0, 3.0], dwell_cv=0.0)
+    deals = deals_frame(["S3"] * 13, 100.0)
+    deals["forecast_category"] = ["Commit"] * 4 + ["Best Case"] * 3 + ["Pipeline"] * 5 + ["Omitted"]
+    won = pd.DataFrame(
+        {"deal_id": ["w1"], "closed_at": pd.to_datetime(["2027-01-05"]), "amount": [250.0]}
+    )
+    scenario = build(stages, deals, as_of="2027-01-10", horizon_months=4, currency="EUR", won=won)
+    pipesim.write_results(pipesim.simulate(scenario, trials=300, seed=4), tmp_path / "res")
+    call = pd.read_parquet(tmp_path / "res" / "forecast_call.parquet")
+    r = call.iloc[0]
+    assert (r["booked"], r["commit"], r["commit_best_case"]) == (250.0, 650.0, 950.0)
+    assert r["weighted_pipeline"] == pytest.approx(600.0)
+    written = pipesim.report(
+        tmp_path / "res", xlsx=tmp_path / "book.xlsx", csv=tmp_path / "csv", png=tmp_path / "png"
+    )
+    assert tmp_path / "png" / "forecast-call.png" in written
+    page = (tmp_path / "res" / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Forecast call: the reps' call and the model, FY2027-Q1</h2>" in page
+    assert re.search(r'<figure class="chart" id="chart-forecast-call"><figcaption>', page)
+    section = page[page.index("<h2>Forecast call") :]
+    section = section[: section.index("<h2>", 4)]
+    cells = dict(re.findall(r'<tr><td>([^<]*)</td><td class="n">([^<]*)</td></tr>', section))
+    assert cells == {
+        "won before as_of (in Commit and the model)": "250 EUR",
+        "Commit (4 open deals)": "650 EUR",
+        "Commit + Best Case (3 Best Case deals)": "950 EUR",
+        "weighted pipeline (Omitted left out)": "600 EUR",
+        "model P10": f"{r['p10']:,.0f} EUR",
+        "model P50": f"{r['p50']:,.0f} EUR",
+        "model P90": f"{r['p90']:,.0f} EUR",
+        "model mean": f"{r['mean']:,.0f} EUR",
+        "P(revenue ≥ Commit)": f"{r['p_commit']:.0%}",
+    }
+    assert "2027-01-01 – 2027-03-31; part of the quarter" in section  # as_of cuts it
+    wb = openpyxl.load_workbook(tmp_path / "book.xlsx")
+    assert wb.sheetnames[:4] == ["Summary", "Settings", "Quarters", "Forecast call"]
+    ws = wb["Forecast call"]
+    header = [c.value for c in ws[1]]
+    assert header == list(call.columns)
+    row = dict(zip(header, next(ws.iter_rows(min_row=2, values_only=True)), strict=True))
+    assert (row["quarter"], row["start"], row["end"]) == ("FY2027-Q1", "2027-01-01", "2027-03-31")
+    for col in ("booked", "commit", "commit_best_case", "weighted_pipeline", "p10", "p50"):
+        assert row[col] == pytest.approx(r[col], rel=1e-15, abs=0)  # openpyxl: 16 digits
+    assert row["p_commit"] == r["p_commit"] and row["commit_deals"] == 4
+    assert ws.cell(2, header.index("p_commit") + 1).number_format == "0.0%"
+    assert ws.cell(2, header.index("commit") + 1).number_format == '#,##0 "EUR";-#,##0 "EUR"'
+    csv = pd.read_csv(tmp_path / "csv" / "forecast_call.csv")
+    assert csv["commit"].item() == 650.0 and csv["p_commit"].item() == r["p_commit"]

@@ -22,6 +22,7 @@ import pandas as pd
 
 from pipesim.reports.results_folder import ReportData, tornado_frame
 from pipesim.simulation.reaching import share_reaching
+from pipesim.text_table import percent
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -266,6 +267,32 @@ def quarter_chart(quarters: pd.DataFrame, currency: str) -> Chart:
     return Chart("quarters", "Fiscal quarters", fig)
 
 
+def call_chart(call: pd.DataFrame, currency: str) -> Chart:
+    """The reps' call as bars (Commit, + Best Case, weighted pipeline) against the model's range."""
+    r = call.iloc[0]
+    with _style():
+        fig = _figure(2.6)
+        ax = fig.add_subplot()
+        names = ["Commit", "Commit + Best Case", "weighted pipeline"]
+        values = [float(r[c]) for c in ("commit", "commit_best_case", "weighted_pipeline")]
+        y = np.arange(4)[::-1]
+        ax.barh(y[:3], values, color=LINE, alpha=0.8, height=0.5, label="the reps' call")
+        ax.hlines(y[3], r["p10"], r["p90"], color=BAND, lw=8, label="model P10–P90")
+        ax.plot(r["p50"], y[3], "o", color=LINE, label="model P50")
+        ax.plot(r["mean"], y[3], "x", color=MEAN, label="model mean")
+        ax.axvline(values[0], color=TARGET, lw=1.2, ls=":", label="Commit")
+        ax.set_yticks(y, [*names, "model"])
+        _money_axis(ax.xaxis)
+        ax.set_xlim(left=0)
+        cur = f" ({currency})" if currency else ""
+        ax.set_xlabel(f"revenue in {r['quarter']}{cur}")
+        ax.set_title(
+            f"Forecast call {r['quarter']}: P(revenue ≥ Commit) = {percent(r['p_commit'])}"
+        )
+        fig.legend(frameon=False, loc="outside lower center", ncols=5, fontsize=8)
+    return Chart("forecast-call", "The reps' call against the model", fig)
+
+
 def tornado_chart(tornado: pd.DataFrame, currency: str) -> Chart:
     """Change in P50 revenue when each input moves down or up, widest swing on top."""
     with _style():
@@ -345,6 +372,8 @@ def build_charts(data: ReportData) -> list[Chart]:
     quarters = data.whole_quarters("revenue")
     if len(quarters):
         charts.append(quarter_chart(quarters, data.currency))
+    if data.forecast_call is not None and len(data.forecast_call):
+        charts.append(call_chart(data.forecast_call, data.currency))
     if data.funnel is not None and len(data.funnel):
         charts.append(funnel_chart(data.funnel, data.currency))
     segments = data.segments()

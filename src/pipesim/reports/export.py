@@ -155,6 +155,7 @@ def _extras(data: ReportData) -> dict[str, pd.DataFrame]:
     for name, frame in (
         ("Quarters", quarter_table(data.quarters, data.by) if data.quarters is not None else None),
         ("Quota", data.quota),
+        ("Forecast call", data.forecast_call),
         ("Funnel", data.funnel),
         ("Comparison", data.compare),
         ("Sensitivity", data.sensitivity),
@@ -188,7 +189,9 @@ def write_xlsx(data: ReportData, path: str | os.PathLike[str]) -> Path:
     }
     money_cols |= {"delta_p90": money, "conversion": "0.0%", "win_probability": "0.0%"}
     money_cols |= {"p_better": "0.0%", "deals": "#,##0", "quota": money, "expected_gap": money}
-    money_cols |= {"p_attain": "0.0%", "p_attain_80": "0.0%"}
+    money_cols |= {"p_attain": "0.0%", "p_attain_80": "0.0%", "p_commit": "0.0%"}
+    money_cols |= {c: money for c in ("booked", "commit", "commit_best_case", "weighted_pipeline")}
+    money_cols |= {"commit_deals": "#,##0", "best_case_deals": "#,##0"}
     quarter_cols = {f"Revenue {s}": money for s in ("P10", "P50", "P90", "mean")}
     quarter_cols |= {f"Won deals {s}": "#,##0" for s in ("P10", "P50", "P90")}
     quarter_cols |= {"Won deals mean": "#,##0.0"}
@@ -206,12 +209,15 @@ def write_xlsx(data: ReportData, path: str | os.PathLike[str]) -> Path:
 
 
 def write_csv(data: ReportData, folder: str | os.PathLike[str]) -> list[Path]:
-    """Write summary.csv (the finance table), settings.csv and the extras present, as CSV."""
+    """Write summary.csv (the finance table), settings.csv and the extras present, as CSV.
+
+    Each extra sheet of the workbook gives ``<sheet name, lower case, _ for spaces>.csv``.
+    """
     out = Path(folder)
     frames = {
         "summary": finance_table(data.summary, data.by),
         "settings": pd.DataFrame(settings_rows(data.settings), columns=["setting", "value"]),
-        **{k.lower(): v for k, v in _extras(data).items()},
+        **{k.lower().replace(" ", "_"): v for k, v in _extras(data).items()},
     }
     written = []
     for name, frame in frames.items():

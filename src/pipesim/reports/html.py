@@ -86,6 +86,34 @@ def _quota(quota: pd.DataFrame, currency: str) -> str:
     return html_table([*head, "expected gap"], rows, 2) + note
 
 
+def _call(call: pd.DataFrame, currency: str) -> str:
+    """The reps' call and the model's figures for the quarter, one per row."""
+    r = call.iloc[0]
+    rows = [
+        [f"Commit ({int(r['commit_deals']):,} open deals)", money(r["commit"], currency)],
+        [
+            f"Commit + Best Case ({int(r['best_case_deals']):,} Best Case deals)",
+            money(r["commit_best_case"], currency),
+        ],
+        ["weighted pipeline (Omitted left out)", money(r["weighted_pipeline"], currency)],
+        *([f"model {c.upper()}", money(r[c], currency)] for c in ("p10", "p50", "p90")),
+        ["model mean", money(r["mean"], currency)],
+        ["P(revenue ≥ Commit)", percent(r["p_commit"])],
+    ]
+    if r["booked"]:
+        rows.insert(0, ["won before as_of (in Commit and the model)", money(r["booked"], currency)])
+    cut = "" if r["complete"] else "; part of the quarter: from as_of, or cut by the horizon"
+    note = (
+        f'<p class="note">{esc(r["start"])} – {esc(r["end"])}{cut}. The call is what the CRM '
+        "rolls up from the open deals' forecast categories (Commit and Best Case include the "
+        "revenue already won in the quarter; the weighted pipeline is each open deal's amount "
+        "times its stage's P(won)). The model's figures are the quarter's revenue over the "
+        "same trials as the rest of this report; P(revenue ≥ Commit) is the share of trials "
+        "that reach the Commit total.</p>"
+    )
+    return html_table(["", "revenue"], rows, 1) + note
+
+
 def _cards(data: ReportData) -> str:
     last = data.periods[-1]
     rev = data.whole("revenue", True).loc[last]
@@ -198,6 +226,11 @@ def render_html(data: ReportData, charts: list[Chart]) -> str:
         parts.append(_quarters(data))
     if data.quota is not None and len(data.quota):
         parts += ["<h2>Quotas and attainment</h2>", _quota(data.quota, cur)]
+    if data.forecast_call is not None and len(data.forecast_call):
+        quarter = data.forecast_call["quarter"].iloc[0]
+        parts += [f"<h2>Forecast call: the reps' call and the model, {esc(quarter)}</h2>"]
+        parts += [figure_html(by_id["forecast-call"])] if "forecast-call" in by_id else []
+        parts.append(_call(data.forecast_call, cur))
     if data.funnel is not None:
         parts += ["<h2>Funnel</h2>"]
         parts += [figure_html(by_id["funnel"])] if "funnel" in by_id else []

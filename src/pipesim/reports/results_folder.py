@@ -23,6 +23,7 @@ RESULT_FILES = (
     "compare",
     "sensitivity",
     "odds",
+    "forecast_call",
 )
 PLAN_FILES = ("target", "health", "drift")
 ODDS_NEEDS = ("stage", "age_days", "odds")
@@ -34,9 +35,15 @@ HEALTH_NEEDS = ("stage", "deals_now", "value_now", "deals_needed", "coverage", "
 DRIFT_NEEDS = ("period", "stage", "metric", "actual", "p10", "p50", "p90", "flag")
 QUARTER_NEEDS = ("fiscal_year", "quarter", "start", "end", "complete", "metric", "p10", "p50")
 QUOTA_NEEDS = ("period", "quota", "p10", "p50", "p90", "p_attain", "p_attain_80", "expected_gap")
+CALL_NEEDS = (
+    *("quarter", "start", "end", "complete", "booked", "commit", "commit_best_case"),
+    *("weighted_pipeline", "commit_deals", "best_case_deals", "mean", "p10", "p50", "p90"),
+    "p_commit",
+)
 NEEDS = {
     "quarters": QUARTER_NEEDS,
     "quota": QUOTA_NEEDS,
+    "forecast_call": CALL_NEEDS,
     "funnel": FUNNEL_NEEDS,
     "compare": COMPARE_NEEDS,
     "odds": ODDS_NEEDS,
@@ -60,11 +67,12 @@ class ReportData:
     rows); ``totals`` the whole-book revenue of each trial over the horizon (or
     None without ``trials.parquet``); ``funnel``, ``compare``, ``sensitivity``
     are None when their file is absent; so is ``odds`` (the chance to advance by
-    age, written for scenarios with loss clocks), ``target_plan`` and ``health``
-    (with ``drift``); ``file_settings`` holds the metadata of each file used. A file
-    whose identity (scenario fingerprint, trials, seed) is not the run's is left out:
-    ``left_out`` says which and why, one line per file. ``skipped`` says, for the
-    reader, what else is missing and why.
+    age, written for scenarios with loss clocks), ``forecast_call`` (the reps' call
+    next to the model's, written when deals carry forecast categories),
+    ``target_plan`` and ``health`` (with ``drift``); ``file_settings`` holds the
+    metadata of each file used. A file whose identity (scenario fingerprint, trials,
+    seed) is not the run's is left out: ``left_out`` says which and why, one line per
+    file. ``skipped`` says, for the reader, what else is missing and why.
     """
 
     folder: Path
@@ -85,6 +93,7 @@ class ReportData:
     file_settings: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     quarters: pd.DataFrame | None = None
     quota: pd.DataFrame | None = None
+    forecast_call: pd.DataFrame | None = None
 
     def whole_quarters(self, metric: str) -> pd.DataFrame:
         """Whole-book rows of ``quarters.parquet`` for one metric (empty without the file)."""
@@ -156,11 +165,11 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
     ----------
     folder : path
         Holds ``summary.parquet`` (required); ``trials.parquet``, ``funnel.parquet``,
-        ``odds.parquet``, ``compare.parquet``, ``sensitivity.parquet``,
-        ``target.parquet``, ``health.parquet`` and ``drift.parquet`` are used when
-        present and of the same run: the same scenario fingerprint, trials and seed
-        as ``summary.parquet`` (:mod:`pipesim.reports.identity`). The others are
-        listed in ``left_out``.
+        ``quarters.parquet``, ``quota.parquet``, ``forecast_call.parquet``,
+        ``odds.parquet``, ``compare.parquet``, ``sensitivity.parquet``, ``target.parquet``,
+        ``health.parquet`` and ``drift.parquet`` are used when present and of the same
+        run: the same scenario fingerprint, trials and seed as ``summary.parquet``
+        (:mod:`pipesim.reports.identity`). The others are listed in ``left_out``.
     target : float, optional
         Revenue target over the horizon; default: the ``target`` key of the
         results' metadata, if any.
@@ -251,6 +260,7 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
         file_settings={k: v for k, v in kept.items() if k in tables},
         quarters=optional["quarters"],
         quota=optional["quota"],
+        forecast_call=optional["forecast_call"],
     )
 
 
