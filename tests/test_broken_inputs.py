@@ -239,6 +239,7 @@ def _existing_history(tmp: Path) -> dict[str, str]:
 
 RUN = ["run", "--trials", "5", "--out", "{out}"]
 CAL = ["calibrate", "{history}", "--events", "{events}", "--out", "{out}/sc"]
+SNAP = ["snapshot", "{history}", "--events", "{events}", "--out", "{out}/snaps"]
 BT = ["backtest", "{history}", "--events", "{events}", "--out", "{out}", "--trials", "20"]
 TARGET = ["target", "--trials", "5", "--out", "{out}"]
 HEALTH = ["health", "--trials", "5", "--out", "{out}"]
@@ -351,6 +352,13 @@ OTHER_CASES = [
         "none.csv",
     ),
     ("calibrate as_of not a date", _history(), [*CAL, "--as-of", "July"], "July"),
+    ("snapshot no as_of", _history(), SNAP, "Missing option '--as-of'"),
+    (
+        "snapshot one as_of not a date",
+        _history(),
+        [*SNAP, "--as-of", "2017-06-01", "--as-of", "July"],
+        "July",
+    ),
     ("calibrate no as_of", _history(), CAL, "Missing option '--as-of'"),
     (
         "calibrate horizon 0",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipesim.calibration.backtest import format_backtest
-from pipesim.calibration.commands import backtest, calibrate
+from pipesim.calibration.commands import backtest, calibrate, snapshot
 from pipesim.calibration.fit import Calibration
 from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS
 from pipesim.datasets import write_example_history
@@ -69,6 +69,7 @@ __all__ = [
     "sensitivity",
     "set_threads",
     "show_scenario",
+    "snapshot",
     "target",
     "write_results",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import sys
 import warnings
@@ -524,9 +525,64 @@ def example_history(directory: Path, force: bool) -> None:
     )
 
 
+def _calibration_inputs(command: Callable[..., None]) -> Callable[..., None]:
+    """The options calibrate and snapshot share: what the history is and how to fit it."""
+    options: list[Callable[[Callable[..., None]], Callable[..., None]]] = [
+        click.option("--events", type=click.Path(path_type=Path), default=None, help=_EVENTS_HELP),
+        click.option("--segments", default=None, help=_SEGMENTS_HELP),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(_FORMATS),
+            default="generic",
+            show_default=True,
+            help=_FORMAT_HELP,
+        ),
+        click.option(
+            "--horizon-months",
+            default=12,
+            show_default=True,
+            type=int,
+            callback=_positive,
+            help="Calendar months the scenario forecasts, the month of --as-of first.",
+        ),
+        click.option("--stages", default=None, help=_STAGES_HELP),
+        _clock_laws,
+        click.option(
+            "--fiscal-year-start",
+            type=click.IntRange(1, 12),
+            default=None,
+            help="Month (1-12) the fiscal year starts in (default 1); won.parquet holds the "
+            "deals won from its start to the day before --as-of.",
+        ),
+        click.option(
+            "--fiscal-calendar",
+            type=click.Choice(["4-4-5", "4-5-4", "5-4-4"]),
+            default=None,
+            help="Plan in weeks: 4-4-5, 4-5-4 or 5-4-4 (default: calendar months).",
+        ),
+        click.option(
+            "--currency",
+            default="",
+            help="The company currency (e.g. EUR) the scenario is in; default: the "
+            "history's, when it has one.",
+        ),
+        click.option(
+            "--fx",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Exchange rates (Parquet: currency, rate = company currency per unit, "
+            "optional from date): history amounts are converted to --currency, open deals "
+            "keep theirs.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("history", type=click.Path(path_type=Path))
-@click.option("--events", type=click.Path(path_type=Path), default=None, help=_EVENTS_HELP)
 @click.option(
     "--as-of",
     "as_of",
@@ -535,52 +591,8 @@ def example_history(directory: Path, force: bool) -> None:
     "used; it is the scenario's as_of.",
 )
 @_required_out("Scenario folder to write (stages, deals, arrivals, scenario, calibration).")
-@click.option("--segments", default=None, help=_SEGMENTS_HELP)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(_FORMATS),
-    default="generic",
-    show_default=True,
-    help=_FORMAT_HELP,
-)
-@click.option(
-    "--horizon-months",
-    default=12,
-    show_default=True,
-    type=int,
-    callback=_positive,
-    help="Calendar months the scenario forecasts, the month of --as-of first.",
-)
-@click.option("--stages", default=None, help=_STAGES_HELP)
-@_clock_laws
-@click.option(
-    "--fiscal-year-start",
-    type=click.IntRange(1, 12),
-    default=None,
-    help="Month (1-12) the fiscal year starts in (default 1); won.parquet holds the deals "
-    "won from its start to the day before --as-of.",
-)
-@click.option(
-    "--fiscal-calendar",
-    type=click.Choice(["4-4-5", "4-5-4", "5-4-4"]),
-    default=None,
-    help="Plan in weeks: 4-4-5, 4-5-4 or 5-4-4 (default: calendar months).",
-)
+@_calibration_inputs
 @click.option("--force", is_flag=True, help="Overwrite a scenario already in OUT.")
-@click.option(
-    "--currency",
-    default="",
-    help="The company currency (e.g. EUR) the scenario is in; default: the history's, "
-    "when it has one.",
-)
-@click.option(
-    "--fx",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Exchange rates (Parquet: currency, rate = company currency per unit, optional "
-    "from date): history amounts are converted to --currency, open deals keep theirs.",
-)
 @_quiet_json
 def calibrate(
     history: Path,
@@ -653,6 +665,89 @@ def calibrate(
     note = api.funnel_note(fmt, len(sc.funnel))
     if note:
         _say(f"\n{note}", quiet, err=as_json)
+
+
+@main.command()
+@click.argument("history", type=click.Path(path_type=Path))
+@click.option(
+    "--as-of",
+    "as_of",
+    required=True,
+    multiple=True,
+    help="A date, YYYY-MM-DD, to rebuild the pipeline at; repeat it for more snapshots.",
+)
+@_required_out("Folder to write one scenario folder per date in (OUT/YYYY-MM-DD).")
+@_calibration_inputs
+@click.option("--force", is_flag=True, help="Overwrite scenarios already in OUT's date folders.")
+@_quiet_json
+def snapshot(
+    history: Path,
+    as_of: tuple[str, ...],
+    out: Path,
+    events: Path | None,
+    segments: str | None,
+    fmt: str,
+    horizon_months: int,
+    stages: str | None,
+    dwell_dist: str,
+    loss_dist: str,
+    since: str | None,
+    leads_until: str | None,
+    half_life: float,
+    moving_conversions: bool,
+    fiscal_year_start: int | None,
+    fiscal_calendar: str | None,
+    currency: str,
+    fx: Path | None,
+    force: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Rebuild the pipeline of a CRM export (HISTORY) at each --as-of date.
+
+    Writes OUT/YYYY-MM-DD, one scenario folder per date (with won.parquet), each as
+    `pipesim calibrate --as-of` writes it, so that two dates can be compared.
+    """
+    with _user_errors():
+        cals = api.snapshot(
+            history,
+            as_of=list(as_of),
+            out=out,
+            events=events,
+            format=fmt,
+            stages=stages,
+            force=force,
+            segments=segments,
+            horizon_months=horizon_months,
+            dwell_dist=dwell_dist,
+            loss_dist=loss_dist,
+            since=since,
+            leads_until=leads_until,
+            half_life=half_life,
+            moving_conversions=moving_conversions,
+            fiscal_year_start=fiscal_year_start,
+            fiscal_calendar=fiscal_calendar,
+            currency=currency,
+            fx=fx,
+        )
+    rows = [
+        {
+            "as_of": cal.scenario.as_of.isoformat(),
+            "folder": str(Path(out) / cal.scenario.as_of.isoformat()),
+            "open_deals": cal.scenario.deal_count,
+            "won_this_fiscal_year": 0 if cal.scenario.won is None else len(cal.scenario.won),
+        }
+        for cal in cals
+    ]
+    if as_json:
+        click.echo(json.dumps(rows))
+    for row in rows:
+        _say(
+            f"Wrote {row['folder']}: {row['open_deals']:,} open deals, "
+            f"{row['won_this_fiscal_year']:,} won this fiscal year before {row['as_of']}.",
+            quiet,
+            err=as_json,
+        )
 
 
 @main.command()

@@ -6,6 +6,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -163,6 +164,41 @@ def calibrate(
     if out is not None:
         write_calibration(cal, out)  # won.parquet and fx.parquet with the scenario's tables
     return cal
+
+
+def snapshot(
+    history: History | PathLike,
+    *,
+    as_of: Sequence[object],
+    out: PathLike,
+    events: PathLike | None = None,
+    format: str = "generic",
+    stages: str | Sequence[str] | None = None,
+    force: bool = False,
+    **options: Any,
+) -> list[Calibration]:
+    """One scenario folder per date of a CRM history: ``out/YYYY-MM-DD``, as calibrate writes it.
+
+    The history is read once; each date is calibrated with :func:`calibrate`'s rules and
+    ``options`` (segments, horizon, fiscal calendar, ...), its folder holding
+    ``won.parquet`` when the history has dates, so that any two can be compared.
+    Every date is checked, and every folder refused when one is already there
+    (unless ``force``), before the first is written.
+    """
+    if not as_of:
+        raise InputError(
+            "as_of: give at least one date (YYYY-MM-DD) to take a snapshot at.",
+            parameters=("as_of",),
+        )
+    days = sorted({as_of_date(d) for d in as_of})
+    folders = [Path(out) / d.isoformat() for d in days]
+    for folder in folders:
+        scenario_folder.refuse_to_overwrite(folder, force)
+    hist = _history(history, events, format, stages)
+    return [
+        calibrate(hist, as_of=d, out=folder, format=format, force=force, **options)
+        for d, folder in zip(days, folders, strict=True)
+    ]
 
 
 def _fx(fx: PathLike | pd.DataFrame | None) -> tuple[pd.DataFrame | None, str]:
