@@ -596,54 +596,22 @@ def _calibration_inputs(command: Callable[..., None]) -> Callable[..., None]:
 @_quiet_json
 def calibrate(
     history: Path,
-    events: Path | None,
     as_of: str,
     out: Path,
-    segments: str | None,
     fmt: str,
-    horizon_months: int,
-    stages: str | None,
-    dwell_dist: str,
-    loss_dist: str,
-    since: str | None,
-    leads_until: str | None,
-    half_life: float,
-    moving_conversions: bool,
-    fiscal_year_start: int | None,
-    fiscal_calendar: str | None,
     force: bool,
-    currency: str,
-    fx: Path | None,
     quiet: bool,
     as_json: bool,
+    **options: Any,
 ) -> None:
     """Calibrate a scenario folder from a CRM export (HISTORY) as it stood at --as-of.
 
     Writes OUT/stages, deals, arrivals, scenario and calibration (data-quality
     report) .parquet; `pipesim run OUT` then forecasts from it.
     """
+    # options: the _calibration_inputs, named as api.calibrate names them
     with _user_errors():
-        cal = api.calibrate(
-            history,
-            as_of=as_of,
-            events=events,
-            out=out,
-            segments=segments,
-            format=fmt,
-            horizon_months=horizon_months,
-            stages=stages,
-            dwell_dist=dwell_dist,
-            loss_dist=loss_dist,
-            since=since,
-            leads_until=leads_until,
-            half_life=half_life,
-            moving_conversions=moving_conversions,
-            fiscal_year_start=fiscal_year_start,
-            fiscal_calendar=fiscal_calendar,
-            force=force,
-            currency=currency,
-            fx=fx,
-        )
+        cal = api.calibrate(history, as_of=as_of, out=out, format=fmt, force=force, **options)
     if as_json:
         click.echo(api.calibration_json(cal))
     else:
@@ -684,24 +652,11 @@ def snapshot(
     history: Path,
     as_of: tuple[str, ...],
     out: Path,
-    events: Path | None,
-    segments: str | None,
     fmt: str,
-    horizon_months: int,
-    stages: str | None,
-    dwell_dist: str,
-    loss_dist: str,
-    since: str | None,
-    leads_until: str | None,
-    half_life: float,
-    moving_conversions: bool,
-    fiscal_year_start: int | None,
-    fiscal_calendar: str | None,
-    currency: str,
-    fx: Path | None,
     force: bool,
     quiet: bool,
     as_json: bool,
+    **options: Any,
 ) -> None:
     """Rebuild the pipeline of a CRM export (HISTORY) at each --as-of date.
 
@@ -709,27 +664,7 @@ def snapshot(
     `pipesim calibrate --as-of` writes it, so that two dates can be compared.
     """
     with _user_errors():
-        cals = api.snapshot(
-            history,
-            as_of=list(as_of),
-            out=out,
-            events=events,
-            format=fmt,
-            stages=stages,
-            force=force,
-            segments=segments,
-            horizon_months=horizon_months,
-            dwell_dist=dwell_dist,
-            loss_dist=loss_dist,
-            since=since,
-            leads_until=leads_until,
-            half_life=half_life,
-            moving_conversions=moving_conversions,
-            fiscal_year_start=fiscal_year_start,
-            fiscal_calendar=fiscal_calendar,
-            currency=currency,
-            fx=fx,
-        )
+        cals = api.snapshot(history, as_of=list(as_of), out=out, format=fmt, force=force, **options)
     rows = [
         {
             "as_of": cal.scenario.as_of.isoformat(),
