@@ -25,7 +25,8 @@ WINDOW = 8192  # deals per window: the window's deal arrays and the winners' buf
 def cell_starts(deals: DealTable, window: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
     """Runs of one cell inside a window of ``window`` deals, and each window's first run.
 
-    ``deals`` is a kernel deal table; the fast path calls each run a cell. Returns
+    ``deals`` is a kernel deal table; the fast path calls each run of one
+    (group, stage) cell and odds-shock column a cell. Returns
     ``(cell_start, window_cell)``: the first deal of each cell, then the number of
     deals; the first cell of each window, then the number of cells. Both depend on
     the book only (not on threads), so the cells' random streams do too.
@@ -35,7 +36,7 @@ def cell_starts(deals: DealTable, window: int = WINDOW) -> tuple[np.ndarray, np.
     if n == 0:
         return np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
     bounds = np.arange(0, n, window)
-    change = np.flatnonzero(np.diff(gs)) + 1
+    change = np.flatnonzero((np.diff(gs) != 0) | (np.diff(deals.shock) != 0)) + 1
     starts = np.union1d(bounds, change)
     cell_start = np.concatenate([starts, [n]]).astype(np.int64)
     window_cell = np.concatenate([np.searchsorted(starts, bounds), [starts.size]]).astype(np.int64)
@@ -98,6 +99,7 @@ def accumulate(
         numba_engine.trial_conversions(
             seed, first_trial, prepared, trials, numba_engine.clocked(deals)
         ),
+        numba_engine.deal_shifts(prepared, seed, first_trial, trials),
         *funnel.timing(),
         deals.cell,
         deals.amount,
@@ -105,6 +107,7 @@ def accumulate(
         deals.by,
         deals.strip,
         deals.survival_ratio,
+        deals.shock,
         cells,
         windows,
         cell_surv,

@@ -92,16 +92,19 @@ def accumulate(
             rev,
             won,
         )
+        shift = deal_shifts(prepared, seed, first_trial, trials)
         if clocked(deals):  # some deals' odds depend on their age: the two-clock kernel
             conv = trial_conversions(seed, first_trial, prepared, trials, True)
             per_deal.simulate_deals_two_clocks(
-                seed_bits(seed), first_trial, pwin, conv, *funnel_args, *deal_args,
-                deals.survival_ratio, *rest,
+                seed_bits(seed), first_trial, pwin, conv, shift, *funnel_args, *deal_args,
+                deals.survival_ratio, deals.shock, *rest,
             )  # fmt: skip
         else:
+            odds, odds_of = shocked_odds(pwin, shift, deals)
             per_deal.simulate_deals(
-                seed_bits(seed), first_trial, pwin, *funnel_args, *deal_args, *rest
-            )
+                seed_bits(seed), first_trial, odds, *funnel_args, *deal_args[:2], odds_of,
+                *deal_args[2:], *rest,
+            )  # fmt: skip
     if arrivals.rows:
         ids = np.arange(first_trial, first_trial + trials, dtype=np.int64)
         arrival_kernel.simulate_arrivals(
@@ -113,6 +116,35 @@ def accumulate(
 def clocked(deals: DealTable) -> bool:
     """Whether some deal's odds depend on its age (a survival ratio other than 1)."""
     return bool(np.any(deals.survival_ratio != 1.0))
+
+
+def deal_shifts(prepared: Prepared, seed: int, first_trial: int, trials: int) -> np.ndarray:
+    """Each trial's logit shifts of the open deals' odds (see DealShocks).
+
+    [trials, columns]; without shocks one column of zeros (every deal's column is 0).
+    """
+    shocks = prepared.deal_shocks
+    if not shocks.active:
+        return np.zeros((trials, 1))
+    shift = np.empty((trials, shocks.columns))
+    trial.deal_shifts(seed_bits(seed), first_trial, shocks, shift)
+    return shift
+
+
+def shocked_odds(
+    pwin: np.ndarray, shift: np.ndarray, deals: DealTable
+) -> tuple[np.ndarray, np.ndarray]:
+    """The one-clock kernel's odds table and each deal's column of it.
+
+    Without shocks ``pwin`` itself and the deals' cells; with them one column per
+    (cell, shock column) pair the deals hold, its P(win) moved by the shift.
+    """
+    if shift.shape[1] == 1:  # no shock: one column of zeros
+        return pwin, deals.cell
+    pairs, odds_of = np.unique(deals.cell * shift.shape[1] + deals.shock, return_inverse=True)
+    odds = np.empty((pwin.shape[0], pairs.size))
+    trial.shifted_odds(pwin, shift, pairs // shift.shape[1], pairs % shift.shape[1], odds)
+    return odds, odds_of.astype(np.int64)
 
 
 def trial_conversions(

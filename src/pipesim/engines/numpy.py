@@ -18,6 +18,7 @@ from pipesim.kernels.tables import (
     FIXED,
     GAMMA,
     LOGNORMAL,
+    MONTHS_BACK,
     POOL_EPS,
     ArrivalTable,
     FunnelTable,
@@ -152,43 +153,67 @@ def _conversions(rng: np.random.Generator, funnel: FunnelTable, tb: int) -> np.n
 
 
 def _shock_normals(
-    rng: np.random.Generator, arrivals: ArrivalTable, tb: int
+    rng: np.random.Generator, arrivals: ArrivalTable, tb: int, back: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """[trial, row] standard normal shocks of each row's month: the market's, the segment's.
+    """[trial, month] and [trial, segment, month] standard normal shock paths.
 
-    Each a stationary AR(1) path over the months with the rows' persistence (0: the
-    months independent), as :func:`pipesim.kernels.trial.shock_path`.
+    The market's and each arrivals segment's (segments in the order of their sorted
+    ``rate_key``), over the months ``-back`` .. the arrivals' last (column ``back`` is
+    as_of's month): stationary AR(1) paths with the rows' persistence (0: months
+    independent), run forwards and backwards from month 0 as
+    :func:`pipesim.kernels.trial.shock_path` and :func:`pipesim.kernels.trial.past_shock`.
     """
-    months = int(arrivals.month.max()) + 1
-    _, seg = np.unique(arrivals.rate_key, return_inverse=True)
-    rho = float(arrivals.shock_rho.max())
+    months = int(arrivals.month.max()) + 1 if arrivals.rows else 1
+    n_seg = np.unique(arrivals.rate_key).size
+    rho = float(arrivals.shock_rho.max()) if arrivals.rows else 0.0
+    n = back + months
+    step = np.sqrt(1.0 - rho * rho)
     paths = []
-    for z in (
-        rng.standard_normal((tb, months)),
-        rng.standard_normal((tb, int(seg.max()) + 1, months)),
-    ):
-        for k in range(1, months if rho > 0 else 0):
-            z[..., k] = rho * z[..., k - 1] + np.sqrt(1.0 - rho * rho) * z[..., k]
+    for z in (rng.standard_normal((tb, n)), rng.standard_normal((tb, n_seg, n))):
+        for k in range(back + 1, n if rho > 0 else 0):
+            z[..., k] = rho * z[..., k - 1] + step * z[..., k]
+        for k in range(back - 1 if rho > 0 else -1, -1, -1):
+            z[..., k] = rho * z[..., k + 1] + step * z[..., k]
         paths.append(z)
-    return paths[0][:, arrivals.month], paths[1][:, seg, arrivals.month]
+    return paths[0], paths[1]
 
 
-def _shocked_odds(rng: np.random.Generator, arrivals: ArrivalTable, p: np.ndarray) -> np.ndarray:
-    """[trial, row] P(win) of new leads after their month's market and segment logit shocks."""
-    market, own = arrivals.market_shock_sd, arrivals.segment_shock_sd
-    if not ((market > 0) | (own > 0)).any():
-        return p
-    z_market, z_own = _shock_normals(rng, arrivals, p.shape[0])
+def _row_shocks(
+    arrivals: ArrivalTable, paths: tuple[np.ndarray, np.ndarray], back: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """[trial, row] the arrival rows' market and segment shocks from :func:`_shock_normals`."""
+    _, seg = np.unique(arrivals.rate_key, return_inverse=True)
+    col = back + arrivals.month
+    return paths[0][:, col], paths[1][:, seg, col]
+
+
+def _shift(p: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``p`` moved by ``x`` on the logit scale; 0 and 1 stay as they are."""
     inside = (p > 0) & (p < 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        x = np.log(p / (1 - p)) + market * z_market + own * z_own
-    return np.where(inside, 1.0 / (1.0 + np.exp(-np.where(inside, x, 0.0))), p)
+        y = np.log(p / (1 - p)) + x
+    return np.where(inside, 1.0 / (1.0 + np.exp(-np.where(inside, y, 0.0))), p)
+
+
+def _deal_shift(prepared: Prepared, paths: tuple[np.ndarray, np.ndarray], back: int) -> np.ndarray:
+    """[trial, deal] the open deals' logit shifts: their stage-entry month's shocks."""
+    shocks, deals = prepared.deal_shocks, prepared.deals
+    n_cols = len(shocks.seg_key)
+    ago, g = deals.shock // n_cols, deals.shock % n_cols
+    col = back - ago
+    x = shocks.market_sd[0] * paths[0][:, col]
+    own = g > 0
+    if own.any():
+        keys = np.unique(prepared.arrivals.rate_key)
+        seg = np.searchsorted(keys, shocks.seg_key[g[own]])
+        x[:, own] += shocks.own_sd[g[own]] * paths[1][:, seg, col[own]]
+    return x
 
 
 def _shocked_leads(rng: np.random.Generator, arrivals: ArrivalTable, tb: int) -> np.ndarray:
     """[trial, row] lead-rate multipliers: the month's market and segment log shocks, mean 1."""
     market, own = arrivals.market_leads_shock_sd, arrivals.segment_leads_shock_sd
-    z_market, z_own = _shock_normals(rng, arrivals, tb)
+    z_market, z_own = _row_shocks(arrivals, _shock_normals(rng, arrivals, tb), 0)
     return np.exp(market * z_market + own * z_own - 0.5 * (market**2 + own**2))
 
 
@@ -231,6 +256,7 @@ def run(
         pwin = np.flip(np.cumprod(np.flip(conv_gs.reshape(tb, n_groups, n_stages), 2), 2), 2)
         pwin = pwin.reshape(tb, -1)
         r_rev, r_won = rev[first : first + tb], won[first : first + tb]
+        odds_paths, back = None, MONTHS_BACK  # the odds' shock paths, drawn when first needed
 
         # Open deals: one uniform decides the win; timing only for the winners.
         if n_deals:
@@ -245,6 +271,9 @@ def run(
                 last = (cells % n_stages) == n_stages - 1
                 later = np.where(last, 1.0, pwin[:, np.where(last, cells, cells + 1)])
                 p_deal[:, aged] = odds * later
+            if prepared.deal_shocks.active:  # the month each entered its stage moves its odds
+                odds_paths = _shock_normals(rng, arrivals, tb, MONTHS_BACK)
+                p_deal = _shift(p_deal, _deal_shift(prepared, odds_paths, MONTHS_BACK))
             wins = rng.random((tb, n_deals)) < p_deal
             wt, wd = np.nonzero(wins)
             gs = gs_of[wd]
@@ -279,8 +308,14 @@ def run(
                 rate *= _shocked_leads(rng, arrivals, tb)
             shocked = (arrivals.market_shock_sd > 0) | (arrivals.segment_shock_sd > 0)
             thin = thin_arrivals or bool(shocked.any())  # shocked odds: thinned, as the kernel
-            if thin:
-                rate *= _shocked_odds(rng, arrivals, pwin[:, arr_g * n_stages])
+            if shocked.any():  # the new leads' share of the month's paths
+                if odds_paths is None:
+                    odds_paths, back = _shock_normals(rng, arrivals, tb), 0
+                z_market, z_own = _row_shocks(arrivals, odds_paths, back)
+                x = arrivals.market_shock_sd * z_market + arrivals.segment_shock_sd * z_own
+                rate *= _shift(pwin[:, arr_g * n_stages], x)
+            elif thin:
+                rate *= pwin[:, arr_g * n_stages]
             count = rng.poisson(rate)
             lt = np.repeat(np.repeat(np.arange(tb), lam.size), count.ravel())
             lr = np.repeat(np.tile(np.arange(lam.size), tb), count.ravel())

@@ -24,7 +24,14 @@ from numba import prange
 from pipesim.kernels.batch_samplers import time_and_value
 from pipesim.kernels.jit import jit
 from pipesim.kernels.streams import branch, derive, to_unit
-from pipesim.kernels.trial import SLIP_KEY, book, booked, trial_state, win_probability
+from pipesim.kernels.trial import (
+    SLIP_KEY,
+    book,
+    booked,
+    shifted,
+    trial_state,
+    win_probability,
+)
 
 
 @jit(parallel=True)
@@ -43,6 +50,7 @@ def simulate_deals(
     lf_max: np.ndarray,
     key: np.ndarray,
     gs_of: np.ndarray,
+    odds_of: np.ndarray,
     amount: np.ndarray,
     age: np.ndarray,
     by: np.ndarray,
@@ -58,8 +66,11 @@ def simulate_deals(
 ) -> None:
     """Add the open deals' revenue of trials ``trial0 ..`` to ``out_rev``/``out_won``.
 
-    The funnel and deal tables of :mod:`pipesim.kernels.tables`, taken apart; ``pwin`` from
-    :func:`pipesim.kernels.trial.trial_win_probabilities`. Parallel over blocks of
+    The funnel and deal tables of :mod:`pipesim.kernels.tables`, taken apart; ``pwin``
+    [trial, column] holds each deal's P(win) in column ``odds_of[d]``: the trial's
+    P(win | in stage) of :func:`pipesim.kernels.trial.trial_win_probabilities` with
+    ``odds_of`` the deals' cells, or those moved by the month's odds shocks
+    (:func:`pipesim.kernels.trial.shifted_odds`). Parallel over blocks of
     ``block`` trials; within a block the deals are read in chunks of ``chunk`` so a
     chunk stays in cache for all the block's trials. Each trial adds its deals in
     deal order, so the sums are the same bits whatever ``block``, ``chunk`` and the
@@ -88,7 +99,7 @@ def simulate_deals(
                     ds = derive(ts, key[d])
                     idx[b, n_won] = d
                     state[b, n_won] = ds
-                    n_won += to_unit(ds) < pwin[i, gs_of[d]]
+                    n_won += to_unit(ds) < pwin[i, odds_of[d]]
                 # Pass 2: the winners, in runs of one group and stage.
                 w0 = 0
                 while w0 < n_won:
@@ -118,6 +129,7 @@ def simulate_deals_two_clocks(
     trial0: int,
     pwin: np.ndarray,
     conv: np.ndarray,
+    shift: np.ndarray,
     n_stages: int,
     code: np.ndarray,
     p1: np.ndarray,
@@ -134,6 +146,7 @@ def simulate_deals_two_clocks(
     by: np.ndarray,
     strip_of: np.ndarray,
     surv: np.ndarray,
+    column: np.ndarray,
     fx_of: np.ndarray,
     day_period: np.ndarray,
     slips: np.ndarray,
@@ -147,8 +160,9 @@ def simulate_deals_two_clocks(
 
     Each deal wins on its own odds (:func:`pipesim.kernels.trial.win_probability`):
     ``pwin`` where its survival ratio ``surv`` is 1, else from its stage's conversion
-    in ``conv`` (:func:`pipesim.kernels.trial.trial_conversions`) and the ratio. A
-    deal of ratio 1 draws exactly as in :func:`simulate_deals`. (Two kernels, not a
+    in ``conv`` (:func:`pipesim.kernels.trial.trial_conversions`) and the ratio, then
+    moved by its odds shock ``shift[i, column[d]]`` (all 0 without shocks). A deal
+    of ratio 1 draws exactly as in :func:`simulate_deals`. (Two kernels, not a
     branch in one: the branch cost the one-clock loop ~10% of its speed.)
     """
     n_trials = out_rev.shape[0]
@@ -175,6 +189,7 @@ def simulate_deals_two_clocks(
                     idx[b, n_won] = d
                     state[b, n_won] = ds
                     p = win_probability(pwin, conv, i, gs_of[d], n_stages, surv[d])
+                    p = shifted(p, shift[i, column[d]])
                     n_won += to_unit(ds) < p
                 # Pass 2: the winners, in runs of one group and stage.
                 w0 = 0

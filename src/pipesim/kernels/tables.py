@@ -102,6 +102,9 @@ class DealTable(NamedTuple):
     # 1 without a loss clock, when the odds of advancing are the stage's conversion.
     survival_ratio: np.ndarray
     fx: np.ndarray  # int64: the deal's currency slot, a row of ``day_rate`` (0: the company's)
+    # int64: the deal's column of the trial's odds shocks (:class:`DealShocks`): the month
+    # it entered its stage and its segment; 0 (as_of's month, no segment) without shocks.
+    shock: np.ndarray
 
     @property
     def rows(self) -> int:
@@ -116,7 +119,7 @@ class DealTable(NamedTuple):
     def empty() -> DealTable:
         """No deal."""
         i, f, u = np.int64, np.float64, np.uint64
-        return DealTable(*(np.empty(0, dtype=d) for d in (u, i, f, f, i, i, f, i)))
+        return DealTable(*(np.empty(0, dtype=d) for d in (u, i, f, f, i, i, f, i, i)))
 
     @staticmethod
     def concat(parts: Sequence[DealTable]) -> DealTable:
@@ -126,6 +129,43 @@ class DealTable(NamedTuple):
         if len(parts) == 1:
             return parts[0]
         return DealTable(*(np.concatenate(cols) for cols in zip(*parts, strict=True)))
+
+
+MONTHS_BACK = 36  # a deal that entered its stage longer ago takes that month's odds shock
+
+
+class DealShocks(NamedTuple):
+    """The open deals' odds shocks: the month each entered its stage moves its odds.
+
+    The market's monthly logit shock (sd ``market_sd``) and a segment's own (sd
+    ``own_sd``) are the paths the new leads take (:func:`pipesim.kernels.trial.shocked_odds`),
+    continued back over the months before as_of's (:func:`pipesim.kernels.trial.past_shock`):
+    a deal that entered its stage in as_of's month shares that month's shocks with the
+    month's new leads. A deal's column of the trial's shift table is
+    ``back * segments + segment``: ``back`` months before as_of's (at most
+    :data:`MONTHS_BACK`), ``segment`` 0 for none (a deal of no arrivals segment with
+    its own shock). With no shock at all every deal's column is 0 and its odds stay.
+    """
+
+    seg_key: np.ndarray  # uint64 [segments]: the segment's stream key (the arrivals' rate_key)
+    own_sd: np.ndarray  # float64 [segments]: sd of its own shock (segment 0: none, 0)
+    market_sd: np.ndarray  # float64 [1]: sd of the market's shock
+    rho: np.ndarray  # float64 [1]: the shocks' month-to-month persistence
+
+    @property
+    def columns(self) -> int:
+        """Columns of a trial's shift table: (MONTHS_BACK + 1) x segments."""
+        return (MONTHS_BACK + 1) * len(self.seg_key)
+
+    @property
+    def active(self) -> bool:
+        """Whether any deal's odds move."""
+        return bool(self.market_sd[0] > 0.0 or np.any(self.own_sd > 0.0))
+
+    @staticmethod
+    def none() -> DealShocks:
+        """No shock."""
+        return DealShocks(np.zeros(1, dtype=np.uint64), np.zeros(1), np.zeros(1), np.zeros(1))
 
 
 class ArrivalTable(NamedTuple):

@@ -28,7 +28,14 @@ from pipesim.kernels.samplers import (
     normal_tail,
 )
 from pipesim.kernels.streams import branch, derive, mix, to_unit
-from pipesim.kernels.tables import EXPONENTIAL, GAMMA, LOGNORMAL, POOL_EPS, FunnelTable
+from pipesim.kernels.tables import (
+    EXPONENTIAL,
+    GAMMA,
+    LOGNORMAL,
+    POOL_EPS,
+    DealShocks,
+    FunnelTable,
+)
 
 SEED_DOMAIN = np.uint64(0x5EED5EED5EED5EED)
 CONV_DOMAIN = np.uint64(0xC0C0C0C0C0C0C0C0)
@@ -119,6 +126,88 @@ def shock_path(stream: np.uint64, key: np.uint64, month: int, rho: float) -> flo
         _, z = normal(derive(stream, key + np.uint64(k)))
         x = rho * x + step * z
     return x
+
+
+@jit
+def past_shock(stream: np.uint64, key: np.uint64, back: int, rho: float) -> float:
+    """The standard normal shock ``back`` months before as_of's on :func:`shock_path`'s path.
+
+    The path continued backwards from month 0: month -k's innovation is keyed
+    ``key - k``, x_(-k) = rho·x_(-k+1) + sqrt(1 - rho²)·z_(-k), so months -a and b
+    correlate rho^(a+b) as on a stationary AR(1). ``back`` 0 is month 0's shock.
+    """
+    if rho <= 0.0:
+        _, z = normal(derive(stream, key - np.uint64(back)))
+        return z
+    _, x = normal(derive(stream, key))
+    step = math.sqrt(1.0 - rho * rho)
+    for k in range(1, back + 1):
+        _, z = normal(derive(stream, key - np.uint64(k)))
+        x = rho * x + step * z
+    return x
+
+
+@jit
+def shifted(p: float, shift: float) -> float:
+    """``p`` moved by ``shift`` on the logit scale (0 and 1, or no shift, stay as they are)."""
+    if shift == 0.0 or p <= 0.0 or p >= 1.0:
+        return p
+    x = math.log(p / (1.0 - p)) + shift
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@jit
+def deal_shifts(seed: np.uint64, trial0: int, shocks: DealShocks, out: np.ndarray) -> None:
+    """out[i]: trial ``trial0 + i``'s logit shift of each column of :class:`DealShocks`.
+
+    Column ``back * segments + g``: the market's shock ``back`` months before as_of's
+    times its sd plus segment g's own times its sd, on the new leads' paths (streams
+    of :func:`shocked_odds`), so an open deal and a new lead of one month share it.
+    """
+    n_seg = shocks.seg_key.shape[0]
+    months = out.shape[1] // n_seg
+    market_sd, rho = shocks.market_sd[0], shocks.rho[0]
+    path = np.empty(months)
+    for i in range(out.shape[0]):
+        base = trial_state(seed, trial0 + i) ^ ARRIVAL_DOMAIN
+        out[i, :] = 0.0
+        if market_sd > 0.0:  # every segment's columns
+            _past_path(base, rho, path)
+            for back in range(months):
+                for g in range(n_seg):
+                    out[i, back * n_seg + g] += market_sd * path[back]
+        for g in range(1, n_seg):  # segment 0 is none
+            sd = shocks.own_sd[g]
+            if sd > 0.0:
+                _past_path(derive(base, shocks.seg_key[g]), rho, path)
+                for back in range(months):
+                    out[i, back * n_seg + g] += sd * path[back]
+
+
+@jit
+def _past_path(stream: np.uint64, rho: float, path: np.ndarray) -> None:
+    """path[k] = :func:`past_shock` (stream, SHOCK_KEY, k, rho) for every k, in one pass."""
+    if rho <= 0.0:
+        for k in range(path.shape[0]):
+            _, path[k] = normal(derive(stream, SHOCK_KEY - np.uint64(k)))
+        return
+    step = math.sqrt(1.0 - rho * rho)
+    _, x = normal(derive(stream, SHOCK_KEY))
+    path[0] = x
+    for k in range(1, path.shape[0]):
+        _, z = normal(derive(stream, SHOCK_KEY - np.uint64(k)))
+        x = rho * x + step * z
+        path[k] = x
+
+
+@jit
+def shifted_odds(
+    pwin: np.ndarray, shift: np.ndarray, cell: np.ndarray, column: np.ndarray, out: np.ndarray
+) -> None:
+    """out[i, k]: trial row i's P(win) of cell ``cell[k]`` moved by shift column ``column[k]``."""
+    for i in range(out.shape[0]):
+        for k in range(out.shape[1]):
+            out[i, k] = shifted(pwin[i, cell[k]], shift[i, column[k]])
 
 
 @jit

@@ -30,7 +30,7 @@ from numba import prange
 from pipesim.kernels.batch_samplers import time_and_value
 from pipesim.kernels.jit import jit
 from pipesim.kernels.streams import GOLDEN, branch, derive, mix, to_unit
-from pipesim.kernels.trial import SLIP_KEY, booked, trial_state, win_probability
+from pipesim.kernels.trial import SLIP_KEY, booked, shifted, trial_state, win_probability
 
 _CELL_DOMAIN = np.uint64(0xCE11CE11CE11CE11)
 _PICK_KEY = 7
@@ -153,6 +153,7 @@ def simulate_fast(
     deal0: int,
     pwin: np.ndarray,
     conv: np.ndarray,
+    shift: np.ndarray,
     n_stages: int,
     code: np.ndarray,
     p1: np.ndarray,
@@ -168,6 +169,7 @@ def simulate_fast(
     by: np.ndarray,
     strip_of: np.ndarray,
     surv: np.ndarray,
+    column: np.ndarray,
     cell_start: np.ndarray,
     window_cell: np.ndarray,
     cell_surv: np.ndarray,
@@ -190,10 +192,12 @@ def simulate_fast(
     survival ratio) give an aged deal its own odds when its stage has a loss clock:
     then a cell's winners are drawn at its highest odds (``cell_surv``: the lowest
     ratio in the cell) and thinned deal by deal (``cell_mixed``: the cell's ratios
-    differ from ``cell_surv``). Arrivals are not simulated here
+    differ from ``cell_surv``). Every odds is moved by the deal's odds shock
+    ``shift[i, column[d]]`` (:class:`pipesim.kernels.tables.DealShocks`; a cell's
+    deals share one column; all 0 without shocks). Arrivals are not simulated here
     (:mod:`pipesim.engines.fast` adds them after, as the per-deal kernel does).
     ``cell_start`` holds the first deal of each cell (runs of deals with one ``gs``
-    inside a window of the deal table) and ends with the number of deals;
+    and shock column inside a window of the deal table) and ends with the number of deals;
     ``window_cell`` holds the first cell of each window and ends
     with the number of cells. Parallel over blocks of ``block`` trials; within a
     block, window by window, every trial of the block runs the window's cells. Each
@@ -232,6 +236,7 @@ def simulate_fast(
                     cs = derive(root, np.uint64(deal0 + a))
                     # The cell's highest odds (its deals' odds when they all have them).
                     top = win_probability(pwin, conv, i, gs, n_stages, cell_surv[c])
+                    top = shifted(top, shift[i, column[a]])
                     k = binomial_inverse(to_unit(cs), n, top)
                     if k == 0:
                         continue
@@ -246,6 +251,7 @@ def simulate_fast(
                         for w in range(k):
                             d = idx[b, w]
                             p = win_probability(pwin, conv, i, gs, n_stages, surv[d])
+                            p = shifted(p, shift[i, column[d]])
                             u = to_unit(mix(branch(derive(cs, np.uint64(d - a)), _THIN_KEY)))
                             if u * top < p:
                                 idx[b, kept] = d

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pipesim.errors import InputError
-from pipesim.kernels.tables import ArrivalTable, DealTable, FunnelTable
+from pipesim.kernels.tables import MONTHS_BACK, ArrivalTable, DealShocks, DealTable, FunnelTable
 from pipesim.prepare.closing_calendar import month_paces, operational_bounds, slip_table
 from pipesim.prepare.funnel_table import age_strips, build_funnel
 from pipesim.prepare.loss_clock import survival_ratio
@@ -85,6 +85,8 @@ class Prepared:
     # Wins booked later than due (pipesim.prepare.closing_calendar.slip_table): [3, period],
     # no columns when none.
     slips: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((3, 0)))
+    # The open deals' odds shocks by the month they entered their stage (none by default).
+    deal_shocks: DealShocks = dataclasses.field(default_factory=DealShocks.none)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +121,9 @@ class DealContext:
     paces: np.ndarray | None = None  # the clocks' pace by calendar month (None: even)
     currencies: Currencies | None = None
     deal_source: str = "deals table"
+    # The arrivals' segment columns and segment -> column of DealShocks (own odds shocks).
+    shock_columns: tuple[str, ...] = ()
+    shock_segments: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 Factor = tuple[np.ndarray, list]  # (code per row, value per code)
@@ -268,6 +273,7 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
         by_groups.codes = {(): 0}
         by_values = pd.DataFrame(index=range(0))
 
+    shocks, shock_columns, shock_segments = _deal_shocks(scenario, arr, notes)
     funnel_arrays, plain, rows = build_funnel(scenario, group_frame, source)
     records = scenario.stages.to_dict("records")
     for i in np.flatnonzero(~scenario.default_rows.to_numpy()):
@@ -333,6 +339,7 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
         slips=slip_table(
             labels, scenario.rush_slips, scenario.month_slips, scenario.fiscal.year_start
         ),
+        deal_shocks=shocks,
     )
     return DealContext(
         prepared=prepared,
@@ -348,12 +355,92 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
             "days_in_stage",
             *(["currency"] if "currency" in scenario.deal_columns else []),
             *wanted,
+            *[c for c in shock_columns if c not in wanted],
         ),
         as_of=scenario.as_of,
         paces=paces,
         currencies=money,
         deal_source=(scenario.path and f"{scenario.path}/deals.parquet") or "deals table",
+        shock_columns=shock_columns,
+        shock_segments=shock_segments,
     )
+
+
+# Arrival columns that are not segments (the rows' label is the rest).
+ARRIVAL_VALUES = (
+    "leads",
+    "amount",
+    "amount_cv",
+    "leads_n",
+    "leads_trend_sd",
+    "segment_shock_sd",
+    "segment_leads_shock_sd",
+    "currency",  # not in the rows' keys: giving rows a currency keeps their draws
+)
+
+
+def _segment_labels(arr: pd.DataFrame) -> pd.Series:
+    """Each arrival row's segment: its segment columns' values joined (period left out)."""
+    cols = arr.drop(columns=[c for c in (*ARRIVAL_VALUES, "period") if c in arr.columns])
+    cols = cols.astype(object).map(str)
+    return pd.Series(["|".join(row) for row in cols.itertuples(index=False)], dtype=object)
+
+
+def _deal_shocks(
+    scenario: Scenario, arr: pd.DataFrame, notes: list[str]
+) -> tuple[DealShocks, tuple[str, ...], dict[str, int]]:
+    """The open deals' odds shocks, the columns naming a deal's segment, segment -> column.
+
+    The market's (``market_shock_sd``) reaches every deal; a segment's own
+    (``segment_shock_sd`` of its arrival rows, the largest when they differ) the deals
+    whose values of the arrivals' segment columns are that segment's.
+    """
+    market = max(scenario.market_shock_sd, 0.0)
+    rho = scenario.shock_persistence
+    market_only = DealShocks(
+        np.zeros(1, dtype=np.uint64), np.zeros(1), np.array([market]), np.array([rho])
+    )
+    own = _optional(arr, "segment_shock_sd")
+    if not (own > 0).any():
+        return market_only, (), {}
+    labels = _segment_labels(arr)
+    sd = pd.Series(own).groupby(labels.to_numpy()).max()
+    sd = sd[sd > 0]
+    columns = tuple(c for c in arr.columns if c not in ARRIVAL_VALUES and c != "period")
+    missing = [c for c in columns if c not in scenario.deal_columns]
+    if missing:
+        notes.append(
+            f"open deals take the market's odds shock only: deals.parquet has no "
+            f"{', '.join(missing)} column, so no deal is in an arrivals segment with its own shock."
+        )
+        return market_only, (), {}
+    segments = {label: k + 1 for k, label in enumerate(sd.index)}
+    keys = stable_hash([f"rate|{label}" for label in sd.index])
+    shocks = DealShocks(
+        seg_key=np.concatenate([np.zeros(1, dtype=np.uint64), keys]),
+        own_sd=np.concatenate([[0.0], sd.to_numpy(dtype=np.float64)]),
+        market_sd=np.array([market]),
+        rho=np.array([rho]),
+    )
+    return shocks, columns, segments
+
+
+def _shock_columns(context: DealContext, rows: pd.DataFrame) -> np.ndarray:
+    """Each deal's column of :class:`DealShocks`: the month it entered its stage, its segment."""
+    shocks = context.prepared.deal_shocks
+    n = len(rows)
+    if not shocks.active:
+        return np.zeros(n, dtype=np.int64)
+    days = np.floor(np.nan_to_num(rows["days_in_stage"].to_numpy(dtype=np.float64), nan=0.0))
+    entered = np.datetime64(context.as_of, "D") - days.astype(np.int64).astype("timedelta64[D]")
+    now = np.datetime64(context.as_of, "M").astype(np.int64)
+    back = np.clip(now - entered.astype("datetime64[M]").astype(np.int64), 0, MONTHS_BACK)
+    segment = np.zeros(n, dtype=np.int64)
+    if context.shock_columns:
+        cols = rows[list(context.shock_columns)].astype(object).map(str)
+        labels = ["|".join(row) for row in cols.itertuples(index=False)]
+        segment = np.array([context.shock_segments.get(x, 0) for x in labels], dtype=np.int64)
+    return back.astype(np.int64) * len(shocks.seg_key) + segment
 
 
 def _arrival_arrays(
@@ -370,17 +457,7 @@ def _arrival_arrays(
 ) -> ArrivalTable:
     # Rows repeating the same month and segment get distinct random streams.
     # (Element by element: a missing segment value reads "None", never NaN.)
-    reserved = [
-        "leads",
-        "amount",
-        "amount_cv",
-        "leads_n",
-        "leads_trend_sd",
-        "segment_shock_sd",
-        "segment_leads_shock_sd",
-        "currency",  # not in the rows' keys: giving rows a currency keeps their draws
-    ]
-    label_cols = arr.drop(columns=[c for c in reserved if c in arr.columns]).astype(object)
+    label_cols = arr.drop(columns=[c for c in ARRIVAL_VALUES if c in arr.columns]).astype(object)
     label_cols = label_cols.map(str)
     labels = pd.Series(["|".join(row) for row in label_cols.itertuples(index=False)], dtype=object)
     occurrence = labels.groupby(labels).cumcount().to_numpy()
@@ -405,10 +482,7 @@ def _arrival_arrays(
         [f"arr|{label}|{occ}" for label, occ in zip(labels, occurrence, strict=True)]
     )
     # The rate's uncertainty is drawn once per trial and segment (every month alike).
-    segment = pd.Series(
-        ["|".join(row) for row in label_cols.drop(columns="period").itertuples(index=False)],
-        dtype=object,
-    )
+    segment = _segment_labels(arr)
     leads_n = segment_evidence(segment, arr["leads_n"].to_numpy(dtype=np.float64), notes)
     return ArrivalTable(
         key=arr_keys,
@@ -509,7 +583,9 @@ def prepare_deals(context: DealContext, rows: pd.DataFrame) -> DealTable:
     gs = deal_g * n_stages + stage
     # Deals of one group and stage side by side: the kernel's branches then repeat
     # the same path (same stages left, same dwell laws) and predict well.
-    order = np.argsort(gs, kind="stable")
+    # Within one, by odds-shock column (the fast path's cells share one).
+    shock = _shock_columns(context, rows)
+    order = np.lexsort((shock, gs))
     gs = gs[order]
     age = rows["days_in_stage"].to_numpy(dtype=np.float64)[order]
     if context.paces is not None:  # the days lived on the paced clock
@@ -538,6 +614,7 @@ def prepare_deals(context: DealContext, rows: pd.DataFrame) -> DealTable:
             plain.loss_recorded,
         ),
         fx=_deal_slots(context, rows)[order],
+        shock=shock[order],
     )
 
 
