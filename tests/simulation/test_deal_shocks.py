@@ -180,3 +180,21 @@ def test_without_shocks_the_deals_keep_their_cells():
     n_seg = len(shocked.deal_shocks.seg_key)
     back, seg = np.divmod(shocked.deals.shock, n_seg)
     assert sorted(set(back)) == [0, 2] and set(seg) == {1}
+
+
+def test_stage_flows_of_health_take_the_same_shocks():
+    # health's walk of every deal and lead: its Won entries have the main kernel's
+    # law. Two independent estimates of one variance: the SE of their ratio is about
+    # sqrt(2 / T) x 1.5 (mixture tails) for each, sqrt(2) of that for the ratio.
+    from pipesim.simulation.stage_flows import simulate_flows
+
+    trials = 6_000
+    sc = _scenario()
+    flows = simulate_flows(sc, trials, 61)
+    walked = flows.entered[:, 0, 1, 0]  # month 0, Won, whole book
+    booked = pipesim.simulate(sc, trials=trials, seed=62).won[:, 0, 0]
+    se = np.sqrt(booked.var() / trials)
+    assert abs(walked.mean() - booked.mean()) < Z * np.sqrt(2) * se
+    assert abs(walked.var() / booked.var() - 1) < Z * np.sqrt(2) * np.sqrt(2 / trials) * 1.5
+    # Without the shocks the walk's variance would be far below (binomial + Poisson only).
+    assert walked.var() > 5 * (N * 2 * C + 2 * LEADS * C)

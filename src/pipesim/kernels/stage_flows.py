@@ -20,7 +20,7 @@ from numba import prange
 from pipesim.kernels.jit import jit
 from pipesim.kernels.samplers import gamma, poisson_inverse
 from pipesim.kernels.streams import branch, derive, mix, to_unit
-from pipesim.kernels.tables import ArrivalTable, DealTable, FunnelTable
+from pipesim.kernels.tables import MONTHS_BACK, ArrivalTable, DealShocks, DealTable, FunnelTable
 from pipesim.kernels.trial import (
     AMOUNT_KEY,
     ARRIVAL_DOMAIN,
@@ -29,10 +29,13 @@ from pipesim.kernels.trial import (
     VALUE_KEY,
     advance_odds,
     conversions,
+    deal_shifts,
     dwell,
     lead_amount,
     multiplier,
+    shifted,
     shocked_leads,
+    shocked_odds,
     trend_draw,
     trend_factor,
     trial_state,
@@ -105,6 +108,23 @@ def _walk(
                 out_rev[i, k, 1 + by] += value
 
 
+@jit
+def _depth_odds(conv: np.ndarray, gs: int, n_stages: int, ratio: float) -> float:
+    """P(win) of a deal in cell ``gs`` with survival ratio ``ratio``: as :func:`_walk` walks."""
+    p = advance_odds(conv[gs], ratio) if ratio != 1.0 else conv[gs]
+    for c in range(gs + 1, gs - gs % n_stages + n_stages):
+        p *= conv[c]
+    return p
+
+
+@jit
+def _depth_scaled(u: float, p: float, q: float) -> float:
+    """The depth uniform of a deal whose P(win) p is moved to q (it then wins iff u' < p)."""
+    if p <= 0.0 or q == p:
+        return u
+    return u * p / q if q > 0.0 else 2.0  # q = 0: not even the first stage
+
+
 @jit(parallel=True)
 def flow_trials(
     seed: np.uint64,
@@ -112,12 +132,19 @@ def flow_trials(
     funnel: FunnelTable,
     deals: DealTable,
     arrivals: ArrivalTable,
+    shocks: DealShocks,
     day_period: np.ndarray,
     day_rate: np.ndarray,
     out_enter: np.ndarray,
     out_rev: np.ndarray,
 ) -> None:
-    """Fill ``out_enter`` and ``out_rev`` (zeroed by the caller) for trials ``trial0 ..``."""
+    """Fill ``out_enter`` and ``out_rev`` (zeroed by the caller) for trials ``trial0 ..``.
+
+    The odds' monthly shocks (an open deal's of the month it entered its stage,
+    :class:`~pipesim.kernels.tables.DealShocks`; a lead's of its month) move its
+    P(win) p to q as in the main kernels; its depth uniform is scaled by p / q, so
+    it passes stage k with probability min(1, P_k q / p) and wins with q.
+    """
     n_trials = out_enter.shape[0]
     n_stages = funnel.unit_of.shape[1]
     n_cells = funnel.unit_of.shape[0] * n_stages
@@ -136,15 +163,26 @@ def flow_trials(
     month, lead_market_sd = arrivals.month, arrivals.market_leads_shock_sd
     lead_own_sd, rho = arrivals.segment_leads_shock_sd, arrivals.shock_rho
     lead_mean, amount_mu, amount_sigma = arrivals.amount, arrivals.amount_mu, arrivals.amount_sigma
+    odds_market_sd, odds_own_sd = arrivals.market_shock_sd, arrivals.segment_shock_sd
     end = float(day_period.shape[0])
+    n_cols = (MONTHS_BACK + 1) * shocks.seg_key.shape[0]
+    shocked = shocks.market_sd[0] > 0.0 or np.any(shocks.own_sd > 0.0)
     for i in prange(n_trials):
         ts = trial_state(seed, trial0 + i)
         conv = np.empty(n_cells)
         conversions(ts, funnel, conv)
+        shift = np.zeros((1, n_cols))
+        if shocked:
+            deal_shifts(seed, trial0 + i, shocks, shift)
         for d in range(key.shape[0]):
             ds = derive(ts, key[d])
+            u = to_unit(ds)
+            x = shift[0, deals.shock[d]]
+            if x != 0.0:
+                p = _depth_odds(conv, gs_of[d], n_stages, surv[d])
+                u = _depth_scaled(u, p, shifted(p, x))
             _walk(
-                ds, to_unit(ds), gs_of[d], 0.0, age[d], strip_of[d], surv[d], amount[d], by_d[d],
+                ds, u, gs_of[d], 0.0, age[d], strip_of[d], surv[d], amount[d], by_d[d],
                 deals.fx[d], conv, funnel, day_period, day_rate, out_enter, out_rev, i,
             )  # fmt: skip
         base = ts ^ ARRIVAL_DOMAIN
@@ -171,6 +209,13 @@ def flow_trials(
                     branch(ws, AMOUNT_KEY), lead_mean[r], amount_mu[r], amount_sigma[r]
                 )
                 u = to_unit(mix(branch(ws, _DEPTH_KEY)))
+                if odds_market_sd[r] > 0.0 or odds_own_sd[r] > 0.0:
+                    p = _depth_odds(conv, top, n_stages, 1.0)
+                    q = shocked_odds(
+                        base, derive(base, rate_key[r]), month[r], p, odds_market_sd[r],
+                        odds_own_sd[r], rho[r],
+                    )  # fmt: skip
+                    u = _depth_scaled(u, p, q)
                 _walk(
                     ws, u, top, t, 0.0, 0, 1.0, value, by_a[r], arrivals.fx[r],
                     conv, funnel, day_period, day_rate, out_enter, out_rev, i,

@@ -48,6 +48,7 @@ def simulate_flows(scenario: Scenario, trials: int, seed: int, by: Sequence[str]
         prepared.funnel,
         prepared.deals,
         prepared.arrivals,
+        prepared.deal_shocks,
         prepared.day_period,
         prepared.day_rate,
         entered,
