@@ -198,3 +198,15 @@ def test_stage_flows_of_health_take_the_same_shocks():
     assert abs(walked.var() / booked.var() - 1) < Z * np.sqrt(2) * np.sqrt(2 / trials) * 1.5
     # Without the shocks the walk's variance would be far below (binomial + Poisson only).
     assert walked.var() > 5 * (N * 2 * C + 2 * LEADS * C)
+
+
+def test_odds_table_in_full_or_of_the_pairs_held_gives_the_same_bits(monkeypatch):
+    # The one-clock kernel's shocked odds: laid out for every (cell, month, segment)
+    # when small, else only for the pairs the deals hold; the same odds either way.
+    from pipesim.engines import numba as numba_engine
+
+    sc = _scenario()
+    full = pipesim.simulate(sc, trials=300, seed=9, by="cohort").revenue
+    monkeypatch.setattr(numba_engine, "ODDS_TABLE", 0)
+    held = pipesim.simulate(sc, trials=300, seed=9, by="cohort").revenue
+    np.testing.assert_array_equal(full, held)

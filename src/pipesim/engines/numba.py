@@ -15,6 +15,8 @@ from pipesim.progress import Progress
 # Deal-trials per block of a blocked run: about 0.3 s on one core here, so that
 # progress is reported and Ctrl-C is honoured between blocks.
 BLOCK_WORK = 40_000_000
+# Entries (trials x cells x shock columns) of the shocked odds table laid out in full.
+ODDS_TABLE = 4_000_000
 
 
 def run(
@@ -136,15 +138,23 @@ def shocked_odds(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The one-clock kernel's odds table and each deal's column of it.
 
-    Without shocks ``pwin`` itself and the deals' cells; with them one column per
-    (cell, shock column) pair the deals hold, its P(win) moved by the shift.
+    Without shocks ``pwin`` itself and the deals' cells. With them, each (cell,
+    shock column) pair's P(win) moved by the shift: every pair when the table
+    stays under :data:`ODDS_TABLE` entries (a big book runs few trials at a time),
+    else only the pairs the deals hold (a small book: sorting it costs little).
     """
-    if shift.shape[1] == 1:  # no shock: one column of zeros
+    cols = shift.shape[1]
+    if cols == 1:  # no shock: one column of zeros
         return pwin, deals.cell
-    pairs, odds_of = np.unique(deals.cell * shift.shape[1] + deals.shock, return_inverse=True)
+    pair = deals.cell * cols + deals.shock
+    if pwin.shape[0] * pwin.shape[1] * cols <= ODDS_TABLE:
+        pairs = np.arange(pwin.shape[1] * cols, dtype=np.int64)
+    else:
+        pairs, inverse = np.unique(pair, return_inverse=True)
+        pair = inverse.astype(np.int64)
     odds = np.empty((pwin.shape[0], pairs.size))
-    trial.shifted_odds(pwin, shift, pairs // shift.shape[1], pairs % shift.shape[1], odds)
-    return odds, odds_of.astype(np.int64)
+    trial.shifted_odds(pwin, shift, pairs // cols, pairs % cols, odds)
+    return odds, pair
 
 
 def trial_conversions(
