@@ -364,3 +364,34 @@ def gather_variants(
         except InputError as exc:
             raise InputError(f"variant {name!r}: {exc}") from None
     return variants
+
+
+def variant_rows(name: str, levers: Sequence[Lever]) -> pd.DataFrame:
+    """One variant's levers as ``levers.parquet`` rows (what :func:`levers_from_frame` reads).
+
+    Columns ``variant``, ``quantity``, ``how``, ``value``, ``stage`` (null: all stages),
+    then one column per segment a lever names (null on the other levers' rows).
+    """
+    if not name.strip() or name.strip() == "base":
+        raise InputError(
+            f"variant name {name!r}: give the variant a name other than 'base' (the unchanged "
+            "scenario) and not empty.",
+            parameters=("variant",),
+        )
+    segs = list(dict.fromkeys(c for lv in levers for c, _ in lv.segment))
+    rows = []
+    for lv in levers:
+        row: dict[str, Any] = {
+            "variant": name.strip(),
+            "quantity": lv.quantity,
+            "how": lv.how,
+            "value": float(lv.value),
+            "stage": lv.stage,
+        }
+        row |= {c: dict(lv.segment).get(c) for c in segs}
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=[*LEVER_COLUMNS, *segs])
+    for col in ("variant", "quantity", "how", "stage", *segs):
+        frame[col] = frame[col].astype(object)
+    frame["value"] = frame["value"].astype(np.float64)
+    return frame
