@@ -31,7 +31,7 @@ LOOPBACK_NAMES = ["127.0.0.1", "localhost"]
 
 
 def bind(host: str | None, port: int) -> socket.socket:
-    """A listening-ready TCP socket on ``host`` (default: loopback) and ``port`` (0: any free)."""
+    """A listening TCP socket on ``host`` (default: loopback) and ``port`` (0: any free)."""
     where = host or LOOPBACK
     family = socket.AF_INET6 if ":" in where else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -45,6 +45,7 @@ def bind(host: str | None, port: int) -> socket.socket:
             "another port= (0 picks a free one), or close what uses it.",
             parameters=("port", "host"),
         ) from None
+    sock.listen(128)  # connections wait in the backlog until the server takes them
     return sock
 
 
