@@ -269,6 +269,7 @@ def page_html(session: PlanningSession, errors: dict[str, str]) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'  # no favicon request
         f"<title>pipesim planning: {esc(name)}</title><style>{CSS}{PAGE_CSS}</style>"
         '<script src="/page.js" defer></script></head>'
         f"<body><main>\n{body}\n</main></body></html>\n"

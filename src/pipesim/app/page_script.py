@@ -18,9 +18,12 @@ SCRIPT = """
     if (!form || !section) return;
     let sent = 0;
     let timer = null;
-    async function send() {
-      const mine = ++sent;
+    let last = null;
+    async function send(again) {
       const query = new URLSearchParams(new FormData(form)).toString();
+      if (!again && query === last) return;  // a change event after the input event
+      last = query;
+      const mine = ++sent;
       if (status) status.textContent = "computing…";
       form.dataset.state = "busy";
       let answer;
@@ -44,16 +47,16 @@ SCRIPT = """
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       clearTimeout(timer);
-      send();
+      send(true);
     });
     if (live) {
       form.addEventListener("input", function () {
         clearTimeout(timer);
-        timer = setTimeout(send, 250);
+        timer = setTimeout(function () { send(false); }, 250);
       });
       form.addEventListener("change", function () {
         clearTimeout(timer);
-        timer = setTimeout(send, 250);
+        timer = setTimeout(function () { send(false); }, 250);
       });
     }
   }
