@@ -207,3 +207,19 @@ def test_pipesim_app_serves_on_loopback_whatever_the_environment_says_and_stops_
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "Stopped." in out and "Traceback" not in err
+
+
+def test_the_settings_form_reruns_and_says_what_is_wrong_next_to_each_field(page_server):
+    session = page_server.session
+    before = session.settings
+    try:
+        html = _get(page_server, "/?trials=120&seed=3&by=").decode()
+        assert session.settings.trials == 120 and session.settings.seed == 3
+        assert "120 trials · seed 3" in html and session.result.trials_count == 120
+        html = _get(page_server, "/?trials=0&seed=x&by=nowhere").decode()
+        assert session.settings.trials == 120  # unchanged
+        assert "give a whole number from 1 to 1,000,000" in html
+        assert "pick a segment column from the list" in html
+    finally:
+        _get(page_server, f"/?trials={before.trials}&seed={before.seed}&by={before.by or ''}")
+    assert session.settings == before
