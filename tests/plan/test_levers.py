@@ -122,3 +122,21 @@ def test_levers_table():
     bad = frame.assign(how=["add", "times", "scale"])
     with pytest.raises(pipesim.PipesimError, match="row 2: how 'times' unknown"):
         levers_from_frame(bad)
+
+
+def test_compare_with_a_memo_gives_the_same_bits_as_without(demo):
+    # The planning page keeps the base's runs between calls: every figure must stay the same,
+    # for stage levers, segment levers (extra stage columns) and lead-only variants.
+    memo: dict = {}
+    for levers in (
+        ["conversion:Offer+0.05"],
+        ["leads*1.2"],
+        ["conversion:Offer+0.05@region=North"],
+        ["leads*0.9@region=North"],
+        ["dwell:Visited*0.8", "leads*1.1"],
+        ["conversion:Offer+0.05"],
+    ):
+        fresh = pipesim.compare(demo, levers, trials=200, seed=4).table
+        kept = pipesim.compare(demo, levers, trials=200, seed=4, memo=memo).table
+        pd.testing.assert_frame_equal(kept, fresh, check_exact=True)
+    assert len(memo) >= 3

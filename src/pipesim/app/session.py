@@ -19,6 +19,7 @@ import time
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -141,6 +142,7 @@ class PlanningSession:
         self.goal_errors: dict[str, str] = {}
         self.run_seconds = 0.0
         self.run_number = 0  # counts the runs: the page draws each run's forecast once
+        self.memo: dict[tuple[object, ...], Any] = {}  # compare's base runs, kept (same bits)
         self.drawn: tuple[int, str] = (0, "")
         with self.lock:
             self._run()
@@ -218,7 +220,9 @@ class PlanningSession:
         start = time.perf_counter()
         rows = lever_form.lever_rows(reading)
         s = self.settings
-        self.compared = api.compare(self.scenario, trials=s.trials, seed=s.seed, levers_frame=rows)
+        self.compared = api.compare(
+            self.scenario, trials=s.trials, seed=s.seed, levers_frame=rows, memo=self.memo
+        )
         self.compare_seconds = time.perf_counter() - start
         self.levers = rows
         self.compared.write(self.folder)
