@@ -218,7 +218,7 @@ def open_page(
     except BaseException:
         sock.close()
         raise
-    return PageServer(session, sock, loopback=host is None)
+    return PageServer(session, sock, loopback=host is None or host in LOOPBACK_NAMES)
 
 
 @contextlib.contextmanager

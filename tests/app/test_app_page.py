@@ -1,5 +1,11 @@
-"""The planning page without a browser: forms read as the CLI reads levers, the server's
-address, the downloads, and ``pipesim app`` as a user starts and stops it."""
+"""The planning page: forms read as the CLI reads levers, the server's address, the
+downloads, ``pipesim app`` as a user starts and stops it, and the page in headless Chromium
+(tests/browser.py): nothing from elsewhere, hostile names as text, a lever's figures exactly
+those of ``pipesim compare``, a bad value's message next to its input.
+
+One server for the module: started in-process on a free loopback port in a background
+thread, stopped at the end.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +20,63 @@ import sys
 import urllib.error
 import urllib.request
 import zipfile
+from pathlib import Path
 from urllib.parse import urlencode
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 import pipesim
-from app_fixtures import EVIL_INDEX, SEED, TRIALS, hostile_folder, page_server
-from conftest import ROOT
+from browser import browser_or_skip
+from conftest import ROOT, build, deals_frame, stages_frame
 from pipesim import api
 from pipesim.cli import main
-from report_fixtures import EVIL_STAGE
+from report_fixtures import EVIL_REGION, EVIL_STAGE, STAGES
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
+
+
+TRIALS, SEED = 300, 7
+EVIL_INDEX = STAGES.index(EVIL_STAGE)  # the stage's number in the form's field names
+
+
+def write_hostile_scenario(folder: Path) -> Path:
+    """A 3-stage book whose second stage and one region are HTML, with new leads per region."""
+    from pipesim.io.scenario_folder import write_scenario
+
+    stages = stages_frame([0.6, 0.5, 0.7], dwell_days=15.0, names=STAGES)
+    region = ["North" if i % 2 else EVIL_REGION for i in range(60)]
+    deals = deals_frame([STAGES[i % 3] for i in range(60)], 10_000.0, region=region)
+    months = [f"2027-{m:02d}" for m in range(1, 7)]
+    arrivals = pd.DataFrame(
+        {
+            "period": months * 2,
+            "leads": [12.0] * 12,
+            "amount": [8_000.0] * 12,
+            "region": ["North"] * 6 + [EVIL_REGION] * 6,
+        }
+    )
+    scenario = build(
+        stages, deals, arrivals, horizon_months=6, name="hostile <book>", currency="EUR"
+    )
+    write_scenario(folder, scenario)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hostile_folder(tmp_path_factory) -> Path:
+    return write_hostile_scenario(tmp_path_factory.mktemp("app") / "scenario")
+
+
+@pytest.fixture(scope="module")
+def page_server(hostile_folder):
+    """The planning page of the hostile scenario, served on loopback for the module."""
+    from pipesim.app.server import running
+
+    with running(hostile_folder, port=0, trials=TRIALS, seed=SEED) as server:
+        yield server
 
 
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy from the env
@@ -223,3 +272,114 @@ def test_the_settings_form_reruns_and_says_what_is_wrong_next_to_each_field(page
     finally:
         _get(page_server, f"/?trials={before.trials}&seed={before.seed}&by={before.by or ''}")
     assert session.settings == before
+
+
+# --- in headless Chromium --------------------------------------------------------------
+
+
+COLUMNS = ("mean", "p10", "p50", "p90", "delta_mean", "delta_se", "delta_p10", "delta_p50")
+COLUMNS += ("delta_p90", "p_better")
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory, page_server):
+    pytest.importorskip("selenium")
+    browser = browser_or_skip(tmp_path_factory.mktemp("chromium"))
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def _errors(driver) -> list:
+    return [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+
+
+def _wait_for_answer(driver, text: str):
+    """Wait until the lever form's last request is answered and the section shows ``text``."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def done(d):
+        state = d.execute_script("return document.getElementById('levers').dataset.state")
+        section = d.find_element("id", "variant").text
+        return state == "done" and text in section
+
+    WebDriverWait(driver, 60, poll_frequency=0.1).until(done)
+
+
+def _type(driver, field: str, value: str) -> None:
+    box = driver.find_element("id", f"in-{field}")
+    box.clear()
+    box.send_keys(value)
+
+
+def _shown(driver) -> list[dict[str, float]]:
+    rows = driver.find_elements("css selector", "#variant-table tbody tr")
+    return [
+        {
+            cell.get_attribute("data-col"): float(cell.get_attribute("data-value"))
+            for cell in row.find_elements("css selector", "td[data-col]")
+        }
+        for row in rows
+    ]
+
+
+def test_the_page_loads_with_nothing_from_elsewhere_and_names_as_text(driver, page_server):
+    from selenium.common.exceptions import NoAlertPresentException
+
+    driver.get(page_server.url)
+    assert driver.execute_script("return document.readyState") == "complete"
+    assert _errors(driver) == []
+    with pytest.raises(NoAlertPresentException):
+        driver.switch_to.alert  # noqa: B018  (the stage name must not have run)
+    scripts = driver.find_elements("tag name", "script")
+    assert [s.get_attribute("src") for s in scripts] == [page_server.url + "page.js"]
+    assert driver.find_elements("tag name", "img") == []  # the region name stayed text
+    fetched = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    assert fetched and all(u.startswith(page_server.url) for u in fetched), fetched
+    text = driver.find_element("tag name", "body").text
+    assert EVIL_STAGE in text and EVIL_REGION in text and "hostile <book>" in text
+    assert f"{TRIALS:,} trials" in text  # the trial count is on the page
+    for chart in ("fan-monthly", "fan-cumulative", "quarters", "funnel", "segments"):
+        svg = driver.find_element("css selector", f"figure#chart-{chart} > svg")
+        assert svg.size["width"] > 400, chart
+
+
+def test_a_lever_shows_exactly_what_pipesim_compare_gives(driver, page_server, tmp_path):
+    assert _vary(page_server)["errors"] == {}  # no lever left from another test
+    driver.get(page_server.url)
+    _type(driver, f"conversion.{EVIL_INDEX}", "0.07")
+    lever = f"conversion:{EVIL_STAGE}+0.07"
+    _wait_for_answer(driver, lever)
+    shown = _shown(driver)
+    args = ["compare", str(page_server.session.scenario.path), "--lever", lever]
+    args += ["--trials", str(TRIALS), "--seed", str(SEED), "--json", "--out", str(tmp_path)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    printed = json.loads(res.stdout)["compare"]
+    assert [{c: r[c] for c in COLUMNS} for r in printed] == shown  # every figure, every digit
+    assert shown[1]["delta_mean"] > 0
+    # The next move replaces the figures: leads up too (two levers, one variant).
+    _type(driver, "leads", "1.5")
+    _wait_for_answer(driver, "leads*1.5")
+    both = _shown(driver)
+    assert both[1]["mean"] > shown[1]["mean"] and both[0] == shown[0]
+    assert _errors(driver) == []
+
+
+def test_a_bad_value_gets_a_message_next_to_its_input(driver, page_server):
+    assert _vary(page_server)["errors"] == {}
+    driver.get(page_server.url)
+    _type(driver, f"conversion.{EVIL_INDEX}", "0.95")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    message = driver.find_element("css selector", f'[data-error-for="conversion.{EVIL_INDEX}"]')
+    WebDriverWait(driver, 60, poll_frequency=0.1).until(lambda d: message.text)
+    assert "pushes conversion to" in message.text and "outside [0, 1]" in message.text
+    assert message.is_displayed()
+    body = driver.find_element("tag name", "body").text
+    assert "Traceback" not in body
+    _type(driver, f"conversion.{EVIL_INDEX}", "0")
+    WebDriverWait(driver, 60, poll_frequency=0.1).until(lambda d: not message.text)
