@@ -32,6 +32,9 @@ form.panel td input{width:6em}
 .downloads a{margin-right:16px}
 code{background:#eef3f8;padding:1px 4px;border-radius:4px;overflow-wrap:anywhere}
 """
+# The command that prints a variant's figures (the page is a front end, as the CLI is).
+COMMAND = "pipesim compare {folder}--lever {lever} --trials {trials} --seed {seed}"
+SAVED_COMMAND = "pipesim compare {folder}--trials {trials} --seed {seed}"
 SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -159,17 +162,14 @@ def variant_section(session: PlanningSession) -> str:
     said = "; ".join(lv.label() for lv in levers)
     folder = session.scenario.path
     where = shlex.quote(str(folder)) + " " if folder else ""
+    settings = {"folder": where, "trials": s.trials, "seed": s.seed}
     if len(levers) == 1:
-        command = (
-            f"pipesim compare {where}--lever {shlex.quote(levers[0].label())} "
-            f"--trials {s.trials} --seed {s.seed}"
-        )
+        command = COMMAND.format(lever=shlex.quote(levers[0].label()), **settings)
         same = f"The same figures as <code>{esc(command)}</code>."
     else:
         same = (
-            "The same figures as <code>pipesim compare</code> with this variant's "
-            "<code>levers.parquet</code> (download below) in the scenario folder, "
-            f"<code>--trials {s.trials} --seed {s.seed}</code>."
+            f"The same figures as <code>{esc(SAVED_COMMAND.format(**settings))}</code> with this "
+            "variant's <code>levers.parquet</code> (download below) in the scenario folder."
         )
     return (
         f'<p class="note">Levers: {esc(said)}. Revenue over the horizon, {s.trials:,} trials, '
