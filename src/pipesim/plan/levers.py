@@ -272,6 +272,7 @@ def _apply_stages(scenario: Scenario, lever: Lever) -> Scenario:
     want = dict(lever.segment)
     records: list[dict[str, Any]] = stages.to_dict("records")  # type: ignore[assignment]
     new_rows: list[dict[str, Any]] = []
+    filled: set[int] = set()  # the segment's own rows given the change of a wider row
     for stage in targets:
         rows = [i for i in range(len(records)) if records[i]["stage"] == stage]
         for i in rows:
@@ -281,6 +282,8 @@ def _apply_stages(scenario: Scenario, lever: Lever) -> Scenario:
                 continue  # another segment's override: untouched
             if all(cond.get(c) == v for c, v in want.items()):
                 # The row already applies only inside the segment: change it in place.
+                if i in filled:
+                    continue
                 if not pd.isna(row[param]) or (param == "loss_days" and not cond):
                     row[param] = float(lever.change(np.array([row[param]]))[0])
                 continue
@@ -302,6 +305,14 @@ def _apply_stages(scenario: Scenario, lever: Lever) -> Scenario:
                 copy["loss_cv"], copy["loss_dist"] = np.nan, None
                 if "loss_recorded" in copy:
                     copy["loss_recorded"] = np.nan
+            own = [j for j in rows if _same_row(copy, records[j], segs)]
+            if own:
+                # The segment has its own row: it carries the change (changed in place when
+                # it sets the quantity; given this row's value, changed, when it sets none).
+                if pd.isna(records[own[0]][param]) and own[0] not in filled:
+                    records[own[0]][param] = copy[param]
+                    filled.add(own[0])
+                continue
             if not any(_same_row(copy, r, segs) for r in new_rows):
                 new_rows.append(copy)
     new = pd.DataFrame(records + new_rows, columns=list(stages.columns))
