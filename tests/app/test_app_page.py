@@ -165,6 +165,19 @@ def test_the_server_binds_loopback_only_and_ignores_host_settings_in_the_environ
         sock.close()
 
 
+def test_a_host_given_explicitly_is_the_one_bound(hostile_folder):
+    from pipesim.app.server import running
+
+    with running(hostile_folder, port=0, host="0.0.0.0", trials=20) as server:
+        assert server.address[0] == "0.0.0.0"
+        # Reached by another name than loopback's: no Host check on a server opened on purpose.
+        port = server.address[1]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/page.js")
+        request.add_header("Host", f"planner.example:{port}")
+        with DIRECT.open(request, timeout=60) as response:
+            assert response.status == 200
+
+
 def test_the_shared_server_is_on_loopback_and_refuses_other_host_names(page_server):
     assert page_server.address[0] == "127.0.0.1"
     assert page_server.url.startswith("http://127.0.0.1:")
