@@ -144,8 +144,12 @@ class PlanningSession:
         self.run_number = 0  # counts the runs: the page draws each run's forecast once
         self.memo: dict[tuple[object, ...], Any] = {}  # compare's base runs, kept (same bits)
         self.drawn: tuple[int, str] = (0, "")
-        with self.lock:
-            self._run()
+        try:
+            with self.lock:
+                self._run()
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def segment_columns(self) -> tuple[str, ...]:
@@ -177,8 +181,13 @@ class PlanningSession:
                 )
             return reading.errors
         with self.lock:
-            self.reading = reading
-            self._compare()
+            before, self.reading = self.reading, reading
+            try:
+                self._compare()
+            except InputError as exc:  # the levers together (each alone was fine)
+                errors = {"variant": str(exc)}
+                self.reading = dataclasses.replace(before, errors=errors, values=reading.values)
+                return errors
         return {}
 
     def aim(self, params: Mapping[str, str]) -> dict[str, str]:
