@@ -31,7 +31,9 @@ SCRIPT = """
         const response = await fetch(url + "?" + query, {headers: {"Accept": "application/json"}});
         answer = await response.json();
       } catch (err) {
-        if (mine === sent && status) status.textContent = "no answer from pipesim (is it still running? see its terminal)";
+        if (mine === sent && status) {
+          status.textContent = "no answer from pipesim (is it still running? see its terminal)";
+        }
         form.dataset.state = "failed";
         return;
       }
