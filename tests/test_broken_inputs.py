@@ -505,6 +505,8 @@ OTHER_CASES = [
         "--force",
     ),
     ("export no folder", _demo, ["scenario", "export", "{out}/none", "{out}/x.xlsx"], "none"),
+    ("app no scenario folder", _demo, ["app", "{out}/none", "--no-browser", "--port", "0"], "none"),
+    ("app port out of range", _demo, ["app", "--no-browser", "--port", "70000"], "70000"),
 ]
 
 CASES = (

@@ -130,7 +130,12 @@ def test_the_install_hint_works_from_a_clone_and_from_an_index(tmp_path, monkeyp
 
 # Strings in the library that may quote a flag: the HTML report's settings label names
 # the command line option that made the breakdown (a report, not a message).
-ALLOWED = {("reports/html.py", "segments (--by)")}
+ALLOWED = {
+    ("reports/html.py", "segments (--by)"),
+    # The planning page prints the command that gives the figures it shows.
+    ("app/page.py", "pipesim compare {folder}--lever {lever} --trials {trials} --seed {seed}"),
+    ("app/page.py", "pipesim compare {folder}--trials {trials} --seed {seed}"),
+}
 
 
 def test_no_library_message_quotes_a_command_line_flag():

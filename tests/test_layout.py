@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
     {"calibration", "plan", "reports"},
     {"datasets"},
     {"api"},
+    {"app"},
     {"cli"},
     {"__init__"},
 ]

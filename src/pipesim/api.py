@@ -26,7 +26,7 @@ from pipesim.io.parquet import check_output_folder
 from pipesim.io.workbook import require_openpyxl
 from pipesim.plan.compare import compare
 from pipesim.plan.health import health
-from pipesim.plan.levers import gather_variants
+from pipesim.plan.levers import Lever, apply_lever, gather_variants, variant_rows
 from pipesim.plan.plan_result import PlanResult
 from pipesim.plan.sensitivity import sensitivity
 from pipesim.plan.target import target
@@ -43,6 +43,8 @@ __all__ = [
     "ENGINES",
     "HALF_LIFE_MONTHS",
     "TRIALS",
+    "Lever",
+    "apply_lever",
     "backtest",
     "backtest_json",
     "bench",
@@ -51,6 +53,7 @@ __all__ = [
     "calibration_json",
     "check_output_folder",
     "compare",
+    "demo_path",
     "example_history",
     "export_scenario",
     "format_backtest",
@@ -60,19 +63,27 @@ __all__ = [
     "health",
     "import_scenario",
     "init_scenario",
+    "load_scenario",
     "plan_json",
     "report",
     "report_json",
+    "require_app_extras",
     "require_report_extras",
     "run_json",
     "run_scenario",
     "sensitivity",
     "set_threads",
     "show_scenario",
+    "simulate",
     "snapshot",
     "target",
+    "variant_rows",
+    "workbook",
+    "write_levers",
     "write_results",
 ]
+
+load_scenario = scenario_folder.load_scenario
 
 TRIALS = 10_000  # simulated futures of a forecast or a plan when not told (run, target, ...)
 
@@ -461,14 +472,37 @@ def require_report_extras(xlsx: bool = False) -> None:
         _require("openpyxl", "xlsx=")
 
 
-def _require(module: str, what: str) -> None:
+def require_app_extras() -> None:
+    """Fail now, with the install command, when the planning page's packages are missing."""
+    for module in ("starlette", "uvicorn", "matplotlib", "openpyxl"):
+        _require(module, "the planning page", extra="app")
+
+
+def _require(module: str, what: str, extra: str = "report") -> None:
     """Fail with the install command when an optional package is missing."""
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
         raise MissingDependencyError(
-            f"{what}: the {module} package is not installed. {install_hint('report')}"
+            f"{what}: the {module} package is not installed. {install_hint(extra)}"
         )
+
+
+def workbook(results: str | os.PathLike[str], xlsx: str | os.PathLike[str]) -> Path:
+    """Write the Excel workbook of a results folder (the sheets ``report(xlsx=)`` writes)."""
+    from pipesim.reports.export import write_xlsx
+    from pipesim.reports.results_folder import load_report_data
+
+    require_report_extras(xlsx=True)
+    return write_xlsx(load_report_data(results), xlsx)
+
+
+def write_levers(table: pd.DataFrame, folder: str | os.PathLike[str]) -> Path:
+    """Write a levers table as ``folder/levers.parquet`` (checked first: it must read back)."""
+    from pipesim.plan.levers import levers_from_frame
+
+    levers_from_frame(table, "levers table")
+    return parquet.write_tables(folder, {"levers": table})[0]
 
 
 def format_report(results: str | os.PathLike[str]) -> str:

@@ -998,6 +998,44 @@ def health(
         _show(result, out, quiet, as_json)
 
 
+# --- the planning page -------------------------------------------------------------
+
+
+@main.command("app")
+@click.argument("scenario", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to serve the page on (0: any free port; the address is printed).",
+)
+@click.option(
+    "--host",
+    default=None,
+    help="Address to listen on (default 127.0.0.1: this computer only). Give one, e.g. "
+    "0.0.0.0, only to let other computers reach the page: whoever reaches it can use it.",
+)
+@click.option("--no-browser", is_flag=True, help="Do not open the page in a web browser.")
+@_trials(2_000, "Simulated futures behind every figure of the page (changeable on the page).")
+@_SEED
+def app(
+    scenario: Path | None, port: int, host: str | None, no_browser: bool, trials: int, seed: int
+) -> None:
+    """A planning page for SCENARIO (default: the demo) in your browser, until Ctrl-C.
+
+    Forecast, levers against the base on common random numbers, target and stage health,
+    downloads (Parquet, Excel, levers.parquet). Needs the app extra: pip install "pipesim[app]".
+    """
+    with _working():
+        from pipesim.app.server import serve
+
+        serve(
+            scenario, port=port, host=host, browser=not no_browser, trials=trials, seed=seed,
+            say=click.echo,
+        )  # fmt: skip
+
+
 # --- scale: interruption, bench -------------------------------------------------
 
 

@@ -23,7 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 # The optional extras (pyproject.toml) and the packages each brings.
-EXTRAS = {"report": ("matplotlib", "openpyxl"), "dask": ("dask[distributed]", "tqdm")}
+EXTRAS = {
+    "report": ("matplotlib", "openpyxl"),
+    "dask": ("dask[distributed]", "tqdm"),
+    "app": ("starlette", "uvicorn", "matplotlib", "openpyxl"),
+}
 
 
 class PipesimError(Exception):

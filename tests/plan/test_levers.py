@@ -122,3 +122,44 @@ def test_levers_table():
     bad = frame.assign(how=["add", "times", "scale"])
     with pytest.raises(pipesim.PipesimError, match="row 2: how 'times' unknown"):
         levers_from_frame(bad)
+
+
+def test_compare_with_a_memo_gives_the_same_bits_as_without(demo):
+    # The planning page keeps the base's runs between calls: every figure must stay the same,
+    # for stage levers, segment levers (extra stage columns) and lead-only variants.
+    memo: dict = {}
+    for levers in (
+        ["conversion:Offer+0.05"],
+        ["leads*1.2"],
+        ["conversion:Offer+0.05@region=North"],
+        ["leads*0.9@region=North"],
+        ["dwell:Visited*0.8", "leads*1.1"],
+        ["conversion:Offer+0.05"],
+    ):
+        fresh = pipesim.compare(demo, levers, trials=200, seed=4).table
+        kept = pipesim.compare(demo, levers, trials=200, seed=4, memo=memo).table
+        pd.testing.assert_frame_equal(kept, fresh, check_exact=True)
+    assert len(memo) >= 3
+
+
+def test_a_segment_lever_on_a_stage_with_that_segment_row_changes_that_row_once():
+    # Stage B has a funnel row and a North row (conversion set, dwell not): a North lever
+    # changes the North row (no second North row), the funnel row stays.
+    stages = stages_frame([0.6, 0.5, 0.7], names=["A", "B", "C"]).assign(region=None)
+    north = stages.iloc[[1]].assign(region="North", conversion=0.3, dwell_days=np.nan)
+    sc = build(
+        pd.concat([stages, north], ignore_index=True),
+        deals_frame(["A", "B", "C"] * 4, 1000.0, region=["North", "South"] * 6),
+    )
+    out = apply_lever(sc, parse_lever("conversion:B+0.1@region=North")).stages
+    b = out[out["stage"] == "B"]
+    assert len(out) == 4 and len(b) == 2
+    assert b.loc[b["region"] == "North", "conversion"].tolist() == pytest.approx([0.4])
+    assert b.loc[b["region"].isna(), "conversion"].tolist() == [0.5]
+    # dwell is not set on the North row: it takes the funnel row's, changed.
+    out = apply_lever(sc, parse_lever("dwell:B*0.5@region=North")).stages
+    b = out[out["stage"] == "B"]
+    assert len(out) == 4
+    assert b.loc[b["region"] == "North", "dwell_days"].tolist() == [5.0]
+    assert b.loc[b["region"] == "North", "conversion"].tolist() == [0.3]
+    assert b.loc[b["region"].isna(), "dwell_days"].tolist() == [10.0]

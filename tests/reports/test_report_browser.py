@@ -1,24 +1,21 @@
 """The HTML report in a real browser: headless Chromium driven by selenium, network closed.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them) and the
-``selenium`` package (the ``test`` extra). Without them the test is skipped, unless
-``PIPESIM_REQUIRE_BROWSER=1`` (set by ``.ci/run``) makes their absence a failure.
+``selenium`` package (the ``test`` extra): see tests/browser.py.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
 import pipesim
+from browser import browser_or_skip
 from report_fixtures import EVIL_REGION, EVIL_STAGE, TARGET, make_results
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHARTS = (
     "fan-monthly",
     "fan-cumulative",
@@ -29,38 +26,6 @@ CHARTS = (
     "compare",
     "tornado",
 )
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1100,900",
-)
-
-
-def _browser_or_skip(tmp_path: Path):
-    missing = [p for p in (CHROMIUM, DRIVER) if not Path(p).exists()]
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        missing.append("the selenium package")
-    if missing:
-        reason = f"no browser to test with: {', '.join(missing)} missing"
-        if os.environ.get("PIPESIM_REQUIRE_BROWSER") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(DRIVER), options=options)
 
 
 def test_report_in_headless_chromium(tmp_path):
@@ -70,7 +35,7 @@ def test_report_in_headless_chromium(tmp_path):
     results = tmp_path / "results"
     make_results(results)
     page = pipesim.report(results, target=TARGET)[0]
-    driver = _browser_or_skip(tmp_path)
+    driver = browser_or_skip(tmp_path)
     try:
         driver.get(page.resolve().as_uri())
         assert driver.execute_script("return document.readyState") == "complete"
@@ -124,7 +89,7 @@ def test_backtest_page_in_headless_chromium(tmp_path):
     args = ["backtest", str(maven_crm_path()), "--format", "maven", "--cutoffs", "2017-05..2017-08"]
     res = CliRunner().invoke(main, [*args, "--trials", "100", "--out", str(out), "--report"])
     assert res.exit_code == 0, res.output
-    driver = _browser_or_skip(tmp_path)
+    driver = browser_or_skip(tmp_path)
     try:
         driver.get((out / "report.html").resolve().as_uri())
         errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]

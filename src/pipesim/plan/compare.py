@@ -13,6 +13,7 @@ from pipesim.plan import common_random_numbers
 from pipesim.plan.levers import Lever, apply_levers, gather_variants
 from pipesim.plan.plan_result import PlanResult, ScenarioLike, as_scenario, base_metadata, check_run
 from pipesim.progress import Progress
+from pipesim.scenario.scenario import Scenario
 
 COMPARE_COLUMNS = (
     "variant",
@@ -43,6 +44,12 @@ def levers_table(scenario: ScenarioLike) -> tuple[pd.DataFrame | None, str]:
 def total_revenue(revenue: np.ndarray, months: int | None = None) -> np.ndarray:
     """Whole-book revenue of each trial over the first ``months`` periods (all by default)."""
     return revenue[:, : months if months else revenue.shape[1], 0].sum(axis=1)
+
+
+def _stage_columns(base: Scenario, variants: Sequence[Scenario]) -> tuple[str, ...]:
+    """The stages table's columns the base is run with next to these variants."""
+    aligned = common_random_numbers.align_stage_columns([base, *variants])
+    return tuple(map(str, aligned[0].stages.columns))
 
 
 def compare_totals(totals: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -81,6 +88,7 @@ def compare(
     seed: int = 0,
     levers_frame: pd.DataFrame | None = None,
     progress: bool = False,
+    memo: dict[tuple[object, ...], np.ndarray] | None = None,
 ) -> PlanResult:
     """Run the base scenario and every lever variant on common random numbers.
 
@@ -97,6 +105,11 @@ def compare(
         A levers table given directly (instead of the folder's ``levers.parquet``).
     progress : bool
         Show a bar counting the trials of every run on stderr (after ~2 s, terminals only).
+    memo : dict, optional
+        Runs kept between calls on one scenario (the planning page's): the base's totals
+        and, for lead-only variants, the open book's rows, keyed by what they depend on
+        (trials, seed, the stage columns the variants give the base). The same bits as
+        without it; pass a new dict for another scenario.
 
     Returns
     -------
@@ -119,13 +132,22 @@ def compare(
     leads_only = [
         bool(lvs) and all(lv.quantity == "leads" for lv in lvs) for lvs in variants.values()
     ]
+    memo = {} if memo is None else memo
+    key = (trials, seed, _stage_columns(sc, scenarios))
     with Progress((1 + len(pvs)) * trials, enabled=progress, desc="compare") as bar:
-        book = common_random_numbers.open_book(pb, trials, seed) if any(leads_only) else None
-        if book is None:
-            base_rev = common_random_numbers.run(pb, trials, seed, bar)[0]
-        else:
-            base_rev = common_random_numbers.with_leads(book, pb, seed, bar)[0]
-        totals = {"base": total_revenue(base_rev)}
+        book = None
+        if any(leads_only):
+            if ("book", *key) not in memo:
+                rev, won = common_random_numbers.open_book(pb, trials, seed)
+                memo["book", *key], memo["book_won", *key] = rev, won
+            book = (memo["book", *key], memo["book_won", *key])
+        if ("base", *key) not in memo:
+            if book is None:
+                base_rev = common_random_numbers.run(pb, trials, seed, bar)[0]
+            else:
+                base_rev = common_random_numbers.with_leads(book, pb, seed, bar)[0]
+            memo["base", *key] = total_revenue(base_rev)
+        totals = {"base": memo["base", *key]}
         for name, pv, reuse in zip(variants, pvs, leads_only, strict=True):
             if book is not None and reuse:
                 rev = common_random_numbers.with_leads(book, pv, seed, bar)[0]

@@ -272,6 +272,7 @@ def _apply_stages(scenario: Scenario, lever: Lever) -> Scenario:
     want = dict(lever.segment)
     records: list[dict[str, Any]] = stages.to_dict("records")  # type: ignore[assignment]
     new_rows: list[dict[str, Any]] = []
+    filled: set[int] = set()  # the segment's own rows given the change of a wider row
     for stage in targets:
         rows = [i for i in range(len(records)) if records[i]["stage"] == stage]
         for i in rows:
@@ -281,6 +282,8 @@ def _apply_stages(scenario: Scenario, lever: Lever) -> Scenario:
                 continue  # another segment's override: untouched
             if all(cond.get(c) == v for c, v in want.items()):
                 # The row already applies only inside the segment: change it in place.
+                if i in filled:
+                    continue
                 if not pd.isna(row[param]) or (param == "loss_days" and not cond):
                     row[param] = float(lever.change(np.array([row[param]]))[0])
                 continue
@@ -302,6 +305,14 @@ def _apply_stages(scenario: Scenario, lever: Lever) -> Scenario:
                 copy["loss_cv"], copy["loss_dist"] = np.nan, None
                 if "loss_recorded" in copy:
                     copy["loss_recorded"] = np.nan
+            own = [j for j in rows if _same_row(copy, records[j], segs)]
+            if own:
+                # The segment has its own row: it carries the change (changed in place when
+                # it sets the quantity; given this row's value, changed, when it sets none).
+                if pd.isna(records[own[0]][param]) and own[0] not in filled:
+                    records[own[0]][param] = copy[param]
+                    filled.add(own[0])
+                continue
             if not any(_same_row(copy, r, segs) for r in new_rows):
                 new_rows.append(copy)
     new = pd.DataFrame(records + new_rows, columns=list(stages.columns))
@@ -364,3 +375,34 @@ def gather_variants(
         except InputError as exc:
             raise InputError(f"variant {name!r}: {exc}") from None
     return variants
+
+
+def variant_rows(name: str, levers: Sequence[Lever]) -> pd.DataFrame:
+    """One variant's levers as ``levers.parquet`` rows (what :func:`levers_from_frame` reads).
+
+    Columns ``variant``, ``quantity``, ``how``, ``value``, ``stage`` (null: all stages),
+    then one column per segment a lever names (null on the other levers' rows).
+    """
+    if not name.strip() or name.strip() == "base":
+        raise InputError(
+            f"variant name {name!r}: give the variant a name other than 'base' (the unchanged "
+            "scenario) and not empty.",
+            parameters=("variant",),
+        )
+    segs = list(dict.fromkeys(c for lv in levers for c, _ in lv.segment))
+    rows = []
+    for lv in levers:
+        row: dict[str, Any] = {
+            "variant": name.strip(),
+            "quantity": lv.quantity,
+            "how": lv.how,
+            "value": float(lv.value),
+            "stage": lv.stage,
+        }
+        row |= {c: dict(lv.segment).get(c) for c in segs}
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=[*LEVER_COLUMNS, *segs])
+    for col in ("variant", "quantity", "how", "stage", *segs):
+        frame[col] = frame[col].astype(object)
+    frame["value"] = frame["value"].astype(np.float64)
+    return frame

@@ -205,16 +205,21 @@ def _odds(odds: pd.DataFrame) -> str:
 
 def render_html(data: ReportData, charts: list[Chart]) -> str:
     """The whole report as one HTML string."""
-    by_id = {c.id: c for c in charts}
     name = data.settings.get("scenario_name") or data.folder.name
-    cur = data.currency
     parts = [
         f"<h1>pipesim report: {esc(name)}</h1>",
         f'<p class="sub">as of {esc(data.settings.get("as_of", ""))} · {len(data.periods)} months'
         f" · revenue over the horizon</p>",
-        _cards(data),
-        f'<p class="read">{esc(READING)}</p>',
+        *report_sections(data, charts),
     ]
+    return page(f"pipesim report: {name}", parts)
+
+
+def report_sections(data: ReportData, charts: list[Chart]) -> list[str]:
+    """The report's body below its title: cards, charts and tables (also the planning page's)."""
+    by_id = {c.id: c for c in charts}
+    cur = data.currency
+    parts = [_cards(data), f'<p class="read">{esc(READING)}</p>']
     parts.append("<h2>Revenue</h2>")
     parts += [
         figure_html(by_id[i]) for i in ("fan-monthly", "fan-cumulative", "histogram") if i in by_id
@@ -270,4 +275,4 @@ def render_html(data: ReportData, charts: list[Chart]) -> str:
     notes = (*data.left_out, *data.skipped)
     if notes:
         parts.append('<p class="note">' + "<br>".join(esc(s) for s in notes) + "</p>")
-    return page(f"pipesim report: {name}", parts)
+    return parts
