@@ -210,3 +210,16 @@ def test_odds_table_in_full_or_of_the_pairs_held_gives_the_same_bits(monkeypatch
     monkeypatch.setattr(numba_engine, "ODDS_TABLE", 0)
     held = pipesim.simulate(sc, trials=300, seed=9, by="cohort").revenue
     np.testing.assert_array_equal(full, held)
+
+
+def test_deals_without_the_arrivals_segment_columns_take_the_market_shock_with_a_note():
+    sc = _scenario()
+    arrivals = sc.arrivals.rename(columns={"region": "channel"})
+    other = build(
+        sc.stages, sc.deals, arrivals, as_of=AS_OF, horizon_months=1, market_shock_sd=MARKET,
+        calibrated=True,
+    )  # fmt: skip
+    prepared = prepare(other)
+    assert any("no channel column" in note for note in prepared.notes), prepared.notes
+    assert len(prepared.deal_shocks.seg_key) == 1  # the market's only
+    assert prepared.deal_shocks.active
