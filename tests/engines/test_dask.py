@@ -137,6 +137,21 @@ def test_engine_dask_fast_gives_engine_fast_bits(cluster, demo):
     np.testing.assert_array_equal(a.won, b.won)
 
 
+def test_open_deals_odds_shocks_give_the_local_bits_on_the_cluster(cluster, demo):
+    # Each deal's stage-entry month and segment pick its odds shock on the workers too.
+    _, client = cluster
+    arrivals = demo.arrivals.assign(segment_shock_sd=0.2)
+    sc = pipesim.make_scenario(
+        demo.stages, demo.deals, arrivals, as_of=demo.as_of, horizon_months=6,
+        market_shock_sd=0.4, shock_persistence=0.5, calibrated=True,
+    )  # fmt: skip
+    for engine, local in (("dask", "numba"), ("dask-fast", "fast")):
+        a = pipesim.simulate(sc, trials=200, seed=5, engine=engine, client=client).revenue
+        np.testing.assert_array_equal(
+            a, pipesim.simulate(sc, trials=200, seed=5, engine=local).revenue
+        )
+
+
 def test_a_book_on_disk_changed_since_loading_is_a_clear_error(cluster, demo_copy):
     _, client = cluster
     book = pipesim.load_scenario(demo_copy, deals_in_memory=False, chunk=CHUNK)
