@@ -11,7 +11,7 @@ from scipy import stats
 import pipesim
 from conftest import Z, build, deals_frame, stages_frame
 from pipesim.cli import main
-from pipesim.reports.forecast_call import forecast_call
+from pipesim.reports.forecast_call import forecast_call, won_label
 from pipesim.scenario.fiscal import FiscalCalendar
 from pipesim.scenario.forecast_category import canonical
 
@@ -86,6 +86,7 @@ def test_the_fiscal_quarter_of_as_of_with_its_revenue_already_won():
     assert call["quarter"] == "FY2027-Q4" and not bool(call["complete"])
     assert str(call["start"]) == "2026-11-01" and str(call["end"]) == "2027-01-31"
     assert call["booked"] == 250.0 and plain["booked"] == 0.0
+    assert won_label(call) == "won 2026-11-01 to 2026-12-31"  # the days booked, as_of's excluded
     assert (call["commit"], call["commit_best_case"]) == (650.0, 950.0)
     assert call["weighted_pipeline"] == plain["weighted_pipeline"]  # open deals only
     for c in ("mean", "p10", "p50", "p90"):
@@ -125,7 +126,7 @@ def test_run_writes_forecast_call_parquet_and_prints_the_call(tmp_path):
     assert "Forecast call, FY2027-Q1" in res.output and "P(revenue >= Commit)" in res.output
     table = pd.read_parquet(out / "forecast_call.parquet")
     assert list(table.columns) == [
-        "quarter", "start", "end", "complete", "booked", "commit", "commit_best_case",
+        "quarter", "start", "end", "as_of", "complete", "booked", "commit", "commit_best_case",
         "weighted_pipeline", "commit_deals", "best_case_deals", "mean", "p10", "p50", "p90",
         "p_commit",
     ]  # fmt: skip

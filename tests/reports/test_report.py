@@ -366,7 +366,7 @@ def test_the_forecast_call_in_the_report_workbook_and_csv(tmp_path):
     section = section[: section.index("<h2>", 4)]
     cells = dict(re.findall(r'<tr><td>([^<]*)</td><td class="n">([^<]*)</td></tr>', section))
     assert cells == {
-        "won before as_of (in Commit and the model)": "250 EUR",
+        "won 2027-01-01 to 2027-01-09 (in Commit and the model)": "250 EUR",
         "Commit (4 open deals)": "650 EUR",
         "Commit + Best Case (3 Best Case deals)": "950 EUR",
         "weighted pipeline (Omitted left out)": "600 EUR",

@@ -27,6 +27,7 @@ COLUMNS = (
     "quarter",
     "start",
     "end",
+    "as_of",
     "complete",
     "booked",
     "commit",
@@ -46,9 +47,9 @@ def forecast_call(result: Result) -> pd.DataFrame | None:
     """One row: the quarter, the reps' call and the model's (None: no deal has a category).
 
     Columns :data:`COLUMNS`: ``quarter`` (the fiscal quarter, ``FY2027-Q1``), ``start``
-    and ``end`` (its first and last day), ``complete`` (false when as_of is after its
-    first day or the horizon ends before its last), ``booked`` (revenue already won in
-    it before as_of), ``commit`` (booked + the open Commit deals' amounts),
+    and ``end`` (its first and last day), ``as_of`` (the scenario's), ``complete`` (false
+    when as_of is after its first day or the horizon ends before its last), ``booked``
+    (revenue already won in it before as_of), ``commit`` (booked + the open Commit deals' amounts),
     ``commit_best_case`` (commit + Best Case), ``weighted_pipeline`` (open deals),
     ``commit_deals``, ``best_case_deals`` (open deals), the model's ``mean``, ``p10``,
     ``p50``, ``p90`` of the quarter's revenue (booked included) and ``p_commit`` =
@@ -81,6 +82,7 @@ def forecast_call(result: Result) -> pd.DataFrame | None:
             "quarter": [window.label],
             "start": [window.start],
             "end": [window.end],
+            "as_of": [sc.as_of],
             "complete": [window.complete],
             "booked": [already],
             "commit": [commit],
@@ -96,3 +98,9 @@ def forecast_call(result: Result) -> pd.DataFrame | None:
             "p_commit": [float((np.round(totals, 2) >= round(commit, 2)).mean())],
         }
     )
+
+
+def won_label(call_row: pd.Series) -> str:
+    """The booked row's label, ``won 2027-01-01 to 2027-01-09``: the quarter's days before as_of."""
+    last = pd.Timestamp(call_row["as_of"]) - pd.Timedelta(days=1)
+    return f"won {pd.Timestamp(call_row['start']):%Y-%m-%d} to {last:%Y-%m-%d}"

@@ -12,6 +12,7 @@ import pandas as pd
 
 from pipesim.reports import html_plans
 from pipesim.reports.charts import MAX_PANELS, Chart
+from pipesim.reports.forecast_call import won_label
 from pipesim.reports.html_parts import cards, esc, figure_html, html_table, money, page
 from pipesim.reports.results_folder import QUOTA_NEEDS, ReportData
 from pipesim.simulation.reaching import share_reaching
@@ -101,7 +102,7 @@ def _call(call: pd.DataFrame, currency: str) -> str:
         ["P(revenue ≥ Commit)", percent(r["p_commit"])],
     ]
     if r["booked"]:
-        rows.insert(0, ["won before as_of (in Commit and the model)", money(r["booked"], currency)])
+        rows.insert(0, [f"{won_label(r)} (in Commit and the model)", money(r["booked"], currency)])
     cut = "" if r["complete"] else "; part of the quarter: from as_of, or cut by the horizon"
     note = (
         f'<p class="note">{esc(r["start"])} – {esc(r["end"])}{cut}. The call is what the CRM '

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pipesim.prepare.loss_clock import odds_by_age
-from pipesim.reports.forecast_call import forecast_call
+from pipesim.reports.forecast_call import forecast_call, won_label
 from pipesim.reports.funnel_table import funnel_table
 from pipesim.simulation.attainment import ATTAIN_COLUMNS
 from pipesim.simulation.precision import FLAG_ABOVE, relative_error
@@ -276,9 +276,7 @@ def call_block(call: pd.DataFrame, currency: str = "") -> list[str]:
         ["P(revenue >= Commit)", percent(r["p_commit"]), ""],
     ]  # fmt: skip
     if r["booked"]:
-        rows.insert(
-            0, ["won before as_of", money(r["booked"], currency), "in Commit and the model"]
-        )
+        rows.insert(0, [won_label(r), money(r["booked"], currency), "in Commit and the model"])
     return [
         f"Forecast call, {r['quarter']} ({r['start']} to {r['end']}){cut}",
         table(["", "revenue", ""], rows, left=1),
