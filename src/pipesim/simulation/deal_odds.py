@@ -1,0 +1,188 @@
+"""Each open deal's odds, from the trials of a run: win, win this quarter, revenue, median date.
+
+:func:`deal_odds` replays the per-deal engine's draws of trials ``0 .. trials`` deal
+by deal (:mod:`pipesim.kernels.deal_odds`): the numbers describe the very trials
+behind the run's summary when its engine is ``numba`` or ``dask`` (the same bits);
+other engines draw otherwise and are refused. Monte Carlo, not closed forms: a
+deal's chance to win within the horizon has no closed form once its stages' clocks
+are gamma, aged or paced, and booking slips and currencies are the engine's own.
+
+Columns of the table (one row per open deal, in the book's order):
+
+- ``deal_id``, ``stage``, the deals' segment columns, ``amount`` (as given, in the
+  deal's currency), ``days_in_stage``;
+- ``p_win``: share of trials in which the deal is won and booked inside the horizon;
+- ``p_win_quarter``: share in which it is booked in the current fiscal quarter (the
+  quarter of as_of, from as_of to its end, the months ``quarters.parquet`` sums);
+- ``expected_revenue`` / ``expected_revenue_quarter``: mean booked value over all
+  trials (0 in a trial without a win), in the company currency at the won day's rate;
+- ``close_p50``: the median won date given a win booked inside the horizon, from a
+  per-deal histogram by day of the horizon (the first day by which half its wins
+  happened); empty when ``p_win`` is 0.
+
+Memory: the output table and five counters per deal, plus the won-day histograms
+of the chunks in flight (``lanes x chunk x horizon days x 4`` bytes: 8 x 256 x 366 x 4
+= 3 MB for a year), never trials x deals; the book is read ``DEAL_CHUNK`` rows at a
+time (``pwin`` adds trials x stages x 8 bytes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import numba
+import numpy as np
+import pandas as pd
+
+from pipesim.errors import InputError
+from pipesim.kernels import trial
+from pipesim.kernels.deal_odds import count_deal_odds
+from pipesim.kernels.streams import seed_bits
+from pipesim.kernels.tables import DealTable
+from pipesim.prepare.kernel_inputs import DealContext, prepare_context, prepare_deals
+from pipesim.scenario.calendar import period_bounds
+from pipesim.scenario.keys import deal_keys
+from pipesim.scenario.scenario import DEAL_CHUNK, Scenario
+from pipesim.simulation.quarters import Window, fiscal_windows
+
+# Engines whose trials are the per-deal kernel's bits (deal odds replay those draws).
+SAME_DRAWS = ("numba", "dask")
+CHUNK = 256  # deals per lane: a lane's histogram is CHUNK x horizon days
+ODDS_COLUMNS = (
+    "p_win",
+    "p_win_quarter",
+    "expected_revenue",
+    "expected_revenue_quarter",
+    "close_p50",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class DealOdds:
+    """Each open deal's odds (``table``, see the module) and the quarter they count."""
+
+    table: pd.DataFrame
+    quarter: str  # FY2027-Q1
+    quarter_start: dt.date  # as_of when the quarter is under way
+    quarter_end: dt.date
+    trials: int
+
+
+def check_engine(engine: str) -> None:
+    """Refuse an engine whose trials are not the per-deal kernel's draws."""
+    if engine not in SAME_DRAWS:
+        raise InputError(
+            f"engine={engine!r} with deal_odds=True: each deal's odds replay the per-deal "
+            f"engine's draws, which only {' and '.join(SAME_DRAWS)} use ({engine} draws "
+            "otherwise, so the odds would not be of the summary's trials). Run with "
+            "engine='numba' (or 'dask'), or without deal_odds.",
+            parameters=("engine", "deal_odds"),
+        )
+
+
+def current_quarter(scenario: Scenario) -> Window:
+    """The fiscal quarter of as_of (from as_of on), as ``quarters.parquet`` counts it."""
+    return next(w for w in fiscal_windows(scenario) if w.quarter >= 1)
+
+
+def deal_odds(
+    scenario: Scenario,
+    trials: int,
+    seed: int,
+    *,
+    chunk: int = CHUNK,
+    lanes: int | None = None,
+    deal_chunk: int = DEAL_CHUNK,
+) -> DealOdds:
+    """Each open deal's odds over trials ``0 .. trials`` of ``seed`` (see the module).
+
+    ``chunk``, ``lanes`` (chunks at a time; default 4 x threads) and ``deal_chunk``
+    (rows read at a time) change memory and speed, never the numbers.
+    """
+    context = prepare_context(scenario)
+    prepared = context.prepared
+    funnel = prepared.funnel
+    pwin = np.empty((trials, funnel.n_cells))
+    trial.trial_win_probabilities(seed_bits(seed), 0, funnel, pwin)
+    window = current_quarter(scenario)
+    in_window = np.zeros(len(prepared.periods), dtype=np.uint8)
+    in_window[window.periods] = 1
+    lanes = lanes or 4 * numba.get_num_threads()
+    shown = [c for c in ("deal_id", "stage", *scenario.deal_segments, "amount", "days_in_stage")]
+    columns = list(dict.fromkeys([*context.deal_columns, *shown]))
+    conv: np.ndarray | None = None
+    frames = []
+    for rows in scenario.deal_chunks(deal_chunk, columns=columns):
+        deals = prepare_deals(context, rows)
+        if conv is None and bool(np.any(deals.survival_ratio != 1.0)):
+            conv = np.empty((trials, funnel.n_cells))
+            trial.trial_conversions(seed_bits(seed), 0, funnel, conv)
+        counts = _count(context, deals, seed, pwin, conv, in_window, chunk, lanes)
+        back = np.empty(deals.rows, dtype=np.int64)
+        back[_table_order(rows, deals)] = np.arange(deals.rows)
+        frame = rows[shown].reset_index(drop=True)
+        wins, wins_q, revenue, revenue_q, median = (c[back] for c in counts)
+        frame["p_win"] = wins / trials
+        frame["p_win_quarter"] = wins_q / trials
+        frame["expected_revenue"] = revenue / trials
+        frame["expected_revenue_quarter"] = revenue_q / trials
+        frame["close_p50"] = _dates(scenario, prepared.bounds, median)
+        frames.append(frame)
+    if frames:
+        table = pd.concat(frames, ignore_index=True)
+    else:
+        table = pd.DataFrame({c: pd.Series(dtype=object) for c in shown})
+        for c in ODDS_COLUMNS:
+            table[c] = pd.Series(dtype="datetime64[s]" if c == "close_p50" else float)
+    return DealOdds(
+        table=table,
+        quarter=window.label,
+        quarter_start=max(window.start, scenario.as_of),
+        quarter_end=window.end,
+        trials=trials,
+    )
+
+
+def _count(
+    context: DealContext,
+    deals: DealTable,
+    seed: int,
+    pwin: np.ndarray,
+    conv: np.ndarray | None,
+    in_window: np.ndarray,
+    chunk: int,
+    lanes: int,
+) -> tuple[np.ndarray, ...]:
+    """The kernel's five counters for one table of deals (in the table's order)."""
+    prepared = context.prepared
+    n = deals.rows
+    wins = np.zeros(n, dtype=np.int64)
+    wins_q = np.zeros(n, dtype=np.int64)
+    revenue = np.zeros(n)
+    revenue_q = np.zeros(n)
+    median = np.full(n, -1, dtype=np.int64)
+    if n:
+        count_deal_odds(
+            seed_bits(seed), 0, pwin, np.ones((1, 1)) if conv is None else conv,
+            *prepared.funnel.timing(), deals.key, deals.cell, deals.amount, deals.age,
+            deals.strip, deals.survival_ratio, deals.fx, prepared.day_period, prepared.slips,
+            prepared.day_rate, in_window, chunk, max(1, min(lanes, -(-n // chunk))),
+            wins, wins_q, revenue, revenue_q, median,
+        )  # fmt: skip
+    return wins, wins_q, revenue, revenue_q, median
+
+
+def _table_order(rows: pd.DataFrame, deals: DealTable) -> np.ndarray:
+    """order[j]: the row of ``rows`` that is row j of its kernel table (keys are unique)."""
+    keys = deal_keys(rows["deal_id"])
+    pos = np.argsort(keys, kind="stable")
+    return pos[np.searchsorted(keys[pos], deals.key)]
+
+
+def _dates(scenario: Scenario, clock: np.ndarray, day: np.ndarray) -> pd.Series:
+    """Clock days after as_of as dates (NaT for -1); paced clocks mapped back to the calendar."""
+    calendar = period_bounds(scenario.as_of, scenario.horizon_months, scenario.fiscal)
+    days = np.floor(np.interp(day.astype(float), clock, calendar)).astype(np.int64)
+    dates = np.datetime64(scenario.as_of, "D") + days.astype("timedelta64[D]")
+    return pd.Series(np.where(day >= 0, dates, np.datetime64("NaT")), dtype="datetime64[s]")
