@@ -101,6 +101,7 @@ def run_scenario(
     extend_arrivals: bool = False,
     precision: float | None = None,
     max_trials: int | None = None,
+    deal_odds: bool = False,
 ) -> Result:
     """Load a scenario folder (default: the bundled demo) and simulate it.
 
@@ -110,8 +111,11 @@ def run_scenario(
     year before (:mod:`pipesim.scenario.extend_arrivals`); the result's notes count them.
     ``trials="auto"`` (with ``precision`` and ``max_trials``) runs blocks of trials until the
     horizon's P10/P50/P90 are known within ``precision`` (see :func:`pipesim.simulate`).
+    ``deal_odds`` also counts each open deal's odds over the same trials
+    (``result.deal_odds``, :mod:`pipesim.simulation.deal_odds`; engine numba or dask).
     """
     from pipesim import progress
+    from pipesim.simulation import deal_odds as odds
 
     if threads is not None:
         set_threads(threads)
@@ -121,6 +125,8 @@ def run_scenario(
             f"not engine={engine}.",
             parameters=("address", "engine"),
         )
+    if deal_odds:
+        odds.check_engine(engine)
     path = Path(scenario) if scenario is not None else demo_path()
     loaded = scenario_folder.load_scenario(path)
     added = 0
@@ -141,6 +147,9 @@ def run_scenario(
         note = f"arrivals: {added} row(s) added for horizon months without new leads, "
         note += "each the same month a year before (or the latest month)."
         result = dataclasses.replace(result, notes=(*result.notes, note))
+    if deal_odds:
+        found = odds.deal_odds(loaded, result.trials_count, seed)
+        result = dataclasses.replace(result, deal_odds=found)
     return result
 
 
@@ -173,7 +182,9 @@ def write_results(
     the folder enough for ``pipesim report``. A scenario with loss clocks also gets
     ``odds.parquet`` (stage, age_days, odds: the chance to advance by age); one whose
     deals carry ``forecast_category`` gets ``forecast_call.parquet`` (the reps' call
-    next to the model's for the quarter of as_of, :mod:`pipesim.reports.forecast_call`).
+    next to the model's for the quarter of as_of, :mod:`pipesim.reports.forecast_call`);
+    a result with ``deal_odds`` gets ``deal_odds.parquet`` (each open deal's odds,
+    :mod:`pipesim.simulation.deal_odds`; its quarter in the metadata).
     """
     from pipesim.prepare.loss_clock import odds_curve
     from pipesim.reports.forecast_call import forecast_call
@@ -200,6 +211,11 @@ def write_results(
     call = forecast_call(result)
     if call is not None:
         tables["forecast_call"] = call
+    if result.deal_odds is not None:
+        tables["deal_odds"] = result.deal_odds.table
+        metadata["deal_odds_quarter"] = result.deal_odds.quarter
+        metadata["deal_odds_quarter_start"] = result.deal_odds.quarter_start.isoformat()
+        metadata["deal_odds_quarter_end"] = result.deal_odds.quarter_end.isoformat()
     return parquet.write_tables(out, tables, metadata)
 
 

@@ -272,6 +272,13 @@ def _run_options_auto(fn: Any) -> Any:
     help="Revenue target over the horizon, in the scenario's currency (e.g. 12000000): kept "
     "in the results' metadata, drawn in the report.",
 )
+@click.option(
+    "--deal-odds",
+    is_flag=True,
+    help="Also write OUT/deal_odds.parquet: each open deal's chance to win in the horizon and "
+    "in the current fiscal quarter, expected revenue and median won date, over the same "
+    "trials (engine numba or dask); prints the deals that carry the quarter and the oldest.",
+)
 @_quiet_json
 def run(
     scenario: Path | None,
@@ -288,6 +295,7 @@ def run(
     make_report: bool,
     extend_arrivals: bool,
     target: float | None,
+    deal_odds: bool,
     as_json: bool,
 ) -> None:
     """Simulate SCENARIO (a folder of Parquet files; default: the bundled demo).
@@ -295,7 +303,7 @@ def run(
     Prints mean, P10, P50 and P90 of revenue and won deals per month and
     cumulative, and writes OUT/summary.parquet, OUT/trials.parquet and
     OUT/funnel.parquet (OUT/forecast_call.parquet when deals carry forecast_category;
-    OUT/report.html with --report).
+    OUT/deal_odds.parquet with --deal-odds; OUT/report.html with --report).
     """
     with _working(notice=not (quiet or as_json)):
         if make_report:
@@ -312,6 +320,7 @@ def run(
             extend_arrivals=extend_arrivals,
             precision=precision,
             max_trials=max_trials,
+            deal_odds=deal_odds,
         )
         if as_json:
             click.echo(api.run_json(result))

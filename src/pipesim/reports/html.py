@@ -13,6 +13,7 @@ import pandas as pd
 from pipesim.reports import html_plans
 from pipesim.reports.charts import MAX_PANELS, Chart
 from pipesim.reports.forecast_call import won_label
+from pipesim.reports.html_deals import deals_section
 from pipesim.reports.html_parts import cards, esc, figure_html, html_table, money, page
 from pipesim.reports.results_folder import QUOTA_NEEDS, ReportData
 from pipesim.simulation.reaching import share_reaching
@@ -237,6 +238,11 @@ def report_sections(data: ReportData, charts: list[Chart]) -> list[str]:
         parts += [f"<h2>Forecast call: the reps' call and the model, {esc(quarter)}</h2>"]
         parts += [figure_html(by_id["forecast-call"])] if "forecast-call" in by_id else []
         parts.append(_call(data.forecast_call, cur))
+    if data.deal_odds is not None and len(data.deal_odds):
+        settings = data.file_settings.get("deal_odds", {})
+        quarter = settings.get("deal_odds_quarter", "the current quarter")
+        parts += [f"<h2>Deals that carry {esc(quarter)}</h2>"]
+        parts.append(deals_section(data.deal_odds, settings, cur))
     if data.funnel is not None:
         parts += ["<h2>Funnel</h2>"]
         parts += [figure_html(by_id["funnel"])] if "funnel" in by_id else []

@@ -24,6 +24,7 @@ RESULT_FILES = (
     "sensitivity",
     "odds",
     "forecast_call",
+    "deal_odds",
 )
 PLAN_FILES = ("target", "health", "drift")
 ODDS_NEEDS = ("stage", "age_days", "odds")
@@ -40,6 +41,10 @@ CALL_NEEDS = (
     *("weighted_pipeline", "commit_deals", "best_case_deals", "mean", "p10", "p50", "p90"),
     "p_commit",
 )
+DEAL_ODDS_NEEDS = (
+    *("deal_id", "stage", "amount", "days_in_stage", "p_win", "p_win_quarter"),
+    *("expected_revenue", "expected_revenue_quarter", "close_p50"),
+)
 NEEDS = {
     "quarters": QUARTER_NEEDS,
     "quota": QUOTA_NEEDS,
@@ -50,6 +55,7 @@ NEEDS = {
     "target": TARGET_NEEDS,
     "health": HEALTH_NEEDS,
     "drift": DRIFT_NEEDS,
+    "deal_odds": DEAL_ODDS_NEEDS,
 }
 WHOLE_BOOK = "All"
 # Files of other commands that a run's report never shows, and why.
@@ -94,6 +100,7 @@ class ReportData:
     quarters: pd.DataFrame | None = None
     quota: pd.DataFrame | None = None
     forecast_call: pd.DataFrame | None = None
+    deal_odds: pd.DataFrame | None = None  # each open deal's odds (run --deal-odds)
 
     def whole_quarters(self, metric: str) -> pd.DataFrame:
         """Whole-book rows of ``quarters.parquet`` for one metric (empty without the file)."""
@@ -165,7 +172,7 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
     ----------
     folder : path
         Holds ``summary.parquet`` (required); ``trials.parquet``, ``funnel.parquet``,
-        ``quarters.parquet``, ``quota.parquet``, ``forecast_call.parquet``,
+        ``quarters.parquet``, ``quota.parquet``, ``forecast_call.parquet``, ``deal_odds.parquet``,
         ``odds.parquet``, ``compare.parquet``, ``sensitivity.parquet``, ``target.parquet``,
         ``health.parquet`` and ``drift.parquet`` are used when present and of the same
         run: the same scenario fingerprint, trials and seed as ``summary.parquet``
@@ -261,6 +268,7 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
         quarters=optional["quarters"],
         quota=optional["quota"],
         forecast_call=optional["forecast_call"],
+        deal_odds=optional["deal_odds"],
     )
 
 

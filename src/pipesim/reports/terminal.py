@@ -10,6 +10,7 @@ import pandas as pd
 from pipesim.prepare.loss_clock import odds_by_age
 from pipesim.reports.forecast_call import forecast_call, won_label
 from pipesim.reports.funnel_table import funnel_table
+from pipesim.reports.top_deals import deals_text
 from pipesim.simulation.attainment import ATTAIN_COLUMNS
 from pipesim.simulation.precision import FLAG_ABOVE, relative_error
 from pipesim.simulation.quarters import QUARTER_COLUMNS
@@ -146,6 +147,8 @@ def run_report(result: Result) -> str:
             "Two clocks: the chance to advance of a deal still open at an age",
             odds_block(odds),
         ]
+    if result.deal_odds is not None:
+        out += ["", deals_text(result.deal_odds.table, result.deal_odds.quarter, sc.currency)]
     if result.by:
         full = result.summary(result.by)
         last = full[(full["cumulative"]) & (full["period"] == result.periods[-1])]

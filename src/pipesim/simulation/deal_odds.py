@@ -76,7 +76,7 @@ def check_engine(engine: str) -> None:
             f"engine={engine!r} with deal_odds=True: each deal's odds replay the per-deal "
             f"engine's draws, which only {' and '.join(SAME_DRAWS)} use ({engine} draws "
             "otherwise, so the odds would not be of the summary's trials). Run with "
-            "engine='numba' (or 'dask'), or without deal_odds.",
+            "engine='numba' (or 'dask'), or drop deal_odds=True.",
             parameters=("engine", "deal_odds"),
         )
 

@@ -13,6 +13,7 @@ from pipesim.scenario.quotas import owner_columns
 from pipesim.scenario.scenario import Scenario
 from pipesim.simulation.attainment import quota_table
 from pipesim.simulation.auto_trials import AutoOutcome
+from pipesim.simulation.deal_odds import DealOdds
 from pipesim.simulation.precision import QUANTILES, mean_se, quantile_se
 from pipesim.simulation.quarters import quarter_table
 
@@ -50,6 +51,7 @@ class Result:
     won: np.ndarray
     notes: tuple[str, ...] = ()
     auto: AutoOutcome | None = None  # how a trials="auto" run ended (None: trials as given)
+    deal_odds: DealOdds | None = None  # each open deal's odds over these trials, when asked
     _rerun: Callable[[tuple[str, ...]], Result] | None = dataclasses.field(default=None, repr=False)
     _cache: dict[tuple[str, ...], Result] = dataclasses.field(default_factory=dict, repr=False)
 
