@@ -269,6 +269,12 @@ OTHER_CASES = [
     ("run threads 0", _demo, [*RUN, "--threads", "0"], "--threads"),
     ("run target negative", _demo, [*RUN, "--target", "-5"], "--target"),
     ("run address without dask", _demo, [*RUN, "--address", "tcp://h:1"], "--address"),
+    (
+        "run deal odds on the fast engine",
+        _demo,
+        [*RUN, "--engine", "fast", "--deal-odds"],
+        "--engine 'fast' with --deal-odds",
+    ),
     ("run out is a file", _results, ["run", "--trials", "5", "--out", "{afile}"], "not a folder"),
     ("run no such scenario", _demo, ["run", "{out}/nope", "--out", "{out}"], "no such scenario"),
     ("run unknown option", _demo, [*RUN, "--colour"], "No such option"),

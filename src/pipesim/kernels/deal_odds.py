@@ -53,8 +53,7 @@ def count_deal_odds(
     slips: np.ndarray,
     day_rate: np.ndarray,
     in_window: np.ndarray,
-    chunk: int,
-    lanes: int,
+    hist: np.ndarray,
     out_wins: np.ndarray,
     out_wins_window: np.ndarray,
     out_revenue: np.ndarray,
@@ -70,19 +69,20 @@ def count_deal_odds(
     in a period of the window), ``out_revenue`` and ``out_revenue_window`` (the booked
     values, company currency, summed in trial order) and ``out_median_day`` (the
     first clock day by which at least half its wins were won; -1 with no win).
-    ``lanes`` chunks of ``chunk`` deals run at a time (their scratch and histograms
-    are made once, here).
+    ``hist`` [lane, chunk, day] (uint32, any content) holds the won days of the
+    ``lanes`` chunks of ``chunk`` deals that run at a time (their other scratch is made
+    once, here).
     """
     n_trials = pwin.shape[0]
     n_deals = key.shape[0]
     n_days = day_period.shape[0]
     end = float(n_days)
+    lanes, chunk = hist.shape[0], hist.shape[1]
     idx = np.empty((lanes, chunk), dtype=np.int64)
     state = np.empty((lanes, chunk), dtype=np.uint64)
     t = np.empty((lanes, chunk))
     dt = np.empty((lanes, chunk))
     bad = np.empty((lanes, chunk), dtype=np.uint8)
-    hist = np.empty((lanes, chunk, n_days), dtype=np.uint32)
     n_chunks = (n_deals + chunk - 1) // chunk
     for wave in range(0, n_chunks, lanes):
         for lane in prange(min(lanes, n_chunks - wave)):

@@ -67,6 +67,7 @@ class DealOdds:
     quarter_start: dt.date  # as_of when the quarter is under way
     quarter_end: dt.date
     trials: int
+    scratch_bytes: int = 0  # the largest won-day histograms held at once (lanes x chunk x days)
 
 
 def check_engine(engine: str) -> None:
@@ -113,12 +114,18 @@ def deal_odds(
     columns = list(dict.fromkeys([*context.deal_columns, *shown]))
     conv: np.ndarray | None = None
     frames = []
+    scratch = 0
     for rows in scenario.deal_chunks(deal_chunk, columns=columns):
         deals = prepare_deals(context, rows)
         if conv is None and bool(np.any(deals.survival_ratio != 1.0)):
             conv = np.empty((trials, funnel.n_cells))
             trial.trial_conversions(seed_bits(seed), 0, funnel, conv)
-        counts = _count(context, deals, seed, pwin, conv, in_window, chunk, lanes)
+        hist = np.empty(
+            (max(1, min(lanes, -(-deals.rows // chunk))), chunk, len(prepared.day_period)),
+            np.uint32,
+        )
+        scratch = max(scratch, hist.nbytes)
+        counts = _count(context, deals, seed, pwin, conv, in_window, hist)
         back = np.empty(deals.rows, dtype=np.int64)
         back[_table_order(rows, deals)] = np.arange(deals.rows)
         frame = rows[shown].reset_index(drop=True)
@@ -141,6 +148,7 @@ def deal_odds(
         quarter_start=max(window.start, scenario.as_of),
         quarter_end=window.end,
         trials=trials,
+        scratch_bytes=scratch,
     )
 
 
@@ -151,8 +159,7 @@ def _count(
     pwin: np.ndarray,
     conv: np.ndarray | None,
     in_window: np.ndarray,
-    chunk: int,
-    lanes: int,
+    hist: np.ndarray,
 ) -> tuple[np.ndarray, ...]:
     """The kernel's five counters for one table of deals (in the table's order)."""
     prepared = context.prepared
@@ -167,8 +174,7 @@ def _count(
             seed_bits(seed), 0, pwin, np.ones((1, 1)) if conv is None else conv,
             *prepared.funnel.timing(), deals.key, deals.cell, deals.amount, deals.age,
             deals.strip, deals.survival_ratio, deals.fx, prepared.day_period, prepared.slips,
-            prepared.day_rate, in_window, chunk, max(1, min(lanes, -(-n // chunk))),
-            wins, wins_q, revenue, revenue_q, median,
+            prepared.day_rate, in_window, hist, wins, wins_q, revenue, revenue_q, median,
         )  # fmt: skip
     return wins, wins_q, revenue, revenue_q, median
 
