@@ -21,9 +21,9 @@ Columns of the table (one row per open deal, in the book's order):
   happened); empty when ``p_win`` is 0.
 
 Memory: the output table and five counters per deal, plus the won-day histograms
-of the chunks in flight (``lanes x chunk x horizon days x 4`` bytes: 8 x 256 x 366 x 4
-= 3 MB for a year), never trials x deals; the book is read ``DEAL_CHUNK`` rows at a
-time (``pwin`` adds trials x stages x 8 bytes).
+of the chunks in flight (``lanes x chunk x horizon days x 4`` bytes, lanes 2 x threads:
+1024 x 365 x 4 x 2 = 3 MB per thread and year of horizon), never trials x deals; the
+book is read ``DEAL_CHUNK`` rows at a time (``pwin`` adds trials x stages x 8 bytes).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from pipesim.simulation.quarters import Window, fiscal_windows
 
 # Engines whose trials are the per-deal kernel's bits (deal odds replay those draws).
 SAME_DRAWS = ("numba", "dask")
-CHUNK = 256  # deals per lane: a lane's histogram is CHUNK x horizon days
+CHUNK = 1024  # deals per lane: a lane's histogram is CHUNK x horizon days
 ODDS_COLUMNS = (
     "p_win",
     "p_win_quarter",
@@ -98,7 +98,7 @@ def deal_odds(
 ) -> DealOdds:
     """Each open deal's odds over trials ``0 .. trials`` of ``seed`` (see the module).
 
-    ``chunk``, ``lanes`` (chunks at a time; default 4 x threads) and ``deal_chunk``
+    ``chunk``, ``lanes`` (chunks at a time; default 2 x threads) and ``deal_chunk``
     (rows read at a time) change memory and speed, never the numbers.
     """
     context = prepare_context(scenario)
@@ -109,7 +109,7 @@ def deal_odds(
     window = current_quarter(scenario)
     in_window = np.zeros(len(prepared.periods), dtype=np.uint8)
     in_window[window.periods] = 1
-    lanes = lanes or 4 * numba.get_num_threads()
+    lanes = lanes or 2 * numba.get_num_threads()
     shown = [c for c in ("deal_id", "stage", *scenario.deal_segments, "amount", "days_in_stage")]
     columns = list(dict.fromkeys([*context.deal_columns, *shown]))
     conv: np.ndarray | None = None
