@@ -11,12 +11,13 @@ import pytest
 from click.testing import CliRunner
 from scipy import integrate, stats
 
-import pipesim
 from conftest import Z, build, deals_frame, stages_frame
 from pipesim.cli import main
+from pipesim.engines import numba as numba_engine
 from pipesim.io.scenario_folder import write_scenario
+from pipesim.prepare.kernel_inputs import prepare
 from pipesim.scenario.calendar import period_bounds
-from pipesim.simulation.deal_odds import deal_odds
+from pipesim.simulation.deal_odds import current_quarter, deal_odds
 
 TRIALS = 20_000
 
@@ -110,10 +111,16 @@ def test_p_win_quarter_is_the_exponential_dwell_over_the_quarters_days():
 
 
 def _slipped_demo(demo):
+    return demo.replace(rush_slips=(0.3, 0.2), month_slips=(0.1,) * 12, calibrated=True)
+
+
+def _shocked_demo(demo):
+    # Odds shocks of the month a deal entered its stage: the market's and each arrivals
+    # segment's own, persistent from month to month.
     return demo.replace(
-        arrivals=demo.arrivals.iloc[0:0],
-        rush_slips=(0.3, 0.2),
-        month_slips=(0.1,) * 12,
+        arrivals=demo.arrivals.assign(segment_shock_sd=0.3),
+        market_shock_sd=0.4,
+        shock_persistence=0.5,
         calibrated=True,
     )
 
@@ -128,27 +135,37 @@ def _loss_clock_book():
     return build(stages, deals, horizon_months=6, calibrated=True)
 
 
-@pytest.mark.parametrize("book", ["slips", "loss clock"])
-def test_the_odds_add_up_to_the_summarys_open_deals(book, demo):
-    # The very trials of the summary: summed over deals, the wins are the open deals'
-    # won deals (exactly) over the horizon and over the quarter, and so is the revenue
-    # (up to the order of the float sums).
-    sc = _slipped_demo(demo) if book == "slips" else _loss_clock_book()
+BOOKS = {
+    "slips": _slipped_demo,
+    "shocks": _shocked_demo,
+    "loss clock": lambda _: _loss_clock_book(),
+}
+
+
+@pytest.mark.parametrize("book", list(BOOKS))
+def test_the_odds_add_up_to_the_open_deals_of_the_run(book, demo):
+    # The very trials of the run: summed over deals, the wins are the open deals' won
+    # deals (exactly) over the horizon and over the quarter, and so is the revenue (up
+    # to the order of the float sums). The run's open deals: the engine without arrivals.
+    sc = BOOKS[book](demo)
     trials = 400
-    result = pipesim.simulate(sc, trials, seed=11)
+    prepared = prepare(sc)
+    assert prepared.deal_shocks.active == (book == "shocks")
+    shape = (trials, len(prepared.periods), 1)
+    rev, won = np.zeros(shape), np.zeros(shape)
+    no_leads = prepared.arrivals.take(0, 0)
+    numba_engine.accumulate(prepared, prepared.deals, no_leads, 11, 0, rev, won)
     found = deal_odds(sc, trials, seed=11)
     odds = found.table
-    quarter = result.quarters()
-    quarter = quarter[quarter["quarter"] != "FY"].iloc[0]
-    assert f"{quarter['fiscal_year']}-{quarter['quarter']}" == found.quarter
-    months = [k for k, p in enumerate(result.periods) if p <= quarter["end"].strftime("%Y-%m")]
+    quarter = current_quarter(sc)
+    assert quarter.label == found.quarter
+    months = quarter.periods
     wins = np.rint(odds["p_win"] * trials).sum()
     wins_q = np.rint(odds["p_win_quarter"] * trials).sum()
-    assert wins == result.won[:, :, 0].sum()
-    assert wins_q == result.won[:, months, 0].sum()
-    total = result.revenue[:, :, 0].sum() / trials
-    np.testing.assert_allclose(odds["expected_revenue"].sum(), total, rtol=1e-12)
-    in_q = result.revenue[:, months, 0].sum() / trials
+    assert wins == won.sum()
+    assert wins_q == won[:, months].sum()
+    np.testing.assert_allclose(odds["expected_revenue"].sum(), rev.sum() / trials, rtol=1e-12)
+    in_q = rev[:, months].sum() / trials
     np.testing.assert_allclose(odds["expected_revenue_quarter"].sum(), in_q, rtol=1e-12)
     assert 0 < wins_q < wins
     assert list(odds["deal_id"]) == list(sc.deals["deal_id"])  # the book's order

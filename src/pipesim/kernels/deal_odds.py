@@ -24,7 +24,7 @@ from numba import prange
 from pipesim.kernels.batch_samplers import time_and_value
 from pipesim.kernels.jit import jit
 from pipesim.kernels.streams import branch, derive, to_unit
-from pipesim.kernels.trial import SLIP_KEY, booked, trial_state, win_probability
+from pipesim.kernels.trial import SLIP_KEY, booked, shifted, trial_state, win_probability
 
 
 @jit(parallel=True)
@@ -33,6 +33,7 @@ def count_deal_odds(
     trial0: int,
     pwin: np.ndarray,
     conv: np.ndarray,
+    shift: np.ndarray,
     n_stages: int,
     code: np.ndarray,
     p1: np.ndarray,
@@ -48,6 +49,7 @@ def count_deal_odds(
     age: np.ndarray,
     strip_of: np.ndarray,
     surv: np.ndarray,
+    column: np.ndarray,
     fx_of: np.ndarray,
     day_period: np.ndarray,
     slips: np.ndarray,
@@ -63,7 +65,9 @@ def count_deal_odds(
     """Count each deal's wins in trials ``trial0 .. trial0 + len(pwin)``, as the engine books them.
 
     Inputs as :func:`pipesim.kernels.per_deal.simulate_deals_two_clocks`'s (``conv``
-    may be 1 x 1 when every ``surv`` is 1), plus ``in_window`` [period] (uint8: the
+    may be 1 x 1 when every ``surv`` is 1; ``shift`` [trial, 1] of zeros and ``column``
+    all 0 without odds shocks: a deal's odds are then ``pwin``'s, as in
+    :func:`pipesim.kernels.per_deal.simulate_deals`), plus ``in_window`` [period] (uint8: the
     periods of the window, e.g. the current quarter). Fills, per deal: ``out_wins``
     (trials in which a win is booked inside the horizon), ``out_wins_window`` (booked
     in a period of the window), ``out_revenue`` and ``out_revenue_window`` (the booked
@@ -103,6 +107,7 @@ def count_deal_odds(
                     idx[lane, n_won] = d
                     state[lane, n_won] = ds
                     p = win_probability(pwin, conv, i, gs_of[d], n_stages, surv[d])
+                    p = shifted(p, shift[i, column[d]])
                     n_won += to_unit(ds) < p
                 # Pass 2: the winners, in runs of one group and stage.
                 w0 = 0

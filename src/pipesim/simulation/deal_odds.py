@@ -35,6 +35,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from pipesim.engines.numba import deal_shifts
 from pipesim.errors import InputError
 from pipesim.kernels import trial
 from pipesim.kernels.deal_odds import count_deal_odds
@@ -106,6 +107,7 @@ def deal_odds(
     funnel = prepared.funnel
     pwin = np.empty((trials, funnel.n_cells))
     trial.trial_win_probabilities(seed_bits(seed), 0, funnel, pwin)
+    shift = deal_shifts(prepared, seed, 0, trials)  # the open deals' odds shocks
     window = current_quarter(scenario)
     in_window = np.zeros(len(prepared.periods), dtype=np.uint8)
     in_window[window.periods] = 1
@@ -125,7 +127,7 @@ def deal_odds(
             np.uint32,
         )
         scratch = max(scratch, hist.nbytes)
-        counts = _count(context, deals, seed, pwin, conv, in_window, hist)
+        counts = _count(context, deals, seed, pwin, conv, shift, in_window, hist)
         back = np.empty(deals.rows, dtype=np.int64)
         back[_table_order(rows, deals)] = np.arange(deals.rows)
         frame = rows[shown].reset_index(drop=True)
@@ -158,6 +160,7 @@ def _count(
     seed: int,
     pwin: np.ndarray,
     conv: np.ndarray | None,
+    shift: np.ndarray,
     in_window: np.ndarray,
     hist: np.ndarray,
 ) -> tuple[np.ndarray, ...]:
@@ -171,9 +174,10 @@ def _count(
     median = np.full(n, -1, dtype=np.int64)
     if n:
         count_deal_odds(
-            seed_bits(seed), 0, pwin, np.ones((1, 1)) if conv is None else conv,
+            seed_bits(seed), 0, pwin, np.ones((1, 1)) if conv is None else conv, shift,
             *prepared.funnel.timing(), deals.key, deals.cell, deals.amount, deals.age,
-            deals.strip, deals.survival_ratio, deals.fx, prepared.day_period, prepared.slips,
+            deals.strip, deals.survival_ratio, deals.shock, deals.fx, prepared.day_period,
+            prepared.slips,
             prepared.day_rate, in_window, hist, wins, wins_q, revenue, revenue_q, median,
         )  # fmt: skip
     return wins, wins_q, revenue, revenue_q, median
