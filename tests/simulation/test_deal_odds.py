@@ -234,3 +234,18 @@ def test_run_deal_odds_writes_prints_and_reports(tmp_path):
     # Without the flag: no deal odds, nothing printed about them.
     plain = CliRunner().invoke(main, ["run", str(folder), "--trials", "50", "--out", str(out)])
     assert plain.exit_code == 0 and "Deals that carry" not in plain.output
+
+
+def test_a_book_without_open_deals_gets_an_empty_table(tmp_path):
+    stages = stages_frame([0.5, 0.6, 0.7])
+    arrivals = pd.DataFrame({"period": ["2027-01"], "leads": [5.0], "amount": [100.0]})
+    folder = tmp_path / "sc"
+    write_scenario(folder, build(stages, None, arrivals))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        main, ["run", str(folder), "--trials", "50", "--out", str(out), "--deal-odds"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "Deal odds: no open deal." in res.output
+    odds = pd.read_parquet(out / "deal_odds.parquet")
+    assert len(odds) == 0 and odds["p_win"].dtype == float and odds["amount"].dtype == float

@@ -115,7 +115,13 @@ def deal_odds(
     shown = [c for c in ("deal_id", "stage", *scenario.deal_segments, "amount", "days_in_stage")]
     columns = list(dict.fromkeys([*context.deal_columns, *shown]))
     conv: np.ndarray | None = None
-    frames = []
+    # The table column by column: each deal column's chunks, the odds filled in place
+    # (a whole-table concat would hold the table twice).
+    parts: dict[str, list[pd.Series]] = {c: [] for c in shown}
+    n = scenario.deal_count
+    odds = {c: np.empty(n) for c in ODDS_COLUMNS[:-1]}
+    median = np.empty(n, dtype=np.int64)
+    done = 0
     scratch = 0
     for rows in scenario.deal_chunks(deal_chunk, columns=columns):
         deals = prepare_deals(context, rows)
@@ -130,20 +136,26 @@ def deal_odds(
         counts = _count(context, deals, seed, pwin, conv, shift, in_window, hist)
         back = np.empty(deals.rows, dtype=np.int64)
         back[_table_order(rows, deals)] = np.arange(deals.rows)
-        frame = rows[shown].reset_index(drop=True)
-        wins, wins_q, revenue, revenue_q, median = (c[back] for c in counts)
-        frame["p_win"] = wins / trials
-        frame["p_win_quarter"] = wins_q / trials
-        frame["expected_revenue"] = revenue / trials
-        frame["expected_revenue_quarter"] = revenue_q / trials
-        frame["close_p50"] = _dates(scenario, prepared.bounds, median)
-        frames.append(frame)
-    if frames:
-        table = pd.concat(frames, ignore_index=True)
-    else:
-        table = pd.DataFrame({c: pd.Series(dtype=object) for c in shown})
-        for c in ODDS_COLUMNS:
-            table[c] = pd.Series(dtype="datetime64[s]" if c == "close_p50" else float)
+        for c in shown:
+            parts[c].append(rows[c].reset_index(drop=True))
+        here = slice(done, done + deals.rows)
+        wins, wins_q, revenue, revenue_q, median[here] = (c[back] for c in counts)
+        odds["p_win"][here] = wins / trials
+        odds["p_win_quarter"][here] = wins_q / trials
+        odds["expected_revenue"][here] = revenue / trials
+        odds["expected_revenue_quarter"][here] = revenue_q / trials
+        done += deals.rows
+    table = pd.DataFrame(
+        {
+            c: pd.concat(parts.pop(c), ignore_index=True)
+            if n
+            else pd.Series(dtype=float if c in ("amount", "days_in_stage") else object)
+            for c in shown
+        }
+    )
+    for c, values in odds.items():
+        table[c] = values
+    table["close_p50"] = _dates(scenario, prepared.bounds, median)
     return DealOdds(
         table=table,
         quarter=window.label,
