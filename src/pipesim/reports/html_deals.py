@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from pipesim.reports.html_parts import esc, html_table, money
-from pipesim.reports.top_deals import carry_line, close_text, segment_columns, top_deals
+from pipesim.reports.top_deals import carry_line, close_text, label, segment_columns, top_deals
 from pipesim.text_table import percent
 
 TOP_HTML = 20  # rows of the table
@@ -20,7 +20,7 @@ def deals_section(odds: pd.DataFrame, settings: dict[str, str], currency: str) -
         [
             r["deal_id"],
             r["stage"],
-            *("" if r[c] is None else r[c] for c in segs),
+            *(label(r[c]) for c in segs),
             money(r["amount"]),
             f"{r['days_in_stage']:,.0f}",
             percent(r["p_win_quarter"]),

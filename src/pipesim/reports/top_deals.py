@@ -6,6 +6,7 @@ terminal prints them here, the HTML report draws the first (:mod:`pipesim.report
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from pipesim.text_table import money, percent, table
@@ -31,13 +32,19 @@ def segment_columns(odds: pd.DataFrame) -> list[str]:
 
 def top_deals(odds: pd.DataFrame, n: int = TOP) -> pd.DataFrame:
     """The ``n`` deals of highest expected revenue this quarter (ties: the book's order)."""
-    carry = odds[odds["expected_revenue_quarter"] > 0]
-    return carry.sort_values("expected_revenue_quarter", ascending=False, kind="stable").head(n)
+    values = odds["expected_revenue_quarter"].to_numpy()
+    first = np.argsort(-values, kind="stable")[:n]  # rows picked, not the book sorted
+    return odds.iloc[first[values[first] > 0]]
 
 
 def oldest_deals(odds: pd.DataFrame, n: int = TOP) -> pd.DataFrame:
     """The ``n`` deals longest in their stage (ties: the book's order)."""
-    return odds.sort_values("days_in_stage", ascending=False, kind="stable").head(n)
+    return odds.iloc[np.argsort(-odds["days_in_stage"].to_numpy(), kind="stable")[:n]]
+
+
+def label(value: object) -> str:
+    """A stage or segment value as text ("-" when missing)."""
+    return "-" if value is None or (isinstance(value, float) and value != value) else str(value)
 
 
 def close_text(value: object) -> str:
@@ -71,7 +78,7 @@ def deals_text(odds: pd.DataFrame, quarter: str, currency: str = "") -> str:
         [
             str(r["deal_id"]),
             str(r["stage"]),
-            *(str(r[c]) for c in segs),
+            *(label(r[c]) for c in segs),
             money(r["amount"]),
             percent(r["p_win_quarter"]),
             money(r["expected_revenue_quarter"]),
@@ -89,7 +96,7 @@ def deals_text(odds: pd.DataFrame, quarter: str, currency: str = "") -> str:
         [
             str(r["deal_id"]),
             str(r["stage"]),
-            *(str(r[c]) for c in segs),
+            *(label(r[c]) for c in segs),
             f"{r['days_in_stage']:,.0f}",
             money(r["amount"]),
             percent(r["p_win_quarter"]),

@@ -9,8 +9,8 @@ are gamma, aged or paced, and booking slips and currencies are the engine's own.
 
 Columns of the table (one row per open deal, in the book's order):
 
-- ``deal_id``, ``stage``, the deals' segment columns, ``amount`` (as given, in the
-  deal's currency), ``days_in_stage``;
+- ``deal_id``, ``stage``, the deals' segment columns (these two as categories),
+  ``amount`` (as given, in the deal's currency), ``days_in_stage``;
 - ``p_win``: share of trials in which the deal is won and booked inside the horizon;
 - ``p_win_quarter``: share in which it is booked in the current fiscal quarter (the
   quarter of as_of, from as_of to its end, the months ``quarters.parquet`` sums);
@@ -34,6 +34,7 @@ import datetime as dt
 import numba
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from pipesim.engines.numba import deal_shifts
 from pipesim.errors import InputError
@@ -50,6 +51,7 @@ from pipesim.simulation.quarters import Window, fiscal_windows
 # Engines whose trials are the per-deal kernel's bits (deal odds replay those draws).
 SAME_DRAWS = ("numba", "dask")
 CHUNK = 1024  # deals per lane: a lane's histogram is CHUNK x horizon days
+PLAIN = ("deal_id", "amount", "days_in_stage")  # deal columns kept as they are (others: categories)
 ODDS_COLUMNS = (
     "p_win",
     "p_win_quarter",
@@ -137,7 +139,10 @@ def deal_odds(
         back = np.empty(deals.rows, dtype=np.int64)
         back[_table_order(rows, deals)] = np.arange(deals.rows)
         for c in shown:
-            parts[c].append(rows[c].reset_index(drop=True))
+            part = rows[c].reset_index(drop=True)
+            # Stages and segments as categories: one Python string per row would cost
+            # ~50 bytes a cell on a 10-million-deal book.
+            parts[c].append(part if c in PLAIN else part.astype("category"))
         here = slice(done, done + deals.rows)
         wins, wins_q, revenue, revenue_q, median[here] = (c[back] for c in counts)
         odds["p_win"][here] = wins / trials
@@ -147,7 +152,7 @@ def deal_odds(
         done += deals.rows
     table = pd.DataFrame(
         {
-            c: pd.concat(parts.pop(c), ignore_index=True)
+            c: _joined(parts.pop(c))
             if n
             else pd.Series(dtype=float if c in ("amount", "days_in_stage") else object)
             for c in shown
@@ -193,6 +198,13 @@ def _count(
             prepared.day_rate, in_window, hist, wins, wins_q, revenue, revenue_q, median,
         )  # fmt: skip
     return wins, wins_q, revenue, revenue_q, median
+
+
+def _joined(parts: list[pd.Series]) -> pd.Series:
+    """Chunks of one column as one (categories merged)."""
+    if isinstance(parts[0].dtype, pd.CategoricalDtype):
+        return pd.Series(union_categoricals(parts, sort_categories=True))
+    return pd.concat(parts, ignore_index=True)
 
 
 def _table_order(rows: pd.DataFrame, deals: DealTable) -> np.ndarray:
