@@ -84,8 +84,10 @@ def differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _dates(values: np.ndarray) -> np.ndarray:
     """Values as days (NaT where missing or not a date)."""
+    if not len(values):
+        return np.empty(0, dtype="datetime64[D]")
     days = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce", format="mixed")
-    return days.dt.tz_localize(None).to_numpy(dtype="datetime64[D]") if len(days) else days
+    return days.dt.tz_localize(None).to_numpy(dtype="datetime64[D]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,7 +188,9 @@ def changes(
             if c in cols:
                 own[moved[step]] = step
         owner[c] = own
-        timed |= (own == "time") & both & differs(left[c].to_numpy(object), right[c].to_numpy(object))
+        timed |= (
+            (own == "time") & both & differs(left[c].to_numpy(object), right[c].to_numpy(object))
+        )
     deals = {
         "won": len(won_deals),
         "lost": int(lost.sum()),

@@ -1,4 +1,4 @@
-"""What ``pipesim explain`` prints: the window's forecast from OLD to NEW as a waterfall of steps."""
+"""What ``pipesim explain`` prints: the window's forecast from OLD to NEW, step by step."""
 
 from __future__ import annotations
 

@@ -142,7 +142,9 @@ def render_movement_html(data: MovementData, charts: list[Chart]) -> str:
         rows.append(
             [r["step"], f"{int(r['deals']):,}", *(f"{r[f'delta_{k}']:+,.0f}" for k in LEVELS)]
         )
-    rows.append([f"NEW ({s.get('as_of', '')})", "", *(_money(data.level("new", k)) for k in LEVELS)])
+    rows.append(
+        [f"NEW ({s.get('as_of', '')})", "", *(_money(data.level("new", k)) for k in LEVELS)]
+    )
     parts = [
         f"<h1>pipesim explain: {esc(window)}</h1>",
         f'<p class="sub">Revenue in {esc(window)} ({esc(s.get("window_start", ""))} to '
