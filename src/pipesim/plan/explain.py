@@ -11,6 +11,8 @@ differs from the one before only where the step changed something. Each step's d
 the change of the window's mean, P10, P50 and P90 from the state before it; the last
 state is NEW, so the deltas add up to NEW minus OLD. Every state ends its horizon on the
 same day (NEW's, lengthened when the window ends later), so only its start moves.
+The one thing ``time`` draws anew is the monthly shocks on new leads: they are keyed by
+the month counted from as_of, so a later as_of gives a calendar month other shocks.
 
 The split depends on the order: a step applied later meets a book the earlier ones
 already changed (a lost deal's revenue is smaller after its parameters fell, say).
