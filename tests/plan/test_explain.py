@@ -220,3 +220,16 @@ def test_json_and_the_report_page(snaps, tmp_path):
     assert "a&lt;b&gt;&amp;c" in page and "a<b>" not in page
     res = CliRunner().invoke(main, ["report", str(out), "--xlsx", str(tmp_path / "x.xlsx")])
     assert res.exit_code == 2 and "movement.parquet" in res.output
+
+
+def test_a_fiscal_year_window_and_a_past_one(snaps, tmp_path):
+    moved = _explain(snaps / OLD, snaps / NEW, tmp_path / "out", "--window", "fy2017")
+    old, new = _quarter(snaps / OLD, "FY"), _quarter(snaps / NEW, "FY")
+    for k in STATS:  # the whole fiscal year: won since January included in both
+        assert moved[f"delta_{k}"].sum() == pytest.approx(new[k] - old[k], rel=1e-9, abs=1e-6)
+    res = CliRunner().invoke(
+        main,
+        ["explain", str(snaps / OLD), str(snaps / NEW), "--window", "FY2017-Q1", "--out",
+         str(tmp_path / "o")],
+    )  # fmt: skip
+    assert res.exit_code == 2 and "--window FY2017-Q1: ended (2017-03-31)" in res.output

@@ -43,9 +43,9 @@ from pipesim.plan.movement_steps import (
 from pipesim.plan.plan_result import PlanResult, as_scenario, base_metadata, check_run
 from pipesim.prepare.kernel_inputs import prepare
 from pipesim.progress import Progress
-from pipesim.scenario.fiscal import window_label
+from pipesim.scenario.booked import booked
+from pipesim.scenario.fiscal import FiscalCalendar, parse_window, window_label
 from pipesim.scenario.scenario import Scenario
-from pipesim.simulation.quarters import find_window
 
 MOVEMENT_COLUMNS = ("step", "deals", "delta_mean", "delta_p10", "delta_p50", "delta_p90")
 MAX_HORIZON = 240
@@ -91,17 +91,41 @@ def check_same_pipeline(old: Scenario, new: Scenario, names: tuple[str, str]) ->
         )
 
 
+def window_bounds(fiscal: FiscalCalendar, label: str) -> tuple[dt.date, dt.date] | None:
+    """First and last day of ``FY2027-Q2``, ``FY2027`` or a month ``2026-04`` (else None)."""
+    wanted = parse_window(label)
+    if wanted is not None:
+        fy, quarter = wanted
+        return fiscal.year_bounds(fy) if quarter == 0 else fiscal.quarter_bounds(fy, quarter)
+    if not (len(label) == 7 and label[4] == "-" and label[:4].isdigit() and label[5:].isdigit()):
+        return None
+    year, month = int(label[:4]), int(label[5:])
+    if not 1 <= month <= 12:
+        return None
+    for fy in (year, year + 1):  # the fiscal period standing for that month
+        for period in range(1, 13):
+            if fiscal.period_label(fy, period) == label:
+                return fiscal.period_bounds(fy, period)
+    return None  # pragma: no cover (every month has its period)
+
+
 def explain_window(new: Scenario, window: str | None) -> tuple[str, dt.date, dt.date]:
     """The window's label and first and last day (default: NEW's current fiscal quarter)."""
-    label = window or window_label(*new.fiscal.quarter_of(new.as_of))
-    # Any window of the next 20 years: the horizon is lengthened to cover it.
-    found = find_window(dataclasses.replace(new, horizon_months=MAX_HORIZON), label, "window")
-    if found.end < new.as_of:
+    label = (window or window_label(*new.fiscal.quarter_of(new.as_of))).strip().upper()
+    bounds = window_bounds(new.fiscal, label)
+    if bounds is None:
         raise InputError(
-            f"window={label}: ended before NEW's as_of ({new.as_of}); nothing to forecast.",
+            f"window={window!r}: not a fiscal quarter (FY2027-Q2), a fiscal year (FY2027) or "
+            "a month (2026-04).",
             parameters=("window",),
         )
-    return found.label, found.start, found.end
+    if bounds[1] < new.as_of:
+        raise InputError(
+            f"window={label}: ended ({bounds[1]}) before NEW's as_of ({new.as_of}); nothing is "
+            "left to forecast in it. Give a window that ends on or after it.",
+            parameters=("window",),
+        )
+    return label, bounds[0], bounds[1]
 
 
 def horizon_to(scenario: Scenario, as_of: dt.date, end: dt.date) -> int:
@@ -110,7 +134,11 @@ def horizon_to(scenario: Scenario, as_of: dt.date, end: dt.date) -> int:
     while scenario.fiscal.horizon_periods(as_of, n)[-1][2] < end:
         n += 1
         if n > MAX_HORIZON:
-            raise InputError(f"the window ends after {MAX_HORIZON} months from {as_of}.")
+            raise InputError(
+                f"window=: it ends ({end}) more than {MAX_HORIZON} months after {as_of}. "
+                "Give a nearer window.",
+                parameters=("window",),
+            )
     return n
 
 
@@ -149,23 +177,37 @@ def state_scenario(plan: _Plan, applied: frozenset[str]) -> Scenario:
     with warnings.catch_warnings():
         # The two snapshots' own warnings were shown when they were read.
         warnings.simplefilter("ignore", PipesimWarning)
-        return plan.old.replace(
-            deals=state_deals(plan.changes, applied),
-            **{name: getattr(params, name) for name in PARAMETER_FIELDS},
-            as_of=plan.new.as_of if timed else plan.old.as_of,
-            horizon_months=plan.horizon_new if timed else plan.horizon_old,
-            calibrated=plan.new.calibrated,
-            won=None,
-            quotas=None,
-        )
+        return _between(plan, applied, params, timed)
+
+
+def _between(plan: _Plan, applied: frozenset[str], params: Scenario, timed: bool) -> Scenario:
+    return plan.old.replace(
+        deals=state_deals(plan.changes, applied),
+        **{name: getattr(params, name) for name in PARAMETER_FIELDS},
+        as_of=plan.new.as_of if timed else plan.old.as_of,
+        horizon_months=plan.horizon_new if timed else plan.horizon_old,
+        calibrated=plan.new.calibrated,
+        won=None,
+        quotas=None,
+    )
 
 
 def window_revenue(
     plan: _Plan, applied: frozenset[str], trials: int, seed: int, bar: Progress
 ) -> np.ndarray:
     """Each trial's revenue in the window after the ``applied`` steps (booked included)."""
-    sc = state_scenario(plan, applied)
-    prepared = prepare(sc)
+    try:
+        sc = state_scenario(plan, applied)
+        prepared = prepare(sc)
+    except InputError as exc:
+        if not applied or applied >= set(STEPS):
+            raise
+        steps = ", ".join(s for s in STEPS if s in applied)
+        raise InputError(
+            f"OLD with NEW's {steps} applied cannot be simulated (its tables mix the two "
+            f"snapshots'): {exc} Try another order.",
+            parameters=exc.parameters,
+        ) from None
     revenue = common_random_numbers.run(prepared, trials, seed, bar)[0]
     periods = sc.fiscal.horizon_periods(sc.as_of, sc.horizon_months)
     inside = [k for k, (_, _, last) in enumerate(periods) if plan.start <= last <= plan.end]
@@ -285,6 +327,13 @@ def explain(
         }
     )
     messages = list(plan.changes.notes)
+    own = booked(o.won, start, min(end, o.as_of - dt.timedelta(days=1)), {})[0]
+    if o.won is not None and abs(own - plan.changes.booked) > 0.005:
+        messages.append(
+            f"{names[0]}'s won.parquet books {own:,.0f} in {label} before its as_of, "
+            f"{names[1]}'s {plan.changes.booked:,.0f} (deals never open in OLD): both levels "
+            "count NEW's."
+        )
     if horizon_new > n.horizon_months:
         messages.append(
             f"the horizon was lengthened to {horizon_new} months to cover {label} (NEW's is "
