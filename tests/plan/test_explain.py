@@ -233,3 +233,25 @@ def test_a_fiscal_year_window_and_a_past_one(snaps, tmp_path):
          str(tmp_path / "o")],
     )  # fmt: skip
     assert res.exit_code == 2 and "--window FY2017-Q1: ended (2017-03-31)" in res.output
+
+
+def test_integer_ids_keep_their_keys_in_every_state():
+    # A deal's draws come from its id as text: 5 must stay 5 (not 5.0) in a state that
+    # mixes the two books, where an integer column would get gaps.
+    from pipesim.plan.movement_steps import changes, state_deals
+    from pipesim.scenario.keys import deal_keys
+
+    stages = pd.DataFrame({"stage": ["A", "B", "C"], "conversion": 0.5, "dwell_days": 9.0})
+    old_deals = pd.DataFrame({"deal_id": [1, 2, 3], "stage": ["A", "A", "B"], "amount": 10.0})
+    new_deals = pd.DataFrame({"deal_id": [2, 3, 4], "stage": ["B", "B", "A"], "amount": 10.0})
+    old = pipesim.make_scenario(stages, old_deals, as_of="2027-01-01", horizon_months=3)
+    new = pipesim.make_scenario(stages, new_deals, as_of="2027-01-01", horizon_months=3)
+    ch = changes(old, new, dt.date(2027, 1, 1), dt.date(2027, 3, 31))
+    assert ch.deals["lost"] == 1 and ch.deals["new"] == 1 and ch.deals["advanced"] == 1
+    for applied in ({"lost"}, {"new"}, {"advanced"}, {"lost", "new", "advanced"}):
+        table = state_deals(ch, applied)
+        want = deal_keys(pd.Series([int(v) for v in table["deal_id"]]))
+        np.testing.assert_array_equal(deal_keys(table["deal_id"]), want)
+    final = state_deals(ch, set(STEPS))
+    assert [int(v) for v in final["deal_id"]] == [2, 3, 4]
+    assert list(final["stage"]) == ["B", "B", "A"]

@@ -117,7 +117,8 @@ class Changes:
 
 
 def _aligned(table: pd.DataFrame, ids: list[str], columns: list[str]) -> pd.DataFrame:
-    keyed = table.assign(_id=table["deal_id"].astype(str).to_numpy()).set_index("_id")
+    # As objects: an integer column with gaps would turn to floats (id 5 to 5.0: another key).
+    keyed = table.astype(object).set_axis(table["deal_id"].astype(str).to_numpy())
     out = keyed.reindex(ids)
     for c in columns:
         if c not in out.columns:
