@@ -81,6 +81,19 @@ def test_the_steps_add_up_to_new_minus_old(snaps, tmp_path):
     deals = dict(zip(moved["step"], moved["deals"], strict=True))
     assert deals["won"] > 0 and deals["lost"] > 0 and deals["new"] > 0 and deals["advanced"] > 0
     assert deals["parameters"] == 0
+    # Common random numbers in the states between: each deal adds its own revenue to a
+    # trial, so the lost deals' step is minus their revenue simulated alone (in OLD's
+    # settings: the default order applies lost before parameters and time), and the new
+    # deals' step is plus theirs, exactly (float rounding aside).
+    old_ids = set(pd.read_parquet(snaps / OLD / "deals.parquet")["deal_id"])
+    new_book = pd.read_parquet(snaps / NEW / "deals.parquet")
+    won_ids = set(pd.read_parquet(snaps / NEW / "won.parquet")["deal_id"])
+    old_book = pd.read_parquet(snaps / OLD / "deals.parquet")
+    lost = old_book[~old_book["deal_id"].isin(set(new_book["deal_id"]) | won_ids)]
+    fresh = new_book[~new_book["deal_id"].isin(old_ids)]
+    step = moved.set_index("step")["delta_mean"]
+    assert step["lost"] == pytest.approx(-_single_deal_revenue(snaps / OLD, lost).mean(), rel=1e-9)
+    assert step["new"] == pytest.approx(_single_deal_revenue(snaps / OLD, fresh).mean(), rel=1e-9)
     # Another order splits the move otherwise, and adds up to the same total.
     other = _explain(snaps / OLD, snaps / NEW, tmp_path / "other", "--order", "time,parameters")
     assert list(other["step"][:3]) == ["time", "parameters", "won"]
@@ -100,7 +113,7 @@ def test_identical_snapshots_move_nothing(snaps, tmp_path):
 
 
 def _single_deal_revenue(folder: Path, deal: pd.DataFrame) -> np.ndarray:
-    """Each trial's FY2017-Q2 revenue from ``deal`` alone (no leads, nothing booked)."""
+    """Each trial's FY2017-Q2 revenue from the deal(s) alone (no leads, nothing booked)."""
     sc = pipesim.load_scenario(folder)
     alone = sc.replace(deals=deal, arrivals=sc.arrivals.iloc[0:0], won=None)
     res = pipesim.simulate(alone, TRIALS, seed=3)
