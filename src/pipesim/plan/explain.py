@@ -11,8 +11,9 @@ differs from the one before only where the step changed something. Each step's d
 the change of the window's mean, P10, P50 and P90 from the state before it; the last
 state is NEW, so the deltas add up to NEW minus OLD. Every state ends its horizon on the
 same day (NEW's, lengthened when the window ends later), so only its start moves.
-The one thing ``time`` draws anew is the monthly shocks on new leads: they are keyed by
-the month counted from as_of, so a later as_of gives a calendar month other shocks.
+The one thing ``time`` draws anew is the monthly shocks (on new leads, and on open deals by
+the month they entered their stage): they are keyed by the month counted from as_of, so a
+later as_of gives a calendar month other shocks.
 
 The split depends on the order: a step applied later meets a book the earlier ones
 already changed (a lost deal's revenue is smaller after its parameters fell, say).
@@ -211,8 +212,8 @@ def window_revenue(
     revenue = common_random_numbers.run(prepared, trials, seed, bar)[0]
     periods = sc.fiscal.horizon_periods(sc.as_of, sc.horizon_months)
     inside = [k for k, (_, _, last) in enumerate(periods) if plan.start <= last <= plan.end]
-    booked = plan.changes.booked + (plan.changes.won_booked if "won" in applied else 0.0)
-    return revenue[:, inside, 0].sum(axis=1) + booked
+    known = plan.changes.booked + (plan.changes.won_booked if "won" in applied else 0.0)
+    return revenue[:, inside, 0].sum(axis=1) + known
 
 
 def _moves(plan: _Plan, step: str) -> bool:
@@ -221,8 +222,6 @@ def _moves(plan: _Plan, step: str) -> bool:
         return _parameters_differ(plan.old, plan.new)
     if step == "time":
         return plan.old.as_of != plan.new.as_of or plan.changes.deals["time"] > 0
-    if step == "won":
-        return plan.changes.deals["won"] > 0
     return plan.changes.deals[step] > 0
 
 
