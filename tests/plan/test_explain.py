@@ -268,3 +268,13 @@ def test_integer_ids_keep_their_keys_in_every_state():
     final = state_deals(ch, set(STEPS))
     assert [int(v) for v in final["deal_id"]] == [2, 3, 4]
     assert list(final["stage"]) == ["B", "B", "A"]
+
+
+def test_a_run_report_leaves_a_movement_out_saying_why(snaps, tmp_path):
+    out = tmp_path / "results"
+    res = CliRunner().invoke(main, ["run", str(snaps / NEW), "--trials", "50", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    _explain(snaps / OLD, snaps / NEW, out)
+    res = CliRunner().invoke(main, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "movement.parquet left out of the report: pipesim explain's steps" in res.stderr
