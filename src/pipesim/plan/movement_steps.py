@@ -77,8 +77,7 @@ def differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     na, nb = _missing(a), _missing(b)
     both = ~na & ~nb
     out = na != nb
-    same = np.array([x == y for x, y in zip(a[both], b[both], strict=True)], dtype=bool)
-    out[both] = ~same if same.size else out[both]
+    out[both] = np.asarray(a[both] != b[both], dtype=bool)  # element by element (objects too)
     return out
 
 
