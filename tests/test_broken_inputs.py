@@ -125,6 +125,7 @@ SCENARIO_COMMANDS = {
     "sensitivity": ["sensitivity", "{scenario}", "--trials", "5", "--out", "{out}"],
     "health": ["health", "{scenario}", "--revenue", "1e6", "--trials", "5", "--out", "{out}"],
     "scenario export": ["scenario", "export", "{scenario}", "{out}/plan.xlsx"],
+    "explain": ["explain", "{scenario}", "{scenario}", "--trials", "5", "--out", "{out}"],
 }
 
 
@@ -237,6 +238,28 @@ def _existing_history(tmp: Path) -> dict[str, str]:
     return {"here": str(tmp / "here")}
 
 
+def _two_snapshots(stage: str | None = None, as_of: str | None = None):
+    """Two copies of the demo: NEW's first stage renamed ``stage``, OLD's as_of moved."""
+
+    def setup(tmp: Path) -> dict[str, str]:
+        old, new = tmp / "old", tmp / "new"
+        shutil.copytree(pipesim.demo_path(), old)
+        shutil.copytree(pipesim.demo_path(), new)
+        if stage is not None:
+            first = pd.read_parquet(new / "stages.parquet")["stage"].iloc[0]
+            for table in ("stages", "deals"):
+                path = new / f"{table}.parquet"
+                frame = pd.read_parquet(path)
+                frame.assign(stage=frame["stage"].replace({first: stage})).to_parquet(path)
+        if as_of is not None:
+            path = old / "scenario.parquet"
+            pd.read_parquet(path).assign(as_of=pd.Timestamp(as_of)).to_parquet(path)
+        return {"old": str(old), "new": str(new)}
+
+    return setup
+
+
+EXPLAIN = ["explain", "{old}", "{new}", "--trials", "5", "--out", "{out}"]
 RUN = ["run", "--trials", "5", "--out", "{out}"]
 CAL = ["calibrate", "{history}", "--events", "{events}", "--out", "{out}/sc"]
 SNAP = ["snapshot", "{history}", "--events", "{events}", "--out", "{out}/snaps"]
@@ -342,6 +365,13 @@ OTHER_CASES = [
         ["sensitivity", "--step", "1.5", "--out", "{out}"],
         "between 0 and 1",
     ),
+    # explain
+    ("explain different funnels", _two_snapshots(stage="Scouted"), EXPLAIN, "only in"),
+    ("explain OLD after NEW", _two_snapshots(as_of="2027-02-01"), EXPLAIN, "Swap them"),
+    ("explain order unknown", _two_snapshots(), [*EXPLAIN, "--order", "won,later"], "'later'"),
+    ("explain order twice", _two_snapshots(), [*EXPLAIN, "--order", "new,new"], "twice"),
+    ("explain window not one", _two_snapshots(), [*EXPLAIN, "--window", "Q5"], "--window"),
+    ("explain no OLD", _two_snapshots(), ["explain", "{out}/x", "{new}", "--out", "{out}"], "x"),
     # bench, show, init, example-history
     ("bench deals 0", _demo, ["bench", "--deals", "0"], "--deals"),
     ("bench months 0", _demo, ["bench", "--months", "0"], "--months"),

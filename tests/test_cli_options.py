@@ -11,6 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+import pipesim
 from conftest import ROOT
 from pipesim.cli import main
 from pipesim.progress import COMPILE_NOTICE
@@ -25,6 +26,7 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
 
 
 COMMANDS = dict(_commands(main))
+DEMO = str(pipesim.demo_path())
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -49,7 +51,7 @@ def test_help_gives_formats_units_and_what_a_format_reads():
     for flag in ("--deals", "--trials", "--months", "--seed", "--engine"):
         assert help_of("bench", flag)
     # One default for the forecasts and plans.
-    for name in ("run", "target", "compare", "sensitivity", "health"):
+    for name in ("run", "target", "compare", "sensitivity", "health", "explain"):
         assert next(p.default for p in COMMANDS[name].params if p.name == "trials") == 10_000
 
 
@@ -76,6 +78,7 @@ JSON_CASES = {
     "compare": (["compare", "--lever", "leads*1.1"], "compare", "p_better"),
     "sensitivity": (["sensitivity"], "sensitivity", "swing"),
     "health": (["health", "--revenue", "3e6", "--months", "3"], "health", "coverage"),
+    "explain": (["explain", DEMO, DEMO], "movement", "delta_mean"),
 }
 
 
@@ -143,6 +146,7 @@ QUIET_CASES = {
     "sensitivity": ["sensitivity"],
     "health": ["health", "--revenue", "3e6", "--months", "3"],
     "bench": ["bench", "--deals", "2000"],
+    "explain": ["explain", DEMO, DEMO],
 }
 
 

@@ -25,6 +25,7 @@ from pipesim.io import parquet, scenario_folder, scenario_workbook
 from pipesim.io.parquet import check_output_folder
 from pipesim.io.workbook import require_openpyxl
 from pipesim.plan.compare import compare
+from pipesim.plan.explain import explain
 from pipesim.plan.health import health
 from pipesim.plan.levers import Lever, apply_lever, gather_variants, variant_rows
 from pipesim.plan.plan_result import PlanResult
@@ -55,6 +56,7 @@ __all__ = [
     "compare",
     "demo_path",
     "example_history",
+    "explain",
     "export_scenario",
     "format_backtest",
     "format_report",
@@ -386,13 +388,16 @@ def report_json(results: str | os.PathLike[str]) -> str:
     For a run's folder the cumulative rows of its last month (``horizon``: whole book
     and segments); for a backtest's folder every row of ``backtest.parquet``.
     """
-    from pipesim.reports import backtest_page
+    from pipesim.reports import backtest_page, movement_page
     from pipesim.reports.export import tables_json
     from pipesim.reports.results_folder import load_report_data
 
     if backtest_page.is_backtest_folder(results):
         path = Path(results) / "backtest.parquet"
         return tables_json({"backtest": parquet.read_table(path)}, parquet.read_metadata(path))
+    if movement_page.is_movement_folder(results):
+        moved = movement_page.load_movement(results)
+        return tables_json({"movement": moved.rows}, moved.settings)
     data = load_report_data(results)
     summary = data.summary
     last = summary["period"].astype(str).max()
@@ -422,7 +427,9 @@ def report(
         ``funnel.parquet``; ``compare.parquet``, ``sensitivity.parquet``,
         ``target.parquet`` and ``health.parquet`` are drawn when present and written
         for the same scenario, trials and seed; a :class:`PipesimWarning` names each
-        file left out, and why).
+        file left out, and why). Or a folder written by ``pipesim explain``
+        (``movement.parquet``, no ``summary.parquet``): the waterfall page of the
+        steps from OLD's forecast to NEW's (``png`` applies, the others do not).
     out : path, optional
         The HTML file (default: ``results/report.html``). Self-contained: charts
         are inline SVG, no script, nothing fetched from the network.
@@ -442,7 +449,7 @@ def report(
     list of Path
         Every file written, the HTML first.
     """
-    from pipesim.reports import backtest_page, charts, export, html
+    from pipesim.reports import backtest_page, charts, export, html, movement_page
     from pipesim.reports.results_folder import load_report_data
 
     require_report_extras(xlsx=xlsx is not None)
@@ -453,17 +460,27 @@ def report(
     if target is not None and not target > 0:
         raise InputError(f"target={target}: give a positive amount.", parameters=("target",))
     html_path = Path(out) if out is not None else Path(results) / "report.html"
-    if backtest_page.is_backtest_folder(results):
+    backtest, moved = (
+        backtest_page.is_backtest_folder(results),
+        movement_page.is_movement_folder(results),
+    )
+    if backtest or moved:
+        holds = "a backtest (backtest.parquet" if backtest else "an explanation (movement.parquet"
         for name, given in (("xlsx", xlsx), ("csv", csv), ("target", target)):
             if given is not None:
                 raise InputError(
-                    f"{name}= is for a run's results; {results} holds a backtest "
-                    "(backtest.parquet, readable with pandas). Leave out " + name + "=.",
+                    f"{name}= is for a run's results; {results} holds {holds}, readable with "
+                    "pandas). Leave out " + name + "=.",
                     parameters=(name,),
                 )
+    if backtest:
         bt = backtest_page.load_backtest(results)
         drawn = backtest_page.backtest_charts(bt)
         text = backtest_page.render_backtest_html(bt, drawn)
+    elif moved:
+        movement = movement_page.load_movement(results)
+        drawn = movement_page.movement_charts(movement)
+        text = movement_page.render_movement_html(movement, drawn)
     else:
         data = load_report_data(results, target=target)
         for line in data.left_out:
@@ -526,12 +543,14 @@ def format_report(results: str | os.PathLike[str]) -> str:
 
     For a backtest folder: the coverage and mean CRPS of each window length and metric.
     """
-    from pipesim.reports import backtest_page
+    from pipesim.reports import backtest_page, movement_page
     from pipesim.reports.results_folder import load_report_data
     from pipesim.reports.terminal import horizon_table
 
     if backtest_page.is_backtest_folder(results):
         return backtest_page.backtest_summary(backtest_page.load_backtest(results))
+    if movement_page.is_movement_folder(results):
+        return movement_page.movement_summary(movement_page.load_movement(results))
     data = load_report_data(results)
     trials = data.settings.get("trials", "?")
     trials = f"{int(trials):,}" if trials.isdigit() else trials

@@ -943,6 +943,44 @@ def compare(
 
 
 @main.command()
+@click.argument("old", type=click.Path(path_type=Path))
+@click.argument("new", type=click.Path(path_type=Path))
+@click.option(
+    "--window",
+    default=None,
+    help="The window whose revenue is explained: a fiscal quarter (FY2027-Q2), fiscal year "
+    "(FY2027) or month (2026-04); default: the fiscal quarter holding NEW's as_of.",
+)
+@click.option(
+    "--order",
+    default=None,
+    help="The order of the steps, comma-separated (default: won,lost,new,advanced,pushed,"
+    "pulled_in,amount,parameters,time; steps left out follow in that order). The split "
+    "depends on it: each step meets the book the steps before it left.",
+)
+@_run_options
+@_quiet_json
+def explain(
+    old: Path,
+    new: Path,
+    window: str | None,
+    order: str | None,
+    trials: int,
+    seed: int,
+    out: Path,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Why the forecast moved from snapshot OLD to NEW; writes OUT/movement.parquet."""
+    with _working(notice=not (quiet or as_json)):
+        result = api.explain(
+            old, new, window=window, order=order, trials=trials, seed=seed,
+            progress=progress_wanted(quiet),
+        )  # fmt: skip
+        _show(result, out, quiet, as_json)
+
+
+@main.command()
 @click.argument("scenario", required=False, type=click.Path(path_type=Path))
 @click.option(
     "--step",

@@ -18,7 +18,7 @@ class PlanResult:
     Attributes
     ----------
     kind : str
-        The command (``target``, ``compare``, ``sensitivity``, ``health``).
+        The command (``target``, ``compare``, ``sensitivity``, ``health``, ``explain``).
     tables : dict of DataFrame
         ``{file name without .parquet: table}``; the first is the main one.
     metadata : dict of str
@@ -38,8 +38,8 @@ class PlanResult:
 
     @property
     def table(self) -> pd.DataFrame:
-        """The main table (e.g. target.parquet's rows)."""
-        return self.tables[self.kind]
+        """The main table (e.g. target.parquet's rows; explain's movement.parquet)."""
+        return self.tables.get(self.kind, next(iter(self.tables.values())))
 
     def write(self, out: str | os.PathLike[str]) -> list[Path]:
         """Write every table as ``out/<name>.parquet`` (atomically, with the metadata)."""

@@ -62,6 +62,8 @@ WHOLE_BOOK = "All"
 OTHER_RUNS = {
     "backtest": "a backtest of a CRM history, not a forecast of this run (its report is "
     "drawn from a folder without summary.parquet)",
+    "movement": "pipesim explain's steps between two snapshots, not a forecast of this run "
+    "(its report is drawn from a folder without summary.parquet)",
 }
 
 
