@@ -104,6 +104,7 @@ def run_scenario(
     precision: float | None = None,
     max_trials: int | None = None,
     deal_odds: bool = False,
+    no_close_dates: bool = False,
 ) -> Result:
     """Load a scenario folder (default: the bundled demo) and simulate it.
 
@@ -115,8 +116,11 @@ def run_scenario(
     horizon's P10/P50/P90 are known within ``precision`` (see :func:`pipesim.simulate`).
     ``deal_odds`` also counts each open deal's odds over the same trials
     (``result.deal_odds``, :mod:`pipesim.simulation.deal_odds`; engine numba or dask).
+    ``no_close_dates`` leaves out the slippage law (``close_dates.parquet``): every deal
+    is then timed by its stage's clocks, its ``close_date`` unused.
     """
     from pipesim import progress
+    from pipesim.prepare.dated_deals import uses_close_dates
     from pipesim.simulation import deal_odds as odds
 
     if threads is not None:
@@ -131,6 +135,16 @@ def run_scenario(
         odds.check_engine(engine)
     path = Path(scenario) if scenario is not None else demo_path()
     loaded = scenario_folder.load_scenario(path)
+    dropped = no_close_dates and loaded.close_law is not None
+    if dropped:
+        loaded = loaded.replace(close_law=None)
+    if deal_odds and uses_close_dates(loaded):
+        raise InputError(
+            "deal_odds=True counts each deal's odds on its stage's clocks, but this scenario "
+            "times deals with a close_date by the slippage law (close_dates.parquet): add "
+            "no_close_dates=True to count them both on the clocks.",
+            parameters=("deal_odds", "no_close_dates"),
+        )
     added = 0
     if extend_arrivals:
         loaded, added = carry_arrivals(loaded)
@@ -152,6 +166,11 @@ def run_scenario(
     if deal_odds:
         found = odds.deal_odds(loaded, result.trials_count, seed)
         result = dataclasses.replace(result, deal_odds=found)
+    if dropped:
+        note = (
+            "close dates off: every deal timed by its stage's clocks (close_dates.parquet unused)."
+        )
+        result = dataclasses.replace(result, notes=(*result.notes, note))
     return result
 
 

@@ -279,6 +279,12 @@ def _run_options_auto(fn: Any) -> Any:
     "in the current fiscal quarter, expected revenue and median won date, over the same "
     "trials (engine numba or dask); prints the deals that carry the quarter and the oldest.",
 )
+@click.option(
+    "--no-close-dates",
+    is_flag=True,
+    help="Time every deal by its stage's clocks, ignoring stated close dates and the "
+    "slippage law (close_dates.parquet).",
+)
 @_quiet_json
 def run(
     scenario: Path | None,
@@ -296,6 +302,7 @@ def run(
     extend_arrivals: bool,
     target: float | None,
     deal_odds: bool,
+    no_close_dates: bool,
     as_json: bool,
 ) -> None:
     """Simulate SCENARIO (a folder of Parquet files; default: the bundled demo).
@@ -321,6 +328,7 @@ def run(
             precision=precision,
             max_trials=max_trials,
             deal_odds=deal_odds,
+            no_close_dates=no_close_dates,
         )
         if as_json:
             click.echo(api.run_json(result))

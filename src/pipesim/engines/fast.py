@@ -143,10 +143,12 @@ def run(
         first = first_trial + start
         accumulate(prepared, prepared.deals, seed, first, rev[start:stop], won[start:stop],
                    window=window)  # fmt: skip
-        # Then each trial's arrivals, by the per-deal kernel (as it adds them: last).
+        # Then each trial's dated deals and arrivals, by the per-deal kernels (as they add
+        # them: last).
         numba_engine.accumulate(
-            prepared, no_deals, prepared.arrivals, seed, first, rev[start:stop], won[start:stop]
-        )
+            prepared, no_deals, prepared.arrivals, seed, first, rev[start:stop], won[start:stop],
+            dated=prepared.dated,
+        )  # fmt: skip
         if progress is not None:
             progress.update(stop - start)
     return rev, won

@@ -6,7 +6,9 @@ import numba
 import numpy as np
 
 from pipesim.kernels import arrivals as arrival_kernel
+from pipesim.kernels import dated_deals as dated_kernel
 from pipesim.kernels import per_deal, trial
+from pipesim.kernels.dated_deals import DatedTable
 from pipesim.kernels.streams import seed_bits
 from pipesim.kernels.tables import ArrivalTable, DealTable
 from pipesim.prepare.kernel_inputs import Prepared
@@ -51,8 +53,9 @@ def _run_into(
     chunk: int,
 ) -> None:
     accumulate(
-        prepared, prepared.deals, prepared.arrivals, seed, first_trial, rev, won, block, chunk
-    )
+        prepared, prepared.deals, prepared.arrivals, seed, first_trial, rev, won, block, chunk,
+        dated=prepared.dated,
+    )  # fmt: skip
 
 
 def accumulate(
@@ -65,6 +68,8 @@ def accumulate(
     won: np.ndarray,
     block: int | None = None,
     chunk: int = 4096,
+    *,
+    dated: DatedTable | None = None,
 ) -> None:
     """Add the given deals' and arrivals' revenue to ``rev``/``won`` (trials ``first_trial ..``).
 
@@ -73,7 +78,8 @@ def accumulate(
     slice for none). Each trial
     adds its deals in table order, then its arrivals: so calling this chunk after chunk
     of deals in order, and with the arrivals last, gives the same bits as one call
-    with the whole book.
+    with the whole book. ``dated``: deals timed by their stated close dates
+    (:mod:`pipesim.kernels.dated_deals`), added after ``deals`` and before the arrivals.
     """
     trials = rev.shape[0]
     if block is None:
@@ -107,6 +113,12 @@ def accumulate(
                 seed_bits(seed), first_trial, odds, *funnel_args, *deal_args[:2], odds_of,
                 *deal_args[2:], *rest,
             )  # fmt: skip
+    if dated is not None and dated.rows:
+        assert prepared.calendar_day_period is not None
+        dated_kernel.simulate_dated(
+            seed_bits(seed), first_trial, *dated, prepared.calendar_day_period,
+            prepared.day_rate, rev, won,
+        )  # fmt: skip
     if arrivals.rows:
         ids = np.arange(first_trial, first_trial + trials, dtype=np.int64)
         arrival_kernel.simulate_arrivals(
@@ -178,7 +190,8 @@ def block_trials(prepared: Prepared, threads: int | None = None) -> int:
     A multiple of ``4 x threads`` so that every thread has the same share.
     """
     threads = threads or numba.get_num_threads()
-    per_trial = max(1, prepared.deals.rows + 50 * prepared.arrivals.rows)
+    dated = prepared.dated.rows if prepared.dated is not None else 0
+    per_trial = max(1, prepared.deals.rows + dated + 50 * prepared.arrivals.rows)
     step = 4 * threads
     wanted = max(step, BLOCK_WORK // per_trial)
     return -(-wanted // step) * step

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from pipesim.errors import InputError
+from pipesim.prepare.dated_deals import uses_close_dates
 from pipesim.prepare.kernel_inputs import Prepared, prepare, prepare_context
 from pipesim.progress import Progress
 from pipesim.scenario.scenario import Scenario
@@ -56,6 +57,7 @@ def _local(
     """The per-deal kernel (or the fast path) on this machine's threads, from ``first_trial``."""
     start = time.perf_counter()
     if not scenario.deals_in_memory:
+        refuse_close_dates(scenario, "a book left on disk (more deals than fit one chunk)")
         # A book on disk: one chunk of deals in memory at a time, the same bits.
         from pipesim.engines import chunked
 
@@ -96,6 +98,18 @@ def _local(
     return prepared, revenue, won
 
 
+def refuse_close_dates(scenario: Scenario, what: str) -> None:
+    """Stop when deals would be timed by stated close dates, which ``what`` does not simulate."""
+    if not uses_close_dates(scenario):
+        return
+    raise InputError(
+        f"{what} does not simulate deals by their stated close dates (close_dates.parquet and "
+        "deals with a close_date): run engine=numba or engine=fast, or turn the close dates "
+        "off (no_close_dates=True) to time every deal by its stage's clocks.",
+        parameters=("engine", "no_close_dates"),
+    )
+
+
 _numba = functools.partial(_local, winners_only=False)
 _fast = functools.partial(_local, winners_only=True)
 
@@ -112,6 +126,7 @@ def _numpy(
 ) -> tuple[Prepared, np.ndarray, np.ndarray]:
     from pipesim.engines import numpy as numpy_engine
 
+    refuse_close_dates(scenario, "engine=numpy")
     start = time.perf_counter()
     prepared = prepare(scenario, by)
     timings["prepare"] = time.perf_counter() - start
@@ -135,6 +150,7 @@ def _dask(
 ) -> tuple[Prepared, np.ndarray, np.ndarray]:
     from pipesim.engines import dask
 
+    refuse_close_dates(scenario, "the dask engines")
     start = time.perf_counter()
     context = prepare_context(scenario, by)
     timings["prepare"] = time.perf_counter() - start

@@ -2,7 +2,7 @@
 
 A scenario folder holds ``stages.parquet``, ``deals.parquet``, ``scenario.parquet``
 and optionally ``arrivals.parquet``, ``fx.parquet`` (exchange rates), ``won.parquet`` and
-``quotas.parquet``. A
+``quotas.parquet``, ``close_dates.parquet`` (the slippage law of stated close dates). A
 ``deals.parquet`` of more than :data:`~pipesim.scenario.scenario.DEAL_CHUNK` rows stays on disk
 (:class:`~pipesim.io.deal_file.DealFile`), checked and read chunk by chunk.
 """
@@ -33,6 +33,7 @@ from pipesim.scenario.scenario import (
 
 SCENARIO_FILES = ("stages", "deals", "arrivals", "scenario", "fx")  # fx: optional rates
 FINANCE_FILES = ("won", "quotas")  # optional: revenue already booked, quotas per owner
+LAW_FILES = ("close_dates",)  # optional: the slippage law of stated close dates
 # The Parquet metadata of a scenario.parquet written by ``calibrate`` (export and import
 # keep it): such a funnel is the history's, and its size draws no warning.
 CALIBRATED = ("command", "calibrate")
@@ -72,7 +73,9 @@ def load_scenario(
             f"{folder}: no such scenario folder. Give a folder holding stages.parquet, "
             "deals.parquet and scenario.parquet (`pipesim init DIR` writes an example)."
         )
-    files = {name: folder / f"{name}.parquet" for name in (*SCENARIO_FILES, *FINANCE_FILES)}
+    files = {
+        name: folder / f"{name}.parquet" for name in (*SCENARIO_FILES, *FINANCE_FILES, *LAW_FILES)
+    }
     refuse_csv(folder)
     for name in ("stages", "deals", "scenario"):
         if not files[name].is_file():
@@ -103,7 +106,7 @@ def refuse_csv(folder: Path) -> None:
     pipesim reads only Parquet (types and empty cells stay as written); a CSV would
     be silently ignored (``arrivals.csv``, ``levers.csv``) or reported missing.
     """
-    for name in (*SCENARIO_FILES, *FINANCE_FILES, "levers"):
+    for name in (*SCENARIO_FILES, *FINANCE_FILES, *LAW_FILES, "levers"):
         csv, parquet_file = folder / f"{name}.csv", folder / f"{name}.parquet"
         if csv.is_file() and not parquet_file.is_file():
             raise ScenarioError(
@@ -189,6 +192,7 @@ def scenario_from_tables(
         format_version=_format_version(text("format_version"), src),
         calibrated=calibrated,
         fx=tables.get("fx"),
+        close_law=tables.get("close_dates"),
     )
 
 
@@ -255,6 +259,7 @@ def settings_table(scenario: Scenario) -> pd.DataFrame:
         or scenario.market_leads_shock_sd > 0
         or scenario.shock_persistence > 0
         or scenario.fx is not None
+        or scenario.close_law is not None
     ):
         # Columns reserved since a later format: say which format the tables follow.
         settings["format_version"] = [FORMAT_VERSION]
@@ -288,6 +293,8 @@ def scenario_tables(scenario: Scenario) -> dict[str, pd.DataFrame]:
             tables[name] = table
     if scenario.fx is not None:
         tables["fx"] = scenario.fx
+    if scenario.close_law is not None:
+        tables["close_dates"] = scenario.close_law
     return tables
 
 
@@ -303,7 +310,8 @@ def write_scenario(folder: str | os.PathLike[str], scenario: Scenario) -> list[P
     otherwise give them to the scenario read back).
     """
     written = write_tables(folder, scenario_tables(scenario), scenario_metadata(scenario))
-    stale = Path(folder) / "fx.parquet"
-    if scenario.fx is None and stale.is_file():
-        stale.unlink()
+    for name, table in (("fx", scenario.fx), ("close_dates", scenario.close_law)):
+        stale = Path(folder) / f"{name}.parquet"
+        if table is None and stale.is_file():
+            stale.unlink()
     return written

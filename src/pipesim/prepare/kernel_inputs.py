@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 
 from pipesim.errors import InputError
+from pipesim.kernels.dated_deals import DatedTable
 from pipesim.kernels.tables import MONTHS_BACK, ArrivalTable, DealShocks, DealTable, FunnelTable
+from pipesim.prepare import dated_deals
 from pipesim.prepare.closing_calendar import month_paces, operational_bounds, slip_table
 from pipesim.prepare.funnel_table import age_strips, build_funnel
 from pipesim.prepare.loss_clock import survival_ratio
@@ -87,6 +89,10 @@ class Prepared:
     slips: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((3, 0)))
     # The open deals' odds shocks by the month they entered their stage (none by default).
     deal_shocks: DealShocks = dataclasses.field(default_factory=DealShocks.none)
+    # Deals timed by their stated close dates (pipesim.prepare.dated_deals; None: none)
+    # and the period of each calendar day after as_of, which they are booked on.
+    dated: DatedTable | None = None
+    calendar_day_period: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -354,6 +360,11 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
             "amount",
             "days_in_stage",
             *(["currency"] if "currency" in scenario.deal_columns else []),
+            *(
+                [c for c in ("close_date", "pushes") if c in scenario.deal_columns]
+                if scenario.close_law is not None
+                else []
+            ),
             *wanted,
             *[c for c in shock_columns if c not in wanted],
         ),
@@ -640,10 +651,30 @@ def prepare(scenario: Scenario, by: Sequence[str] = (), *, chunk: int = DEAL_CHU
     :data:`DEAL_CHUNK`; tests pass smaller ones), each sorted by group and stage.
     """
     context = prepare_context(scenario, by)
-    deals = DealTable.concat(
-        [
-            prepare_deals(context, rows)
-            for rows in scenario.deal_chunks(chunk, columns=context.deal_columns)
-        ]
+    law = scenario.close_law
+    parts, dated = [], []
+    as_of = np.datetime64(scenario.as_of, "D")
+    for rows in scenario.deal_chunks(chunk, columns=context.deal_columns):
+        mask = dated_deals.dated_mask(rows, law)
+        if mask.any():
+            assert law is not None
+            clocks = prepare_deals(context, rows[mask])
+            sigma = context.prepared.funnel.value_sigma
+            dated.append(dated_deals.dated_table(rows[mask], clocks, sigma, law, as_of))
+            rows = rows[~mask]
+        parts.append(prepare_deals(context, rows))
+    prepared = dataclasses.replace(context.prepared, deals=DealTable.concat(parts))
+    table = dated_deals.concat(dated)
+    if table is None:
+        return prepared
+    calendar = period_bounds(scenario.as_of, scenario.horizon_months, scenario.fiscal)
+    days = np.repeat(
+        np.arange(len(calendar) - 1, dtype=np.int64), np.diff(calendar).astype(np.int64)
     )
-    return dataclasses.replace(context.prepared, deals=deals)
+    note = (
+        f"close dates: {table.rows:,} deal(s) timed by their stated close date and the "
+        "slippage law (close_dates.parquet); the others by their stage's clocks"
+    )
+    return dataclasses.replace(
+        prepared, dated=table, calendar_day_period=days, notes=(*prepared.notes, note)
+    )

@@ -31,6 +31,7 @@ from pipesim.scenario.table_checks import (
 
 SHOWN = 5  # rows quoted in a message
 CORE_COLUMNS = ("deal_id", "stage", "amount", "days_in_stage")
+DATED_COLUMNS = ("close_date", "pushes")  # the stated close date and its moves later
 _FIXES = {
     "number": "Write plain numbers there.",
     "amount": "Write each deal's expected value (0 or more).",
@@ -93,7 +94,8 @@ class DealChecker:
         self.funnel = list(funnel)
         self.segments = segment_columns(pd.DataFrame(columns=list(columns)), known)
         # Reserved text columns beyond the four read as numbers and ids (currency, ...).
-        self.texts = [c for c in columns if c in known and c not in CORE_COLUMNS]
+        self.texts = [c for c in columns if c in known and c not in CORE_COLUMNS + DATED_COLUMNS]
+        self.dated = [c for c in DATED_COLUMNS if c in columns]
         self.rows = 0
         self.keys: list[np.ndarray] = []
         self.stage_deals = {s: 0 for s in self.funnel}
@@ -117,6 +119,17 @@ class DealChecker:
             ),
             "age_nan": _Problem("days_in_stage", "are not numbers", _FIXES["number"]),
             "age": _Problem("days_in_stage", "are negative or missing", _FIXES["days_in_stage"]),
+            "close_date": _Problem(
+                "close_date",
+                "are not dates",
+                "Write the stated close date as YYYY-MM-DD (or leave it empty: the stage's "
+                "clocks then time the deal).",
+            ),
+            "pushes": _Problem(
+                "pushes",
+                "are not whole numbers >= 0",
+                "Write how many times the close date moved later (0 if never; empty is 0).",
+            ),
             "category": _Problem(
                 "forecast_category",
                 "are not a forecast category of an open deal",
@@ -161,6 +174,16 @@ class DealChecker:
         if "forecast_category" in table.columns:
             called, unknown = categories(table["forecast_category"])
             self._flag("category", table, "forecast_category", unknown | (called == "Closed"))
+        if "close_date" in table.columns:
+            close = close_dates(table["close_date"])
+            self._flag(
+                "close_date",
+                table,
+                "close_date",
+                close.isna().to_numpy() & table["close_date"].notna().to_numpy(),
+            )
+        pushes = np.nan_to_num(self._numeric(table, "pushes", "pushes", 0.0), nan=0.0)
+        self._flag("pushes", table, "pushes", ~(pushes >= 0) | (pushes != np.floor(pushes)))
         self.rows += len(table)
         if sum(p.count for p in self.problems.values()) > before:
             return None
@@ -180,6 +203,10 @@ class DealChecker:
             out[seg] = as_segment(table[seg]).to_numpy()
         if "forecast_category" in out.columns:  # CRM spellings to the category names
             out["forecast_category"] = categories(table["forecast_category"])[0]
+        if "close_date" in table.columns:
+            out["close_date"] = close_dates(table["close_date"]).to_numpy()
+        if "pushes" in table.columns:
+            out["pushes"] = pushes
         return out
 
     def count_stages(self, codes: np.ndarray, names: object, amount: np.ndarray) -> None:
@@ -210,6 +237,15 @@ class DealChecker:
                 raise ScenarioError(problem.message(self.source))
 
 
+def close_dates(values: pd.Series) -> pd.Series:
+    """Stated close dates as datetime64 days (NaT where empty or unreadable)."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return values.astype("datetime64[ns]").dt.normalize()
+    text = values.astype(object).where(values.notna(), None)
+    parsed = pd.to_datetime(text.map(lambda v: None if v is None else str(v)), errors="coerce")
+    return parsed.astype("datetime64[ns]").dt.normalize()
+
+
 def check_deals(
     table: pd.DataFrame, source: str, known: Sequence[str], funnel: Sequence[str]
 ) -> pd.DataFrame:
@@ -235,6 +271,11 @@ def normalise_deals(table: pd.DataFrame) -> pd.DataFrame:
             out[col] = table[col].astype(object).to_numpy()
         elif col == "forecast_category":
             out[col] = categories(table[col])[0]
+        elif col == "close_date":
+            out[col] = close_dates(table[col]).to_numpy()
+        elif col == "pushes":
+            pushes = pd.to_numeric(table[col], errors="coerce").fillna(0.0)
+            out[col] = pushes.to_numpy(dtype=np.float64)
         elif col in ("amount", "days_in_stage"):
             out[col] = pd.to_numeric(table[col], errors="coerce").to_numpy(
                 dtype=np.float64, na_value=np.nan

@@ -21,6 +21,7 @@ from pipesim.errors import ScenarioError
 from pipesim.scenario import table_checks
 from pipesim.scenario.booked import check_won
 from pipesim.scenario.calendar import to_date
+from pipesim.scenario.close_law import check_close_law
 from pipesim.scenario.currency import check_fx
 from pipesim.scenario.deal_checks import check_deals
 from pipesim.scenario.fiscal import WEEK_PATTERNS, FiscalCalendar
@@ -30,7 +31,7 @@ from pipesim.scenario.quotas import check_quotas
 # never as segments). A scenario.parquet without format_version is format 1; a
 # format-1 scenario holding a column reserved later gets a clear message, since it
 # may be an old segment of that name.
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     1: {
         "stages": (
@@ -64,6 +65,31 @@ RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
         "scenario": ("fiscal_year_start", "fiscal_calendar"),
         "won": ("deal_id", "closed_at", "amount"),
         "quotas": ("period", "quota"),
+    },
+    # A deal's stated close date and how often it moved later; the slippage law learnt
+    # from close-date histories (close_dates.parquet, pipesim.scenario.close_law).
+    6: {
+        "deals": ("close_date", "pushes"),
+        "close_dates": (
+            "stage",
+            "pushes",
+            "rows",
+            "deals",
+            "wins",
+            "p_win",
+            "p_win_se",
+            "p_by_date",
+            "overdue_slope",
+            "lateness_min",
+            "lateness_p5",
+            "lateness_p10",
+            "lateness_p25",
+            "lateness_p50",
+            "lateness_p75",
+            "lateness_p90",
+            "lateness_tail_days",
+            "basis",
+        ),
     },
 }
 
@@ -161,6 +187,10 @@ class Scenario:
         Exchange rates (``fx.parquet``: ``currency``, ``rate`` = company currency per
         unit, ``from`` date or None), for deals and arrival rows whose ``currency`` is
         not the company's (:mod:`pipesim.scenario.currency`).
+    close_law : DataFrame or None
+        The slippage law (``close_dates.parquet``, :mod:`pipesim.scenario.close_law`): a
+        deal with a ``close_date`` is timed and given its odds by it; None: every deal
+        runs on its stage's clocks.
     """
 
     stages: pd.DataFrame
@@ -183,6 +213,7 @@ class Scenario:
     won: pd.DataFrame | None = None
     quotas: pd.DataFrame | None = None
     fx: pd.DataFrame | None = None
+    close_law: pd.DataFrame | None = None
 
     @property
     def format_version(self) -> int:
@@ -326,6 +357,7 @@ def make_scenario(
     won: pd.DataFrame | None = None,
     quotas: pd.DataFrame | None = None,
     fx: pd.DataFrame | None = None,
+    close_law: pd.DataFrame | None = None,
 ) -> Scenario:
     """Validate the tables of a scenario and return it.
 
@@ -373,6 +405,8 @@ def make_scenario(
         Quotas: owner columns (deal segment columns), ``period``, ``quota``.
     fx : DataFrame, optional
         Exchange rates to ``currency`` (the company's): ``currency``, ``rate``, ``from``.
+    close_law : DataFrame, optional
+        The slippage law of deals with a stated close date (``close_dates.parquet``).
 
     Raises
     ------
@@ -387,6 +421,7 @@ def make_scenario(
         "won": "won table",
         "quotas": "quotas table",
         "fx": "fx table",
+        "close_dates": "close_dates table",
     }
     if sources:
         src.update({k: v for k, v in sources.items() if v is not None})
@@ -459,6 +494,9 @@ def make_scenario(
         won=won_v,
         quotas=quotas_v,
         fx=check_fx(fx, src["fx"], str(currency or "")),
+        close_law=None
+        if close_law is None
+        else check_close_law(close_law, src["close_dates"], funnel),
     )
 
 

@@ -1,0 +1,150 @@
+"""Deals with a stated close date: odds and timing from the slippage law, not the clocks.
+
+Each dated deal wins on the same uniform as in :mod:`pipesim.kernels.per_deal` (its
+stream (seed, trial, deal key)), so switching close dates off or on keeps the two runs
+on common random numbers. Its chance is its law row's ``p_win`` (drawn once per trial
+from Beta(p n, (1 - p) n), the row's uncertainty, n = p (1 - p) / se²), moved on the
+logit scale by ``overdue_slope`` per 30 days the deal is already past its date. A win
+is booked on the stated date plus a lateness drawn from the row's law (quantiles joined
+by straight lines, exponential tail; :mod:`pipesim.scenario.close_law`) conditioned on
+the won date falling on or after as_of. A separate kernel, so that books without close
+dates run the other kernels' bits unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numba import prange
+
+from pipesim.kernels.jit import jit
+from pipesim.kernels.samplers import beta, exponential
+from pipesim.kernels.streams import branch, derive, to_unit, uniform
+from pipesim.kernels.trial import VALUE_KEY, book, multiplier, trial_state
+
+DATED_DOMAIN = np.uint64(0xDA7EDDA7EDDA7ED0)  # the trial's draw of each law row's p_win
+LATE_KEY = 1_000_007  # a dated win's lateness draw (its stages are 1, 2, ...)
+OVERDUE_MONTH = 30.0
+LEVELS = np.array([0.0, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90])
+
+
+class DatedTable(NamedTuple):
+    """Deals with a stated close date and the law rows they follow."""
+
+    law_p: np.ndarray  # float64 [rows]: p_win
+    law_n: np.ndarray  # float64 [rows]: Beta evidence of p_win (0: exact)
+    law_slope: np.ndarray  # float64 [rows]: logit change per 30 days overdue
+    law_knots: np.ndarray  # float64 [rows, 7]: lateness quantiles at LEVELS
+    law_tail: np.ndarray  # float64 [rows]: mean of the exponential tail above the last knot
+    key: np.ndarray  # uint64 [deals]: stream key (from deal_id)
+    row: np.ndarray  # int64 [deals]: law row
+    due: np.ndarray  # float64 [deals]: stated date minus as_of, in days (< 0: overdue)
+    amount: np.ndarray  # float64 [deals]
+    value_sigma: np.ndarray  # float64 [deals]: log-sd of the value multiplier
+    by: np.ndarray  # int64 [deals]
+    fx: np.ndarray  # int64 [deals]
+
+    @property
+    def rows(self) -> int:
+        """Number of dated deals."""
+        return len(self.key)
+
+
+@jit
+def lateness_after(knots: np.ndarray, r: int, tail: float, low: float, v: float) -> float:
+    """Lateness (days) at uniform ``v`` of row ``r``'s law conditioned on lateness >= ``low``."""
+    n = LEVELS.shape[0]
+    last = knots[r, n - 1]
+    if low >= last:  # the exponential tail has no memory
+        return low - tail * math.log(1.0 - v)
+    f = 0.0
+    if low > knots[r, 0]:
+        for k in range(1, n):
+            if low <= knots[r, k]:
+                width = knots[r, k] - knots[r, k - 1]
+                step = (low - knots[r, k - 1]) / width if width > 0.0 else 1.0
+                f = LEVELS[k - 1] + step * (LEVELS[k] - LEVELS[k - 1])
+                break
+    w = f + (1.0 - f) * v
+    if w >= LEVELS[n - 1]:
+        return last - tail * math.log((1.0 - w) / (1.0 - LEVELS[n - 1]))
+    for k in range(1, n):
+        if w <= LEVELS[k]:
+            step = (w - LEVELS[k - 1]) / (LEVELS[k] - LEVELS[k - 1])
+            return max(knots[r, k - 1] + step * (knots[r, k] - knots[r, k - 1]), low)
+    return last
+
+
+@jit
+def overdue_odds(p: float, slope: float, overdue_days: float) -> float:
+    """``p`` moved by ``slope`` on the logit scale per 30 days overdue (0 and 1 stay)."""
+    if overdue_days <= 0.0 or slope == 0.0 or p <= 0.0 or p >= 1.0:
+        return p
+    x = math.log(p / (1.0 - p)) + slope * overdue_days / OVERDUE_MONTH
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@jit(parallel=True)
+def simulate_dated(
+    seed: np.uint64,
+    trial0: int,
+    law_p: np.ndarray,
+    law_n: np.ndarray,
+    law_slope: np.ndarray,
+    law_knots: np.ndarray,
+    law_tail: np.ndarray,
+    key: np.ndarray,
+    row: np.ndarray,
+    due: np.ndarray,
+    amount: np.ndarray,
+    value_sigma: np.ndarray,
+    by: np.ndarray,
+    fx: np.ndarray,
+    day_period: np.ndarray,
+    day_rate: np.ndarray,
+    out_rev: np.ndarray,
+    out_won: np.ndarray,
+) -> None:
+    """Add the dated deals' wins of trials ``trial0 ..`` to ``out_rev``/``out_won``.
+
+    The fields of :class:`DatedTable` in order; ``day_period`` maps each calendar day
+    after as_of to its period. Each trial fills its own row, deals in table order.
+    """
+    n_trials = out_rev.shape[0]
+    n_rows = law_p.shape[0]
+    end = day_period.shape[0]
+    last_rate = day_rate.shape[1] - 1
+    for i in prange(n_trials):
+        ts = trial_state(seed, trial0 + i)
+        base = derive(ts, DATED_DOMAIN)
+        p_row = np.empty(n_rows)
+        for r in range(n_rows):
+            p = law_p[r]
+            n = law_n[r]
+            if n > 0.0 and 0.0 < p < 1.0:
+                _, p = beta(derive(base, np.uint64(r + 1)), p * n, (1.0 - p) * n)
+            p_row[r] = p
+        for d in range(key.shape[0]):
+            ds = derive(ts, key[d])
+            r = row[d]
+            p = overdue_odds(p_row[r], law_slope[r], -due[d])
+            if not to_unit(ds) < p:
+                continue
+            state, v = uniform(branch(ds, LATE_KEY))
+            low = -due[d]  # won on or after as_of
+            if low >= law_knots[r, law_knots.shape[1] - 1]:
+                _, e = exponential(state)
+                late = low + law_tail[r] * e
+            else:
+                late = lateness_after(law_knots, r, law_tail[r], low, v)
+            t = due[d] + late
+            if t < 0.0:
+                t = 0.0
+            day = int(t)
+            if day >= end:
+                continue
+            value = amount[d] * multiplier(branch(ds, VALUE_KEY), value_sigma[d])
+            value *= day_rate[fx[d], min(day, last_rate)]
+            book(out_rev, out_won, i, day_period[day], by[d], value)
