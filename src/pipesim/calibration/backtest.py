@@ -25,6 +25,7 @@ from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS
 from pipesim.errors import InputError, PipesimWarning
 from pipesim.progress import Progress
 from pipesim.scenario.calendar import add_months
+from pipesim.scenario.scenario import Scenario
 from pipesim.simulation.simulate import simulate
 
 QUANTILES = (0.1, 0.5, 0.9)
@@ -100,6 +101,7 @@ def backtest_history(
     half_life: float = HALF_LIFE_MONTHS,
     progress: bool = False,
     moving_conversions: bool = False,
+    close_dates: bool = True,
 ) -> pd.DataFrame:
     """Score forecasts made at each cutoff; one row per cutoff plus an ``overall`` row.
 
@@ -130,6 +132,9 @@ def backtest_history(
         Show a bar counting the cutoffs done (on a terminal, after a few seconds).
     trials, seed : int
         Monte Carlo trials and seed of each forecast.
+    close_dates : bool
+        Forecast the deals with a stated close date by the slippage law (when the
+        history records close-date changes); False: every deal by its stage's clocks.
 
     Returns
     -------
@@ -167,7 +172,8 @@ def backtest_history(
         )
         if calibrations is not None:
             calibrations[day.isoformat()] = cal
-        rows.append(_one(history, cal, day, horizon_months, trials, seed, metric))
+        sc = cal.scenario if close_dates else cal.scenario.replace(close_law=None)
+        rows.append(_one(history, cal, sc, day, horizon_months, trials, seed, metric))
         bar.update(1)
     bar.close()
     table = pd.DataFrame(rows)
@@ -183,6 +189,7 @@ def backtest_history(
 def _one(
     history: History,
     cal: Calibration,
+    scenario: Scenario,
     day: dt.date,
     horizon: int,
     trials: int,
@@ -191,7 +198,7 @@ def _one(
 ) -> dict[str, object]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PipesimWarning)  # the calibration report holds them
-        result = simulate(cal.scenario, trials=trials, seed=seed)
+        result = simulate(scenario, trials=trials, seed=seed)
     counts = metric == "won_deals"
     draws = result.won[:, :, 0].sum(axis=1).astype(float) if counts else result.total_revenue()
     cut = pd.Timestamp(day)

@@ -12,9 +12,10 @@ import pandas as pd
 
 from pipesim.calibration.adapters import read_history
 from pipesim.calibration.backtest import backtest_history, month_starts
+from pipesim.calibration.close_dates import attach_changes
 from pipesim.calibration.fit import Calibration, calibrate_history, write_calibration
 from pipesim.calibration.forecast_categories import with_categories
-from pipesim.calibration.history import History, as_of_date
+from pipesim.calibration.history import History, as_of_date, read_csv
 from pipesim.calibration.history_currency import book_in_currencies, history_currency
 from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS
 from pipesim.calibration.won_deals import won_this_year
@@ -38,10 +39,16 @@ def _history(
     events: PathLike | None,
     format: str,
     stages: str | Sequence[str] | None,
+    close_dates: PathLike | None = None,
 ) -> History:
-    if isinstance(history, History):
-        return history
-    return read_history(history, events, format=format, stages=_split(stages))
+    hist = (
+        history
+        if isinstance(history, History)
+        else read_history(history, events, format=format, stages=_split(stages))
+    )
+    if close_dates is not None:
+        hist = attach_changes(hist, read_csv(close_dates), str(close_dates))
+    return hist
 
 
 def calibrate(
@@ -65,6 +72,7 @@ def calibrate(
     fiscal_calendar: str | None = None,
     currency: str = "",
     fx: PathLike | pd.DataFrame | None = None,
+    close_dates: PathLike | None = None,
 ) -> Calibration:
     """Calibrate a scenario from a CRM export as it stood at ``as_of``.
 
@@ -110,6 +118,10 @@ def calibrate(
         optional ``from``): the history's amounts are converted before the fit, the
         open deals keep their own currency and the scenario the rates
         (:mod:`pipesim.calibration.history_currency`); ``won.parquet`` is in ``currency``.
+    close_dates : path, optional
+        A close-date history (CSV: ``deal_id``, ``changed_at``, ``close_date``): the
+        slippage law (``close_dates.parquet``) and the open deals' stated dates
+        (:mod:`pipesim.calibration.close_dates`).
 
     Returns
     -------
@@ -124,7 +136,7 @@ def calibrate(
     if out is not None:
         scenario_folder.refuse_to_overwrite(out, force)
     fiscal = check_fiscal(fiscal_year_start, fiscal_calendar, "calibrate")
-    hist = _history(history, events, format, stages)
+    hist = _history(history, events, format, stages, close_dates)
     name = Path(out).name if out is not None else ""
     fx_table, fx_source = _fx(fx)
     converted, company, rates = history_currency(
@@ -194,7 +206,7 @@ def snapshot(
     folders = [Path(out) / d.isoformat() for d in days]
     for folder in folders:
         scenario_folder.refuse_to_overwrite(folder, force)
-    hist = _history(history, events, format, stages)
+    hist = _history(history, events, format, stages, options.pop("close_dates", None))
     return [
         calibrate(hist, as_of=d, out=folder, format=format, force=force, **options)
         for d, folder in zip(days, folders, strict=True)
@@ -235,6 +247,8 @@ def backtest(
     half_life: float = HALF_LIFE_MONTHS,
     progress: bool = False,
     moving_conversions: bool = False,
+    close_dates: PathLike | None = None,
+    no_close_dates: bool = False,
 ) -> pd.DataFrame:
     """Calibrate at each cutoff, forecast ``horizon_months``, score against what happened.
 
@@ -245,7 +259,9 @@ def backtest(
     forecast ran on, with its ``calibration.parquet``). ``since``, ``leads_until``
     (each cutoff's lead sample ends there, or at the cutoff when earlier) and
     ``half_life`` as in :func:`calibrate`; ``progress`` shows a bar over the cutoffs. See
-    :func:`pipesim.calibration.backtest.backtest_history` for the columns.
+    :func:`pipesim.calibration.backtest.backtest_history` for the columns. ``close_dates``:
+    a close-date history as in :func:`calibrate`; ``no_close_dates`` forecasts with the
+    clocks alone (the close dates then only appear in the calibrations kept).
     """
     cutoffs = [
         day
@@ -259,7 +275,7 @@ def backtest(
             f"horizon_months={horizon_months}, trials={trials}: both must be positive.",
             parameters=("horizon_months", "trials"),
         )
-    hist = _history(history, events, format, stages)
+    hist = _history(history, events, format, stages, close_dates)
     if not hist.dated:
         raise InputError(
             f"{hist.source}: this history has no real dates (the {format} export gives "
@@ -287,6 +303,7 @@ def backtest(
         half_life=half_life,
         progress=progress,
         moving_conversions=moving_conversions,
+        close_dates=not no_close_dates,
     )
     if out is not None:
         for day, cal in (kept or {}).items():

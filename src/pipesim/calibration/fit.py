@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from pipesim.calibration.close_dates import book_dates, fit_close_law, law_text
 from pipesim.calibration.conversion_level import LR_MIN, stage_level
 from pipesim.calibration.history import History, as_of_date
 from pipesim.calibration.lead_rates import HALF_LIFE_MONTHS, arrivals_table
@@ -125,6 +126,8 @@ class Calibration:
                 f"{pm('loss_days', 1):>15} {pm('loss_cv', 2).split(' ')[0]:>7} {loss_law:<9} "
                 f"{f.advanced:>8} {f.lost:>6} {f.still_open:>6}"
             )
+        if self.scenario.close_law is not None:
+            lines += ["", law_text(self.scenario.close_law)]
         return "\n".join(lines)
 
     def table(self) -> pd.DataFrame:
@@ -463,9 +466,37 @@ def calibrate_history(
         )
     for w in caught:
         report.append({"item": str(w.message), "rows": 0, "action": "note", "rule": "warning"})
+    if history.dated and history.close_changes is not None and len(history.close_changes):
+        scenario = _with_close_dates(scenario, history, cut, win, report)
     laws = {s: fits[funnel[-1]] if paths.cycle else f for s, f in fits.items()}
     estimates = _estimates(stages, laws, seg_fits, segs, len(funnel) if paths.cycle else 0)
     return Calibration(scenario, pd.DataFrame(report), fits, win, estimates)
+
+
+def _with_close_dates(
+    scenario: Scenario,
+    history: History,
+    cut: pd.Timestamp,
+    win: dict[str, float],
+    report: list[dict[str, object]],
+) -> Scenario:
+    """The scenario with its slippage law and its open deals' stated dates as of ``cut``."""
+    law, rows = fit_close_law(history, cut, win)
+    report += rows
+    if law is None:
+        return scenario
+    book = scenario.deals
+    dates = book_dates(history, cut, book["deal_id"])
+    book = book.assign(close_date=dates["close_date"].to_numpy(), pushes=dates["pushes"].to_numpy())
+    report.append(
+        {
+            "item": "close dates: open deals with a stated date",
+            "rows": int(book["close_date"].notna().sum()),
+            "action": "note",
+            "rule": "timed by the slippage law (close_dates.parquet); the others by the clocks",
+        }
+    )
+    return scenario.replace(deals=book, close_law=law)
 
 
 def _stage_end(obs: pd.DataFrame, cut: pd.Timestamp) -> np.ndarray:

@@ -82,6 +82,9 @@ class History:
     dated : bool
         False when the export has no real dates (IBM win-loss): only conversions
         and durations are meaningful.
+    close_changes : DataFrame or None
+        Close-date changes (``deal_id``, ``changed_at``, ``close_date``), checked by
+        :func:`pipesim.calibration.close_dates.attach_changes`; None when not recorded.
     """
 
     deals: pd.DataFrame
@@ -92,6 +95,7 @@ class History:
     issues: tuple[Issue, ...] = ()
     source: str = "history"
     dated: bool = True
+    close_changes: pd.DataFrame | None = None
 
     @property
     def last_date(self) -> pd.Timestamp:

@@ -9,7 +9,8 @@ comes from ``--stages``, else the history's ``SortOrder`` (or dates), else
 Salesforce's standard stage order (either default sales process) restricted
 to the stages present. ``CurrencyIsoCode`` (multi-currency orgs) is the amounts'
 currency; ``ForecastCategoryName`` the forecast category (OpportunityHistory's
-``ForecastCategory`` gives it as of each stage change).
+``ForecastCategory`` gives it as of each stage change); OpportunityHistory's ``CloseDate``
+is read as the close-date history (:mod:`pipesim.calibration.close_dates`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipesim.calibration.adapters.columns import pick, truthy
+from pipesim.calibration.close_dates import attach_changes
 from pipesim.calibration.history import History, Issue, make_history, read_csv
 
 STANDARD = (
@@ -54,6 +56,7 @@ EVENTS = {
     "stage": ("StageName", "Stage"),
     "order": ("SortOrder",),
     "forecast_category": ("ForecastCategory", "ForecastCategoryName", "Forecast Category"),
+    "close_date": ("CloseDate", "Close Date"),
 }
 
 
@@ -152,6 +155,13 @@ def read(
     for seg in ("Type", "LeadSource", "currency", "forecast_category"):
         if seg in c:
             deals[seg] = c[seg].to_numpy()
-    return make_history(
+    history = make_history(
         deals, ev, stages=funnel or None, source=str(path), issues=issues, rows_read=len(raw)
     )
+    if events is not None and "close_date" in e:
+        # OpportunityHistory's CloseDate: the date stated as of each row (a close-date history).
+        changes = pd.DataFrame(
+            {"deal_id": e["deal_id"], "changed_at": e["entered_at"], "close_date": e["close_date"]}
+        )
+        history = attach_changes(history, changes, f"{events} (CloseDate)")
+    return history
