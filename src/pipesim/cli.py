@@ -542,10 +542,21 @@ def example_history(directory: Path, force: bool) -> None:
     )
 
 
+_CLOSE_DATES = click.option(
+    "--close-dates",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Close-date history (CSV: deal_id, changed_at, close_date): learn how outcomes "
+    "follow the stated close date (close_dates.parquet) and give open deals their "
+    "close_date and pushes.",
+)
+
+
 def _calibration_inputs(command: Callable[..., None]) -> Callable[..., None]:
     """The options calibrate and snapshot share: what the history is and how to fit it."""
     options: list[Callable[[Callable[..., None]], Callable[..., None]]] = [
         click.option("--events", type=click.Path(path_type=Path), default=None, help=_EVENTS_HELP),
+        _CLOSE_DATES,
         click.option("--segments", default=None, help=_SEGMENTS_HELP),
         click.option(
             "--format",
@@ -755,6 +766,13 @@ def snapshot(
 )
 @click.option("--stages", default=None, help=_STAGES_HELP)
 @_clock_laws
+@_CLOSE_DATES
+@click.option(
+    "--no-close-dates",
+    is_flag=True,
+    help="Forecast every deal by its stage's clocks, ignoring stated close dates (the "
+    "clocks-only model, to compare with).",
+)
 @_quiet_json
 def backtest(
     history: Path,
@@ -777,6 +795,8 @@ def backtest(
     leads_until: str | None,
     half_life: float,
     moving_conversions: bool,
+    close_dates: Path | None,
+    no_close_dates: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -813,6 +833,8 @@ def backtest(
             half_life=half_life,
             moving_conversions=moving_conversions,
             progress=progress_wanted(quiet or as_json),
+            close_dates=close_dates,
+            no_close_dates=no_close_dates,
         )
     if as_json:
         click.echo(api.backtest_json(table))
