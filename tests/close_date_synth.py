@@ -82,14 +82,55 @@ class Truth:
         return out / total
 
 
-def late_quantile(truth: Truth, rows: list[tuple[int, float]], level: float) -> float:
-    """The lateness quantile of the wins from ``rows`` (pushes, x) pooled as the fit pools."""
-    total = sum(truth.p_row(k, x) for k, x in rows)
+def truth_rows(truth: Truth, pushes: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """P(won at all) of each snapshot row (pushes so far, x = snapshot minus stated date)."""
+    k = np.asarray(pushes, dtype=np.int64)
+    s = truth.lateness().sf(x)
+    a, b = _table(truth.win, k), _table(truth.push, k)
+    w_next = np.array([truth.w(int(j) + 1) for j in k])
+    return (a * s + b * w_next) / (1.0 - a * (1.0 - s))
+
+
+def _table(values: tuple[float, ...], k: np.ndarray) -> np.ndarray:
+    return np.asarray(values)[np.minimum(k, len(values) - 1)]
+
+
+def pooled_late_cdf(truth: Truth, pushes: np.ndarray, x: np.ndarray, days: float) -> float:
+    """P(lateness <= days | won) over the wins from these rows, pooled as the fit pools them.
+
+    Each row's wins weigh its P(won at all); the lateness is measured from its stated
+    date (a win j rounds later is j ``gap`` days later, plus its own lateness).
+    """
+    law = truth.lateness()
+    k = np.asarray(pushes, dtype=np.int64)
+    a = _table(truth.win, k)
+    total = 1.0 - a * law.sf(x)  # the deals still open: a S(x) + b + (1 - a - b)
+    below = a * np.maximum(law.cdf(days) - law.cdf(x), 0.0)
+    mass = a * law.sf(x)
+    reach = _table(truth.push, k)
+    for j in range(1, 40):
+        win_j = reach * _table(truth.win, k + j)
+        below = below + win_j * law.cdf(days - j * truth.gap)
+        mass = mass + win_j
+        reach = reach * _table(truth.push, k + j)
+    return float((below / total).sum() / (mass / total).sum())
+
+
+def late_quantile(truth: Truth, pushes: np.ndarray, x: np.ndarray, level: float) -> float:
+    """The ``level`` quantile of :func:`pooled_late_cdf`."""
 
     def f(days: float) -> float:
-        return sum(truth.late_cdf_row(k, x, days) for k, x in rows) / total - level
+        return pooled_late_cdf(truth, pushes, x, days) - level
 
-    return float(optimize.brentq(f, -100.0, 1000.0, xtol=1e-3))
+    return float(optimize.brentq(f, -100.0, 1000.0, xtol=1e-4))
+
+
+def late_density(truth: Truth, pushes: np.ndarray, x: np.ndarray, days: float) -> float:
+    """The density of :func:`pooled_late_cdf` at ``days`` (a quantile's standard error)."""
+    h = 0.5
+    return (
+        pooled_late_cdf(truth, pushes, x, days + h) - pooled_late_cdf(truth, pushes, x, days - h)
+    ) / (2 * h)
 
 
 def close_date_history(
