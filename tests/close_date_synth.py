@@ -34,9 +34,9 @@ class Truth:
     push: tuple[float, ...] = (0.35, 0.35, 0.35, 0.30)
     gap: float = 30.0
     delay: float = 7.0
-    first: tuple[float, float] = (45.0, 0.6)
-    late_shift: float = -10.0
-    late_mean: float = 20.0
+    first: tuple[float, float] = (60.0, 1.0)
+    late_shift: float = -5.0
+    late_mean: float = 10.0
     late_cv: float = 0.8
 
     def p(self, k: int, table: tuple[float, ...]) -> float:

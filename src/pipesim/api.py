@@ -206,7 +206,10 @@ def write_results(
     next to the model's for the quarter of as_of, :mod:`pipesim.reports.forecast_call`);
     a result with ``deal_odds`` gets ``deal_odds.parquet`` (each open deal's odds,
     :mod:`pipesim.simulation.deal_odds`; its quarter in the metadata).
+    one whose deals were timed by their stated close dates gets ``close_dates.parquet``
+    (the slippage law used, :mod:`pipesim.scenario.close_law`).
     """
+    from pipesim.prepare.dated_deals import uses_close_dates
     from pipesim.prepare.loss_clock import odds_curve
     from pipesim.reports.forecast_call import forecast_call
     from pipesim.reports.funnel_table import funnel_table
@@ -237,6 +240,8 @@ def write_results(
         metadata["deal_odds_quarter"] = result.deal_odds.quarter
         metadata["deal_odds_quarter_start"] = result.deal_odds.quarter_start.isoformat()
         metadata["deal_odds_quarter_end"] = result.deal_odds.quarter_end.isoformat()
+    if result.scenario.close_law is not None and uses_close_dates(result.scenario):
+        tables["close_dates"] = result.scenario.close_law  # the slippage law the run used
     return parquet.write_tables(out, tables, metadata)
 
 

@@ -16,20 +16,19 @@ the same for every deal of a snapshot, so a win ``T`` days after the snapshot is
 weighted by 1 / G(T), G(T) the share of rows followed longer than T (inverse
 probability of censoring, within each stage, pushes bucket and overdue state: unbiased
 when the follow-up does not depend on the deal within them).
-Per stage and pushes bucket, over rows not yet past their date:
+Per stage, pushes bucket and overdue bucket (not past the date; 1-7, 8-30, 31-90, 91+ days
+past it: how the chance falls, or rises, with how far past the date a deal is):
 
 - ``p_win`` = sum of weighted wins / rows, ``p_win_se`` its standard error with the
   rows of one deal as one cluster; ``p_by_date`` the same for wins on or before the
-  stated date;
+  stated date (rows not yet past it);
 - the lateness law: weighted quantiles of won date minus stated date, and above the
-  90th the mean excess as an exponential tail (a cell with fewer than
-  :data:`MIN_WINS` wins takes its stage's law over all pushes, then the whole funnel's:
-  ``basis`` says which);
+  90th the mean excess as an exponential tail.
 
-and per stage, over rows already past their date, ``overdue_slope``: the change of the
-log odds per 30 days overdue, solving the weighted logistic score equation with each
-row's cell ``p_win`` as offset (fewer than :data:`MIN_OVERDUE` such rows: the whole
-funnel's; fewer still: 0).
+A cell with fewer than :data:`MIN_ROWS` rows takes the ``p_win`` of the bucket of one
+push fewer, else of one overdue bucket less, else the stage's clocks' chance; one with
+fewer than :data:`MIN_WINS` wins takes the lateness law of its stage and overdue bucket
+over all pushes, else the whole funnel's, else the bucket before's. ``basis`` says which.
 """
 
 from __future__ import annotations
@@ -39,22 +38,21 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from pipesim.calibration.history import History, Issue, parse_dates
 from pipesim.calibration.stage_paths import paths_at
 from pipesim.scenario.close_law import (
     LATENESS_COLUMNS,
     LATENESS_LEVELS,
-    OVERDUE_MONTH,
+    OVERDUE_BUCKETS,
     PUSH_BUCKETS,
+    overdue_bucket,
 )
 
 CHANGE_COLUMNS = ("deal_id", "changed_at", "close_date")
 SNAPSHOT_MONTHS = 24  # snapshot dates: the first of each month, this many before as_of
 MIN_ROWS = 20  # snapshot rows a stage and pushes bucket needs for its own p_win
 MIN_WINS = 30  # wins a cell needs for its own lateness law
-MIN_OVERDUE = 30  # overdue rows a stage needs for its own overdue slope
 DAY = np.timedelta64(1, "D")
 
 
@@ -260,29 +258,6 @@ def lateness_law(rows: pd.DataFrame, w: np.ndarray) -> tuple[np.ndarray, float]:
     return knots, max(tail, 1.0)
 
 
-def overdue_slope(rows: pd.DataFrame, w: np.ndarray, base: np.ndarray) -> float:
-    """The log-odds change per 30 days overdue (weighted logistic score = 0, offset ``base``)."""
-    o = rows["overdue"].to_numpy(dtype=float) / OVERDUE_MONTH
-    y = w * rows["won"].to_numpy(dtype=float)
-    offset = special.logit(np.clip(base, 1e-6, 1 - 1e-6))
-
-    def score(b: float) -> float:
-        return float((o * (y - special.expit(offset + b * o))).sum())
-
-    lo, hi = -5.0, 2.0
-    if score(lo) <= 0:
-        return lo
-    if score(hi) >= 0:
-        return hi
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        if score(mid) > 0:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
-
-
 def fit_close_law(
     history: History, cut: pd.Timestamp, win_probability: dict[str, float]
 ) -> tuple[pd.DataFrame | None, list[dict[str, object]]]:
@@ -307,88 +282,75 @@ def fit_close_law(
         return None, report
     pooled = history.events is None and len(funnel) > 1  # stages at past dates unknown
     bucket = np.minimum(rows["pushes"].to_numpy(), PUSH_BUCKETS - 1)
+    late = overdue_bucket(rows["overdue"].to_numpy())
     stage = rows["stage"].to_numpy() if not pooled else np.zeros(len(rows), dtype=np.int64)
-    due = (rows["overdue"] == 0).to_numpy()
-    # Censoring weights within each stage, bucket and overdue state: deals with more
-    # pushes are seen at later snapshots, so their follow-up is shorter.
+    # Censoring weights within each cell: deals with more pushes, or further past their
+    # date, are seen at later snapshots, so their follow-up is shorter.
     w = np.zeros(len(rows))
-    cells = pd.Series(stage * 2 * PUSH_BUCKETS + bucket * 2 + due)
+    cells = pd.Series((stage * OVERDUE_BUCKETS + late) * PUSH_BUCKETS + bucket)
     for _, at in cells.groupby(cells.to_numpy()).indices.items():
         w[at] = censoring_weights(rows.iloc[at])
-    everything = rows[due]
-    all_law = lateness_law(everything, w[due]) if everything["won"].sum() else None
-    out = []
-    base = np.zeros(len(rows))
+    won = rows["won"].to_numpy(dtype=bool)
+
+    def law_of(mask: np.ndarray) -> tuple[np.ndarray, float] | None:
+        return lateness_law(rows[mask], w[mask]) if won[mask].sum() >= MIN_WINS else None
+
+    funnel_laws = [law_of(late == o) for o in range(OVERDUE_BUCKETS)]
+    done: dict[tuple[int, int, int], dict[str, object]] = {}
     for s, name in enumerate(funnel):
-        in_stage = (stage == (0 if pooled else s)) & due
-        stage_law = (
-            lateness_law(rows[in_stage], w[in_stage])
-            if rows.loc[in_stage, "won"].sum() >= MIN_WINS
-            else None
-        )
-        previous: CellFit | None = None
-        for k in range(PUSH_BUCKETS):
-            mask = in_stage & (bucket == k)
-            basis = "own"
-            if mask.sum() >= MIN_ROWS:
-                fit = _cell(rows[mask], w[mask])
-            elif previous is not None:
-                fit, basis = dataclasses.replace(previous, rows=int(mask.sum())), f"pushes {k - 1}"
-            else:
-                p = win_probability.get(name, 0.0)
-                fit = CellFit(int(mask.sum()), 0, 0, p, 0.0, float("nan"))
-                basis = "stage clocks"
-            previous = fit
-            if rows.loc[mask, "won"].sum() >= MIN_WINS:
-                knots, tail = lateness_law(rows[mask], w[mask])
-                late_basis = "own"
-            elif stage_law is not None:
-                (knots, tail), late_basis = stage_law, "stage"
-            elif all_law is not None:
-                (knots, tail), late_basis = all_law, "funnel"
-            else:
-                knots, tail, late_basis = np.zeros(len(LATENESS_LEVELS)), 1.0, "none"
-            late_what = "all stages" if pooled else late_basis
-            out.append(
-                {
+        in_stage = stage == (0 if pooled else s)
+        for o in range(OVERDUE_BUCKETS):
+            here = in_stage & (late == o)
+            stage_law = law_of(here)
+            for k in range(PUSH_BUCKETS):
+                mask = here & (bucket == k)
+                if mask.sum() >= MIN_ROWS:
+                    fit, basis = _cell(rows[mask], w[mask]), "own"
+                elif k > 0:
+                    fit, basis = done[(s, k - 1, o)]["fit"], f"pushes {k - 1}"  # type: ignore[assignment]
+                elif o > 0:
+                    fit, basis = done[(s, k, o - 1)]["fit"], f"overdue {o - 1}"  # type: ignore[assignment]
+                else:
+                    fit = CellFit(0, 0, 0, win_probability.get(name, 0.0), 0.0, float("nan"))
+                    basis = "stage clocks"
+                fit = dataclasses.replace(fit, rows=int(mask.sum()), wins=int(won[mask].sum()))
+                own = law_of(mask)
+                if own is not None:
+                    (knots, tail), late_basis = own, "own"
+                elif stage_law is not None:
+                    (knots, tail), late_basis = stage_law, "all pushes"
+                elif funnel_laws[o] is not None:
+                    (knots, tail), late_basis = funnel_laws[o], "funnel"  # type: ignore[misc]
+                elif o > 0:
+                    prior = done[(s, k, o - 1)]
+                    knots = np.array([prior[c] for c in LATENESS_COLUMNS], dtype=float)
+                    tail, late_basis = float(prior["lateness_tail_days"]), f"overdue {o - 1}"  # type: ignore[arg-type]
+                else:
+                    knots, tail, late_basis = np.zeros(len(LATENESS_LEVELS)), 1.0, "none"
+                done[(s, k, o)] = {
                     "stage": name,
                     "pushes": k,
+                    "overdue": o,
                     "rows": fit.rows,
-                    "deals": fit.deals,
+                    "deals": int(rows.loc[mask, "deal_id"].nunique()),
                     "wins": fit.wins,
                     "p_win": fit.p_win,
                     "p_win_se": fit.se,
-                    "p_by_date": fit.p_by_date,
-                    "overdue_slope": 0.0,
+                    "p_by_date": fit.p_by_date if o == 0 else 0.0,
                     **dict(zip(LATENESS_COLUMNS, knots.tolist(), strict=True)),
                     "lateness_tail_days": tail,
-                    "basis": f"p_win: {basis}; lateness: {late_what}"
+                    "basis": f"p_win: {basis}; lateness: {late_basis}"
                     + ("; stages pooled (no stage history)" if pooled else ""),
+                    "fit": fit,
                 }
-            )
-            base[(stage == (0 if pooled else s)) & (bucket == k)] = fit.p_win
-    law = pd.DataFrame(out)
-    late_rows = ~due
-    slope_all = (
-        overdue_slope(rows[late_rows], w[late_rows], base[late_rows])
-        if late_rows.sum() >= MIN_OVERDUE
-        else 0.0
-    )
-    for s, name in enumerate(funnel):
-        mask = late_rows & (stage == (0 if pooled else s))
-        slope = (
-            overdue_slope(rows[mask], w[mask], base[mask])
-            if mask.sum() >= MIN_OVERDUE
-            else slope_all
-        )
-        law.loc[law["stage"] == name, "overdue_slope"] = slope
+    law = pd.DataFrame([{k: v for k, v in r.items() if k != "fit"} for r in done.values()])
     report.append(
         {
             "item": "close dates: snapshot rows",
             "rows": len(rows),
             "action": "note",
             "rule": f"{rows['deal_id'].nunique():,} deals open with a stated date on "
-            f"{rows['snapshot'].nunique()} month starts before as_of; {int((~due).sum()):,} "
+            f"{rows['snapshot'].nunique()} month starts before as_of; {int((late > 0).sum()):,} "
             "rows already past their date; outcomes known before as_of, wins weighted "
             "for censoring at as_of",
         }
@@ -412,18 +374,19 @@ def book_dates(history: History, cut: pd.Timestamp, deal_ids: pd.Series) -> pd.D
 def law_text(law: pd.DataFrame) -> str:
     """The law as the calibration prints it: per stage and pushes, P(won by date), P(won)."""
     head = (
-        f"{'stage':<16} {'pushes':>6} {'rows':>6} {'wins':>5} {'P(won by date)':>14} "
-        f"{'P(won)':>14} {'late p50':>8} {'late p90':>8} {'overdue/30d':>11}  basis"
+        f"{'stage':<16} {'pushes':>6} {'past date':>9} {'rows':>6} {'wins':>5} "
+        f"{'P(won by date)':>14} {'P(won)':>12} {'late p50':>8} {'late p90':>8}  basis"
     )
     lines = ["Stated close dates (close_dates.parquet)", head, "-" * len(head)]
+    past = ("no", "1-7d", "8-30d", "31-90d", "91d+")
     for r in law.to_dict("records"):
         k = f"{r['pushes']}+" if r["pushes"] == PUSH_BUCKETS - 1 else str(r["pushes"])
         p_by = float(r["p_by_date"])
-        by_date = "" if np.isnan(p_by) else f"{p_by:.2f}"
+        by_date = "" if np.isnan(p_by) or r["overdue"] else f"{p_by:.2f}"
         won = f"{float(r['p_win']):.2f} ±{float(r['p_win_se']):.2f}"
         lines.append(
-            f"{r['stage']!s:<16} {k:>6} {int(r['rows']):>6} {int(r['wins']):>5} {by_date:>14} "
-            f"{won:>14} {float(r['lateness_p50']):>8.0f} "
-            f"{float(r['lateness_p90']):>8.0f} {float(r['overdue_slope']):>11.2f}  {r['basis']}"
+            f"{r['stage']!s:<16} {k:>6} {past[int(r['overdue'])]:>9} {int(r['rows']):>6} "
+            f"{int(r['wins']):>5} {by_date:>14} {won:>12} {float(r['lateness_p50']):>8.0f} "
+            f"{float(r['lateness_p90']):>8.0f}  {r['basis']}"
         )
     return "\n".join(lines)

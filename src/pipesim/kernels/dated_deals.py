@@ -3,8 +3,8 @@
 Each dated deal wins on the same uniform as in :mod:`pipesim.kernels.per_deal` (its
 stream (seed, trial, deal key)), so switching close dates off or on keeps the two runs
 on common random numbers. Its chance is its law row's ``p_win`` (drawn once per trial
-from Beta(p n, (1 - p) n), the row's uncertainty, n = p (1 - p) / se²), moved on the
-logit scale by ``overdue_slope`` per 30 days the deal is already past its date. A win
+from Beta(p n, (1 - p) n), the row's uncertainty, n = p (1 - p) / se²); its row is
+its stage's, pushes' and overdue bucket's (:mod:`pipesim.prepare.dated_deals`). A win
 is booked on the stated date plus a lateness drawn from the row's law (quantiles joined
 by straight lines, exponential tail; :mod:`pipesim.scenario.close_law`) conditioned on
 the won date falling on or after as_of. A separate kernel, so that books without close
@@ -26,7 +26,6 @@ from pipesim.kernels.trial import VALUE_KEY, book, multiplier, trial_state
 
 DATED_DOMAIN = np.uint64(0xDA7EDDA7EDDA7ED0)  # the trial's draw of each law row's p_win
 LATE_KEY = 1_000_007  # a dated win's lateness draw (its stages are 1, 2, ...)
-OVERDUE_MONTH = 30.0
 LEVELS = np.array([0.0, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90])
 
 
@@ -35,7 +34,6 @@ class DatedTable(NamedTuple):
 
     law_p: np.ndarray  # float64 [rows]: p_win
     law_n: np.ndarray  # float64 [rows]: Beta evidence of p_win (0: exact)
-    law_slope: np.ndarray  # float64 [rows]: logit change per 30 days overdue
     law_knots: np.ndarray  # float64 [rows, 7]: lateness quantiles at LEVELS
     law_tail: np.ndarray  # float64 [rows]: mean of the exponential tail above the last knot
     key: np.ndarray  # uint64 [deals]: stream key (from deal_id)
@@ -77,22 +75,12 @@ def lateness_after(knots: np.ndarray, r: int, tail: float, low: float, v: float)
     return last
 
 
-@jit
-def overdue_odds(p: float, slope: float, overdue_days: float) -> float:
-    """``p`` moved by ``slope`` on the logit scale per 30 days overdue (0 and 1 stay)."""
-    if overdue_days <= 0.0 or slope == 0.0 or p <= 0.0 or p >= 1.0:
-        return p
-    x = math.log(p / (1.0 - p)) + slope * overdue_days / OVERDUE_MONTH
-    return 1.0 / (1.0 + math.exp(-x))
-
-
 @jit(parallel=True)
 def simulate_dated(
     seed: np.uint64,
     trial0: int,
     law_p: np.ndarray,
     law_n: np.ndarray,
-    law_slope: np.ndarray,
     law_knots: np.ndarray,
     law_tail: np.ndarray,
     key: np.ndarray,
@@ -129,8 +117,7 @@ def simulate_dated(
         for d in range(key.shape[0]):
             ds = derive(ts, key[d])
             r = row[d]
-            p = overdue_odds(p_row[r], law_slope[r], -due[d])
-            if not to_unit(ds) < p:
+            if not to_unit(ds) < p_row[r]:
                 continue
             state, v = uniform(branch(ds, LATE_KEY))
             low = -due[d]  # won on or after as_of

@@ -16,7 +16,12 @@ import pandas as pd
 
 from pipesim.kernels.dated_deals import DatedTable
 from pipesim.kernels.tables import DealTable
-from pipesim.scenario.close_law import LATENESS_COLUMNS, PUSH_BUCKETS
+from pipesim.scenario.close_law import (
+    LATENESS_COLUMNS,
+    OVERDUE_BUCKETS,
+    PUSH_BUCKETS,
+    overdue_bucket,
+)
 from pipesim.scenario.keys import deal_keys
 from pipesim.scenario.scenario import Scenario
 
@@ -24,7 +29,7 @@ MAX_EVIDENCE = 1e6  # Beta evidence of a p_win given without a standard error: e
 
 
 def law_arrays(law: pd.DataFrame) -> tuple[np.ndarray, ...]:
-    """The law's per-row arrays: p_win, its Beta evidence, slope, knots, tail."""
+    """The law's per-row arrays: p_win, its Beta evidence, lateness knots, tail."""
     p = law["p_win"].to_numpy(dtype=float)
     se = law["p_win_se"].to_numpy(dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -33,27 +38,32 @@ def law_arrays(law: pd.DataFrame) -> tuple[np.ndarray, ...]:
     return (
         p,
         n,
-        law["overdue_slope"].to_numpy(dtype=float),
         np.ascontiguousarray(law[list(LATENESS_COLUMNS)].to_numpy(dtype=float)),
         law["lateness_tail_days"].to_numpy(dtype=float),
     )
 
 
-def law_rows(law: pd.DataFrame, stages: np.ndarray, pushes: np.ndarray) -> np.ndarray:
+def law_rows(
+    law: pd.DataFrame, stages: np.ndarray, pushes: np.ndarray, overdue: np.ndarray
+) -> np.ndarray:
     """Each deal's law row (-1: the law has no row for its stage)."""
     where = {
-        (str(s), int(k)): r
-        for r, (s, k) in enumerate(zip(law["stage"], law["pushes"], strict=True))
+        (str(s), int(k), int(o)): r
+        for r, (s, k, o) in enumerate(zip(law["stage"], law["pushes"], law["overdue"], strict=True))
     }
+
+    def near(top: int, n: int) -> list[int]:
+        # The bucket itself, the ones below it (nearest first), then the ones above.
+        return [*range(top, -1, -1), *range(top + 1, n)]
+
     out = np.full(len(stages), -1, dtype=np.int64)
-    for d, (stage, k) in enumerate(zip(stages, pushes, strict=True)):
-        top = min(int(k), PUSH_BUCKETS - 1)
-        # The highest bucket at or below the deal's pushes, else the lowest above.
-        for bucket in [*range(top, -1, -1), *range(top + 1, PUSH_BUCKETS)]:
-            r = where.get((str(stage), bucket))
-            if r is not None:
-                out[d] = r
-                break
+    for d, (stage, k, o) in enumerate(zip(stages, pushes, overdue, strict=True)):
+        found = (
+            where.get((str(stage), kk, oo))
+            for oo in near(int(o), OVERDUE_BUCKETS)
+            for kk in near(min(int(k), PUSH_BUCKETS - 1), PUSH_BUCKETS)
+        )
+        out[d] = next((r for r in found if r is not None), -1)
     return out
 
 
@@ -98,15 +108,14 @@ def dated_table(
     )
     close = rows["close_date"].to_numpy(dtype="datetime64[D]")[at]
     due = (close - as_of).astype(np.int64).astype(np.float64)
-    p, n, slope, knots, tail = law_arrays(law)
+    p, n, knots, tail = law_arrays(law)
     return DatedTable(
         law_p=p,
         law_n=n,
-        law_slope=slope,
         law_knots=knots,
         law_tail=tail,
         key=clocks.key,
-        row=law_rows(law, stages, np.nan_to_num(pushes, nan=0.0)),
+        row=law_rows(law, stages, np.nan_to_num(pushes, nan=0.0), overdue_bucket(-due)),
         due=due,
         amount=clocks.amount,
         value_sigma=value_sigma[clocks.cell],
@@ -121,6 +130,6 @@ def concat(parts: list[DatedTable]) -> DatedTable | None:
     if not parts:
         return None
     first = parts[0]
-    deal_fields = DatedTable._fields[5:]
+    deal_fields = DatedTable._fields[4:]
     joined = {f: np.concatenate([getattr(p, f) for p in parts]) for f in deal_fields}
     return first._replace(**joined)

@@ -205,6 +205,30 @@ def _odds(odds: pd.DataFrame) -> str:
     return '<p class="note">' + "<br>".join(lines) + "</p>" if lines else ""
 
 
+def _close_dates(law: pd.DataFrame) -> str:
+    """Per stage and pushes: P(won by the stated date), P(won at all); then past the date."""
+    past = ("", "1-7 days", "8-30 days", "31-90 days", "91+ days")
+    rows = []
+    for r in law.sort_values(["overdue"], kind="stable").to_dict("records"):
+        if r["overdue"] and not r["rows"]:
+            continue
+        k = f"{r['pushes']}+" if r["pushes"] == 3 else str(r["pushes"])
+        by_date = "" if r["overdue"] or pd.isna(r["p_by_date"]) else percent(r["p_by_date"])
+        rows.append(
+            [
+                r["stage"], k, past[int(r["overdue"])] or "not yet", f"{int(r['rows']):,}",
+                by_date, percent(r["p_win"]),
+            ]
+        )  # fmt: skip
+    head = ["stage", "pushes", "past the date", "deals seen", "P(won by the date)", "P(won)"]
+    note = (
+        '<p class="note">Deals with a stated close date are timed by this law: won on the '
+        "date plus a lateness drawn from what happened to deals like them (calibrate, from "
+        "the close-date history); the others by their stage's clocks.</p>"
+    )
+    return html_table(head, rows, 3) + note
+
+
 def render_html(data: ReportData, charts: list[Chart]) -> str:
     """The whole report as one HTML string."""
     name = data.settings.get("scenario_name") or data.folder.name
@@ -251,6 +275,9 @@ def report_sections(data: ReportData, charts: list[Chart]) -> list[str]:
         parts += ["<h2>Two clocks: the chance to advance by age</h2>"]
         parts += [figure_html(by_id["odds"])] if "odds" in by_id else []
         parts.append(_odds(data.odds))
+    if data.close_dates is not None and len(data.close_dates):
+        parts += ["<h2>Stated close dates: the odds by pushes</h2>"]
+        parts.append(_close_dates(data.close_dates))
     segments = data.segments()
     if segments:
         parts += [f"<h2>By {esc(', '.join(data.by))}</h2>", _segment_table(data)]

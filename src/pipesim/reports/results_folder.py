@@ -25,9 +25,11 @@ RESULT_FILES = (
     "odds",
     "forecast_call",
     "deal_odds",
+    "close_dates",
 )
 PLAN_FILES = ("target", "health", "drift")
 ODDS_NEEDS = ("stage", "age_days", "odds")
+CLOSE_DATE_NEEDS = ("stage", "pushes", "overdue", "rows", "p_win", "p_by_date")
 SUMMARY_COLUMNS = ("period", "cumulative", "metric", "mean", "p10", "p50", "p90")
 FUNNEL_NEEDS = ("stage", "deals", "value", "conversion")
 COMPARE_NEEDS = ("variant", "mean", "p10", "p50", "p90")
@@ -52,6 +54,7 @@ NEEDS = {
     "funnel": FUNNEL_NEEDS,
     "compare": COMPARE_NEEDS,
     "odds": ODDS_NEEDS,
+    "close_dates": CLOSE_DATE_NEEDS,
     "target": TARGET_NEEDS,
     "health": HEALTH_NEEDS,
     "drift": DRIFT_NEEDS,
@@ -94,6 +97,7 @@ class ReportData:
     target: float | None
     skipped: tuple[str, ...] = ()
     odds: pd.DataFrame | None = None
+    close_dates: pd.DataFrame | None = None  # the slippage law a run used (close_dates.parquet)
     target_plan: pd.DataFrame | None = None
     health: pd.DataFrame | None = None
     drift: pd.DataFrame | None = None
@@ -262,6 +266,7 @@ def load_report_data(folder: str | os.PathLike[str], target: float | None = None
         target=target,
         skipped=tuple(skipped),
         odds=optional["odds"],
+        close_dates=optional["close_dates"],
         target_plan=optional["target"],
         health=optional["health"],
         drift=optional["drift"] if optional["health"] is not None else None,

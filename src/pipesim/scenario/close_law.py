@@ -1,21 +1,20 @@
 """The slippage law of stated close dates: ``close_dates.parquet``, checked.
 
-One row per stage and pushes bucket (0, 1, 2 and 3 for "3 or more"), as
-``calibrate`` writes it from close-date histories
+One row per stage, pushes bucket (0, 1, 2 and 3 for "3 or more") and overdue bucket
+(how far past its stated date the deal already is: 0 not past, 1 for 1-7 days, 2 for
+8-30, 3 for 31-90, 4 for more), as ``calibrate`` writes it from close-date histories
 (:mod:`pipesim.calibration.close_dates`) or a planner edits it:
 
-- ``p_win``: the chance that an open deal of that stage and pushes, not yet past its
-  stated date, is won at all (``p_win_se`` its standard error: the trial-to-trial
-  spread of that chance; ``p_by_date`` the chance it is won on or before the date,
-  shown, not simulated);
-- ``overdue_slope``: the change of the odds' logarithm per 30 days a deal is already
-  past its stated date (0: none; negative: the chance falls);
+- ``p_win``: the chance that an open deal of that stage, pushes and overdue bucket is
+  won at all (``p_win_se`` its standard error: the trial-to-trial spread of that
+  chance; ``p_by_date`` the chance it is won on or before its date, shown, not
+  simulated);
 - the lateness law, the won date minus the stated date in days: its quantiles
   ``lateness_min``, ``lateness_p5`` .. ``lateness_p90`` joined by straight lines, and
   above ``lateness_p90`` an exponential tail of mean ``lateness_tail_days``.
 
-A deal past its stated date draws its lateness from that law conditioned on being
-won on or after as_of (beyond ``lateness_p90``: the date it has reached plus the
+A deal draws its lateness from its row's law conditioned on being won on or after
+as_of (beyond ``lateness_p90``: the date it has reached plus the
 exponential tail, which has no memory).
 """
 
@@ -27,6 +26,9 @@ import pandas as pd
 from pipesim.errors import ScenarioError
 
 PUSH_BUCKETS = 4  # pushes 0, 1, 2 and 3 or more
+# Overdue buckets: days past the stated date from which each starts (0: not past).
+OVERDUE_FROM = (0.0, 1.0, 8.0, 31.0, 91.0)
+OVERDUE_BUCKETS = len(OVERDUE_FROM)
 # The lateness quantiles' levels (minimum first) and their columns.
 LATENESS_LEVELS = (0.0, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90)
 LATENESS_COLUMNS = (
@@ -38,17 +40,22 @@ LATENESS_COLUMNS = (
     "lateness_p75",
     "lateness_p90",
 )
-NUMBER_COLUMNS = ("p_win", "overdue_slope", *LATENESS_COLUMNS, "lateness_tail_days")
-OVERDUE_MONTH = 30.0  # days per step of overdue_slope
+NUMBER_COLUMNS = ("p_win", *LATENESS_COLUMNS, "lateness_tail_days")
+KEY = ("stage", "pushes", "overdue")
+
+
+def overdue_bucket(days: np.ndarray) -> np.ndarray:
+    """Each overdue (days past the stated date, 0 or less: not past) as its bucket."""
+    return np.searchsorted(np.asarray(OVERDUE_FROM), np.asarray(days, dtype=float), "right") - 1
 
 
 def check_close_law(table: pd.DataFrame, source: str, funnel: list[str]) -> pd.DataFrame:
     """The law with its stages in the funnel, pushes 0-3, numbers in range; sorted."""
-    missing = [c for c in ("stage", "pushes", *NUMBER_COLUMNS) if c not in table.columns]
+    missing = [c for c in (*KEY, *NUMBER_COLUMNS) if c not in table.columns]
     if missing:
         raise ScenarioError(
             f"{source}: column(s) {', '.join(missing)} missing. The slippage law needs stage, "
-            f"pushes, {', '.join(NUMBER_COLUMNS)} (calibrate writes it from close-date "
+            f"pushes, overdue, {', '.join(NUMBER_COLUMNS)} (calibrate writes it from close-date "
             "histories)."
         )
     out = table.reset_index(drop=True).copy()
@@ -59,6 +66,12 @@ def check_close_law(table: pd.DataFrame, source: str, funnel: list[str]) -> pd.D
     bad = ~pushes.isin(range(PUSH_BUCKETS))
     _fail(source, "pushes", out, bad, "are not 0, 1, 2 or 3 (3: three or more)")
     out["pushes"] = pushes.astype(np.int64)
+    overdue = pd.to_numeric(out["overdue"], errors="coerce")
+    bad = ~overdue.isin(range(OVERDUE_BUCKETS))
+    _fail(
+        source, "overdue", out, bad, "are not 0 to 4 (0: not past; 1-7, 8-30, 31-90, 91+ days past)"
+    )
+    out["overdue"] = overdue.astype(np.int64)
     for col in NUMBER_COLUMNS:
         values = pd.to_numeric(out[col], errors="coerce")
         _fail(source, col, out, ~np.isfinite(values.to_numpy(dtype=float)), "are not numbers")
@@ -79,10 +92,11 @@ def check_close_law(table: pd.DataFrame, source: str, funnel: list[str]) -> pd.D
         out["p_win_se"] = se
     else:
         out["p_win_se"] = 0.0
-    dup = out.duplicated(["stage", "pushes"])
-    _fail(source, "stage, pushes", out, dup, "repeat a stage and pushes bucket")
+    dup = out.duplicated(list(KEY))
+    _fail(source, "stage, pushes, overdue", out, dup, "repeat a stage, pushes and overdue bucket")
     order = {name: k for k, name in enumerate(funnel)}
-    rank = out["stage"].map(order) * PUSH_BUCKETS + out["pushes"]
+    rank = (out["stage"].map(order) * OVERDUE_BUCKETS + out["overdue"]) * PUSH_BUCKETS
+    rank = rank + out["pushes"]
     return out.iloc[np.argsort(rank.to_numpy(), kind="stable")].reset_index(drop=True)
 
 

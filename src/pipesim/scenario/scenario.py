@@ -79,7 +79,7 @@ RESERVED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
             "p_win",
             "p_win_se",
             "p_by_date",
-            "overdue_slope",
+            "overdue",
             "lateness_min",
             "lateness_p5",
             "lateness_p10",
