@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
@@ -21,18 +22,19 @@ TAIL = 10.0
 KNOTS = np.array(LATENESS_LEVELS) * 100.0  # lateness uniform on 0..100 days, up to its p90
 
 
-def law(p=0.6, se=0.0, slope=0.0, stages=("S3",)):
+def law(p=0.6, se=0.0, past=0.5, stages=("S3",)):
+    """p_win p / (pushes + 1), times ``past`` for a deal already past its date."""
     rows = []
     for stage in stages:
-        for k in range(4):
+        for k, o in itertools.product(range(4), range(5)):
             rows.append(
                 {
                     "stage": stage,
                     "pushes": k,
-                    "p_win": p / (k + 1),
+                    "overdue": o,
+                    "p_win": p / (k + 1) * (past if o else 1.0),
                     "p_win_se": se,
                     "p_by_date": 0.0,
-                    "overdue_slope": slope,
                     **dict(zip(LATENESS_COLUMNS, KNOTS.tolist(), strict=True)),
                     "lateness_tail_days": TAIL,
                 }
@@ -75,11 +77,11 @@ def test_more_pushes_take_their_own_row():
     check_mean(won.sum(axis=1), 0.15 * lateness_cdf(KNOTS, TAIL, 90.0 - 10.0))
 
 
-def test_an_overdue_deal_wins_later_and_on_moved_odds():
-    # Stated 2026-12-02: 30 days past at as_of. The odds move by slope per 30 days;
+def test_an_overdue_deal_wins_later_and_on_its_own_odds():
+    # Stated 2026-12-02: 30 days past at as_of, the 8-30 days row (p_win 0.6 x 0.5);
     # the lateness is conditioned on >= 30 days (won on or after as_of).
-    won = won_by_month(dated("2026-12-02", slope=-1.0))
-    p = 1.0 / (1.0 + math.exp(-(math.log(0.6 / 0.4) - 1.0)))
+    won = won_by_month(dated("2026-12-02"))
+    p = 0.3
     base = lateness_cdf(KNOTS, TAIL, 30.0)
     jan = (lateness_cdf(KNOTS, TAIL, 61.0) - base) / (1.0 - base)
     horizon = (lateness_cdf(KNOTS, TAIL, 120.0) - base) / (1.0 - base)  # Jan-Mar: 90 days
@@ -91,7 +93,7 @@ def test_beyond_the_last_quantile_the_tail_has_no_memory():
     # 120 days past (beyond p90 = 90): lateness = 120 + Exp(10): P(won in January) =
     # P(Exp(10) < 31) = 1 - exp(-3.1).
     won = won_by_month(dated("2026-09-03"))
-    check_mean(won[:, 0], 0.6 * (1.0 - math.exp(-31.0 / TAIL)))
+    check_mean(won[:, 0], 0.3 * (1.0 - math.exp(-31.0 / TAIL)))
 
 
 def test_fast_engine_runs_the_same_dated_kernel():
@@ -121,7 +123,7 @@ def test_parameter_uncertainty_widens_the_trials():
     # count's variance: N E[pc (1 - pc)] + N^2 c^2 se^2 (~62^2, against ~22^2 without).
     # Over 400 trials the sample sd is within ~3.5% (sqrt(1 / 2n)); Z of those.
     p, se = 0.6, 0.03
-    won = won_by_month(dated("2026-12-20", se=se)).sum(axis=1)
+    won = won_by_month(dated("2026-12-20", se=se, past=1.0)).sum(axis=1)
     base = lateness_cdf(KNOTS, TAIL, 12.0)
     c = (lateness_cdf(KNOTS, TAIL, 102.0) - base) / (1.0 - base)
     var = N * (p * c - c * c * (p * p + se * se)) + N * N * c * c * se * se
