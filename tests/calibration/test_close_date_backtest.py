@@ -22,10 +22,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from close_date_synth import close_date_history
 from scipy import stats
 
 import pipesim
+from close_date_synth import close_date_history
 from pipesim.calibration.backtest import crps_sample
 from pipesim.calibration.close_dates import attach_changes
 from pipesim.calibration.fit import calibrate_history
