@@ -130,7 +130,9 @@ def test_calibrate_shows_the_law_and_run_uses_it(tmp_path):
     assert pd.read_parquet(out / "deals.parquet")["close_date"].notna().any()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pipesim.PipesimWarning)
-        on = runner.invoke(main, ["run", str(out), "--trials", "200", "--out", str(tmp_path / "a")])
+        on = runner.invoke(
+            main, ["run", str(out), "--trials", "200", "--out", str(tmp_path / "a"), "--report"]
+        )
         off = runner.invoke(
             main,
             ["run", str(out), "--trials", "200", "--out", str(tmp_path / "b"), "--no-close-dates"],
@@ -140,6 +142,10 @@ def test_calibrate_shows_the_law_and_run_uses_it(tmp_path):
             ["run", str(out), "--trials", "20", "--engine", "numpy", "--out", str(tmp_path / "c")],
         )
     assert on.exit_code == 0 and "timed by their stated close date" in on.output
+    assert (tmp_path / "a" / "close_dates.parquet").is_file()
+    page = (tmp_path / "a" / "report.html").read_text()
+    assert "Stated close dates" in page and "P(won by the date)" in page
+    assert not (tmp_path / "b" / "close_dates.parquet").exists()
     assert off.exit_code == 0 and "close dates off" in off.output
     assert refused.exit_code == 2 and "--no-close-dates" in refused.output
 

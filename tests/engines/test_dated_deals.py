@@ -101,9 +101,13 @@ def test_fast_engine_runs_the_same_dated_kernel():
     assert np.array_equal(won_by_month(sc), won_by_month(sc, "fast"))
 
 
-def test_the_other_engines_refuse_dated_deals():
+def test_the_other_engines_refuse_dated_deals(tmp_path):
     with pytest.raises(InputError, match="stated close dates"):
         won_by_month(dated("2027-01-11"), "numpy")
+    write_scenario(tmp_path / "sc", dated("2027-01-11", n=10))
+    on_disk = load_scenario(tmp_path / "sc", deals_in_memory=False)
+    with pytest.raises(InputError, match="book left on disk"):
+        won_by_month(on_disk)
 
 
 def test_without_the_law_a_close_date_changes_nothing():

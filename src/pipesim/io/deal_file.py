@@ -58,7 +58,7 @@ class DealFile:
         out = DealFile.__new__(DealFile)
         out.__dict__.update(self.__dict__)
         out._funnel = tuple(funnel)
-        out._columns = (*CORE_COLUMNS, *checker.texts, *checker.segments)
+        out._columns = (*CORE_COLUMNS, *checker.texts, *checker.dated, *checker.segments)
         out._totals = (dict(checker.stage_deals), dict(checker.stage_value))
         return out
 
