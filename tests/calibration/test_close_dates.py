@@ -148,6 +148,10 @@ def test_calibrate_shows_the_law_and_run_uses_it(tmp_path):
     assert not (tmp_path / "b" / "close_dates.parquet").exists()
     assert off.exit_code == 0 and "close dates off" in off.output
     assert refused.exit_code == 2 and "--no-close-dates" in refused.output
+    odds = runner.invoke(
+        main, ["run", str(out), "--trials", "20", "--deal-odds", "--out", str(tmp_path / "d")]
+    )
+    assert odds.exit_code == 2 and "--no-close-dates" in odds.output
 
 
 def test_backtest_takes_close_dates_and_the_switch(tmp_path):
