@@ -120,7 +120,6 @@ def run_scenario(
     is then timed by its stage's clocks, its ``close_date`` unused.
     """
     from pipesim import progress
-    from pipesim.prepare.dated_deals import uses_close_dates
     from pipesim.simulation import deal_odds as odds
 
     if threads is not None:
@@ -138,13 +137,6 @@ def run_scenario(
     dropped = no_close_dates and loaded.close_law is not None
     if dropped:
         loaded = loaded.replace(close_law=None)
-    if deal_odds and uses_close_dates(loaded):
-        raise InputError(
-            "deal_odds=True counts each deal's odds on its stage's clocks, but this scenario "
-            "times deals with a close_date by the slippage law (close_dates.parquet): add "
-            "no_close_dates=True to count them both on the clocks.",
-            parameters=("deal_odds", "no_close_dates"),
-        )
     added = 0
     if extend_arrivals:
         loaded, added = carry_arrivals(loaded)

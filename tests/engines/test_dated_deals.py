@@ -156,3 +156,30 @@ def test_bad_law_and_bad_dates_are_refused():
     deals["close_date"] = "someday"
     with pytest.raises(ScenarioError, match="close_date"):
         build(stages_frame([0.5, 0.5, 0.5]), deals)
+
+
+@pytest.mark.parametrize("engine", ["numba", "fast"])
+def test_a_dated_deals_odds_take_the_market_shock_of_its_stage_month(engine):
+    # Every deal in S3 for 5 days (entered in December), p_win 0.6 by the law, the
+    # market's monthly logit shock sd 0.5: a trial's wins are Binomial(N, q), q =
+    # expit(logit 0.6 + 0.5 z) shared by all: mean N m1, variance N (m1 - m2) + N^2 (m2 - m1^2)
+    # (quadrature); 6 months hold the lateness law but ~1e-4 of it.
+    from scipy import integrate, stats
+
+    deals = deals_frame(["S3"] * N, 1000.0, 5.0)
+    deals["close_date"], deals["pushes"] = pd.Timestamp("2027-01-11"), 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pipesim.PipesimWarning)
+        sc = build(
+            stages_frame([0.5, 0.5, 0.5]), deals, horizon_months=6, close_law=law(),
+            market_shock_sd=0.5, calibrated=True,
+        )  # fmt: skip
+    trials = 2_000
+    won = pipesim.simulate(sc, trials=trials, seed=3, engine=engine).won[:, :, 0].sum(axis=1)
+    q = lambda z, k: (1 / (1 + np.exp(-(np.log(1.5) + 0.5 * z)))) ** k * stats.norm.pdf(z)  # noqa: E731
+    m1, m2 = (integrate.quad(q, -12, 12, args=(k,))[0] for k in (1, 2))
+    mean, var = N * m1, N * (m1 - m2) + N**2 * (m2 - m1 * m1)
+    assert abs(won.mean() - mean) < Z * math.sqrt(var / trials)
+    # SE of a sample variance ~ var sqrt(2 / T) (x1.5 for the mixture's tails); without
+    # the shock the variance would be N p (1 - p) = 480, about 1/40 of this one.
+    assert abs(won.var() / var - 1) < Z * math.sqrt(2 / trials) * 1.5

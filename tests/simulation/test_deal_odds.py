@@ -249,3 +249,48 @@ def test_a_book_without_open_deals_gets_an_empty_table(tmp_path):
     assert "Deal odds: no open deal." in res.output
     odds = pd.read_parquet(out / "deal_odds.parquet")
     assert len(odds) == 0 and odds["p_win"].dtype == float and odds["amount"].dtype == float
+
+
+def test_deals_timed_by_their_close_dates_are_counted_on_the_dated_kernels_draws():
+    # Half the book carries a stated close date (law: p_win 0.6, lateness 0..100 days),
+    # half runs on the clocks; the market's odds shock moves both. Summed over deals the
+    # wins are the run's open-deal wins exactly (dated and clocked), the revenue to
+    # float order; a dated deal's median won day falls after its stated date.
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "engines"))
+    from test_dated_deals import law
+
+    deals = deals_frame(["S3"] * 600, 1000.0, 5.0)
+    deals["close_date"] = [pd.Timestamp("2027-01-20")] * 300 + [pd.NaT] * 300
+    deals["pushes"] = 0
+    sc = build(
+        stages_frame([0.5, 0.5, 0.5]), deals, horizon_months=6, close_law=law(),
+        market_shock_sd=0.4, calibrated=True,
+    )  # fmt: skip
+    trials = 300
+    prepared = prepare(sc)
+    assert prepared.dated is not None and prepared.dated.rows == 300
+    shape = (trials, len(prepared.periods), 1)
+    rev, won = np.zeros(shape), np.zeros(shape)
+    no_leads = prepared.arrivals.take(0, 0)
+    numba_engine.accumulate(
+        prepared, prepared.deals, no_leads, 7, 0, rev, won, dated=prepared.dated
+    )
+    odds = deal_odds(sc, trials, seed=7).table
+    months = current_quarter(sc).periods
+    assert np.rint(odds["p_win"] * trials).sum() == won.sum()
+    assert np.rint(odds["p_win_quarter"] * trials).sum() == won[:, months].sum()
+    np.testing.assert_allclose(odds["expected_revenue"].sum(), rev.sum() / trials, rtol=1e-12)
+    dated = odds["close_date"].notna()
+    # The law's p_win 0.6 moved by December's market shock (sd 0.4, logit), one per trial
+    # shared by the 300 (6 months hold all but ~1e-4 of the lateness law): the deals'
+    # mean p_win is the trials' mean share, mean m1 and sd sqrt((v + m1 (1 - m1) / 300) / T),
+    # m1 and v the logit-normal's mean and variance.
+    q = lambda z, k: (1 / (1 + np.exp(-(np.log(1.5) + 0.4 * z)))) ** k * stats.norm.pdf(z)  # noqa: E731
+    m1 = integrate.quad(q, -12, 12, args=(1,))[0]
+    v = integrate.quad(q, -12, 12, args=(2,))[0] - m1 * m1
+    shared = odds.loc[dated, "p_win"].mean()
+    assert abs(shared - m1) < Z * np.sqrt((v + m1 * (1 - m1) / 300) / trials), (shared, m1)
+    assert (odds.loc[dated, "close_p50"] >= pd.Timestamp("2027-01-20")).all()

@@ -116,7 +116,8 @@ def accumulate(
     if dated is not None and dated.rows:
         assert prepared.calendar_day_period is not None
         dated_kernel.simulate_dated(
-            seed_bits(seed), first_trial, *dated, prepared.calendar_day_period,
+            seed_bits(seed), first_trial, deal_shifts(prepared, seed, first_trial, trials),
+            *dated, prepared.calendar_day_period,
             prepared.day_rate, rev, won,
         )  # fmt: skip
     if arrivals.rows:

@@ -7,7 +7,9 @@ from Beta(p n, (1 - p) n), the row's uncertainty, n = p (1 - p) / se²); its row
 its stage's, pushes' and overdue bucket's (:mod:`pipesim.prepare.dated_deals`). A win
 is booked on the stated date plus a lateness drawn from the row's law (quantiles joined
 by straight lines, exponential tail; :mod:`pipesim.scenario.close_law`) conditioned on
-the won date falling on or after as_of. A separate kernel, so that books without close
+the won date falling on or after as_of; its p_win moves by the odds shock of the month
+it entered its stage, as every open deal's (:class:`pipesim.kernels.tables.DealShocks`).
+A separate kernel, so that books without close
 dates run the other kernels' bits unchanged.
 """
 
@@ -22,7 +24,7 @@ from numba import prange
 from pipesim.kernels.jit import jit
 from pipesim.kernels.samplers import beta, exponential
 from pipesim.kernels.streams import branch, derive, to_unit, uniform
-from pipesim.kernels.trial import VALUE_KEY, book, multiplier, trial_state
+from pipesim.kernels.trial import VALUE_KEY, book, multiplier, shifted, trial_state
 
 DATED_DOMAIN = np.uint64(0xDA7EDDA7EDDA7ED0)  # the trial's draw of each law row's p_win
 LATE_KEY = 1_000_007  # a dated win's lateness draw (its stages are 1, 2, ...)
@@ -43,6 +45,7 @@ class DatedTable(NamedTuple):
     value_sigma: np.ndarray  # float64 [deals]: log-sd of the value multiplier
     by: np.ndarray  # int64 [deals]
     fx: np.ndarray  # int64 [deals]
+    shock: np.ndarray  # int64 [deals]: column of the trial's odds shifts (DealShocks)
 
     @property
     def rows(self) -> int:
@@ -75,10 +78,37 @@ def lateness_after(knots: np.ndarray, r: int, tail: float, low: float, v: float)
     return last
 
 
+@jit
+def row_odds(ts: np.uint64, law_p: np.ndarray, law_n: np.ndarray, out: np.ndarray) -> None:
+    """out[r]: trial ``ts``'s p_win of law row r (Beta(p n, (1 - p) n) when n > 0, else p)."""
+    base = derive(ts, DATED_DOMAIN)
+    for r in range(law_p.shape[0]):
+        p = law_p[r]
+        n = law_n[r]
+        if n > 0.0 and 0.0 < p < 1.0:
+            _, p = beta(derive(base, np.uint64(r + 1)), p * n, (1.0 - p) * n)
+        out[r] = p
+
+
+@jit
+def won_day(ds: np.uint64, r: int, due: float, knots: np.ndarray, tail: np.ndarray) -> float:
+    """A dated win's day after as_of: its stated date plus a lateness on or after as_of."""
+    state, v = uniform(branch(ds, LATE_KEY))
+    low = -due  # won on or after as_of
+    if low >= knots[r, knots.shape[1] - 1]:
+        _, e = exponential(state)
+        late = low + tail[r] * e
+    else:
+        late = lateness_after(knots, r, tail[r], low, v)
+    t = due + late
+    return t if t >= 0.0 else 0.0
+
+
 @jit(parallel=True)
 def simulate_dated(
     seed: np.uint64,
     trial0: int,
+    shift: np.ndarray,
     law_p: np.ndarray,
     law_n: np.ndarray,
     law_knots: np.ndarray,
@@ -90,6 +120,7 @@ def simulate_dated(
     value_sigma: np.ndarray,
     by: np.ndarray,
     fx: np.ndarray,
+    shock: np.ndarray,
     day_period: np.ndarray,
     day_rate: np.ndarray,
     out_rev: np.ndarray,
@@ -98,38 +129,23 @@ def simulate_dated(
     """Add the dated deals' wins of trials ``trial0 ..`` to ``out_rev``/``out_won``.
 
     The fields of :class:`DatedTable` in order; ``day_period`` maps each calendar day
-    after as_of to its period. Each trial fills its own row, deals in table order.
+    after as_of to its period. Each trial fills its own row, deals in table order. A
+    deal's p_win moves by its odds shock ``shift[i, shock[d]]`` (the month it entered
+    its stage, as the other open deals'; all 0 without shocks).
     """
     n_trials = out_rev.shape[0]
-    n_rows = law_p.shape[0]
     end = day_period.shape[0]
     last_rate = day_rate.shape[1] - 1
     for i in prange(n_trials):
         ts = trial_state(seed, trial0 + i)
-        base = derive(ts, DATED_DOMAIN)
-        p_row = np.empty(n_rows)
-        for r in range(n_rows):
-            p = law_p[r]
-            n = law_n[r]
-            if n > 0.0 and 0.0 < p < 1.0:
-                _, p = beta(derive(base, np.uint64(r + 1)), p * n, (1.0 - p) * n)
-            p_row[r] = p
+        p_row = np.empty(law_p.shape[0])
+        row_odds(ts, law_p, law_n, p_row)
         for d in range(key.shape[0]):
             ds = derive(ts, key[d])
             r = row[d]
-            if not to_unit(ds) < p_row[r]:
+            if not to_unit(ds) < shifted(p_row[r], shift[i, shock[d]]):
                 continue
-            state, v = uniform(branch(ds, LATE_KEY))
-            low = -due[d]  # won on or after as_of
-            if low >= law_knots[r, law_knots.shape[1] - 1]:
-                _, e = exponential(state)
-                late = low + law_tail[r] * e
-            else:
-                late = lateness_after(law_knots, r, law_tail[r], low, v)
-            t = due[d] + late
-            if t < 0.0:
-                t = 0.0
-            day = int(t)
+            day = int(won_day(ds, r, due[d], law_knots, law_tail))
             if day >= end:
                 continue
             value = amount[d] * multiplier(branch(ds, VALUE_KEY), value_sigma[d])

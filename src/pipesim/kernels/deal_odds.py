@@ -22,9 +22,18 @@ import numpy as np
 from numba import prange
 
 from pipesim.kernels.batch_samplers import time_and_value
+from pipesim.kernels.dated_deals import row_odds, won_day
 from pipesim.kernels.jit import jit
 from pipesim.kernels.streams import branch, derive, to_unit
-from pipesim.kernels.trial import SLIP_KEY, booked, shifted, trial_state, win_probability
+from pipesim.kernels.trial import (
+    SLIP_KEY,
+    VALUE_KEY,
+    booked,
+    multiplier,
+    shifted,
+    trial_state,
+    win_probability,
+)
 
 
 @jit(parallel=True)
@@ -149,3 +158,74 @@ def median_day(counts: np.ndarray, total: int) -> int:
         if 2 * seen >= total:
             return day
     return counts.shape[0] - 1
+
+
+@jit(parallel=True)
+def count_dated_odds(
+    seed: np.uint64,
+    trial0: int,
+    shift: np.ndarray,
+    law_p: np.ndarray,
+    law_n: np.ndarray,
+    law_knots: np.ndarray,
+    law_tail: np.ndarray,
+    key: np.ndarray,
+    row: np.ndarray,
+    due: np.ndarray,
+    amount: np.ndarray,
+    value_sigma: np.ndarray,
+    fx: np.ndarray,
+    shock: np.ndarray,
+    day_period: np.ndarray,
+    day_rate: np.ndarray,
+    in_window: np.ndarray,
+    hist: np.ndarray,
+    out_wins: np.ndarray,
+    out_wins_window: np.ndarray,
+    out_revenue: np.ndarray,
+    out_revenue_window: np.ndarray,
+    out_median_day: np.ndarray,
+) -> None:
+    """:func:`count_deal_odds` for the deals timed by their stated close date.
+
+    The draws of :func:`pipesim.kernels.dated_deals.simulate_dated`, number for number
+    (each trial's law rows' p_win, the deal's uniform and lateness); days are calendar
+    days after as_of (``day_period`` the calendar's). Threads over chunks of
+    ``hist.shape[1]`` deals, ``hist.shape[0]`` at a time; counters as there.
+    """
+    n_trials = shift.shape[0]
+    n_deals = key.shape[0]
+    lanes, chunk = hist.shape[0], hist.shape[1]
+    end = day_period.shape[0]
+    last_rate = day_rate.shape[1] - 1
+    p_row = np.empty((n_trials, law_p.shape[0]))
+    for i in range(n_trials):
+        row_odds(trial_state(seed, trial0 + i), law_p, law_n, p_row[i])
+    n_chunks = (n_deals + chunk - 1) // chunk
+    for wave in range(0, n_chunks, lanes):
+        for lane in prange(min(lanes, n_chunks - wave)):
+            start = (wave + lane) * chunk
+            stop = min(start + chunk, n_deals)
+            hist[lane, :, :] = 0
+            for d in range(start, stop):
+                out_wins[d] = 0
+                out_wins_window[d] = 0
+                out_revenue[d] = 0.0
+                out_revenue_window[d] = 0.0
+                r = row[d]
+                for i in range(n_trials):
+                    ds = derive(trial_state(seed, trial0 + i), key[d])
+                    if not to_unit(ds) < shifted(p_row[i, r], shift[i, shock[d]]):
+                        continue
+                    day = int(won_day(ds, r, due[d], law_knots, law_tail))
+                    if day >= end:
+                        continue
+                    value = amount[d] * multiplier(branch(ds, VALUE_KEY), value_sigma[d])
+                    value *= day_rate[fx[d], min(day, last_rate)]
+                    out_wins[d] += 1
+                    out_revenue[d] += value
+                    hist[lane, d - start, day] += 1
+                    if in_window[day_period[day]]:
+                        out_wins_window[d] += 1
+                        out_revenue_window[d] += value
+                out_median_day[d] = median_day(hist[lane, d - start], out_wins[d])

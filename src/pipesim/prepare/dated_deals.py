@@ -121,6 +121,7 @@ def dated_table(
         value_sigma=value_sigma[clocks.cell],
         by=clocks.by,
         fx=clocks.fx,
+        shock=clocks.shock,
     )
 
 

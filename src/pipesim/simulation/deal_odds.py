@@ -39,10 +39,12 @@ from pandas.api.types import union_categoricals
 from pipesim.engines.numba import deal_shifts
 from pipesim.errors import InputError
 from pipesim.kernels import trial
-from pipesim.kernels.deal_odds import count_deal_odds
+from pipesim.kernels.dated_deals import DatedTable
+from pipesim.kernels.deal_odds import count_dated_odds, count_deal_odds
 from pipesim.kernels.streams import seed_bits
 from pipesim.kernels.tables import DealTable
-from pipesim.prepare.kernel_inputs import DealContext, prepare_context, prepare_deals
+from pipesim.prepare.dated_deals import dated_mask, dated_table
+from pipesim.prepare.kernel_inputs import DealContext, Prepared, prepare_context, prepare_deals
 from pipesim.scenario.calendar import period_bounds
 from pipesim.scenario.keys import deal_keys
 from pipesim.scenario.scenario import DEAL_CHUNK, Scenario
@@ -51,7 +53,8 @@ from pipesim.simulation.quarters import Window, fiscal_windows
 # Engines whose trials are the per-deal kernel's bits (deal odds replay those draws).
 SAME_DRAWS = ("numba", "dask")
 CHUNK = 1024  # deals per lane: a lane's histogram is CHUNK x horizon days
-PLAIN = ("deal_id", "amount", "days_in_stage")  # deal columns kept as they are (others: categories)
+# Deal columns kept as they are (the others: categories).
+PLAIN = ("deal_id", "amount", "days_in_stage", "close_date", "pushes")
 ODDS_COLUMNS = (
     "p_win",
     "p_win_quarter",
@@ -114,42 +117,64 @@ def deal_odds(
     in_window = np.zeros(len(prepared.periods), dtype=np.uint8)
     in_window[window.periods] = 1
     lanes = lanes or 2 * numba.get_num_threads()
-    shown = [c for c in ("deal_id", "stage", *scenario.deal_segments, "amount", "days_in_stage")]
+    law = scenario.close_law
+    dated_cols = [
+        c for c in ("close_date", "pushes") if law is not None and c in scenario.deal_columns
+    ]
+    shown = ["deal_id", "stage", *scenario.deal_segments, "amount", "days_in_stage", *dated_cols]
     columns = list(dict.fromkeys([*context.deal_columns, *shown]))
+    calendar = period_bounds(scenario.as_of, scenario.horizon_months, scenario.fiscal)
+    calendar_days = np.repeat(
+        np.arange(len(calendar) - 1, dtype=np.int64), np.diff(calendar).astype(np.int64)
+    )
     conv: np.ndarray | None = None
+    as_of = np.datetime64(scenario.as_of, "D")
     # The table column by column: each deal column's chunks, the odds filled in place
     # (a whole-table concat would hold the table twice).
     parts: dict[str, list[pd.Series]] = {c: [] for c in shown}
     n = scenario.deal_count
     odds = {c: np.empty(n) for c in ODDS_COLUMNS[:-1]}
     median = np.empty(n, dtype=np.int64)
+    dated = np.zeros(n, dtype=bool)  # timed by the stated close date: median a calendar day
     done = 0
     scratch = 0
     for rows in scenario.deal_chunks(deal_chunk, columns=columns):
-        deals = prepare_deals(context, rows)
-        if conv is None and bool(np.any(deals.survival_ratio != 1.0)):
-            conv = np.empty((trials, funnel.n_cells))
-            trial.trial_conversions(seed_bits(seed), 0, funnel, conv)
-        hist = np.empty(
-            (max(1, min(lanes, -(-deals.rows // chunk))), chunk, len(prepared.day_period)),
-            np.uint32,
-        )
-        scratch = max(scratch, hist.nbytes)
-        counts = _count(context, deals, seed, pwin, conv, shift, in_window, hist)
-        back = np.empty(deals.rows, dtype=np.int64)
-        back[_table_order(rows, deals)] = np.arange(deals.rows)
+        mask = dated_mask(rows, law)
+        counts = np.empty((5, len(rows)))
+        for take in (~mask, mask):
+            if not take.any():
+                continue
+            some = rows[take]
+            deals = prepare_deals(context, some)
+            if take is mask:  # stated close dates: the dated kernel's draws
+                assert law is not None
+                timed = dated_table(some, deals, funnel.value_sigma, law, as_of)
+                hist = _histogram(lanes, chunk, deals.rows, len(calendar_days))
+                found = _count_dated(timed, seed, shift, calendar_days, prepared, in_window, hist)
+            else:
+                if conv is None and bool(np.any(deals.survival_ratio != 1.0)):
+                    conv = np.empty((trials, funnel.n_cells))
+                    trial.trial_conversions(seed_bits(seed), 0, funnel, conv)
+                hist = _histogram(lanes, chunk, deals.rows, len(prepared.day_period))
+                found = _count(context, deals, seed, pwin, conv, shift, in_window, hist)
+            scratch = max(scratch, hist.nbytes)
+            back = np.empty(deals.rows, dtype=np.int64)
+            back[_table_order(some, deals)] = np.arange(deals.rows)
+            counts[:, take] = np.stack([c[back] for c in found])
         for c in shown:
             part = rows[c].reset_index(drop=True)
             # Stages and segments as categories: one Python string per row would cost
             # ~50 bytes a cell on a 10-million-deal book.
             parts[c].append(part if c in PLAIN else part.astype("category"))
-        here = slice(done, done + deals.rows)
-        wins, wins_q, revenue, revenue_q, median[here] = (c[back] for c in counts)
+        here = slice(done, done + len(rows))
+        wins, wins_q, revenue, revenue_q, days = counts
         odds["p_win"][here] = wins / trials
         odds["p_win_quarter"][here] = wins_q / trials
         odds["expected_revenue"][here] = revenue / trials
         odds["expected_revenue_quarter"][here] = revenue_q / trials
-        done += deals.rows
+        median[here] = days.astype(np.int64)
+        dated[here] = mask
+        done += len(rows)
     table = pd.DataFrame(
         {
             c: _joined(parts.pop(c))
@@ -160,7 +185,8 @@ def deal_odds(
     )
     for c, values in odds.items():
         table[c] = values
-    table["close_p50"] = _dates(scenario, prepared.bounds, median)
+    clock_dates = _dates(scenario, prepared.bounds, median)
+    table["close_p50"] = clock_dates.where(~dated, _dates(scenario, calendar, median))
     return DealOdds(
         table=table,
         quarter=window.label,
@@ -197,6 +223,35 @@ def _count(
             prepared.slips,
             prepared.day_rate, in_window, hist, wins, wins_q, revenue, revenue_q, median,
         )  # fmt: skip
+    return wins, wins_q, revenue, revenue_q, median
+
+
+def _histogram(lanes: int, chunk: int, deals: int, days: int) -> np.ndarray:
+    """The won-day histograms of the chunks in flight: lanes x chunk x days (uint32)."""
+    return np.empty((max(1, min(lanes, -(-deals // chunk))), chunk, days), np.uint32)
+
+
+def _count_dated(
+    table: DatedTable,
+    seed: int,
+    shift: np.ndarray,
+    days: np.ndarray,
+    prepared: Prepared,
+    in_window: np.ndarray,
+    hist: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """The five counters of deals timed by their stated close date (the table's order)."""
+    n = table.rows
+    wins = np.zeros(n, dtype=np.int64)
+    wins_q = np.zeros(n, dtype=np.int64)
+    revenue = np.zeros(n)
+    revenue_q = np.zeros(n)
+    median = np.full(n, -1, dtype=np.int64)
+    fields = (*table[:9], table.fx, table.shock)  # all but ``by``
+    count_dated_odds(
+        seed_bits(seed), 0, shift, *fields, days, prepared.day_rate, in_window, hist,
+        wins, wins_q, revenue, revenue_q, median,
+    )  # fmt: skip
     return wins, wins_q, revenue, revenue_q, median
 
 
