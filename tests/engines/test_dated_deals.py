@@ -42,13 +42,16 @@ def law(p=0.6, se=0.0, past=0.5, stages=("S3",)):
     return pd.DataFrame(rows)
 
 
-def dated(close_date, pushes=0, n=N, **kw):
+def dated(close_date, pushes=0, n=N, market_shock_sd=0.0, **kw):
     deals = deals_frame(["S3"] * n, 1000.0)
     deals["close_date"] = close_date
     deals["pushes"] = pushes
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pipesim.PipesimWarning)
-        return build(stages_frame([0.5, 0.5, 0.5]), deals, horizon_months=3, close_law=law(**kw))
+        return build(
+            stages_frame([0.5, 0.5, 0.5]), deals, horizon_months=3, close_law=law(**kw),
+            market_shock_sd=market_shock_sd,
+        )  # fmt: skip
 
 
 def won_by_month(scenario, engine="numba", seed=1):
@@ -106,8 +109,25 @@ def test_the_other_engines_refuse_dated_deals(tmp_path):
         won_by_month(dated("2027-01-11"), "numpy")
     write_scenario(tmp_path / "sc", dated("2027-01-11", n=10))
     on_disk = load_scenario(tmp_path / "sc", deals_in_memory=False)
-    with pytest.raises(InputError, match="book left on disk"):
-        won_by_month(on_disk)
+    with pytest.raises(InputError, match="engine=fast on a book left on disk"):
+        won_by_month(on_disk, "fast")
+
+
+def test_a_book_on_disk_runs_its_dated_deals_with_the_bits_of_the_book_in_memory(tmp_path):
+    # Dated and clocked deals interleaved over chunks of 7: the chunked engine reads the
+    # book twice (clocked deals, then dated ones), as prepare() orders them in memory.
+    from pipesim.engines import chunked
+    from pipesim.engines import numba as numba_engine
+    from pipesim.prepare.kernel_inputs import prepare, prepare_context
+
+    sc = dated([pd.Timestamp("2027-01-11"), pd.NaT] * 25, n=50, market_shock_sd=0.3)
+    write_scenario(tmp_path / "sc", sc)
+    on_disk = load_scenario(tmp_path / "sc", deals_in_memory=False)
+    rev, won = chunked.run(on_disk, prepare_context(on_disk), 64, 9, chunk=7)
+    expected = numba_engine.run(prepare(sc, chunk=7), 64, 9)
+    np.testing.assert_array_equal(rev, expected[0])
+    np.testing.assert_array_equal(won, expected[1])
+    assert won.sum() > 0 and prepare(sc, chunk=7).dated.rows == 25
 
 
 def test_without_the_law_a_close_date_changes_nothing():

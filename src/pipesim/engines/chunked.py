@@ -3,7 +3,9 @@
 Each chunk of deals is read once (``Scenario.deal_chunks``), turned into its
 kernel table (:func:`pipesim.prepare.kernel_inputs.prepare_deals`) and run for every trial,
 in blocks of trials between which progress is reported and Ctrl-C honoured;
-then the arrivals. Every trial adds its deals in the canonical order, then its
+then the deals timed by their stated close dates (the book read a second time, only
+when it has some: the per-deal engine; the fast path refuses them on disk), then the
+arrivals. Every trial adds its deals in the canonical order, then its dated deals, then its
 arrivals, so the arrays are the same bits as :func:`pipesim.engines.numba.run`
 on ``prepare(scenario)`` with the same chunk size (and as
 :func:`pipesim.engines.fast.run` with ``engine="fast"``). Memory: one chunk of deals
@@ -19,8 +21,9 @@ import numpy as np
 
 from pipesim.engines import fast
 from pipesim.engines import numba as numba_engine
+from pipesim.kernels.dated_deals import DatedTable
 from pipesim.kernels.tables import ArrivalTable, DealTable
-from pipesim.prepare.kernel_inputs import DealContext, prepare_deals
+from pipesim.prepare.kernel_inputs import DealContext, dated_part, prepare_deals, with_dated
 from pipesim.progress import Progress
 from pipesim.scenario.scenario import DEAL_CHUNK, Scenario
 
@@ -70,9 +73,12 @@ def run(
     done = 0
     spent = {"read_prepare": 0.0, "simulate": 0.0}
 
-    def one_pass(deals: DealTable, arrivals: ArrivalTable, deal0: int) -> None:
+    def one_pass(
+        deals: DealTable, arrivals: ArrivalTable, deal0: int, dated: DatedTable | None = None
+    ) -> None:
         nonlocal shown, done
         part = dataclasses.replace(prepared, deals=deals, arrivals=arrivals)
+        part = with_dated(part, scenario, dated)
         winners_only = engine == "fast" and deals.rows > 0
         size = (
             fast.block_trials(part, deals.rows) if winners_only else numba_engine.block_trials(part)
@@ -84,7 +90,7 @@ def run(
             if winners_only:
                 fast.accumulate(part, deals, seed, first, r, w, deal0=deal0, window=window)
             else:
-                numba_engine.accumulate(part, deals, arrivals, seed, first, r, w)
+                numba_engine.accumulate(part, deals, arrivals, seed, first, r, w, dated=dated)
             spent["simulate"] += time.perf_counter() - t0
             done += stop - start
             if progress is not None and done // passes > shown:
@@ -92,14 +98,26 @@ def run(
                 shown = done // passes
 
     no_arrivals = prepared.arrivals.take(0, 0)
+    no_deals = prepared.deals.take(0, 0)
+    law = scenario.close_law
+    dated_seen = False
+    deal0 = 0
     t0 = time.perf_counter()
-    for number, rows in enumerate(scenario.deal_chunks(chunk, columns=context.deal_columns)):
+    for rows in scenario.deal_chunks(chunk, columns=context.deal_columns):
+        rows, dated = dated_part(context, rows, law)
+        dated_seen |= dated is not None
         deals = prepare_deals(context, rows)
-        del rows
+        del rows, dated
         spent["read_prepare"] += time.perf_counter() - t0
-        one_pass(deals, no_arrivals, number * chunk)
+        one_pass(deals, no_arrivals, deal0)
+        deal0 += deals.rows
         t0 = time.perf_counter()
-    one_pass(prepared.deals.take(0, 0), prepared.arrivals, 0)
+    if dated_seen:  # then the deals timed by their close dates, read again (as prepare's order)
+        for rows in scenario.deal_chunks(chunk, columns=context.deal_columns):
+            _, dated = dated_part(context, rows, law)
+            if dated is not None:
+                one_pass(no_deals, no_arrivals, 0, dated)
+    one_pass(no_deals, prepared.arrivals, 0)
     if progress is not None and trials > shown:
         progress.update(trials - shown)
     if timings is not None:

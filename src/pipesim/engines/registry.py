@@ -57,7 +57,8 @@ def _local(
     """The per-deal kernel (or the fast path) on this machine's threads, from ``first_trial``."""
     start = time.perf_counter()
     if not scenario.deals_in_memory:
-        refuse_close_dates(scenario, "a book left on disk (more deals than fit one chunk)")
+        if winners_only:
+            refuse_close_dates(scenario, "engine=fast on a book left on disk")
         # A book on disk: one chunk of deals in memory at a time, the same bits.
         from pipesim.engines import chunked
 
@@ -104,8 +105,9 @@ def refuse_close_dates(scenario: Scenario, what: str) -> None:
         return
     raise InputError(
         f"{what} does not simulate deals by their stated close dates (close_dates.parquet and "
-        "deals with a close_date): run engine=numba or engine=fast, or turn the close dates "
-        "off (no_close_dates=True) to time every deal by its stage's clocks.",
+        "deals with a close_date): run engine=numba (or engine=fast on a book in memory), or "
+        "turn the close dates off (no_close_dates=True) to time every deal by its stage's "
+        "clocks.",
         parameters=("engine", "no_close_dates"),
     )
 

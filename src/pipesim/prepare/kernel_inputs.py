@@ -651,20 +651,35 @@ def prepare(scenario: Scenario, by: Sequence[str] = (), *, chunk: int = DEAL_CHU
     :data:`DEAL_CHUNK`; tests pass smaller ones), each sorted by group and stage.
     """
     context = prepare_context(scenario, by)
-    law = scenario.close_law
     parts, dated = [], []
-    as_of = np.datetime64(scenario.as_of, "D")
     for rows in scenario.deal_chunks(chunk, columns=context.deal_columns):
-        mask = dated_deals.dated_mask(rows, law)
-        if mask.any():
-            assert law is not None
-            clocks = prepare_deals(context, rows[mask])
-            sigma = context.prepared.funnel.value_sigma
-            dated.append(dated_deals.dated_table(rows[mask], clocks, sigma, law, as_of))
-            rows = rows[~mask]
+        rows, table = dated_part(context, rows, scenario.close_law)
+        if table is not None:
+            dated.append(table)
         parts.append(prepare_deals(context, rows))
     prepared = dataclasses.replace(context.prepared, deals=DealTable.concat(parts))
-    table = dated_deals.concat(dated)
+    return with_dated(prepared, scenario, dated_deals.concat(dated))
+
+
+def dated_part(
+    context: DealContext, rows: pd.DataFrame, law: pd.DataFrame | None
+) -> tuple[pd.DataFrame, DatedTable | None]:
+    """Split a chunk of deal rows: those on their stage's clocks, and the dated kernel's table.
+
+    The second is None when no row of the chunk is timed by a stated close date.
+    """
+    mask = dated_deals.dated_mask(rows, law)
+    if not mask.any():
+        return rows, None
+    assert law is not None
+    clocks = prepare_deals(context, rows[mask])
+    sigma = context.prepared.funnel.value_sigma
+    as_of = np.datetime64(context.as_of, "D")
+    return rows[~mask], dated_deals.dated_table(rows[mask], clocks, sigma, law, as_of)
+
+
+def with_dated(prepared: Prepared, scenario: Scenario, table: DatedTable | None) -> Prepared:
+    """``prepared`` with the dated deals' table and the calendar's days (unchanged for None)."""
     if table is None:
         return prepared
     calendar = period_bounds(scenario.as_of, scenario.horizon_months, scenario.fiscal)
