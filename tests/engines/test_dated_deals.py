@@ -66,24 +66,27 @@ def check_mean(won: np.ndarray, p: float) -> None:
     assert abs(won.mean() - N * p) < Z * se, (won.mean(), N * p, se)
 
 
-def test_a_deal_due_in_ten_days_wins_on_its_date_plus_the_lateness_law():
+@pytest.mark.parametrize("engine", ["numba", "numpy"])  # the NumPy reference too
+def test_a_deal_due_in_ten_days_wins_on_its_date_plus_the_lateness_law(engine):
     # as_of 2027-01-01, stated 2027-01-11: won in January when the lateness is < 21 days.
-    won = won_by_month(dated("2027-01-11"))
+    won = won_by_month(dated("2027-01-11"), engine)
     p_jan = 0.6 * lateness_cdf(KNOTS, TAIL, 21.0)
     p_feb = 0.6 * (lateness_cdf(KNOTS, TAIL, 49.0) - lateness_cdf(KNOTS, TAIL, 21.0))
     check_mean(won[:, 0], p_jan)
     check_mean(won[:, 1], p_feb)
 
 
-def test_more_pushes_take_their_own_row():
-    won = won_by_month(dated("2027-01-11", pushes=5))  # 3+: p_win 0.6 / 4
+@pytest.mark.parametrize("engine", ["numba", "numpy"])  # the NumPy reference too
+def test_more_pushes_take_their_own_row(engine):
+    won = won_by_month(dated("2027-01-11", pushes=5), engine)  # 3+: p_win 0.6 / 4
     check_mean(won.sum(axis=1), 0.15 * lateness_cdf(KNOTS, TAIL, 90.0 - 10.0))
 
 
-def test_an_overdue_deal_wins_later_and_on_its_own_odds():
+@pytest.mark.parametrize("engine", ["numba", "numpy"])  # the NumPy reference too
+def test_an_overdue_deal_wins_later_and_on_its_own_odds(engine):
     # Stated 2026-12-02: 30 days past at as_of, the 8-30 days row (p_win 0.6 x 0.5);
     # the lateness is conditioned on >= 30 days (won on or after as_of).
-    won = won_by_month(dated("2026-12-02"))
+    won = won_by_month(dated("2026-12-02"), engine)
     p = 0.3
     base = lateness_cdf(KNOTS, TAIL, 30.0)
     jan = (lateness_cdf(KNOTS, TAIL, 61.0) - base) / (1.0 - base)
@@ -92,10 +95,11 @@ def test_an_overdue_deal_wins_later_and_on_its_own_odds():
     check_mean(won.sum(axis=1), p * horizon)
 
 
-def test_beyond_the_last_quantile_the_tail_has_no_memory():
+@pytest.mark.parametrize("engine", ["numba", "numpy"])  # the NumPy reference too
+def test_beyond_the_last_quantile_the_tail_has_no_memory(engine):
     # 120 days past (beyond p90 = 90): lateness = 120 + Exp(10): P(won in January) =
     # P(Exp(10) < 31) = 1 - exp(-3.1).
-    won = won_by_month(dated("2026-09-03"))
+    won = won_by_month(dated("2026-09-03"), engine)
     check_mean(won[:, 0], 0.3 * (1.0 - math.exp(-31.0 / TAIL)))
 
 
@@ -105,8 +109,6 @@ def test_fast_engine_runs_the_same_dated_kernel():
 
 
 def test_the_other_engines_refuse_dated_deals(tmp_path):
-    with pytest.raises(InputError, match="stated close dates"):
-        won_by_month(dated("2027-01-11"), "numpy")
     write_scenario(tmp_path / "sc", dated("2027-01-11", n=10))
     on_disk = load_scenario(tmp_path / "sc", deals_in_memory=False)
     with pytest.raises(InputError, match="engine=fast on a book left on disk"):
@@ -141,13 +143,14 @@ def test_without_the_law_a_close_date_changes_nothing():
     assert np.array_equal(ra, rb)
 
 
-def test_parameter_uncertainty_widens_the_trials():
+@pytest.mark.parametrize("engine", ["numba", "numpy"])  # the NumPy reference too
+def test_parameter_uncertainty_widens_the_trials(engine):
     # p_win drawn per trial from Beta (mean p, sd se); stated 12 days before as_of, a deal
     # is won in the horizon (90 days) with chance p c, c = P(L < 102 | L >= 12). The
     # count's variance: N E[pc (1 - pc)] + N^2 c^2 se^2 (~62^2, against ~22^2 without).
     # Over 400 trials the sample sd is within ~3.5% (sqrt(1 / 2n)); Z of those.
     p, se = 0.6, 0.03
-    won = won_by_month(dated("2026-12-20", se=se, past=1.0)).sum(axis=1)
+    won = won_by_month(dated("2026-12-20", se=se, past=1.0), engine).sum(axis=1)
     base = lateness_cdf(KNOTS, TAIL, 12.0)
     c = (lateness_cdf(KNOTS, TAIL, 102.0) - base) / (1.0 - base)
     var = N * (p * c - c * c * (p * p + se * se)) + N * N * c * c * se * se
@@ -178,7 +181,7 @@ def test_bad_law_and_bad_dates_are_refused():
         build(stages_frame([0.5, 0.5, 0.5]), deals)
 
 
-@pytest.mark.parametrize("engine", ["numba", "fast"])
+@pytest.mark.parametrize("engine", ["numba", "fast", "numpy"])
 def test_a_dated_deals_odds_take_the_market_shock_of_its_stage_month(engine):
     # Every deal in S3 for 5 days (entered in December), p_win 0.6 by the law, the
     # market's monthly logit shock sd 0.5: a trial's wins are Binomial(N, q), q =

@@ -24,6 +24,7 @@ from pipesim.kernels.tables import (
     FunnelTable,
 )
 from pipesim.prepare.kernel_inputs import Prepared
+from pipesim.scenario.close_law import LATENESS_LEVELS
 
 _MAX_CELLS = 2_000_000  # trials x deals held at once
 
@@ -195,11 +196,13 @@ def _shift(p: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.where(inside, 1.0 / (1.0 + np.exp(-np.where(inside, y, 0.0))), p)
 
 
-def _deal_shift(prepared: Prepared, paths: tuple[np.ndarray, np.ndarray], back: int) -> np.ndarray:
-    """[trial, deal] the open deals' logit shifts: their stage-entry month's shocks."""
-    shocks, deals = prepared.deal_shocks, prepared.deals
+def _deal_shift(
+    prepared: Prepared, column: np.ndarray, paths: tuple[np.ndarray, np.ndarray], back: int
+) -> np.ndarray:
+    """[trial, deal] open deals' logit shifts: their stage-entry month's shocks (``column``s)."""
+    shocks = prepared.deal_shocks
     n_cols = len(shocks.seg_key)
-    ago, g = deals.shock // n_cols, deals.shock % n_cols
+    ago, g = column // n_cols, column % n_cols
     col = back - ago
     x = shocks.market_sd[0] * paths[0][:, col]
     own = g > 0
@@ -208,6 +211,63 @@ def _deal_shift(prepared: Prepared, paths: tuple[np.ndarray, np.ndarray], back: 
         seg = np.searchsorted(keys, shocks.seg_key[g[own]])
         x[:, own] += shocks.own_sd[g[own]] * paths[1][:, seg, col[own]]
     return x
+
+
+def _lateness(knots: np.ndarray, tail: float, low: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Lateness at uniforms ``u`` of one law row, conditioned on lateness >= ``low``.
+
+    The law: quantiles ``knots`` at :data:`LATENESS_LEVELS` joined by straight lines,
+    above the last an exponential tail of mean ``tail`` (by inversion of its cdf).
+    """
+    levels = np.array(LATENESS_LEVELS)
+    last, top = knots[-1], levels[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cdf = np.where(
+            low <= last,
+            np.interp(low, knots, levels),
+            1.0 - (1.0 - top) * np.exp(-(low - last) / tail),
+        )
+    w = cdf + (1.0 - cdf) * u
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tail_part = last - tail * np.log((1.0 - w) / (1.0 - top))
+    return np.maximum(np.where(w <= top, np.interp(w, levels, knots), tail_part), low)
+
+
+def _dated(
+    prepared: Prepared,
+    rng: np.random.Generator,
+    tb: int,
+    odds_paths: tuple[np.ndarray, np.ndarray] | None,
+    rev: np.ndarray,
+    won: np.ndarray,
+) -> None:
+    """Add the deals timed by their stated close dates (the dated kernel's law) to rev/won."""
+    dated = prepared.dated
+    assert dated is not None and prepared.calendar_day_period is not None
+    p_row = np.broadcast_to(dated.law_p, (tb, dated.law_p.size)).copy()
+    n = dated.law_n
+    fuzzy = (n > 0) & (dated.law_p > 0) & (dated.law_p < 1)
+    if fuzzy.any():  # each law row's p_win drawn once per trial
+        p, m = dated.law_p[fuzzy], n[fuzzy]
+        p_row[:, fuzzy] = rng.beta(p * m, (1 - p) * m, size=(tb, int(fuzzy.sum())))
+    p_deal = p_row[:, dated.row]
+    if odds_paths is not None:
+        p_deal = _shift(p_deal, _deal_shift(prepared, dated.shock, odds_paths, MONTHS_BACK))
+    wt, wd = np.nonzero(rng.random(p_deal.shape) < p_deal)
+    late = np.empty(wd.size)
+    u = rng.random(wd.size)
+    low = -dated.due[wd]
+    for r in np.unique(dated.row[wd]):
+        at = dated.row[wd] == r
+        late[at] = _lateness(dated.law_knots[r], dated.law_tail[r], low[at], u[at])
+    t = np.maximum(dated.due[wd] + late, 0.0)
+    sig = dated.value_sigma[wd]
+    value = dated.amount[wd] * np.exp(sig * rng.standard_normal(wd.size) - 0.5 * sig**2)
+    value = value * _at_rate(prepared.day_rate, dated.fx[wd], np.floor(t))
+    calendar = np.concatenate([[0], np.cumsum(np.bincount(prepared.calendar_day_period))]).astype(
+        np.float64
+    )
+    _book(rev, won, wt, t, value, dated.by[wd], calendar, np.zeros((3, 0)), rng)
 
 
 def _shocked_leads(rng: np.random.Generator, arrivals: ArrivalTable, tb: int) -> np.ndarray:
@@ -273,7 +333,8 @@ def run(
                 p_deal[:, aged] = odds * later
             if prepared.deal_shocks.active:  # the month each entered its stage moves its odds
                 odds_paths = _shock_normals(rng, arrivals, tb, MONTHS_BACK)
-                p_deal = _shift(p_deal, _deal_shift(prepared, odds_paths, MONTHS_BACK))
+                shift = _deal_shift(prepared, deals.shock, odds_paths, MONTHS_BACK)
+                p_deal = _shift(p_deal, shift)
             wins = rng.random((tb, n_deals)) < p_deal
             wt, wd = np.nonzero(wins)
             gs = gs_of[wd]
@@ -288,6 +349,12 @@ def run(
             # Converted at the won day's rate, not at the (slipped) booking date.
             value = value * _at_rate(prepared.day_rate, deals.fx[wd], t)
             _book(r_rev, r_won, wt, t, value, deal_by[wd], bounds, prepared.slips, rng)
+
+        # Deals timed by their stated close dates: the law's odds, date plus lateness.
+        if prepared.dated is not None and prepared.dated.rows:
+            if odds_paths is None and prepared.deal_shocks.active:
+                odds_paths = _shock_normals(rng, arrivals, tb, MONTHS_BACK)
+            _dated(prepared, rng, tb, odds_paths, r_rev, r_won)
 
         # New leads: every lead drawn, walked through the funnel stage by stage.
         if lam.size:

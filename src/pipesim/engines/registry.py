@@ -128,7 +128,6 @@ def _numpy(
 ) -> tuple[Prepared, np.ndarray, np.ndarray]:
     from pipesim.engines import numpy as numpy_engine
 
-    refuse_close_dates(scenario, "engine=numpy")
     start = time.perf_counter()
     prepared = prepare(scenario, by)
     timings["prepare"] = time.perf_counter() - start
