@@ -139,7 +139,16 @@ def test_calibrate_shows_the_law_and_run_uses_it(tmp_path):
         )
         refused = runner.invoke(
             main,
-            ["run", str(out), "--trials", "20", "--engine", "dask", "--out", str(tmp_path / "c")],
+            [
+                "run",
+                str(out),
+                "--trials",
+                "20",
+                "--engine",
+                "dask-fast",
+                "--out",
+                str(tmp_path / "c"),
+            ],
         )
     assert on.exit_code == 0 and "timed by their stated close date" in on.output
     assert (tmp_path / "a" / "close_dates.parquet").is_file()

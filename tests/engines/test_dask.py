@@ -152,6 +152,33 @@ def test_open_deals_odds_shocks_give_the_local_bits_on_the_cluster(cluster, demo
         )
 
 
+def test_deals_timed_by_their_close_dates_give_the_local_bits_on_the_cluster(cluster, tmp_path):
+    # Dated and clocked deals interleaved over chunks of 7, odds shocks on: after every
+    # chunk's clocked deals a step per chunk adds its dated ones, sent from here or read
+    # by the workers from the folder (shared storage), as prepare() orders them.
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_dated_deals import dated
+
+    from pipesim.io.scenario_folder import load_scenario, write_scenario
+
+    _, client = cluster
+    sc = dated([pd.Timestamp("2027-01-11"), pd.NaT, pd.NaT] * 10, n=30, market_shock_sd=0.3)
+    write_scenario(tmp_path / "sc", sc)
+    expected = local_engine.run(prepare(sc, chunk=7), 96, 4)
+    for book in (sc, load_scenario(tmp_path / "sc")):
+        client.run(dask_worker.reset)
+        rev, won = dask_engine.run(
+            book, prepare_context(book), 96, 4, client=client, shard=40, deal_chunk=7
+        )
+        np.testing.assert_array_equal(rev, expected[0])
+        np.testing.assert_array_equal(won, expected[1])
+    stats = _worker_stats(client)
+    assert _total(stats, "path") > 0  # the folder's deals read by the workers
+    assert prepare(sc, chunk=7).dated.rows == 10 and won.sum() > 0
+
+
 def test_a_book_on_disk_changed_since_loading_is_a_clear_error(cluster, demo_copy):
     _, client = cluster
     book = pipesim.load_scenario(demo_copy, deals_in_memory=False, chunk=CHUNK)

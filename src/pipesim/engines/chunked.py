@@ -78,7 +78,7 @@ def run(
     ) -> None:
         nonlocal shown, done
         part = dataclasses.replace(prepared, deals=deals, arrivals=arrivals)
-        part = with_dated(part, scenario, dated)
+        part = with_dated(part, dated)
         winners_only = engine == "fast" and deals.rows > 0
         size = (
             fast.block_trials(part, deals.rows) if winners_only else numba_engine.block_trials(part)
@@ -99,12 +99,11 @@ def run(
 
     no_arrivals = prepared.arrivals.take(0, 0)
     no_deals = prepared.deals.take(0, 0)
-    law = scenario.close_law
     dated_seen = False
     deal0 = 0
     t0 = time.perf_counter()
     for rows in scenario.deal_chunks(chunk, columns=context.deal_columns):
-        rows, dated = dated_part(context, rows, law)
+        rows, dated = dated_part(context, rows)
         dated_seen |= dated is not None
         deals = prepare_deals(context, rows)
         del rows, dated
@@ -114,7 +113,7 @@ def run(
         t0 = time.perf_counter()
     if dated_seen:  # then the deals timed by their close dates, read again (as prepare's order)
         for rows in scenario.deal_chunks(chunk, columns=context.deal_columns):
-            _, dated = dated_part(context, rows, law)
+            _, dated = dated_part(context, rows)
             if dated is not None:
                 one_pass(no_deals, no_arrivals, 0, dated)
     one_pass(no_deals, prepared.arrivals, 0)

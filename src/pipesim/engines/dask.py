@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 
 from pipesim.errors import ClusterError, MissingDependencyError, PipesimError, install_hint
-from pipesim.prepare.kernel_inputs import DealContext, prepare_deals
+from pipesim.prepare.dated_deals import uses_close_dates
+from pipesim.prepare.kernel_inputs import DealContext, dated_part, prepare_deals
 from pipesim.progress import Progress
 from pipesim.scenario.scenario import DEAL_CHUNK, Scenario
 
@@ -216,12 +217,23 @@ def run(
         book = client.scatter(context, broadcast=True, hash=False)
         futures.append(book)
         tables: list[Any] = [None] * len(chunks)
+        dated_tables: list[Any] = [None] * len(chunks)
+        # Steps: every chunk's deals on their clocks, then (when the book has some) every
+        # chunk's deals timed by their stated close dates, as prepare() orders them.
+        dated = uses_close_dates(scenario)
+        plan = [(c, False) for c in range(len(chunks))]
+        plan += [(c, True) for c in range(len(chunks))] if dated else []
 
         def send(c: int) -> None:
-            """Chunk c's kernel table from here to the worker that runs it."""
-            table = prepare_deals(context, scenario.deal_rows(*chunks[c], context.deal_columns))
+            """Chunk c's kernel tables from here to the worker that runs it."""
+            rows = scenario.deal_rows(*chunks[c], context.deal_columns)
+            rows, timed = dated_part(context, rows)
+            table = prepare_deals(context, rows)
             tables[c] = client.scatter([table], hash=False, workers=where(0, c))[0]
             futures.append(tables[c])
+            if timed is not None:
+                dated_tables[c] = client.scatter([timed], hash=False, workers=where(0, c))[0]
+                futures.append(dated_tables[c])
 
         if source is None:  # each chunk to one worker, never the whole book to all
             for c in range(len(chunks)):
@@ -237,24 +249,26 @@ def run(
             """Block b's steps, chunk after chunk; earlier chunks first on every worker."""
             first, count = blocks[b]
             steps: list[Any] = []
-            for c, rows in enumerate(chunks):
-                key = f"pipesim-step-{token}-{b}-{c}-{tries[b]}"
+            for s, (c, timed) in enumerate(plan):
+                key = f"pipesim-step-{token}-{b}-{s}-{tries[b]}"
                 previous = steps[-1] if steps else None
+                table = dated_tables[c] if timed else tables[c]
                 steps.append(
                     client.submit(
                         dask_worker.step,
-                        *(book, token, source, rows, tables[c], seed, first, count),
+                        *(book, token, source, chunks[c], table, seed, first, count),
                         previous,
-                        c == len(chunks) - 1,
+                        s == len(plan) - 1,
                         winners_only,
+                        timed,
                         key=key,
                         pure=False,
-                        priority=-c,
+                        priority=-s,
                         workers=where(b, c),
                         allow_other_workers=True,
                     )
                 )
-                step_of[key] = (b, c, tries[b])
+                step_of[key] = (b, s, tries[b])
             futures.extend(steps)
             return steps
 
@@ -271,7 +285,7 @@ def run(
                 continue  # a step of a chain given up
             cancelled = future.status == "cancelled"
             result = None
-            if not cancelled and c == len(chunks) - 1:
+            if not cancelled and c == len(plan) - 1:
                 try:
                     result = future.result()
                 except CancelledError:
@@ -287,7 +301,11 @@ def run(
                     book = client.scatter(context, broadcast=True, hash=False)
                     futures.append(book)
                 where = _placement(sorted(client.ncores()), len(chunks))
-                lost = [c for c, t in enumerate(tables) if t is not None and t.status != "finished"]
+                lost = [
+                    c
+                    for c, (t, d) in enumerate(zip(tables, dated_tables, strict=True))
+                    if any(x is not None and x.status != "finished" for x in (t, d))
+                ]
                 for c in lost:
                     send(c)
                 if lost:
@@ -302,14 +320,14 @@ def run(
                     "run again.",
                 )
             first, count = blocks[b]
-            if c == len(chunks) - 1:
+            if c == len(plan) - 1:
                 r, w = result if result is not None else future.result()
                 rev[first : first + count] = r
                 won[first : first + count] = w
             elif future.status != "finished":
                 future.result()  # raises the step's error
             future.release()
-            share = count * (c + 1) // len(chunks)
+            share = count * (c + 1) // len(plan)
             if progress is not None and share > credited[b]:
                 progress.update(share - credited[b])
                 credited[b] = share

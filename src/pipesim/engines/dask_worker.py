@@ -26,13 +26,13 @@ from pipesim.engines import fast
 from pipesim.engines import numba as numba_engine
 from pipesim.errors import InputError, PipesimError
 from pipesim.kernels.tables import DealTable
-from pipesim.prepare.kernel_inputs import DealContext, prepare_deals
+from pipesim.prepare.kernel_inputs import DealContext, dated_part, prepare_deals, with_dated
 
 CHUNK_CACHE = 3  # prepared deal chunks kept per worker (least recently used dropped)
 
 _LOCK = threading.RLock()
 _FILES: dict[tuple[str, tuple], Any] = {}  # (deals.parquet, footprint) -> DealFile
-_CHUNKS: OrderedDict[tuple, DealTable] = OrderedDict()  # (run, file, rows) -> kernel table
+_CHUNKS: OrderedDict[tuple, Any] = OrderedDict()  # (run, file, rows, dated) -> kernel table
 # What this worker process did, for tests and diagnosis: the most deal rows read
 # at once (max_read) and held prepared at once (max_held, the cache), and how many
 # steps got their deals from the file (path) or scattered by the client.
@@ -72,9 +72,16 @@ def _deal_file(path: str, print_: tuple) -> Any:
     return _FILES[key]
 
 
-def _read_chunk(context: DealContext, run: str, path: str, print_: tuple, rows: tuple) -> DealTable:
-    """The kernel table of deal rows ``rows`` read from the file (cached, LRU)."""
-    key = (run, path, print_, rows)
+def _read_chunk(
+    context: DealContext, run: str, path: str, print_: tuple, rows: tuple, dated: bool = False
+) -> Any:
+    """The kernel table of deal rows ``rows`` read from the file (cached, LRU).
+
+    With ``dated`` the table of the rows timed by their stated close dates (a
+    :class:`~pipesim.kernels.dated_deals.DatedTable`, None for none), else the
+    table of the others (all rows without a slippage law).
+    """
+    key = (run, path, print_, rows, dated)
     if key in _CHUNKS:
         _CHUNKS.move_to_end(key)
         return _CHUNKS[key]
@@ -82,10 +89,11 @@ def _read_chunk(context: DealContext, run: str, path: str, print_: tuple, rows: 
         _CHUNKS.popitem(last=False)
     frame = _deal_file(path, print_).rows(*rows, context.deal_columns)
     STATS["max_read"] = max(STATS["max_read"], len(frame))
-    table = prepare_deals(context, frame)
-    del frame
+    clocked, timed = dated_part(context, frame)
+    table = timed if dated else prepare_deals(context, clocked)
+    del frame, clocked
     _CHUNKS[key] = table
-    _note_held(sum(t.rows for t in _CHUNKS.values()))
+    _note_held(sum(t.rows for t in _CHUNKS.values() if t is not None))
     return table
 
 
@@ -115,6 +123,7 @@ def step(
     partial: tuple[np.ndarray, np.ndarray] | None,
     last: bool,
     winners_only: bool = False,
+    dated: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Trials ``first .. first + count``: ``partial`` plus the deals of rows ``rows``.
 
@@ -140,16 +149,19 @@ def step(
     winners_only : bool
         Simulate the chunk's deals with the fast path (:mod:`pipesim.engines.fast`)
         instead of the per-deal kernel: the bits of ``--engine fast`` on the same chunks.
+    dated : bool
+        Add the chunk's deals timed by their stated close dates (the dated kernel),
+        not those on their stage's clocks; ``deals`` is then their table (None: none).
     """
     prepared = context.prepared
     with _LOCK:
         if source is not None:
-            table = _read_chunk(context, run, source[0], source[1], rows)
+            table = _read_chunk(context, run, source[0], source[1], rows, dated)
             STATS["path"] += 1
         else:
-            assert deals is not None
+            assert deals is not None or dated
             table = deals
-            _note_held(table.rows)
+            _note_held(0 if table is None else table.rows)
             STATS["scattered"] += 1
         shape = (count, len(prepared.periods), 1 + len(prepared.by_values))
         if partial is None:
@@ -157,13 +169,17 @@ def step(
         else:
             rev, won = partial[0].copy(), partial[1].copy()
         numba.set_num_threads(_threads())
-        if winners_only:
+        nothing = prepared.arrivals.take(0, 0)
+        no_deals = prepared.deals.take(0, 0)
+        if dated:
+            if table is not None:
+                part = with_dated(prepared, table)
+                numba_engine.accumulate(part, no_deals, nothing, seed, first, rev, won, dated=table)
+        elif winners_only:
             fast.accumulate(prepared, table, seed, first, rev, won, deal0=rows[0])
         else:
-            nothing = prepared.arrivals.take(0, 0)
             numba_engine.accumulate(prepared, table, nothing, seed, first, rev, won)
         if last:
-            no_deals = prepared.deals.take(0, 0)
             numba_engine.accumulate(prepared, no_deals, prepared.arrivals, seed, first, rev, won)
         return rev, won
 

@@ -151,7 +151,8 @@ def _dask(
 ) -> tuple[Prepared, np.ndarray, np.ndarray]:
     from pipesim.engines import dask
 
-    refuse_close_dates(scenario, "the dask engines")
+    if winners_only:
+        refuse_close_dates(scenario, "engine=dask-fast")
     start = time.perf_counter()
     context = prepare_context(scenario, by)
     timings["prepare"] = time.perf_counter() - start

@@ -130,6 +130,8 @@ class DealContext:
     # The arrivals' segment columns and segment -> column of DealShocks (own odds shocks).
     shock_columns: tuple[str, ...] = ()
     shock_segments: dict[str, int] = dataclasses.field(default_factory=dict)
+    # The slippage law of deals with a stated close date (None: every deal on its clocks).
+    close_law: pd.DataFrame | None = None
 
 
 Factor = tuple[np.ndarray, list]  # (code per row, value per code)
@@ -346,6 +348,7 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
             labels, scenario.rush_slips, scenario.month_slips, scenario.fiscal.year_start
         ),
         deal_shocks=shocks,
+        calendar_day_period=None if scenario.close_law is None else _days(calendar),
     )
     return DealContext(
         prepared=prepared,
@@ -374,6 +377,7 @@ def prepare_context(scenario: Scenario, by: Sequence[str] = ()) -> DealContext:
         deal_source=(scenario.path and f"{scenario.path}/deals.parquet") or "deals table",
         shock_columns=shock_columns,
         shock_segments=shock_segments,
+        close_law=scenario.close_law,
     )
 
 
@@ -653,21 +657,21 @@ def prepare(scenario: Scenario, by: Sequence[str] = (), *, chunk: int = DEAL_CHU
     context = prepare_context(scenario, by)
     parts, dated = [], []
     for rows in scenario.deal_chunks(chunk, columns=context.deal_columns):
-        rows, table = dated_part(context, rows, scenario.close_law)
+        rows, table = dated_part(context, rows)
         if table is not None:
             dated.append(table)
         parts.append(prepare_deals(context, rows))
     prepared = dataclasses.replace(context.prepared, deals=DealTable.concat(parts))
-    return with_dated(prepared, scenario, dated_deals.concat(dated))
+    return with_dated(prepared, dated_deals.concat(dated))
 
 
-def dated_part(
-    context: DealContext, rows: pd.DataFrame, law: pd.DataFrame | None
-) -> tuple[pd.DataFrame, DatedTable | None]:
+def dated_part(context: DealContext, rows: pd.DataFrame) -> tuple[pd.DataFrame, DatedTable | None]:
     """Split a chunk of deal rows: those on their stage's clocks, and the dated kernel's table.
 
-    The second is None when no row of the chunk is timed by a stated close date.
+    The second is None when no row of the chunk is timed by a stated close date
+    (``context.close_law``).
     """
+    law = context.close_law
     mask = dated_deals.dated_mask(rows, law)
     if not mask.any():
         return rows, None
@@ -678,18 +682,17 @@ def dated_part(
     return rows[~mask], dated_deals.dated_table(rows[mask], clocks, sigma, law, as_of)
 
 
-def with_dated(prepared: Prepared, scenario: Scenario, table: DatedTable | None) -> Prepared:
-    """``prepared`` with the dated deals' table and the calendar's days (unchanged for None)."""
+def with_dated(prepared: Prepared, table: DatedTable | None) -> Prepared:
+    """``prepared`` with the dated deals' table, and a note (unchanged for None)."""
     if table is None:
         return prepared
-    calendar = period_bounds(scenario.as_of, scenario.horizon_months, scenario.fiscal)
-    days = np.repeat(
-        np.arange(len(calendar) - 1, dtype=np.int64), np.diff(calendar).astype(np.int64)
-    )
     note = (
         f"close dates: {table.rows:,} deal(s) timed by their stated close date and the "
         "slippage law (close_dates.parquet); the others by their stage's clocks"
     )
-    return dataclasses.replace(
-        prepared, dated=table, calendar_day_period=days, notes=(*prepared.notes, note)
-    )
+    return dataclasses.replace(prepared, dated=table, notes=(*prepared.notes, note))
+
+
+def _days(bounds: np.ndarray) -> np.ndarray:
+    """Each whole day's period, from the periods' bounds in days."""
+    return np.repeat(np.arange(len(bounds) - 1, dtype=np.int64), np.diff(bounds).astype(np.int64))
