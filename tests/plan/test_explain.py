@@ -185,6 +185,26 @@ def test_close_date_moves_are_pushed_or_pulled_in(snaps, tmp_path):
         assert moved.loc[step, "deals"] == 0 and moved.loc[step, "delta_mean"] == 0.0
 
 
+def test_a_changed_slippage_law_moves_only_the_parameters_step(snaps, tmp_path):
+    # The same dated deals in both snapshots; NEW's close_dates.parquet halves p_win.
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "engines"))
+    from test_dated_deals import law
+
+    old = _copy(snaps / NEW, tmp_path / "old")
+    new = _copy(snaps / NEW, tmp_path / "new")
+    stages = tuple(pd.read_parquet(old / "stages.parquet")["stage"])
+    for folder, p in ((old, 0.6), (new, 0.3)):
+        _edit(folder, "scenario", lambda s: s.assign(format_version=FORMAT_VERSION))
+        _edit(folder, "deals", lambda d: d.assign(close_date=pd.Timestamp("2017-06-20").date()))
+        law(p=p, stages=stages).to_parquet(folder / "close_dates.parquet")
+    moved = _explain(old, new, tmp_path / "out").set_index("step")
+    assert moved.loc["parameters", "delta_mean"] < 0
+    others = [s for s in STEPS if s != "parameters"]
+    assert (moved.loc[others, "delta_mean"] == 0.0).all(), moved
+
+
 def test_different_funnels_exit_2_naming_the_stages(snaps, tmp_path):
     new = _copy(snaps / NEW, tmp_path / "new")
     rename = {"Demo": "Meeting"}

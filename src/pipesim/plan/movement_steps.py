@@ -31,7 +31,8 @@ STEP_COLUMNS = {
     "pulled_in": ("close_date", "pushes"),
     "amount": ("amount", "currency"),
 }
-# Scenario settings of the ``parameters`` step (conversions, clocks, leads, shocks, rates).
+# Scenario settings of the ``parameters`` step (conversions, clocks, leads, shocks, rates,
+# the slippage law of stated close dates).
 PARAMETER_FIELDS = (
     "stages",
     "arrivals",
@@ -42,6 +43,7 @@ PARAMETER_FIELDS = (
     "market_leads_shock_sd",
     "shock_persistence",
     "fx",
+    "close_law",
 )
 
 
