@@ -9,9 +9,9 @@ lead rate and the slippage law; nothing of the truth) and forecasts the next cal
 month and quarter twice on common random numbers: with the close dates, and with the
 stage's clocks alone (the switch off). The truth is the revenue won in those months.
 
-Measured (30 histories, 400 trials): mean CRPS 1 month 4,173 with close dates against
-4,775 with the clocks alone; quarter 6,729 against 7,913 (paired differences -602 ± 394
-and -1,184 ± 489 standard error: the test asks only that the mean is lower). Coverage of the P10-P90
+Measured (30 histories, 400 trials): mean CRPS 1 month 4,183 with close dates against
+4,775 with the clocks alone; quarter 6,695 against 7,913 (paired differences -591 ± 395
+and -1,219 ± 488 standard error: the test asks only that the mean is lower). Coverage of the P10-P90
 band with close dates: 23/30 (1 month) and 26/30 (quarter); the test passes when the
 95% binomial interval of each overlaps 70-90%.
 """
