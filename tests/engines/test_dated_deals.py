@@ -206,3 +206,14 @@ def test_a_dated_deals_odds_take_the_market_shock_of_its_stage_month(engine):
     # SE of a sample variance ~ var sqrt(2 / T) (x1.5 for the mixture's tails); without
     # the shock the variance would be N p (1 - p) = 480, about 1/40 of this one.
     assert abs(won.var() / var - 1) < Z * math.sqrt(2 / trials) * 1.5
+
+
+def test_healths_stage_flows_walk_the_dated_deals_on_their_clocks():
+    # The flows count stage entries: a deal with a stated date is walked on its stage's
+    # clocks there, not left out (every deal of this book is dated).
+    from pipesim.simulation.stage_flows import simulate_flows
+
+    sc = dated("2027-01-11", n=200)
+    walked = simulate_flows(sc, 50, 3).entered
+    assert walked[:, :, -1, 0].sum() > 0  # Won entries
+    np.testing.assert_array_equal(walked, simulate_flows(sc.replace(close_law=None), 50, 3).entered)

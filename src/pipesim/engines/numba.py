@@ -87,6 +87,9 @@ def accumulate(
     funnel = prepared.funnel
     pwin = np.empty((trials, funnel.n_cells))
     trial.trial_win_probabilities(seed_bits(seed), first_trial, funnel, pwin)
+    dated_rows = dated is not None and dated.rows > 0
+    if deals.rows or dated_rows:  # the open deals' odds shocks, once for both kernels
+        shift = deal_shifts(prepared, seed, first_trial, trials)
     if deals.rows:
         funnel_args = funnel.timing()
         deal_args = (deals.key, deals.cell, deals.amount, deals.age, deals.by, deals.strip)
@@ -100,7 +103,6 @@ def accumulate(
             rev,
             won,
         )
-        shift = deal_shifts(prepared, seed, first_trial, trials)
         if clocked(deals):  # some deals' odds depend on their age: the two-clock kernel
             conv = trial_conversions(seed, first_trial, prepared, trials, True)
             per_deal.simulate_deals_two_clocks(
@@ -113,11 +115,10 @@ def accumulate(
                 seed_bits(seed), first_trial, odds, *funnel_args, *deal_args[:2], odds_of,
                 *deal_args[2:], *rest,
             )  # fmt: skip
-    if dated is not None and dated.rows:
-        assert prepared.calendar_day_period is not None
+    if dated_rows:
+        assert dated is not None and prepared.calendar_day_period is not None
         dated_kernel.simulate_dated(
-            seed_bits(seed), first_trial, deal_shifts(prepared, seed, first_trial, trials),
-            *dated, prepared.calendar_day_period,
+            seed_bits(seed), first_trial, shift, *dated, prepared.calendar_day_period,
             prepared.day_rate, rev, won,
         )  # fmt: skip
     if arrivals.rows:

@@ -104,6 +104,33 @@ def won_day(ds: np.uint64, r: int, due: float, knots: np.ndarray, tail: np.ndarr
     return t if t >= 0.0 else 0.0
 
 
+@jit
+def dated_win(
+    ds: np.uint64,
+    p: float,
+    r: int,
+    due: float,
+    knots: np.ndarray,
+    tail: np.ndarray,
+    amount: float,
+    value_sigma: float,
+    fx: int,
+    day_rate: np.ndarray,
+    end: int,
+) -> tuple[int, float]:
+    """A dated deal's (won day, booked value) on stream ``ds`` at odds ``p``; day -1: no win.
+
+    No win when its uniform is not below ``p`` or its won day is ``end`` or later.
+    """
+    if not to_unit(ds) < p:
+        return -1, 0.0
+    day = int(won_day(ds, r, due, knots, tail))
+    if day >= end:
+        return -1, 0.0
+    value = amount * multiplier(branch(ds, VALUE_KEY), value_sigma)
+    return day, value * day_rate[fx, min(day, day_rate.shape[1] - 1)]
+
+
 @jit(parallel=True)
 def simulate_dated(
     seed: np.uint64,
@@ -135,19 +162,16 @@ def simulate_dated(
     """
     n_trials = out_rev.shape[0]
     end = day_period.shape[0]
-    last_rate = day_rate.shape[1] - 1
     for i in prange(n_trials):
         ts = trial_state(seed, trial0 + i)
         p_row = np.empty(law_p.shape[0])
         row_odds(ts, law_p, law_n, p_row)
         for d in range(key.shape[0]):
-            ds = derive(ts, key[d])
             r = row[d]
-            if not to_unit(ds) < shifted(p_row[r], shift[i, shock[d]]):
-                continue
-            day = int(won_day(ds, r, due[d], law_knots, law_tail))
-            if day >= end:
-                continue
-            value = amount[d] * multiplier(branch(ds, VALUE_KEY), value_sigma[d])
-            value *= day_rate[fx[d], min(day, last_rate)]
-            book(out_rev, out_won, i, day_period[day], by[d], value)
+            p = shifted(p_row[r], shift[i, shock[d]])
+            day, value = dated_win(
+                derive(ts, key[d]), p, r, due[d], law_knots, law_tail, amount[d],
+                value_sigma[d], fx[d], day_rate, end,
+            )  # fmt: skip
+            if day >= 0:
+                book(out_rev, out_won, i, day_period[day], by[d], value)

@@ -22,14 +22,12 @@ import numpy as np
 from numba import prange
 
 from pipesim.kernels.batch_samplers import time_and_value
-from pipesim.kernels.dated_deals import row_odds, won_day
+from pipesim.kernels.dated_deals import dated_win, row_odds
 from pipesim.kernels.jit import jit
 from pipesim.kernels.streams import branch, derive, to_unit
 from pipesim.kernels.trial import (
     SLIP_KEY,
-    VALUE_KEY,
     booked,
-    multiplier,
     shifted,
     trial_state,
     win_probability,
@@ -197,7 +195,6 @@ def count_dated_odds(
     n_deals = key.shape[0]
     lanes, chunk = hist.shape[0], hist.shape[1]
     end = day_period.shape[0]
-    last_rate = day_rate.shape[1] - 1
     p_row = np.empty((n_trials, law_p.shape[0]))
     for i in range(n_trials):
         row_odds(trial_state(seed, trial0 + i), law_p, law_n, p_row[i])
@@ -214,14 +211,13 @@ def count_dated_odds(
                 out_revenue_window[d] = 0.0
                 r = row[d]
                 for i in range(n_trials):
-                    ds = derive(trial_state(seed, trial0 + i), key[d])
-                    if not to_unit(ds) < shifted(p_row[i, r], shift[i, shock[d]]):
+                    p = shifted(p_row[i, r], shift[i, shock[d]])
+                    day, value = dated_win(
+                        derive(trial_state(seed, trial0 + i), key[d]), p, r, due[d], law_knots,
+                        law_tail, amount[d], value_sigma[d], fx[d], day_rate, end,
+                    )  # fmt: skip
+                    if day < 0:
                         continue
-                    day = int(won_day(ds, r, due[d], law_knots, law_tail))
-                    if day >= end:
-                        continue
-                    value = amount[d] * multiplier(branch(ds, VALUE_KEY), value_sigma[d])
-                    value *= day_rate[fx[d], min(day, last_rate)]
                     out_wins[d] += 1
                     out_revenue[d] += value
                     hist[lane, d - start, day] += 1

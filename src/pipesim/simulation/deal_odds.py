@@ -43,8 +43,13 @@ from pipesim.kernels.dated_deals import DatedTable
 from pipesim.kernels.deal_odds import count_dated_odds, count_deal_odds
 from pipesim.kernels.streams import seed_bits
 from pipesim.kernels.tables import DealTable
-from pipesim.prepare.dated_deals import dated_mask, dated_table
-from pipesim.prepare.kernel_inputs import DealContext, Prepared, prepare_context, prepare_deals
+from pipesim.prepare.kernel_inputs import (
+    DealContext,
+    Prepared,
+    dated_part,
+    prepare_context,
+    prepare_deals,
+)
 from pipesim.scenario.calendar import period_bounds
 from pipesim.scenario.keys import deal_keys
 from pipesim.scenario.scenario import DEAL_CHUNK, Scenario
@@ -124,11 +129,7 @@ def deal_odds(
     shown = ["deal_id", "stage", *scenario.deal_segments, "amount", "days_in_stage", *dated_cols]
     columns = list(dict.fromkeys([*context.deal_columns, *shown]))
     calendar = period_bounds(scenario.as_of, scenario.horizon_months, scenario.fiscal)
-    calendar_days = np.repeat(
-        np.arange(len(calendar) - 1, dtype=np.int64), np.diff(calendar).astype(np.int64)
-    )
     conv: np.ndarray | None = None
-    as_of = np.datetime64(scenario.as_of, "D")
     # The table column by column: each deal column's chunks, the odds filled in place
     # (a whole-table concat would hold the table twice).
     parts: dict[str, list[pd.Series]] = {c: [] for c in shown}
@@ -139,27 +140,30 @@ def deal_odds(
     done = 0
     scratch = 0
     for rows in scenario.deal_chunks(deal_chunk, columns=columns):
-        mask = dated_mask(rows, law)
+        clocked, timed = dated_part(context, rows)
+        mask = ~rows.index.isin(clocked.index)  # the rows timed by their stated close date
         counts = np.empty((5, len(rows)))
         for take in (~mask, mask):
             if not take.any():
                 continue
             some = rows[take]
-            deals = prepare_deals(context, some)
-            if take is mask:  # stated close dates: the dated kernel's draws
-                assert law is not None
-                timed = dated_table(some, deals, funnel.value_sigma, law, as_of)
-                hist = _histogram(lanes, chunk, deals.rows, len(calendar_days))
-                found = _count_dated(timed, seed, shift, calendar_days, prepared, in_window, hist)
+            if timed is not None and take is mask:  # the dated kernel's draws
+                days = prepared.calendar_day_period
+                assert days is not None
+                keys = timed.key
+                hist = _histogram(lanes, chunk, timed.rows, len(days))
+                found = _count_dated(timed, seed, shift, days, prepared, in_window, hist)
             else:
+                deals = prepare_deals(context, some)
                 if conv is None and bool(np.any(deals.survival_ratio != 1.0)):
                     conv = np.empty((trials, funnel.n_cells))
                     trial.trial_conversions(seed_bits(seed), 0, funnel, conv)
+                keys = deals.key
                 hist = _histogram(lanes, chunk, deals.rows, len(prepared.day_period))
                 found = _count(context, deals, seed, pwin, conv, shift, in_window, hist)
             scratch = max(scratch, hist.nbytes)
-            back = np.empty(deals.rows, dtype=np.int64)
-            back[_table_order(some, deals)] = np.arange(deals.rows)
+            back = np.empty(keys.size, dtype=np.int64)
+            back[_table_order(some, keys)] = np.arange(keys.size)
             counts[:, take] = np.stack([c[back] for c in found])
         for c in shown:
             part = rows[c].reset_index(drop=True)
@@ -262,11 +266,11 @@ def _joined(parts: list[pd.Series]) -> pd.Series:
     return pd.concat(parts, ignore_index=True)
 
 
-def _table_order(rows: pd.DataFrame, deals: DealTable) -> np.ndarray:
-    """order[j]: the row of ``rows`` that is row j of its kernel table (keys are unique)."""
+def _table_order(rows: pd.DataFrame, table_keys: np.ndarray) -> np.ndarray:
+    """order[j]: the row of ``rows`` that is row j of a kernel table of keys ``table_keys``."""
     keys = deal_keys(rows["deal_id"])
     pos = np.argsort(keys, kind="stable")
-    return pos[np.searchsorted(keys[pos], deals.key)]
+    return pos[np.searchsorted(keys[pos], table_keys)]
 
 
 def _dates(scenario: Scenario, clock: np.ndarray, day: np.ndarray) -> pd.Series:

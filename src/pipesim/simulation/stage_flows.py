@@ -36,6 +36,10 @@ def simulate_flows(scenario: Scenario, trials: int, seed: int, by: Sequence[str]
     check_seed(seed)
     from pipesim.kernels import stage_flows
 
+    # Every open deal walks its stages: a deal with a stated close date is walked on its
+    # stage's clocks here (the slippage law times its win, not its stage entries).
+    if scenario.close_law is not None:
+        scenario = scenario.replace(close_law=None)
     prepared = prepare(scenario, by)
     n_periods = len(prepared.periods)
     n_stages = len(scenario.funnel)
