@@ -27,7 +27,7 @@ figure.chart svg{width:100%;height:auto;display:block}
 figcaption{font-weight:600;margin:4px 8px}
 .table{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;background:#fff;font-size:.85em;margin:8px 0}
-th,td{border:1px solid #d8dee4;padding:4px 8px;overflow-wrap:anywhere}
+th,td{border:1px solid #d8dee4;padding:4px 8px;overflow-wrap:break-word}
 th{background:#eef3f8;text-align:left}td:first-child{min-width:11ch}
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .note{color:#57606a;font-size:.85em}
